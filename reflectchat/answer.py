@@ -1,0 +1,50 @@
+"""An answer assembled from channel events: what `ask --json`, the store and the UI keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reflectchat.reflection import Channel, ChannelEvent, EventKind
+
+
+@dataclass
+class Answer:
+    """Thinking (reflections removed), each reflection, output, and the exact raw model text."""
+
+    thinking: str = ""
+    reflections: list[str] = field(default_factory=list)
+    output: str = ""
+    raw: str = ""
+
+    def add_raw(self, piece: str) -> None:
+        self.raw += piece
+
+    def apply(self, event: ChannelEvent) -> None:
+        if event.channel is Channel.REFLECTION:
+            if event.kind is EventKind.OPEN:
+                self.reflections.append("")
+            elif event.kind is EventKind.TEXT:
+                self.reflections[-1] += event.text
+        elif event.kind is EventKind.TEXT:
+            name = event.channel.value
+            current = getattr(self, name)
+            if current and self._section_starts[event.channel]:
+                current += "\n\n"
+            self._section_starts[event.channel] = False
+            setattr(self, name, current + event.text)
+        elif event.kind is EventKind.OPEN:
+            self._section_starts[event.channel] = True
+
+    def to_dict(self, finish_reason: str, stats: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "thinking": self.thinking.strip(),
+            "reflections": [r.strip() for r in self.reflections],
+            "output": self.output.strip(),
+            "raw": self.raw,
+            "finish_reason": finish_reason,
+            "stats": stats,
+        }
+
+    def __post_init__(self) -> None:
+        self._section_starts = {Channel.THINKING: False, Channel.OUTPUT: False}

@@ -1,0 +1,70 @@
+"""Checks on a GGUF path before and after llama.cpp tries it, for errors a user can act on."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reflectchat.engine.errors import EngineError
+
+_SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+_RAW_PART = re.compile(r"\.gguf\.part\d+of\d+$")
+
+
+def shard_paths(path: Path) -> list[Path]:
+    """Every file of a model: the file itself, or all shards of a gguf-split model."""
+    m = _SHARD.match(path.name)
+    if not m:
+        return [path]
+    if int(m["index"]) != 1:
+        first = path.with_name(f"{m['stem']}-00001-of-{m['count']}.gguf")
+        raise EngineError(f"{path.name} is shard {int(m['index'])} of a split model; "
+                          f"pass the first shard instead: {first}")
+    count = int(m["count"])
+    return [path.with_name(f"{m['stem']}-{i:05d}-of-{m['count']}.gguf")
+            for i in range(1, count + 1)]
+
+
+def check_before_load(path: Path) -> None:
+    """Cheap checks: the file exists, every shard is there, and each starts like a GGUF."""
+    if _RAW_PART.search(path.name):
+        raise EngineError(f"{path.name} is one byte-split part, not a loadable GGUF; join the parts "
+                          f"first: cat {path.name.rsplit('.part', 1)[0]}.part* > "
+                          f"{path.name.rsplit('.part', 1)[0]}")
+    if not path.exists():
+        raise EngineError(f"Model file not found: {path}")
+    if path.is_dir():
+        raise EngineError(f"{path} is a folder; pass the .gguf file inside it")
+    shards = shard_paths(path)
+    for i, shard in enumerate(shards, start=1):
+        if not shard.exists():
+            raise EngineError(f"Shard {i} of {len(shards)} is missing: {shard} "
+                              "(keep every shard of a split model in the same folder)")
+        with shard.open("rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":
+            raise EngineError(f"{shard} is not a GGUF model file "
+                              f"(it starts with {magic!r}, not b'GGUF')")
+
+
+def diagnose_load_failure(path: Path) -> str:
+    """Why llama.cpp refused a file that passed `check_before_load`, as one sentence."""
+    import gguf
+
+    for shard in shard_paths(path):
+        try:
+            reader = gguf.GGUFReader(shard)
+        except (ValueError, IndexError, OSError) as exc:
+            return (f"{shard} is truncated or corrupt (its GGUF header does not match its "
+                    f"{shard.stat().st_size:,} bytes: {exc}); download it again")
+        end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
+        if end > shard.stat().st_size:
+            return (f"{shard} is truncated: it holds {shard.stat().st_size:,} bytes but its header "
+                    f"describes {end:,}; download it again")
+        arch = reader.fields.get("general.architecture")
+        if arch is not None:
+            name = bytes(arch.parts[arch.data[0]]).decode(errors="replace")
+            return (f"llama.cpp could not load {path.name} (architecture '{name}'): the file may "
+                    "be damaged, its architecture unsupported by this llama.cpp build, or memory "
+                    "short for the requested GPU layers")
+    return f"llama.cpp could not load {path.name}"

@@ -1,0 +1,247 @@
+"""The in-process backend: a GGUF model run by llama.cpp through llama-cpp-python.
+
+We run our own token loop over `Llama.generate` instead of `create_chat_completion`, because
+the library's streaming drops special tokens (the tags of Reflection GGUFs) and long pieces;
+see `pieces.py`. The loop stops on any end-of-generation token, checks the stop event between
+tokens, and can abort a long prompt evaluation through llama.cpp's abort callback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.errors import EngineError
+from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
+from reflectchat.engine.llama_log import capture_llama_log, recent_errors
+from reflectchat.engine.pieces import PieceDecoder
+
+KV_CACHE_TYPES = {
+    "f32": llama_cpp.GGML_TYPE_F32,
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q5_1": llama_cpp.GGML_TYPE_Q5_1,
+    "q5_0": llama_cpp.GGML_TYPE_Q5_0,
+    "q4_1": llama_cpp.GGML_TYPE_Q4_1,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+    "iq4_nl": llama_cpp.GGML_TYPE_IQ4_NL,
+}
+_UNQUANTIZED = {"f32", "f16"}
+_THINK_OPENERS = ("<think>", "<thinking>")
+# Used only when a GGUF carries no chat template of its own.
+_FALLBACK_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What a 70B user tunes to fit a model: see DOMAIN.md §4-5."""
+
+    n_gpu_layers: int = 0  # -1: all layers
+    n_ctx: int = 4096
+    n_batch: int = 512
+    flash_attn: bool = False
+    type_k: str = "f16"
+    type_v: str = "f16"
+    tensor_split: tuple[float, ...] | None = None
+    n_threads: int | None = None
+    use_mmap: bool = True
+    use_mlock: bool = False
+
+    def check(self) -> None:
+        for name in (self.type_k, self.type_v):
+            if name not in KV_CACHE_TYPES:
+                raise EngineError(f"Unknown KV cache type '{name}'; choose one of "
+                                  f"{', '.join(KV_CACHE_TYPES)}")
+        if self.type_v not in _UNQUANTIZED and not self.flash_attn:
+            raise EngineError(f"A quantized V cache ({self.type_v}) needs flash attention; "
+                              "turn flash attention on or keep the V cache at f16")
+        if self.n_ctx < 16:
+            raise EngineError(f"A context of {self.n_ctx} tokens is too small; use at least 16")
+
+
+class LlamaEngine:
+    """A loaded GGUF model. Not thread-safe: run one generation at a time."""
+
+    name = "llama.cpp"
+
+    def __init__(self, model_path: Path | str, settings: EngineSettings | None = None) -> None:
+        self.path = Path(model_path).expanduser()
+        self.settings = settings or EngineSettings()
+        self.settings.check()
+        check_before_load(self.path)
+        capture_llama_log()
+        recent_errors.clear()
+        s = self.settings
+        try:
+            self._llm = llama_cpp.Llama(
+                str(self.path),
+                n_gpu_layers=s.n_gpu_layers,
+                n_ctx=s.n_ctx,
+                n_batch=s.n_batch,
+                flash_attn=s.flash_attn,
+                type_k=KV_CACHE_TYPES[s.type_k],
+                type_v=KV_CACHE_TYPES[s.type_v],
+                tensor_split=list(s.tensor_split) if s.tensor_split else None,
+                n_threads=s.n_threads,
+                use_mmap=s.use_mmap,
+                use_mlock=s.use_mlock,
+                verbose=False,
+            )
+        except ValueError as exc:
+            if "context" in str(exc):
+                raise EngineError(
+                    f"Not enough memory for a {s.n_ctx:,}-token context with this model; "
+                    "try a smaller context (--ctx) or fewer GPU layers"
+                ) from None
+            said = f" (llama.cpp: {recent_errors[-1]})" if recent_errors else ""
+            raise EngineError(diagnose_load_failure(self.path) + said) from None
+        vocab = self._llm._model.vocab
+        self._vocab = vocab
+        self._template = Jinja2ChatFormatter(
+            template=self._llm.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE,
+            eos_token=self._token_text(self._llm.token_eos()),
+            bos_token=self._token_text(self._llm.token_bos()),
+        )
+
+    @property
+    def n_ctx(self) -> int:
+        return self._llm.n_ctx()
+
+    @property
+    def n_layers(self) -> int:
+        return llama_cpp.llama_model_n_layer(self._llm._model.model)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self._llm.metadata)
+
+    def _token_text(self, token: int) -> str:
+        return self._llm._model.token_get_text(token) if token >= 0 else ""
+
+    def render_prompt(self, messages: list[ChatMessage]) -> str:
+        try:
+            return self._template(
+                messages=[{"role": m.role, "content": m.content} for m in messages]
+            ).prompt
+        except Exception as exc:  # Jinja errors of any kind, raised by the model's template
+            raise EngineError(f"The model's chat template failed on this conversation: {exc}") \
+                from None
+
+    def tokenize(self, prompt: str) -> list[int]:
+        bos = self._token_text(self._llm.token_bos())
+        add_bos = llama_cpp.llama_vocab_get_add_bos(self._vocab) and not (
+            bos and prompt.startswith(bos)
+        )
+        return self._llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        sampling: Sampling,
+        cancel: threading.Event | None = None,
+    ) -> LlamaGeneration:
+        prompt = self.render_prompt(messages)
+        return LlamaGeneration(
+            self, self.tokenize(prompt), sampling, cancel or threading.Event(),
+            prefilled_thinking=prompt.rstrip().endswith(_THINK_OPENERS),
+        )
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+class LlamaGeneration:
+    """One streaming answer: iterate for text pieces, then read `stats`."""
+
+    def __init__(self, engine: LlamaEngine, tokens: list[int], sampling: Sampling,
+                 cancel: threading.Event, prefilled_thinking: bool) -> None:
+        self._engine = engine
+        self._tokens = tokens
+        self._sampling = sampling
+        self._cancel = cancel
+        self.prefilled_thinking = prefilled_thinking
+        self.stats = GenerationStats(prompt_tokens=len(tokens))
+
+    def __iter__(self) -> Iterator[str]:
+        engine, stats, sampling = self._engine, self.stats, self._sampling
+        room = engine.n_ctx - len(self._tokens)
+        if room <= 0:
+            stats.finish_reason = FinishReason.ERROR
+            stats.error = (f"The conversation is {len(self._tokens):,} tokens, which fills the "
+                           f"{engine.n_ctx:,}-token context; start a new chat or raise --ctx")
+            return
+        limit = min(sampling.max_tokens or room, room)
+        llm = engine._llm
+        if sampling.seed is not None:
+            llm.set_seed(sampling.seed)
+        decoder = PieceDecoder(engine._vocab)
+        is_eog = llama_cpp.llama_vocab_is_eog
+        start = time.perf_counter()
+        first = None
+        stats.finish_reason = FinishReason.LENGTH
+        abort = _AbortOnEvent(llm, self._cancel)
+        try:
+            tokens = llm.generate(
+                self._tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
+                temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
+            )
+            for token in tokens:
+                if first is None:
+                    first = time.perf_counter()
+                    abort.release()
+                if self._cancel.is_set():
+                    stats.finish_reason = FinishReason.CANCELLED
+                    break
+                if is_eog(engine._vocab, token):
+                    stats.finish_reason = FinishReason.STOP
+                    break
+                stats.completion_tokens += 1
+                text = decoder.decode(token)
+                if text:
+                    yield text
+                if stats.completion_tokens >= limit:
+                    break
+        except RuntimeError as exc:
+            if self._cancel.is_set():
+                stats.finish_reason = FinishReason.CANCELLED
+            else:
+                stats.finish_reason = FinishReason.ERROR
+                stats.error = f"llama.cpp failed while generating: {exc}"
+        finally:
+            abort.release()
+        tail = decoder.flush()
+        if tail:
+            yield tail
+        end = time.perf_counter()
+        stats.total_s = end - start
+        if first is not None:
+            stats.time_to_first_token_s = first - start
+            if stats.completion_tokens > 1 and end > first:
+                stats.tokens_per_second = (stats.completion_tokens - 1) / (end - first)
+
+
+class _AbortOnEvent:
+    """Lets a stop request interrupt a long prompt evaluation inside llama.cpp."""
+
+    def __init__(self, llm: llama_cpp.Llama, cancel: threading.Event) -> None:
+        self._ctx = llm._ctx.ctx
+        self._callback = llama_cpp.ggml_abort_callback(lambda _data: cancel.is_set())
+        llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
+        self._active = True
+
+    def release(self) -> None:
+        """Drop the callback once decoding starts: the token loop checks the event itself."""
+        if self._active:
+            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
+            self._active = False
+
