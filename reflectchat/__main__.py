@@ -1,0 +1,5 @@
+import sys
+
+from reflectchat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""Command line entry point. Heavy libraries (llama_cpp, rich) load only inside commands, so
+`reflectchat --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+FORMATS = ("reflection", "think", "plain", "auto")
+KV_TYPES = ("f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
+
+
+def _version() -> str:
+    try:
+        return version("reflectchat")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown"
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--model", metavar="PATH_OR_ID",
+                   help="a GGUF file (first shard of a split one) or a catalog model id")
+    m.add_argument("--quant", metavar="Q", help="quantization of a catalog model, e.g. Q4_K_M")
+    m.add_argument("--demo", action="store_true",
+                   help="use the built-in demo model (also the default with no --model)")
+    m.add_argument("--format", choices=FORMATS,
+                   help="how the model marks reasoning (default: the catalog's, else auto)")
+    r = p.add_argument_group("runtime")
+    r.add_argument("--gpu-layers", type=int, metavar="N",
+                   help="layers to offload to the GPU, -1 for all (default: all when this "
+                        "llama.cpp build can offload, else 0)")
+    r.add_argument("--ctx", type=int, metavar="N",
+                   help="context size in tokens (default: 8192, capped at the model's)")
+    r.add_argument("--flash-attn", action="store_true", help="use flash attention")
+    r.add_argument("--cache-type-k", choices=KV_TYPES, default="f16", help="KV cache type for K")
+    r.add_argument("--cache-type-v", choices=KV_TYPES, default="f16",
+                   help="KV cache type for V (quantized types need --flash-attn)")
+    r.add_argument("--tensor-split", metavar="A,B,...",
+                   help="share of the model per GPU, e.g. 3,1")
+    r.add_argument("--threads", type=int, metavar="N", help="CPU threads")
+    r.add_argument("--no-mmap", action="store_true", help="read the model into memory")
+    r.add_argument("--mlock", action="store_true", help="lock the model in RAM")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reflectchat",
+        description="Chat with a local reasoning model and see its thinking, reflections "
+                    "and output.",
+    )
+    parser.add_argument("--version", action="version", version=f"reflectchat {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ask = sub.add_parser("ask", help="ask one question and stream the answer (no UI)",
+                         description="Ask one question and stream the thinking, reflections "
+                                     "and output to the terminal.")
+    ask.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
+    _add_model_options(ask)
+    g = ask.add_argument_group("answer")
+    g.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    g.add_argument("--max-tokens", type=int, metavar="N", help="stop after N answer tokens")
+    g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
+    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "ask":
+        from reflectchat.ask import run_ask
+
+        return run_ask(args)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

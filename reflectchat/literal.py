@@ -1,0 +1,14 @@
+"""Model output is untrusted: make control characters visible instead of letting the terminal
+act on them (ANSI escape sequences, carriage returns, bells, C1 controls)."""
+
+from __future__ import annotations
+
+_VISIBLE = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\n\t"}
+_VISIBLE[0x7F] = 0x2421
+_VISIBLE.update({c: f"\\x{c:02x}" for c in range(0x80, 0xA0)})
+
+
+def visible(text: str) -> str:
+    """`text` with every control character but newline and tab shown as a visible symbol
+    (ESC as ␛, CR as ␍) or, for C1 controls, as a `\\x9b`-style escape."""
+    return text.replace("\r\n", "\n").translate(_VISIBLE)

@@ -1,0 +1,67 @@
+"""Which GGUF to run, and with which tag format, system prompt and sampling defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reflectchat.catalog import CatalogError, CatalogModel, Quant, load_catalog
+from reflectchat.engine.base import Sampling
+from reflectchat.reflection import TagFormat
+
+DEMO_PROMPT_FROM = "reflection-llama-3.1-70b"  # the demo plays this model's part
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    path: Path
+    label: str
+    tag_format: TagFormat
+    system_prompt: str
+    sampling: Sampling
+    context_length: int | None = None  # None: unknown until loaded
+    is_demo: bool = False
+
+
+def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoice:
+    """`--demo` or no model: the demo; an existing file or a .gguf path: that file;
+    otherwise a catalog id, found in the Hugging Face cache."""
+    if demo or not model:
+        from reflectchat.demo import DEMO_CONTEXT, demo_model_path
+
+        reflection = load_catalog().get(DEMO_PROMPT_FROM)
+        return ModelChoice(demo_model_path(), "demo model (replays recorded answers)",
+                           TagFormat.REFLECTION, reflection.system_prompt, reflection.sampling,
+                           DEMO_CONTEXT, is_demo=True)
+    path = Path(model).expanduser()
+    if path.exists() or path.suffix == ".gguf":
+        return ModelChoice(path, path.name, TagFormat.AUTO, "", Sampling())
+    entry = load_catalog().get(model)
+    chosen = entry.quant(quant) if quant else _first_downloaded(entry)
+    return ModelChoice(_cached_path(entry, chosen), f"{entry.name} {chosen.name}", entry.format,
+                       entry.system_prompt, entry.sampling, entry.context_length)
+
+
+def _cached_file(repo: str, filename: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _cached_path(entry: CatalogModel, quant: Quant) -> Path:
+    paths = [_cached_file(entry.repo, f) for f in quant.files]
+    if all(paths):
+        return paths[0]
+    folder = quant.files[0].rpartition("/")[0]
+    what = f'--include "{folder}/*"' if folder else " ".join(quant.files)
+    raise CatalogError(f"{entry.id} {quant.name} is not downloaded ({quant.size / 1e9:.1f} GB); "
+                       f"fetch it with: hf download {entry.repo} {what}")
+
+
+def _first_downloaded(entry: CatalogModel) -> Quant:
+    for quant in entry.quants:
+        if all(_cached_file(entry.repo, f) for f in quant.files):
+            return quant
+    raise CatalogError(f"No quant of {entry.id} is downloaded yet; choose one with --quant "
+                       f"({', '.join(q.name for q in entry.quants)})")

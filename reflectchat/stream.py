@@ -1,0 +1,24 @@
+"""One path from a backend's text pieces to channel events: used by `ask`, the UI and bench."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from reflectchat.answer import Answer
+from reflectchat.engine.base import Generation
+from reflectchat.reflection import ChannelEvent, ReflectionParser, TagFormat
+
+
+def channel_events(
+    generation: Generation, tag_format: TagFormat, answer: Answer
+) -> Iterator[ChannelEvent]:
+    """Parse the generation live, recording raw text and events into `answer`."""
+    parser = ReflectionParser(tag_format, prefilled=generation.prefilled_thinking)
+    for piece in generation:
+        answer.add_raw(piece)
+        for event in parser.feed(piece):
+            answer.apply(event)
+            yield event
+    for event in parser.finish():
+        answer.apply(event)
+        yield event
