@@ -26,6 +26,7 @@ BOS, EOS = "<s>", "</s>"
 TURN, END_TURN = "<|turn|>", "<|end_turn|>"
 _LOGIT = 8.0  # times sqrt(n_embd) after the final RMS norm: a gap no sampler crosses
 _HEAD_DIM = 64
+_N_TENSORS = 12
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _spm(text: str) -> str:
     return text.replace(" ", "\u2581")
 
 
-_WORD = re.compile(r"\s*\S+|\s+")
+_WORD = re.compile(r"\s*\S+\s*|\s+")
 
 
 def _fresh_chunks(text: str, vocab: _Vocab) -> list[str]:
@@ -118,11 +119,12 @@ def _fresh_chunks(text: str, vocab: _Vocab) -> list[str]:
     pos = 0
     while pos < len(text):
         start = pos + _WORD.match(text, pos).end() - pos
-        ends = (end for end in range(start, len(text) + 1) if _spm(text[pos:end]) not in vocab.index)
+        ends = (e for e in range(start, len(text) + 1) if _spm(text[pos:e]) not in vocab.index)
         end = next(ends, None)
         chunk = text[pos:end] if end else chunks.pop() + text[pos:] if chunks else text[pos:]
         if _spm(chunk) in vocab.index:
-            raise ValueError(f"cannot cut {text!r} into unused chunks")
+            raise ValueError(f"cannot cut {text!r} into unused chunks: each token text occurs "
+                             "once, so vary the text or join it to the text beside it")
         vocab.add(_spm(chunk), gguf.TokenType.NORMAL)
         chunks.append(chunk)
         pos = end or len(text)
@@ -149,9 +151,11 @@ def write_scripted_gguf(
     template: str | None = None,
     context_length: int = 4096,
     name: str = "reflectchat scripted model",
+    shards: int = 1,
 ) -> Path:
     """Write the GGUF to `path` (atomically) and return it. Without a template, the prompt
-    always ends with the first script's trigger."""
+    always ends with the first script's trigger. With `shards` > 1 it writes a gguf-split model
+    (`NAME-00001-of-0000N.gguf`, ...) beside `path` and returns the first shard."""
     vocab = _Vocab()
     for text, kind in [("<unk>", gguf.TokenType.UNKNOWN), (BOS, gguf.TokenType.CONTROL),
                        (EOS, gguf.TokenType.CONTROL), (TURN, gguf.TokenType.CONTROL),
@@ -165,11 +169,10 @@ def write_scripted_gguf(
         for a, b in zip(chain, chain[1:]):
             vocab.link(a, b)
     template = template or chat_template([], scripts[0].trigger)
-    _write(Path(path), vocab, template, context_length, name)
-    return Path(path)
+    return _write(Path(path), vocab, template, context_length, name, shards)
 
 
-def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str) -> None:
+def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shards: int) -> Path:
     n_vocab = len(vocab.texts)
     n_embd = -(-n_vocab // _HEAD_DIM) * _HEAD_DIM
     embed = np.zeros((n_vocab, n_embd), dtype=np.float16)
@@ -179,9 +182,10 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str) -> N
     for token in range(n_vocab):
         output[vocab.successor.get(token, eos), token] = _LOGIT
 
-    tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(tmp), "llama")
+    tmp = path.with_name(path.name + ".tmp") if shards == 1 else path
+    per_shard = -(-_N_TENSORS // shards) if shards > 1 else 0
+    w = gguf.GGUFWriter(str(tmp), "llama", split_max_tensors=per_shard)
     w.add_name(name)
     w.add_context_length(n_ctx)
     w.add_embedding_length(n_embd)
@@ -222,4 +226,6 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str) -> N
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    tmp.replace(path)
+    if shards == 1:
+        return tmp.replace(path)
+    return w.format_shard_names(path)[0]

@@ -97,11 +97,12 @@ class LlamaEngine:
                 use_mlock=s.use_mlock,
                 verbose=False,
             )
-        except ValueError as exc:
-            if "context" in str(exc):
+        except (ValueError, MemoryError) as exc:
+            if isinstance(exc, MemoryError) or "context" in str(exc):
                 raise EngineError(
-                    f"Not enough memory for a {s.n_ctx:,}-token context with this model; "
-                    "try a smaller context (--ctx) or fewer GPU layers"
+                    f"Could not create a {s.n_ctx:,}-token context for this model: not enough "
+                    "memory; try a smaller context (--ctx), a quantized KV cache or fewer GPU "
+                    "layers"
                 ) from None
             said = f" (llama.cpp: {recent_errors[-1]})" if recent_errors else ""
             raise EngineError(diagnose_load_failure(self.path) + said) from None

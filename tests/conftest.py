@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated cache dir, and tiny scripted GGUFs run by the real llama.cpp."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from reflectchat.demo.scripted_model import Script, write_scripted_gguf
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Keep the demo model and any cache out of the user's real directories."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+MakeModel = Callable[..., Path]
+
+
+@pytest.fixture
+def make_model(tmp_path: Path) -> MakeModel:
+    """Write a scripted GGUF: make_model(script, ...) or make_model([scripts], template=...)."""
+    def make(scripts: Script | Sequence[Script], name: str = "model.gguf", **kwargs) -> Path:
+        if isinstance(scripts, Script):
+            scripts = [scripts]
+        return write_scripted_gguf(tmp_path / name, scripts, **kwargs)
+
+    return make
