@@ -16,6 +16,9 @@ class Answer:
     reflections: list[str] = field(default_factory=list)
     output: str = ""
     raw: str = ""
+    _section_starts: dict[Channel, bool] = field(
+        default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
+    )
 
     def add_raw(self, piece: str) -> None:
         self.raw += piece
@@ -27,6 +30,7 @@ class Answer:
             elif event.kind is EventKind.TEXT:
                 self.reflections[-1] += event.text
         elif event.kind is EventKind.TEXT:
+            # A new thinking or output section is joined to the previous one by a blank line.
             name = event.channel.value
             current = getattr(self, name)
             if current and self._section_starts[event.channel]:
@@ -45,6 +49,3 @@ class Answer:
             "finish_reason": finish_reason,
             "stats": stats,
         }
-
-    def __post_init__(self) -> None:
-        self._section_starts = {Channel.THINKING: False, Channel.OUTPUT: False}

@@ -126,7 +126,8 @@ class _Reader:
         get = _Getter(self, where, line, m)
         fmt = get.text("format")
         if fmt not in {f.value for f in TagFormat} - {"auto"}:
-            raise self.fail(where, line, f"'format' must be reflection, think or plain, not {fmt!r}")
+            raise self.fail(where, line,
+                            f"'format' must be reflection, think or plain, not {fmt!r}")
         sampling_table = get.table("sampling")
         sampling = {}
         for key, value in sampling_table.items():

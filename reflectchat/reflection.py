@@ -204,10 +204,11 @@ class ReflectionParser:
         if code is None:
             fence = count >= 3 and self._line_blank and self._channel() is Channel.OUTPUT
             self._code = ("fence" if fence else "inline", count)
-        elif code[0] == "inline" and count == code[1]:
-            self._code = None
-        elif code[0] == "fence" and count >= code[1] and self._line_blank:
-            self._code = None
+        else:
+            kind, opened = code
+            closes = count == opened if kind == "inline" else count >= opened and self._line_blank
+            if closes:
+                self._code = None
         self._text("`" * count)
 
     def _text(self, text: str) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reflectchat.answer import Answer
 from reflectchat.reflection import Channel, ChannelEvent, EventKind, ReflectionParser, TagFormat
 
-T, R, O = Channel.THINKING, Channel.REFLECTION, Channel.OUTPUT
+T, R, OUT = Channel.THINKING, Channel.REFLECTION, Channel.OUTPUT
 OPEN, TEXT, CLOSE = EventKind.OPEN, EventKind.TEXT, EventKind.CLOSE
 
 
@@ -18,7 +20,7 @@ def parse(text: str, fmt: TagFormat = TagFormat.REFLECTION, prefilled: bool = Fa
     parser = ReflectionParser(fmt, prefilled=prefilled)
     cuts = [0, *sorted(set(chunks or [])), len(text)]
     events = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in pairwise(cuts):
         events += parser.feed(text[a:b])
     events += parser.finish()
     return merge(events)
@@ -51,7 +53,7 @@ def test_reflection_format_nests_reflections_inside_thinking():
         ChannelEvent(TEXT, T, "\n\nStep two."),
         ChannelEvent(OPEN, R), ChannelEvent(TEXT, R, "Second fix."), ChannelEvent(CLOSE, R),
         ChannelEvent(CLOSE, T),
-        ChannelEvent(OPEN, O), ChannelEvent(TEXT, O, "Answer: 42"), ChannelEvent(CLOSE, O),
+        ChannelEvent(OPEN, OUT), ChannelEvent(TEXT, OUT, "Answer: 42"), ChannelEvent(CLOSE, OUT),
     ]
     answer = answer_of(text)
     assert answer.thinking == "Step one.\n\nStep two."
@@ -118,8 +120,8 @@ def test_think_format_with_and_without_the_opening_tag():
 
 def test_plain_format_is_all_output():
     assert parse("<thinking>x</thinking>", TagFormat.PLAIN) == [
-        ChannelEvent(OPEN, O), ChannelEvent(TEXT, O, "<thinking>x</thinking>"),
-        ChannelEvent(CLOSE, O)]
+        ChannelEvent(OPEN, OUT), ChannelEvent(TEXT, OUT, "<thinking>x</thinking>"),
+        ChannelEvent(CLOSE, OUT)]
 
 
 def test_auto_format_follows_the_first_tag():
@@ -171,10 +173,11 @@ def test_any_chunking_gives_the_events_of_parsing_whole(text, cuts, fmt, prefill
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=80).filter(lambda t: "<" not in t), fmt=st.sampled_from(list(TagFormat)))
+@given(text=st.text(max_size=80).filter(lambda t: "<" not in t),
+       fmt=st.sampled_from(list(TagFormat)))
 def test_text_without_tags_is_never_lost(text, fmt):
     """With no tag possible, every non-whitespace character comes out, in order, as output."""
     events = parse(text, fmt)
-    assert {e.channel for e in events} <= {O}
+    assert {e.channel for e in events} <= {OUT}
     emitted = "".join(e.text for e in events)
     assert emitted == text.strip()

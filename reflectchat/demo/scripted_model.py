@@ -15,8 +15,9 @@ a repeated one whose successor would differ is refused with a ValueError.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import gguf
@@ -166,7 +167,7 @@ def write_scripted_gguf(
     for script in scripts:
         trigger = vocab.add(script.trigger, gguf.TokenType.CONTROL)
         chain = [trigger, *_script_tokens(script, vocab), vocab.index[EOS]]
-        for a, b in zip(chain, chain[1:]):
+        for a, b in pairwise(chain):
             vocab.link(a, b)
     template = template or chat_template([], scripts[0].trigger)
     return _write(Path(path), vocab, template, context_length, name, shards)

@@ -28,9 +28,9 @@ def shard_paths(path: Path) -> list[Path]:
 def check_before_load(path: Path) -> None:
     """Cheap checks: the file exists, every shard is there, and each starts like a GGUF."""
     if _RAW_PART.search(path.name):
-        raise EngineError(f"{path.name} is one byte-split part, not a loadable GGUF; join the parts "
-                          f"first: cat {path.name.rsplit('.part', 1)[0]}.part* > "
-                          f"{path.name.rsplit('.part', 1)[0]}")
+        whole = path.name.rsplit(".part", 1)[0]
+        raise EngineError(f"{path.name} is one byte-split part, not a loadable GGUF; join the "
+                          f"parts first: cat {whole}.part* > {whole}")
     if not path.exists():
         raise EngineError(f"Model file not found: {path}")
     if path.is_dir():

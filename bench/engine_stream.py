@@ -1,0 +1,136 @@
+"""Benchmark: reflectchat's engine + parser stream against raw llama-cpp-python streaming.
+
+Both run the same generated GGUF (a scripted answer of over 2,000 tokens, tags as CONTROL
+tokens), the same prompt tokens and the same sampling settings, interleaved in one process;
+the figure is the ratio of their tokens/s (target >= 0.97). Also times `reflectchat --help`
+(target < 0.25 s) against a bare `python -c pass` start, and `ask --demo` cold and warm.
+
+    python bench/engine_stream.py [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import llama_cpp
+
+from reflectchat.answer import Answer
+from reflectchat.demo.scripted_model import Control, Script, write_scripted_gguf
+from reflectchat.engine.base import ChatMessage, Sampling
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.reflection import TagFormat
+from reflectchat.stream import channel_events
+
+SAMPLING = Sampling(temperature=0.7, top_p=0.95, top_k=40, min_p=0.0, repeat_penalty=1.0)
+
+
+def long_script(steps: int = 560) -> Script:
+    """A reasoning answer: numbered steps with a reflection every 60, then an output."""
+    segments: list = [Control("<thinking>")]
+    for i in range(1, steps + 1):
+        segments.append(f"\nStep {i}: adding term {i} gives the running total {i * (i + 1) // 2}.")
+        check = f"\nCheck {i}: total {i * (i + 1) // 2} equals {i}*{i + 1}/2, fine.\n"
+        if i == 60:  # the first reflection with CONTROL tags, later ones as plain text
+            segments += [Control("<reflection>"), check, Control("</reflection>")]
+        elif i % 60 == 0:
+            segments.append(f"\n<reflection>{check}</reflection>")
+    segments += [Control("</thinking>"), Control("<output>"),
+                 f"\nThe sum of 1..{steps} is **{steps * (steps + 1) // 2}**.\n",
+                 Control("</output>")]
+    return Script("<|go|>", segments)
+
+
+def time_raw(llm: llama_cpp.Llama, tokens: list[int], max_tokens: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    for _chunk in llm.create_completion(
+        tokens, max_tokens=max_tokens, stream=True, temperature=SAMPLING.temperature,
+        top_p=SAMPLING.top_p, top_k=SAMPLING.top_k, min_p=SAMPLING.min_p,
+        repeat_penalty=SAMPLING.repeat_penalty,
+    ):
+        pass
+    return time.perf_counter() - start, llm.n_tokens - len(tokens)
+
+
+def time_token_loop(llm: llama_cpp.Llama, tokens: list[int]) -> tuple[float, int]:
+    """The floor: llama-cpp-python's sampling loop alone, no text at all."""
+    start = time.perf_counter()
+    n = 0
+    for token in llm.generate(tokens, top_k=SAMPLING.top_k, top_p=SAMPLING.top_p,
+                              min_p=SAMPLING.min_p, temp=SAMPLING.temperature,
+                              repeat_penalty=SAMPLING.repeat_penalty):
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+            break
+        n += 1
+    return time.perf_counter() - start, n
+
+
+def time_reflectchat(engine: LlamaEngine, messages: list[ChatMessage]) -> tuple[float, int]:
+    start = time.perf_counter()
+    generation = engine.generate(messages, SAMPLING)
+    answer = Answer()
+    for _event in channel_events(generation, TagFormat.REFLECTION, answer):
+        pass
+    elapsed = time.perf_counter() - start
+    assert answer.output and len(answer.reflections) >= 7, "the script did not replay"
+    return elapsed, generation.stats.completion_tokens
+
+
+def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_scripted_gguf(Path(tmp) / "long.gguf", [long_script()])
+        engine = LlamaEngine(path, EngineSettings(n_ctx=4096))
+        messages = [ChatMessage("user", "Sum the numbers.")]
+        tokens = engine.tokenize(engine.render_prompt(messages))
+        _, n_tokens = time_reflectchat(engine, messages)  # warm-up, and the answer length
+        raw_llm = llama_cpp.Llama(str(path), n_ctx=4096, verbose=False)
+        time_raw(raw_llm, tokens, n_tokens)
+        raw_rates, loop_rates, ours_rates = [], [], []
+        for _ in range(args.rounds):
+            t, n = time_raw(raw_llm, tokens, n_tokens)
+            raw_rates.append(n / t)
+            t, n = time_token_loop(raw_llm, tokens)
+            loop_rates.append(n / t)
+            t, n = time_reflectchat(engine, messages)
+            ours_rates.append(n / t)
+        raw, loop = statistics.median(raw_rates), statistics.median(loop_rates)
+        ours = statistics.median(ours_rates)
+        print(f"answer: {n_tokens} tokens, {args.rounds} interleaved rounds, medians")
+        print(f"raw llama-cpp-python create_completion stream: {raw:8.0f} tok/s")
+        print(f"bare Llama.generate token loop (no text):      {loop:8.0f} tok/s")
+        print(f"reflectchat engine + parser + answer:          {ours:8.0f} tok/s")
+        print(f"ratio reflectchat / create_completion stream: {ours / raw:.3f}  (target >= 0.97)")
+        print(f"ratio reflectchat / bare token loop:          {ours / loop:.3f}")
+
+        env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache")}
+        python = wall([sys.executable, "-c", "pass"], env, 10)
+        help_s = wall([sys.executable, "-m", "reflectchat", "--help"], env, 10)
+        print(f"reflectchat --help: {help_s:.3f} s (python -c pass: {python:.3f} s; "
+              f"target < 0.25 s)")
+        ask = [sys.executable, "-m", "reflectchat", "ask", "--demo", "--json", "Solve 2x^2+5x-3=0"]
+        cold = wall(ask, env, 1)
+        warm = wall(ask, env, 5)
+        print(f"ask --demo: {cold:.2f} s on first run (writes the demo GGUF), {warm:.2f} s after "
+              "(target < 5 s)")
+
+
+if __name__ == "__main__":
+    main()
