@@ -32,7 +32,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="layers to offload to the GPU, -1 for all (default: all when this "
                         "llama.cpp build can offload, else 0)")
     r.add_argument("--ctx", type=int, metavar="N",
-                   help="context size in tokens (default: 8192, capped at the model's)")
+                   help="context size in tokens (default: 8192, or a catalog model's "
+                        "context if smaller)")
     r.add_argument("--flash-attn", action="store_true", help="use flash attention")
     r.add_argument("--cache-type-k", choices=KV_TYPES, default="f16", help="KV cache type for K")
     r.add_argument("--cache-type-v", choices=KV_TYPES, default="f16",

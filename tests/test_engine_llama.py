@@ -202,3 +202,16 @@ def test_quantized_kv_cache_with_flash_attention_runs(make_model):
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_the_engine_answers_again_after_a_stop(engine):
+    """Stop mid-prompt or mid-answer, then regenerate on the same loaded model."""
+    cancel = threading.Event()
+    cancel.set()
+    assert list(engine.generate([SYSTEM, USER], Sampling(), cancel)) == []
+    cancel = threading.Event()
+    generation = engine.generate([SYSTEM, USER], Sampling(), cancel)
+    next(iter(generation))
+    cancel.set()
+    answer, stats, _ = run(engine)
+    assert answer.raw == REFLECTION.text and stats.finish_reason is FinishReason.STOP

@@ -84,6 +84,11 @@ def test_untagged_text_and_stray_closing_tags_are_output():
     assert (answer.thinking, answer.output) == ("t</reflection>", "o")
 
 
+def test_separate_sections_of_a_channel_are_joined_by_a_blank_line():
+    answer = answer_of("first part <thinking>t</thinking> second part <thinking>u</thinking>")
+    assert (answer.thinking, answer.output) == ("t\n\nu", "first part\n\nsecond part")
+
+
 def test_unknown_tags_are_text():
     assert answer_of("<output>Use <div> and <think> here</output>").output == \
         "Use <div> and <think> here"
