@@ -17,6 +17,7 @@ class TerminalView:
         self._out, self._err = out, err
         self._reflections = 0
         self._labelled: Channel | None = None
+        self._any_label = False
 
     def banner(self, label: str, is_demo: bool) -> None:
         style = "bold magenta" if is_demo else "dim"
@@ -41,8 +42,10 @@ class TerminalView:
         if channel is Channel.REFLECTION:
             name = f"reflection {self._reflections}"
         style = "bold yellow" if channel is Channel.REFLECTION else "bold"
-        self._out.print(Text(f"\n── {name} ──", style=style))
+        gap = "\n\n" if self._any_label else "\n"  # end the line, then leave a blank one
+        self._out.print(Text(f"{gap}── {name} ──", style=style))
         self._labelled = channel
+        self._any_label = True
 
     def finish(self, stats: GenerationStats) -> None:
         self._out.print()

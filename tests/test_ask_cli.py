@@ -56,6 +56,7 @@ def test_terminal_output_is_labelled_and_marks_the_demo():
     assert "demo model" in result.stderr
     labels = [line for line in result.stdout.splitlines() if line.startswith("── ")]
     assert labels == ["── thinking ──", "── reflection 1 ──", "── thinking ──", "── output ──"]
+    assert "\n\n── reflection 1 ──\n" in result.stdout
     assert "stop" in result.stderr and "tok/s" in result.stderr
 
 

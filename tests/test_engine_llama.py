@@ -56,7 +56,7 @@ def test_raw_text_is_exactly_the_model_text(engine):
 def test_llama_cpp_python_streaming_loses_what_we_keep(engine, make_model):
     """The pitfall this engine exists for: the library's own stream drops both."""
     llm = llama_cpp.Llama(str(engine.path), n_ctx=512, verbose=False)
-    prompt = engine.render_prompt([SYSTEM, USER])
+    prompt = engine.tokenize(engine.render_prompt([SYSTEM, USER]))
     library = "".join(c["choices"][0]["text"] for c in llm.create_completion(
         prompt, max_tokens=100, stream=True))
     assert "<thinking>" not in library and LONG_RULE not in library
