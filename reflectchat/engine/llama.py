@@ -106,8 +106,7 @@ class LlamaEngine:
                 ) from None
             said = f" (llama.cpp: {recent_errors[-1]})" if recent_errors else ""
             raise EngineError(diagnose_load_failure(self.path) + said) from None
-        vocab = self._llm._model.vocab
-        self._vocab = vocab
+        self._vocab = self._llm._model.vocab
         self._template = Jinja2ChatFormatter(
             template=self._llm.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE,
             eos_token=self._token_text(self._llm.token_eos()),
@@ -117,14 +116,6 @@ class LlamaEngine:
     @property
     def n_ctx(self) -> int:
         return self._llm.n_ctx()
-
-    @property
-    def n_layers(self) -> int:
-        return llama_cpp.llama_model_n_layer(self._llm._model.model)
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return dict(self._llm.metadata)
 
     def _token_text(self, token: int) -> str:
         return self._llm._model.token_get_text(token) if token >= 0 else ""
