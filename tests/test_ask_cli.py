@@ -141,3 +141,20 @@ def test_demo_model_is_generated_into_the_cache_dir():
     ask("--demo", "--json", "hi")
     cached = list(Path(os.environ["XDG_CACHE_HOME"], "reflectchat").glob("demo-*.gguf"))
     assert len(cached) == 1
+
+
+def test_catalog_model_is_found_in_the_hugging_face_cache(make_model):
+    """A GGUF already in the shared HF cache runs under its catalog id, with its tag format."""
+    snapshot = Path(os.environ["HF_HOME"], "hub", "models--Qwen--QwQ-32B-GGUF")
+    (snapshot / "refs").mkdir(parents=True)
+    (snapshot / "refs" / "main").write_text("0123abcd")
+    model = make_model(Script("<|go|>", ["<think>\nweighing it\n</think>\n\nForty-two."]))
+    target = snapshot / "snapshots" / "0123abcd" / "qwq-32b-q6_k.gguf"
+    target.parent.mkdir(parents=True)
+    model.rename(target)
+    result = ask("--model", "qwq-32b", "--json", "q")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["thinking"], answer["output"]) == ("weighing it", "Forty-two.")
+    missing = ask("--model", "qwq-32b", "--quant", "Q8_0", "--json", "q")
+    assert "qwq-32b Q8_0 is not downloaded (34.8 GB)" in missing.stderr
