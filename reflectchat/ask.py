@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from reflectchat.answer import Answer
 from reflectchat.catalog import CatalogError
@@ -19,11 +20,14 @@ from reflectchat.model_choice import ModelChoice, choose_model
 from reflectchat.reflection import TagFormat
 from reflectchat.stream import channel_events
 
+if TYPE_CHECKING:  # the engine imports llama_cpp, which `ask` loads only once it runs
+    from reflectchat.engine.llama import EngineSettings
+
 DEFAULT_CTX = 8192
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
 
-def engine_settings(args: argparse.Namespace, choice: ModelChoice):  # -> EngineSettings
+def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
     import llama_cpp
 
     from reflectchat.engine.llama import EngineSettings
