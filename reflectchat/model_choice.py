@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from reflectchat.catalog import CatalogError, CatalogModel, Quant, load_catalog
 from reflectchat.engine.base import Sampling
@@ -37,9 +38,13 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
     if path.exists() or path.suffix == ".gguf":
         return ModelChoice(path, path.name, TagFormat.AUTO, "", Sampling())
     entry = load_catalog().get(model)
-    chosen = entry.quant(quant) if quant else _first_downloaded(entry)
-    return ModelChoice(_cached_path(entry, chosen), f"{entry.name} {chosen.name}", entry.format,
-                       entry.system_prompt, entry.sampling, entry.context_length)
+    if quant:
+        chosen = entry.quant(quant)
+        path = _downloaded(entry, chosen) or _not_downloaded(entry, chosen)
+    else:
+        chosen, path = _first_downloaded(entry)
+    return ModelChoice(path, f"{entry.name} {chosen.name}", entry.format, entry.system_prompt,
+                       entry.sampling, entry.context_length)
 
 
 def _cached_file(repo: str, filename: str) -> Path | None:
@@ -49,19 +54,23 @@ def _cached_file(repo: str, filename: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def _cached_path(entry: CatalogModel, quant: Quant) -> Path:
+def _downloaded(entry: CatalogModel, quant: Quant) -> Path | None:
+    """The first file of `quant` when every one of its files is in the HF cache."""
     paths = [_cached_file(entry.repo, f) for f in quant.files]
-    if all(paths):
-        return paths[0]
+    return paths[0] if all(paths) else None
+
+
+def _not_downloaded(entry: CatalogModel, quant: Quant) -> NoReturn:
     folder = quant.files[0].rpartition("/")[0]
     what = f'--include "{folder}/*"' if folder else " ".join(quant.files)
     raise CatalogError(f"{entry.id} {quant.name} is not downloaded ({quant.size / 1e9:.1f} GB); "
                        f"fetch it with: hf download {entry.repo} {what}")
 
 
-def _first_downloaded(entry: CatalogModel) -> Quant:
+def _first_downloaded(entry: CatalogModel) -> tuple[Quant, Path]:
     for quant in entry.quants:
-        if all(_cached_file(entry.repo, f) for f in quant.files):
-            return quant
+        path = _downloaded(entry, quant)
+        if path:
+            return quant, path
     raise CatalogError(f"No quant of {entry.id} is downloaded yet; choose one with --quant "
                        f"({', '.join(q.name for q in entry.quants)})")
