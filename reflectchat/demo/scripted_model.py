@@ -27,7 +27,6 @@ BOS, EOS = "<s>", "</s>"
 TURN, END_TURN = "<|turn|>", "<|end_turn|>"
 _LOGIT = 8.0  # times sqrt(n_embd) after the final RMS norm: a gap no sampler crosses
 _HEAD_DIM = 64
-_N_TENSORS = 12
 
 
 @dataclass(frozen=True)
@@ -182,10 +181,21 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     eos = vocab.index[EOS]
     for token in range(n_vocab):
         output[vocab.successor.get(token, eos), token] = _LOGIT
+    ones = np.ones(n_embd, dtype=np.float32)
+    into_head = np.zeros((_HEAD_DIM, n_embd), dtype=np.float16)  # the block's weights: all zero
+    from_head = np.zeros((n_embd, _HEAD_DIM), dtype=np.float16)
+    tensors = {
+        "token_embd.weight": embed, "output_norm.weight": ones, "output.weight": output,
+        "blk.0.attn_norm.weight": ones, "blk.0.attn_q.weight": into_head,
+        "blk.0.attn_k.weight": into_head, "blk.0.attn_v.weight": into_head,
+        "blk.0.attn_output.weight": from_head, "blk.0.ffn_norm.weight": ones,
+        "blk.0.ffn_gate.weight": into_head, "blk.0.ffn_up.weight": into_head,
+        "blk.0.ffn_down.weight": from_head,
+    }
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp") if shards == 1 else path
-    per_shard = -(-_N_TENSORS // shards) if shards > 1 else 0
+    per_shard = -(-len(tensors) // shards) if shards > 1 else 0
     w = gguf.GGUFWriter(str(tmp), "llama", split_max_tensors=per_shard)
     w.add_name(name)
     w.add_context_length(n_ctx)
@@ -210,19 +220,8 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     w.add_add_eos_token(False)
     w.add_chat_template(template)
 
-    zeros = np.zeros
-    w.add_tensor("token_embd.weight", embed)
-    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    w.add_tensor("output.weight", output)
-    w.add_tensor("blk.0.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-    w.add_tensor("blk.0.attn_q.weight", zeros((_HEAD_DIM, n_embd), dtype=np.float16))
-    w.add_tensor("blk.0.attn_k.weight", zeros((_HEAD_DIM, n_embd), dtype=np.float16))
-    w.add_tensor("blk.0.attn_v.weight", zeros((_HEAD_DIM, n_embd), dtype=np.float16))
-    w.add_tensor("blk.0.attn_output.weight", zeros((n_embd, _HEAD_DIM), dtype=np.float16))
-    w.add_tensor("blk.0.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-    w.add_tensor("blk.0.ffn_gate.weight", zeros((_HEAD_DIM, n_embd), dtype=np.float16))
-    w.add_tensor("blk.0.ffn_up.weight", zeros((_HEAD_DIM, n_embd), dtype=np.float16))
-    w.add_tensor("blk.0.ffn_down.weight", zeros((n_embd, _HEAD_DIM), dtype=np.float16))
+    for tensor_name, data in tensors.items():
+        w.add_tensor(tensor_name, data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
