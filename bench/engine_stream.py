@@ -22,29 +22,14 @@ from pathlib import Path
 import llama_cpp
 
 from reflectchat.answer import Answer
-from reflectchat.demo.scripted_model import Control, Script, write_scripted_gguf
+from reflectchat.demo.long_answer import long_script
+from reflectchat.demo.scripted_model import write_scripted_gguf
 from reflectchat.engine.base import ChatMessage, Sampling
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.reflection import TagFormat
 from reflectchat.stream import channel_events
 
 SAMPLING = Sampling(temperature=0.7, top_p=0.95, top_k=40, min_p=0.0, repeat_penalty=1.0)
-
-
-def long_script(steps: int = 560) -> Script:
-    """A reasoning answer: numbered steps with a reflection every 60, then an output."""
-    segments: list = [Control("<thinking>")]
-    for i in range(1, steps + 1):
-        segments.append(f"\nStep {i}: adding term {i} gives the running total {i * (i + 1) // 2}.")
-        check = f"\nCheck {i}: total {i * (i + 1) // 2} equals {i}*{i + 1}/2, fine.\n"
-        if i == 60:  # the first reflection with CONTROL tags, later ones as plain text
-            segments += [Control("<reflection>"), check, Control("</reflection>")]
-        elif i % 60 == 0:
-            segments.append(f"\n<reflection>{check}</reflection>")
-    segments += [Control("</thinking>"), Control("<output>"),
-                 f"\nThe sum of 1..{steps} is **{steps * (steps + 1) // 2}**.\n",
-                 Control("</output>")]
-    return Script("<|go|>", segments)
 
 
 def time_raw(llm: llama_cpp.Llama, tokens: list[int], max_tokens: int) -> tuple[float, int]:

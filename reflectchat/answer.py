@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reflectchat.reflection import Channel, ChannelEvent, EventKind
+from reflectchat.reflection import Channel, ChannelEvent, EventKind, ReflectionParser, TagFormat
 
 
 @dataclass
@@ -16,12 +16,16 @@ class Answer:
     reflections: list[str] = field(default_factory=list)
     output: str = ""
     raw: str = ""
+    reasoning_tokens: int = 0  # pieces that went to thinking or reflection (about one a token)
     _section_starts: dict[Channel, bool] = field(
         default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
     )
 
-    def add_raw(self, piece: str) -> None:
+    def add_raw(self, piece: str, channel: Channel) -> None:
+        """Record a piece of model text and the channel it went to."""
         self.raw += piece
+        if channel is not Channel.OUTPUT:
+            self.reasoning_tokens += 1
 
     def apply(self, event: ChannelEvent) -> None:
         if event.channel is Channel.REFLECTION:
@@ -39,6 +43,15 @@ class Answer:
             setattr(self, name, current + event.text)
         elif event.kind is EventKind.OPEN:
             self._section_starts[event.channel] = True
+
+    @classmethod
+    def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False) -> Answer:
+        """The answer a stored raw model text gives (the parser is deterministic)."""
+        answer = cls(raw=raw)
+        parser = ReflectionParser(tag_format, prefilled)
+        for event in [*parser.feed(raw), *parser.finish()]:
+            answer.apply(event)
+        return answer
 
     def to_dict(self, finish_reason: str, stats: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -10,42 +10,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from reflectchat.answer import Answer
 from reflectchat.catalog import CatalogError
 from reflectchat.engine.base import ChatMessage, FinishReason
 from reflectchat.engine.errors import EngineError
-from reflectchat.model_choice import ModelChoice, choose_model
+from reflectchat.engine_args import engine_settings
+from reflectchat.model_choice import choose_model
 from reflectchat.reflection import TagFormat
 from reflectchat.stream import channel_events
 
-if TYPE_CHECKING:  # the engine imports llama_cpp, which `ask` loads only once it runs
-    from reflectchat.engine.llama import EngineSettings
-
-DEFAULT_CTX = 8192
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
-
-
-def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
-    import llama_cpp
-
-    from reflectchat.engine.llama import EngineSettings
-
-    gpu_layers = args.gpu_layers
-    if gpu_layers is None:
-        gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
-    n_ctx = args.ctx or min(DEFAULT_CTX, choice.context_length or DEFAULT_CTX)
-    try:
-        split = tuple(float(x) for x in args.tensor_split.split(",")) if args.tensor_split else None
-    except ValueError:
-        raise EngineError(f"--tensor-split takes numbers like 3,1, not {args.tensor_split!r}") \
-            from None
-    return EngineSettings(
-        n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
-        type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
-        n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
-    )
 
 
 @contextmanager

@@ -49,9 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reflectchat",
         description="Chat with a local reasoning model and see its thinking, reflections "
-                    "and output.",
+                    "and output. With no command, opens the chat app.",
     )
     parser.add_argument("--version", action="version", version=f"reflectchat {_version()}")
+    _add_model_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     ask = sub.add_parser("ask", help="ask one question and stream the answer (no UI)",
                          description="Ask one question and stream the thinking, reflections "
@@ -73,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.ask import run_ask
 
         return run_ask(args)
-    parser.print_help()
-    return 0
+    from reflectchat.ui.run import run_ui
+
+    return run_ui(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,6 +47,26 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
                        entry.sampling, entry.context_length)
 
 
+@dataclass(frozen=True)
+class QuantOnDisk:
+    model: CatalogModel
+    quant: Quant
+    path: Path | None  # first file, when every file of the quant is in the HF cache
+
+
+def catalog_quants() -> list[QuantOnDisk]:
+    """Every catalog model and quant, with where it is on disk if it is downloaded."""
+    return [QuantOnDisk(entry, quant, _downloaded(entry, quant))
+            for entry in load_catalog().models for quant in entry.quants]
+
+
+def download_hint(entry: CatalogModel, quant: Quant) -> str:
+    folder = quant.files[0].rpartition("/")[0]
+    what = f'--include "{folder}/*"' if folder else " ".join(quant.files)
+    return (f"{entry.id} {quant.name} is not downloaded ({quant.size / 1e9:.1f} GB); "
+            f"fetch it with: hf download {entry.repo} {what}")
+
+
 def _cached_file(repo: str, filename: str) -> Path | None:
     from huggingface_hub import try_to_load_from_cache
 
@@ -61,10 +81,7 @@ def _downloaded(entry: CatalogModel, quant: Quant) -> Path | None:
 
 
 def _not_downloaded(entry: CatalogModel, quant: Quant) -> NoReturn:
-    folder = quant.files[0].rpartition("/")[0]
-    what = f'--include "{folder}/*"' if folder else " ".join(quant.files)
-    raise CatalogError(f"{entry.id} {quant.name} is not downloaded ({quant.size / 1e9:.1f} GB); "
-                       f"fetch it with: hf download {entry.repo} {what}")
+    raise CatalogError(download_hint(entry, quant))
 
 
 def _first_downloaded(entry: CatalogModel) -> tuple[Quant, Path]:

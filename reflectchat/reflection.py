@@ -196,13 +196,15 @@ class ReflectionParser:
         section = self._stack.pop()
         self._events.append(ChannelEvent(EventKind.CLOSE, section.channel))
 
-    def _channel(self) -> Channel:
+    @property
+    def channel(self) -> Channel:
+        """The channel that text fed now would go to."""
         return self._stack[-1].channel if self._stack else Channel.OUTPUT
 
     def _on_backticks(self, count: int) -> None:
         code = self._code
         if code is None:
-            fence = count >= 3 and self._line_blank and self._channel() is Channel.OUTPUT
+            fence = count >= 3 and self._line_blank and self.channel is Channel.OUTPUT
             self._code = ("fence" if fence else "inline", count)
         else:
             kind, opened = code

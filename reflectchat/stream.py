@@ -15,8 +15,9 @@ def channel_events(
     """Parse the generation live, recording raw text and events into `answer`."""
     parser = ReflectionParser(tag_format, prefilled=generation.prefilled_thinking)
     for piece in generation:
-        answer.add_raw(piece)
-        for event in parser.feed(piece):
+        events = parser.feed(piece)
+        answer.add_raw(piece, parser.channel)
+        for event in events:
             answer.apply(event)
             yield event
     for event in parser.finish():

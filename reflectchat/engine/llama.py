@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,13 @@ class LlamaEngine:
 
     name = "llama.cpp"
 
-    def __init__(self, model_path: Path | str, settings: EngineSettings | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path | str,
+        settings: EngineSettings | None = None,
+        progress: Callable[[float], bool] | None = None,
+    ) -> None:
+        """`progress` is called with 0..1 while the weights load; returning False aborts."""
         self.path = Path(model_path).expanduser()
         self.settings = settings or EngineSettings()
         self.settings.check()
@@ -83,20 +90,21 @@ class LlamaEngine:
         recent_errors.clear()
         s = self.settings
         try:
-            self._llm = llama_cpp.Llama(
-                str(self.path),
-                n_gpu_layers=s.n_gpu_layers,
-                n_ctx=s.n_ctx,
-                n_batch=s.n_batch,
-                flash_attn=s.flash_attn,
-                type_k=KV_CACHE_TYPES[s.type_k],
-                type_v=KV_CACHE_TYPES[s.type_v],
-                tensor_split=list(s.tensor_split) if s.tensor_split else None,
-                n_threads=s.n_threads,
-                use_mmap=s.use_mmap,
-                use_mlock=s.use_mlock,
-                verbose=False,
-            )
+            with _load_progress(progress):
+                self._llm = llama_cpp.Llama(
+                    str(self.path),
+                    n_gpu_layers=s.n_gpu_layers,
+                    n_ctx=s.n_ctx,
+                    n_batch=s.n_batch,
+                    flash_attn=s.flash_attn,
+                    type_k=KV_CACHE_TYPES[s.type_k],
+                    type_v=KV_CACHE_TYPES[s.type_v],
+                    tensor_split=list(s.tensor_split) if s.tensor_split else None,
+                    n_threads=s.n_threads,
+                    use_mmap=s.use_mmap,
+                    use_mlock=s.use_mlock,
+                    verbose=False,
+                )
         except (ValueError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or "context" in str(exc):
                 raise EngineError(
@@ -104,6 +112,8 @@ class LlamaEngine:
                     "memory; try a smaller context (--ctx), a quantized KV cache or fewer GPU "
                     "layers"
                 ) from None
+            if progress is not None and _load_aborted.is_set():
+                raise EngineError("Loading the model was cancelled") from None
             said = f" (llama.cpp: {recent_errors[-1]})" if recent_errors else ""
             raise EngineError(diagnose_load_failure(self.path) + said) from None
         self._vocab = self._llm._model.vocab
@@ -116,6 +126,19 @@ class LlamaEngine:
     @property
     def n_ctx(self) -> int:
         return self._llm.n_ctx()
+
+    @property
+    def layer_count(self) -> int:
+        """Repeating layers in the model (llama.cpp offloads them plus the output layer)."""
+        return int(llama_cpp.llama_model_n_layer(self._llm._model.model))
+
+    @property
+    def gpu_layers(self) -> int:
+        """Repeating layers this engine put on a GPU."""
+        if not llama_cpp.llama_supports_gpu_offload():
+            return 0
+        wanted = self.settings.n_gpu_layers
+        return self.layer_count if wanted < 0 else min(wanted, self.layer_count)
 
     def _token_text(self, token: int) -> str:
         return self._llm._model.token_get_text(token) if token >= 0 else ""
@@ -220,6 +243,41 @@ class LlamaGeneration:
             stats.time_to_first_token_s = first - start
             if stats.completion_tokens > 1 and end > first:
                 stats.tokens_per_second = (stats.completion_tokens - 1) / (end - first)
+
+
+_load_lock = threading.Lock()
+_load_aborted = threading.Event()
+
+
+@contextmanager
+def _load_progress(progress: Callable[[float], bool] | None) -> Iterator[None]:
+    """Report load progress: `Llama()` takes no progress callback, so we set one on the model
+    parameters it builds from `llama_model_default_params` while this one load runs."""
+    if progress is None:
+        yield
+        return
+
+    def report(value: float, _data: object) -> bool:
+        keep_going = bool(progress(value))
+        if not keep_going:
+            _load_aborted.set()
+        return keep_going
+
+    callback = llama_cpp.llama_progress_callback(report)
+    make_defaults = llama_cpp.llama_cpp.llama_model_default_params
+
+    def defaults_with_progress() -> llama_cpp.llama_model_params:
+        params = make_defaults()
+        params.progress_callback = callback
+        return params
+
+    with _load_lock:
+        _load_aborted.clear()
+        llama_cpp.llama_cpp.llama_model_default_params = defaults_with_progress
+        try:
+            yield
+        finally:
+            llama_cpp.llama_cpp.llama_model_default_params = make_defaults
 
 
 class _AbortOnEvent:

@@ -1,0 +1,88 @@
+"""The user's config file, `config.toml` in the platformdirs config dir.
+
+    [ui]                 read and written by the app: pane toggles and theme, kept across restarts
+    show_thinking = true
+    show_reflection = true
+    output_only = false
+    raw_view = false
+    theme = "reflect-dark"
+
+User theme files live beside it, in `themes/`. A config file that cannot be read gives a warning
+and the defaults, and is never overwritten: nothing the user wrote is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from platformdirs import user_config_path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_THEME = "reflect-dark"
+
+
+def config_dir() -> Path:
+    return user_config_path("reflectchat")
+
+
+@dataclass(frozen=True)
+class UIConfig:
+    show_thinking: bool = True
+    show_reflection: bool = True
+    output_only: bool = False  # only the output pane, whatever the other toggles say
+    raw_view: bool = False  # the exact model text, tags included, instead of the panes
+    theme: str = DEFAULT_THEME
+
+
+class ConfigFile:
+    """Reads the config once; `save_ui` rewrites only the [ui] table."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or config_dir() / "config.toml"
+        self.warnings: list[str] = []
+        self._data: dict[str, Any] = {}
+        self._writable = True
+        try:
+            self._data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            self._writable = False
+            self.warnings.append(f"{self.path}: {exc}; using default settings and leaving the "
+                                 "file untouched until it is fixed")
+
+    def ui(self) -> UIConfig:
+        table = self._data.get("ui", {})
+        config = UIConfig()
+        if not isinstance(table, dict):
+            self.warnings.append(f"{self.path}: [ui] must be a table; using defaults")
+            return config
+        for f in fields(UIConfig):
+            if f.name not in table:
+                continue
+            value, default = table[f.name], getattr(config, f.name)
+            if type(value) is not type(default):
+                self.warnings.append(f"{self.path}: ui.{f.name} must be "
+                                     f"{type(default).__name__}, not {value!r}; using {default!r}")
+                continue
+            config = replace(config, **{f.name: value})
+        return config
+
+    def save_ui(self, ui: UIConfig) -> None:
+        """Write atomically, so a crash mid-write leaves the previous file."""
+        if not self._writable:
+            return
+        self._data["ui"] = {f.name: getattr(ui, f.name) for f in fields(UIConfig)}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".toml.tmp")
+        tmp.write_text(tomli_w.dumps(self._data), encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -1,0 +1,35 @@
+"""Engine settings from the command line's runtime options, shared by `ask` and the UI."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from reflectchat.engine.errors import EngineError
+from reflectchat.model_choice import ModelChoice
+
+if TYPE_CHECKING:  # the engine imports llama_cpp, which loads only once a command runs
+    from reflectchat.engine.llama import EngineSettings
+
+DEFAULT_CTX = 8192
+
+
+def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
+    import llama_cpp
+
+    from reflectchat.engine.llama import EngineSettings
+
+    gpu_layers = args.gpu_layers
+    if gpu_layers is None:
+        gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    n_ctx = args.ctx or min(DEFAULT_CTX, choice.context_length or DEFAULT_CTX)
+    try:
+        split = tuple(float(x) for x in args.tensor_split.split(",")) if args.tensor_split else None
+    except ValueError:
+        raise EngineError(f"--tensor-split takes numbers like 3,1, not {args.tensor_split!r}") \
+            from None
+    return EngineSettings(
+        n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
+        type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
+        n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
+    )

@@ -1,0 +1,41 @@
+"""Messages from worker threads to the UI. Workers post them (thread-safe, non-blocking); the
+UI never waits on a worker, and a worker never waits on the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from reflectchat.conversation import Turn
+from reflectchat.engine.base import GenerationStats
+from reflectchat.reflection import ChannelEvent
+
+
+@dataclass
+class StreamBatch(Message):
+    """Channel events and raw text gathered over one batch interval."""
+
+    turn: Turn
+    events: list[ChannelEvent]
+    raw: str
+    completion_tokens: int
+    reasoning_tokens: int
+    first_token_s: float | None
+    elapsed_s: float
+
+
+@dataclass
+class StreamFinished(Message):
+    turn: Turn
+    stats: GenerationStats
+
+
+@dataclass
+class LoadProgress(Message):
+    fraction: float
+
+
+@dataclass
+class LoadFinished(Message):
+    error: str | None  # None: the engine is ready

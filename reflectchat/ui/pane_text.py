@@ -1,0 +1,62 @@
+"""The Markdown of the three panes, built from channel events.
+
+Each reflection becomes a numbered entry in the Reflection pane, and the Thinking pane gets a
+numbered marker where it occurred; the two link to each other (`#reflection-N`,
+`#thinking-N`). Model text is made literal first: control characters become visible symbols.
+"""
+
+from __future__ import annotations
+
+from reflectchat.literal import visible
+from reflectchat.reflection import Channel, ChannelEvent, EventKind, ReflectionParser, TagFormat
+
+REFLECTION_LINK = "#reflection-"
+THINKING_LINK = "#thinking-"
+
+
+def thinking_marker(n: int) -> str:
+    return f"\n\n###### [↳ reflection {n}]({REFLECTION_LINK}{n})\n\n"
+
+
+def reflection_heading(n: int) -> str:
+    return f"\n\n#### [Reflection {n} ↑]({THINKING_LINK}{n})\n\n"
+
+
+class PaneText:
+    def __init__(self) -> None:
+        self.text = {channel: "" for channel in Channel}
+        self.reflections = 0
+        self.raw = ""  # the exact model text, for the raw view
+        self._section_start = {channel: False for channel in Channel}
+
+    def apply(self, event: ChannelEvent) -> dict[Channel, str]:
+        """Add one event; returns what was appended to each pane."""
+        added: dict[Channel, str] = {}
+        channel = event.channel
+        if event.kind is EventKind.OPEN:
+            if channel is Channel.REFLECTION:
+                self.reflections += 1
+                n = self.reflections
+                added[Channel.THINKING] = thinking_marker(n)
+                added[Channel.REFLECTION] = reflection_heading(n)
+            else:
+                self._section_start[channel] = True
+        elif event.kind is EventKind.TEXT:
+            text = visible(event.text)
+            if self._section_start[channel] and self.text[channel]:
+                text = "\n\n" + text
+            self._section_start[channel] = False
+            added[channel] = text
+        for pane, fragment in added.items():
+            self.text[pane] += fragment
+        return added
+
+    @classmethod
+    def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False) -> PaneText:
+        """Rebuild the panes of a stored answer from its raw model text."""
+        panes = cls()
+        panes.raw = raw
+        parser = ReflectionParser(tag_format, prefilled)
+        for event in [*parser.feed(raw), *parser.finish()]:
+            panes.apply(event)
+        return panes

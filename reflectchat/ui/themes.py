@@ -1,0 +1,92 @@
+"""Themes as data: TOML files in the package's `themes/` and the user's config `themes/` folder.
+
+A file holds the fields of Textual's `Theme` (name, primary, ..., dark). Files that cannot be
+used are reported by name with the reason, and skipped; the app then keeps the default theme.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from textual.color import Color, ColorParseError
+from textual.theme import Theme
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+_COLORS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
+           "background", "surface", "panel", "boost")
+_NUMBERS = ("luminosity_spread", "text_alpha")
+_KNOWN = {f.name for f in fields(Theme)}
+
+
+@dataclass
+class LoadedThemes:
+    themes: dict[str, Theme]
+    problems: list[str]
+
+
+def load_themes(user_dir: Path | None) -> LoadedThemes:
+    """Built-in themes first, then the user's, which replace a built-in of the same name."""
+    loaded = LoadedThemes({}, [])
+    builtin = sorted((f for f in files("reflectchat").joinpath("themes").iterdir()
+                      if f.name.endswith(".toml")), key=lambda f: f.name)
+    sources: list[tuple[str, str | None]] = [(f.name, _read(f)) for f in builtin]
+    if user_dir is not None and user_dir.is_dir():
+        sources += [(str(p), _read(p)) for p in sorted(user_dir.glob("*.toml"))]
+    for name, text in sources:
+        if text is None:
+            loaded.problems.append(f"theme file {name}: cannot be read")
+            continue
+        try:
+            theme = parse_theme(text)
+        except ValueError as exc:
+            loaded.problems.append(f"theme file {name}: {exc}")
+            continue
+        loaded.themes[theme.name] = theme
+    return loaded
+
+
+def _read(source: Any) -> str | None:
+    try:
+        return str(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def parse_theme(text: str) -> Theme:
+    """A Theme from TOML text; ValueError says which key is wrong and why."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not valid TOML ({exc})") from None
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}; theme keys are "
+                         f"name, dark, {', '.join(_COLORS)}, {', '.join(_NUMBERS)}, variables")
+    for key in ("name", "primary"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ValueError(f"{key!r} is required and must be a string")
+    for key in _COLORS:
+        if key in data:
+            try:
+                Color.parse(data[key])
+            except (ColorParseError, TypeError):
+                raise ValueError(f"{key} = {data[key]!r} is not a color") from None
+    if "dark" in data and not isinstance(data["dark"], bool):
+        raise ValueError("'dark' must be true or false")
+    for key in _NUMBERS:
+        if key in data and not isinstance(data[key], (int, float)):
+            raise ValueError(f"{key!r} must be a number")
+    if "variables" in data and not (
+        isinstance(data["variables"], dict)
+        and all(isinstance(v, str) for v in data["variables"].values())
+    ):
+        raise ValueError("'variables' must be a table of strings")
+    return Theme(**data)

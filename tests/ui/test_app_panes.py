@@ -1,0 +1,229 @@
+"""The app against the real llama.cpp on generated GGUFs: panes fill, toggles, stop, regenerate,
+turn selection, literal output, and the reflection links."""
+
+from __future__ import annotations
+
+from helpers import ask, finished, loaded, make_app, wait_for
+from textual.widgets import Log, Markdown, Tabs
+from textual.widgets.markdown import MarkdownBlock
+
+from reflectchat.config import ConfigFile
+from reflectchat.demo.long_answer import long_script
+from reflectchat.demo.scripted_model import Control, Script
+from reflectchat.ui.widgets.channel_pane import ChannelPane
+from reflectchat.ui.widgets.conversation_list import TurnItem
+
+
+def pane_text(app, name: str) -> str:
+    """What the pane shows, as the user reads it: the rendered text of its Markdown blocks."""
+    blocks = app.query_one(f"#{name}", ChannelPane).document.query(MarkdownBlock)
+    return "\n".join(str(block.render()) for block in blocks)
+
+
+def pane_source(app, name: str) -> str:
+    return app.query_one(f"#{name}", ChannelPane).document.source
+
+
+async def test_a_demo_answer_fills_each_pane_and_the_conversation():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation 2x² + 5x − 3 = 0")
+        assert "discriminant" in pane_text(app, "thinking")
+        assert "↳ reflection 1" in pane_text(app, "thinking")
+        assert "Reflection 1" in pane_text(app, "reflection")
+        assert "sign error" in pane_text(app, "reflection")
+        assert "x = 1/2" in pane_text(app, "output")
+        assert "<thinking>" not in pane_text(app, "output")
+        item = app.query_one(TurnItem)
+        assert "Solve the equation" in str(item.query_one(".user-text").render())
+        assert "two solutions" in str(item.query_one(".reply-text").render())
+        status = str(app.query_one("#status-text").render())
+        assert "GPU 0/1 layers" in status and "ctx " in status and "tok/s" in status
+        assert "think " in status and "out " in status
+
+
+async def test_pane_toggles_hide_panes_and_persist_across_restarts():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f2")
+        assert not app.query_one("#thinking").display
+        await pilot.press("f3")
+        assert not app.query_one("#reflection").display
+        assert app.query_one("#output").display
+    saved = ConfigFile().ui()
+    assert not saved.show_thinking and not saved.show_reflection
+
+    again = make_app()
+    async with again.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert not again.query_one("#thinking").display
+        await pilot.press("f2", "f4")  # thinking back, then output only
+        assert again.query_one("#output").display
+        assert not again.query_one("#thinking").display
+        assert not again.query_one("#conversation").display
+        await pilot.press("f4", "f5")  # raw view replaces the panes
+        assert again.query_one("#raw").display and not again.query_one("#output").display
+    assert ConfigFile().ui().raw_view
+
+
+async def test_raw_view_shows_the_exact_model_text_with_tags():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await pilot.press("f5")
+        await pilot.pause()
+        raw = "\n".join(app.query_one("#raw", Log).lines)
+        assert "<thinking>" in raw and "<reflection>" in raw and "</output>" in raw
+
+
+async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(make_model):
+    script = long_script(steps=2000)
+    app = make_app(make_model(script))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: "Step 3:" in pane_source(app, "thinking"),
+                       what="thinking text")
+        await pilot.press("escape")
+        await finished(pilot)
+        turn = app.conversation.turns[-1]
+        assert turn.stopped
+        assert turn.stats.completion_tokens < 6000  # the script is far longer
+        assert "Step 3:" in turn.answer.thinking
+        assert "Step 3:" in pane_source(app, "thinking")
+        assert "stopped" in str(app.query_one(TurnItem).query_one(".reply-text").render())
+
+
+async def test_regenerate_replaces_the_last_answer():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        first = app.conversation.turns[-1]
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.conversation.turns[-1] is not first, what="new turn")
+        await finished(pilot)
+        assert len(app.conversation.turns) == 1
+        assert len(app.query(TurnItem)) == 1
+        assert app.conversation.turns[-1].answer.output == first.answer.output
+
+
+async def test_earlier_turns_can_be_selected_to_see_their_panes():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await ask(pilot, "Translate it's raining cats and dogs to French")
+        assert "pleut" in pane_text(app, "output")
+        await pilot.press("ctrl+up")
+        await pilot.pause(0.2)
+        assert "x = 1/2" in pane_text(app, "output")
+        await pilot.click(TurnItem, offset=(2, 0))  # the first item again: no change
+        await pilot.press("ctrl+down")
+        await pilot.pause(0.2)
+        assert "pleut" in pane_text(app, "output")
+
+
+async def test_new_chat_empties_the_conversation():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert app.conversation.turns == []
+        assert not app.query(TurnItem)
+        assert "appears here" in pane_text(app, "output")
+
+
+UNTRUSTED = Script("<|go|>", [
+    Control("<thinking>"), "\nThinking [bold]not bold[/bold] and [link=x]y[/link].\n",
+    Control("</thinking>"), Control("<output>"),
+    "\nColor \x1b[31mred\x1b[0m, bell \x07, carriage\rreturn, <b>html</b> and [red]markup[/red].\n",
+    Control("</output>"),
+])
+
+
+async def test_model_text_is_shown_literally(make_model):
+    app = make_app(make_model(UNTRUSTED))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go")
+        output = pane_text(app, "output")
+        assert "␛[31mred␛[0m" in output
+        assert "\x1b" not in output and "\x07" not in output and "\r" not in output
+        assert "␇" in output and "carriage␍return" in output
+        assert "<b>html</b>" in output  # not dropped as HTML
+        assert "[red]markup[/red]" in output  # not Rich markup
+        assert "[bold]not bold[/bold]" in pane_text(app, "thinking")
+        await pilot.press("f5")
+        await pilot.pause()
+        raw = "\n".join(app.query_one("#raw", Log).lines)
+        assert "␛[31m" in raw and "\x1b" not in raw
+
+
+async def test_a_reflection_marker_reveals_its_entry_and_back():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f3")  # hide the reflection pane
+        await ask(pilot, "Solve 2x")
+        thinking = app.query_one("#thinking", ChannelPane).document
+        thinking.post_message(Markdown.LinkClicked(thinking, "#reflection-1"))
+        await pilot.pause(0.2)
+        assert app.query_one("#reflection").display  # revealed
+        assert app.ui_config.show_reflection
+        reflection = app.query_one("#reflection", ChannelPane).document
+        reflection.post_message(Markdown.LinkClicked(reflection, "#thinking-1"))
+        await pilot.pause(0.2)
+        assert app.query_one("#thinking").display
+
+
+async def test_narrow_terminal_shows_one_column_under_tabs_without_overlap():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        tabs = app.query_one(Tabs)
+        assert tabs.display
+        shown = [w for w in app.query(".pane, #conversation, #raw") if w.display]
+        assert [w.id for w in shown] == ["output"]  # switched to the output as it arrived
+        regions = [app.query_one(s).region for s in
+                   ("#column-tabs", "#output", "#prompt", "StatusBar", "Footer")]
+        for i, a in enumerate(regions):
+            assert a.width > 0 and a.height > 0
+            assert a.right <= 80 and a.bottom <= 24
+            for b in regions[i + 1:]:
+                assert not a.overlaps(b), (a, b)
+        assert app.query_one("#prompt").region.height >= 3
+        tabs.active = "tab-thinking"
+        await pilot.pause()
+        assert app.query_one("#thinking").display and not app.query_one("#output").display
+
+
+async def test_a_pane_follows_the_stream_until_the_user_scrolls_up(make_model):
+    app = make_app(make_model(long_script(steps=400)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go")
+        for name in ("thinking", "output"):
+            pane = app.query_one(f"#{name}", ChannelPane)
+            assert pane.max_scroll_y > 0
+            assert pane.scroll_y == pane.max_scroll_y, name  # the code block and table too
+        pane = app.query_one("#thinking", ChannelPane)
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: pane.max_scroll_y > 40, what="text to scroll")
+        pane.scroll_up(animate=False)
+        pane.scroll_up(animate=False)
+        await pilot.pause()
+        held = pane.scroll_y
+        await finished(pilot)
+        assert pane.scroll_y == held < pane.max_scroll_y  # reading position kept
+        cue = pane.query_one(".latest-cue")
+        assert cue.display
+        await pilot.click(".latest-cue")
+        await pilot.pause(0.1)
+        assert pane.scroll_y == pane.max_scroll_y and not cue.display
