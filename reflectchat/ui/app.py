@@ -57,20 +57,28 @@ class ReflectChatApp(App[None]):
     TITLE = "reflectchat"
     COMMANDS = App.COMMANDS | {ReflectChatCommands}
     BINDINGS = [
-        Binding("escape", "stop", "Stop"),
-        Binding("f1", "help", "Help"),
-        Binding("f2", "toggle_thinking", "Think"),
-        Binding("f3", "toggle_reflection", "Reflect"),
-        Binding("f4", "toggle_output_only", "Focus"),
-        Binding("f5", "toggle_raw", "Raw"),
-        Binding("ctrl+r", "regenerate", "Regenerate", show=False),
-        Binding("ctrl+n", "new_chat", "New chat", show=False),
-        Binding("ctrl+o", "copy_output", "Copy output", show=False),
-        Binding("ctrl+l", "switch_model", "Switch model", show=False),
-        Binding("f8", "settings", "Settings", show=False),
-        Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False),
-        Binding("ctrl+down", "select_turn(1)", "Later turn", show=False),
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("escape", "stop", "Stop", tooltip="Stop the answer, keeping what came so far"),
+        Binding("f1", "help", "Help", tooltip="This screen"),
+        Binding("f2", "toggle_thinking", "Think", tooltip="Show or hide the Thinking pane"),
+        Binding("f3", "toggle_reflection", "Reflect",
+                tooltip="Show or hide the Reflection pane"),
+        Binding("f4", "toggle_output_only", "Focus", tooltip="Output only, or all panes again"),
+        Binding("f5", "toggle_raw", "Raw",
+                tooltip="The exact model text with its tags, instead of the panes"),
+        Binding("ctrl+r", "regenerate", "Regenerate", show=False,
+                tooltip="Answer the last prompt again"),
+        Binding("ctrl+n", "new_chat", "New chat", show=False, tooltip="Start a new chat"),
+        Binding("ctrl+o", "copy_output", "Copy output", show=False,
+                tooltip="Copy the output in view (code blocks: command palette)"),
+        Binding("ctrl+l", "switch_model", "Switch model", show=False,
+                tooltip="Load another model or quant, keeping the conversation"),
+        Binding("f8", "settings", "Settings", show=False,
+                tooltip="Edit the system prompt and sampling settings"),
+        Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,
+                tooltip="Show the panes of the turn before"),
+        Binding("ctrl+down", "select_turn(1)", "Later turn", show=False,
+                tooltip="Show the panes of the turn after"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="Quit"),
     ]
 
     def __init__(
@@ -103,7 +111,8 @@ class ReflectChatApp(App[None]):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield Tabs(*(Tab(TAB_LABELS[c], id=f"tab-{c}") for c in COLUMNS), id="column-tabs")
+        yield Tabs(*(Tab(TAB_LABELS[c], id=f"tab-{c}") for c in COLUMNS), id="column-tabs",
+                   active=f"tab-{self._active_column}")
         with Horizontal(id="columns"):
             yield ConversationList()
             yield ChannelPane("Thinking", id="thinking")
@@ -564,11 +573,12 @@ class ReflectChatApp(App[None]):
             self.notify("Saved; the next answers use these settings.")
 
     def key_help(self) -> list[tuple[str, str]]:
-        rows = [("Enter", "send the prompt"), ("Ctrl+J", "new line in the prompt")]
+        rows = [("enter", "Send the prompt"), ("^j", "New line in the prompt")]
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
-            rows.append((self.get_key_display(binding), binding.description))
-        rows += [("End", "follow the newest text in a pane"), ("Ctrl+P", "command palette")]
+            rows.append((self.get_key_display(binding), binding.tooltip or binding.description))
+        rows += [("end", "Follow the newest text in a pane (or click the cue)"),
+                 ("^p", "Command palette: every command, themes, code blocks, reflections")]
         return rows
 
     def action_help(self) -> None:

@@ -29,14 +29,14 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
         super().__init__(id="help")
-        self._bindings = bindings
+        self._key_rows = bindings
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:
             body.border_title = "reflectchat keys"
             body.border_subtitle = "Esc closes"
             yield Static(INTRO, classes="help-intro")
-            yield Static(key_table(self._bindings))
+            yield Static(key_table(self._key_rows))
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

@@ -1,0 +1,129 @@
+"""Themes, settings, help, the command palette, copy and export, driven through the app."""
+
+from __future__ import annotations
+
+from helpers import ask, loaded, make_app
+from textual.widgets import Input, Label
+
+from reflectchat.config import ConfigFile, config_dir
+from reflectchat.ui.screens.help_screen import HelpScreen
+from reflectchat.ui.screens.settings_screen import SettingsScreen
+
+
+async def test_theme_files_load_and_the_choice_persists():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.theme == "reflect-dark"
+        assert {"reflect-dark", "reflect-paper", "reflect-contrast"} <= set(app.file_themes)
+        app.theme = "reflect-paper"
+        await pilot.pause()
+    assert ConfigFile().ui().theme == "reflect-paper"
+
+
+async def test_user_themes_are_picked_up_and_a_bad_one_is_reported():
+    themes = config_dir() / "themes"
+    themes.mkdir(parents=True)
+    (themes / "mine.toml").write_text('name = "mine"\nprimary = "#ff8800"\n')
+    (themes / "broken.toml").write_text('name = "broken"\nprimary = "not-a-color"\n')
+    (config_dir() / "config.toml").write_text('[ui]\ntheme = "broken"\n')
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "mine" in app.file_themes and "broken" not in app.file_themes
+        messages = [n.message for n in app._notifications]
+        assert any("broken.toml" in m and "primary = 'not-a-color' is not a color" in m
+                   for m in messages), messages
+        assert any("'broken' was not found" in m for m in messages)
+        assert app.theme == "reflect-dark"
+
+
+async def test_a_corrupt_config_gives_a_warning_and_is_never_overwritten():
+    path = config_dir() / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text("[ui\nshow_thinking = maybe\n")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert any("config.toml" in n.message for n in app._notifications)
+        await pilot.press("f2")
+        assert not app.query_one("#thinking").display  # the toggle still works for now
+    assert path.read_text() == "[ui\nshow_thinking = maybe\n"
+
+
+async def test_settings_modal_validates_and_applies_sampling_and_system_prompt():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f8")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        screen.query_one("#field-temperature", Input).value = "hot"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Temperature: 'hot' is not a number" in str(
+            screen.query_one("#settings-error", Label).render())
+        screen.query_one("#field-temperature", Input).value = "0.2"
+        screen.query_one("#field-max_tokens", Input).value = "64"
+        screen.query_one("#system-prompt").text = "Be brief."
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, SettingsScreen)
+        assert app.conversation.sampling.temperature == 0.2
+        assert app.conversation.sampling.max_tokens == 64
+        assert app.conversation.system_prompt == "Be brief."
+
+
+async def test_help_screen_lists_the_keys_from_the_bindings():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = "\n".join(str(s.render()) for s in app.screen.query("Static"))
+        for key, what in [("f2", "Thinking pane"), ("f3", "Reflection pane"),
+                          ("f4", "Output only"), ("f5", "exact model text"), ("esc", "Stop"),
+                          ("enter", "Send"), ("^j", "New line"), ("^r", "last prompt again")]:
+            line = next((line for line in text.splitlines() if line.startswith(key + " ")), "")
+            assert what in line, (key, what, text)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
+    from reflectchat.ui.commands import ReflectChatCommands
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        names = [name for name, _, _ in ReflectChatCommands(app.screen)._commands()]
+        for wanted in ("Toggle thinking pane", "Toggle reflection pane", "Switch model or quant",
+                       "New chat", "Export conversation", "Theme: reflect-paper",
+                       "Go to reflection 1"):
+            assert wanted in names
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"toggle thinking")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert not app.ui_config.show_thinking
+
+
+async def test_copy_output_and_export_markdown():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await pilot.press("ctrl+o")
+        assert app.clipboard == app.conversation.turns[-1].answer.output.strip()
+        assert "x = 1/2" in app.clipboard
+        app.action_export()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        path = next((m for m in messages if m.startswith("Exported to")), messages)
+        assert isinstance(path, str), path
+        text = open(path.removeprefix("Exported to "), encoding="utf-8").read()
+        assert "<summary>Thinking</summary>" in text and "<summary>Reflection 1</summary>" in text
+        assert "sign error" in text and "x = 1/2" in text

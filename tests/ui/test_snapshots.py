@@ -1,0 +1,50 @@
+"""SVG snapshots of the main layouts (pytest-textual-snapshot): a resumed conversation with a
+finished answer, so no timing figure varies. Update with `pytest --snapshot-update` and review
+the SVGs in tests/ui/__snapshots__/ before committing."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import loaded, make_app
+
+from reflectchat.answer import Answer
+from reflectchat.conversation import Conversation, Turn
+from reflectchat.engine.base import FinishReason, GenerationStats, Sampling
+from reflectchat.reflection import TagFormat
+
+RAW = (
+    "<thinking>\nThe user asks how many r's are in \"strawberry\". Spelling it out: "
+    "s-t-r-a-w-b-e-r-r-y. I count the r's: one after the t, and one in \"berry\". So 2.\n"
+    "<reflection>\nI miscounted: \"berry\" has two r's (b-e-r-r-y), and there is one after "
+    "the t, so the total is 3, not 2.\n</reflection>\n"
+    "Checking again letter by letter: s, t, **r**, a, w, b, e, **r**, **r**, y. Three r's.\n"
+    "</thinking>\n<output>\nThere are **3** r's in \"strawberry\".\n\n"
+    "```python\nprint(\"strawberry\".count(\"r\"))  # 3\n```\n</output>"
+)
+
+
+def resumed() -> Conversation:
+    answer = Answer.from_raw(RAW, TagFormat.REFLECTION)
+    answer.reasoning_tokens = 104
+    turn = Turn("How many r's are in strawberry?", TagFormat.REFLECTION, answer)
+    turn.stats = GenerationStats(prompt_tokens=212, completion_tokens=131,
+                                 time_to_first_token_s=0.42, tokens_per_second=14.6,
+                                 total_s=9.4, finish_reason=FinishReason.STOP)
+    return Conversation("", Sampling(), [turn])
+
+
+def keys(*pressed: str):
+    async def run_before(pilot) -> None:
+        await loaded(pilot)
+        pilot.app.query_one("#prompt").cursor_blink = False
+        await pilot.press(*pressed)
+        await pilot.pause(0.2)
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+@pytest.mark.parametrize("pressed", [(), ("f2", "f3"), ("f4",), ("f5",)],
+                         ids=["all-panes", "reasoning-hidden", "output-only", "raw"])
+def test_layout(snap_compare, size, pressed):
+    app = make_app(conversation=resumed())
+    assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
