@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from markdown_it import MarkdownIt
 from platformdirs import user_data_path
@@ -53,7 +54,7 @@ EngineFactory = Callable[[ModelChoice, Callable[[float], bool]], Backend]
 
 
 class ReflectChatApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "reflectchat"
     COMMANDS = App.COMMANDS | {ReflectChatCommands}
     BINDINGS = [
@@ -367,7 +368,7 @@ class ReflectChatApp(App[None]):
         )
         self._status_bar.show(self._status)
 
-    async def on_stream_finished(self, message: StreamFinished) -> None:
+    def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats
         turn.stats = stats
         if self._live is turn:
@@ -379,14 +380,17 @@ class ReflectChatApp(App[None]):
         if item is not None:
             item.refresh_reply()
         if turn is self._viewed:
-            panes = self._panes[id(turn)]
-            for channel in Channel:
-                await self._pane(channel).finish(panes.text[channel])
+            # In a worker, so keys and scrolling are handled while the panes re-render.
+            self.run_worker(self._finish_panes(self._panes[id(turn)]), group="render")
         self._status_bar.show(self._status_for(turn))
         if stats.error:
             self.notify(stats.error, title="Answer failed", severity="error", timeout=15)
         elif turn.stopped:
             self.notify("Stopped; the partial answer is kept.", severity="warning")
+
+    async def _finish_panes(self, panes: PaneText) -> None:
+        for channel in Channel:
+            await self._pane(channel).finish(panes.text[channel])
 
     def _status_for(self, turn: Turn | None) -> Status:
         status = self._status

@@ -18,7 +18,7 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.stream import channel_events
 from reflectchat.ui.messages import StreamBatch, StreamFinished
 
-BATCH_SECONDS = 0.04
+BATCH_SECONDS = 0.1
 
 
 def stream_answer(
