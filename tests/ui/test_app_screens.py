@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from helpers import ask, loaded, make_app
 from textual.widgets import Input, Label
 
@@ -124,6 +126,6 @@ async def test_copy_output_and_export_markdown():
         messages = [n.message for n in app._notifications]
         path = next((m for m in messages if m.startswith("Exported to")), messages)
         assert isinstance(path, str), path
-        text = open(path.removeprefix("Exported to "), encoding="utf-8").read()
+        text = Path(path.removeprefix("Exported to ")).read_text(encoding="utf-8")
         assert "<summary>Thinking</summary>" in text and "<summary>Reflection 1</summary>" in text
         assert "sign error" in text and "x = 1/2" in text
