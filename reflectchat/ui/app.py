@@ -11,7 +11,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from platformdirs import user_data_path
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -102,7 +102,7 @@ class ReflectChatApp(App[None]):
         self._viewed: Turn | None = None
         self._live: Turn | None = None
         self._cancel = threading.Event()
-        self._closing = False
+        self._quitting = False
         self._narrow = False
         self._active_column = "output"
         self._tab_chosen = False  # the user picked a tab during this answer: don't switch it
@@ -167,8 +167,9 @@ class ReflectChatApp(App[None]):
         except OSError as exc:
             self.notify(f"Could not save settings: {exc}", severity="warning")
 
-    def on_resize(self) -> None:
-        narrow = self.size.width < NARROW_BELOW
+    def on_resize(self, event: events.Resize) -> None:
+        # The event's size: this handler runs before App's own, which updates `self.size`.
+        narrow = event.size.width < NARROW_BELOW
         if narrow != self._narrow:
             self._narrow = narrow
             self._apply_layout()
@@ -253,7 +254,7 @@ class ReflectChatApp(App[None]):
             if now - last[0] > 0.05 or fraction >= 1.0:
                 last[0] = now
                 self.post_message(LoadProgress(fraction))
-            return not self._closing
+            return not self._quitting
 
         try:
             engine = self._make_engine(choice, progress)
@@ -592,7 +593,7 @@ class ReflectChatApp(App[None]):
 
     async def action_quit(self) -> None:
         """Stop generating and loading first: llama.cpp must not run while we close it."""
-        self._closing = True
+        self._quitting = True
         self._cancel.set()
         await self.workers.wait_for_complete()
         if self.engine is not None:

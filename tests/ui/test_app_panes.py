@@ -3,6 +3,8 @@ turn selection, literal output, and the reflection links."""
 
 from __future__ import annotations
 
+import asyncio
+
 from helpers import ask, finished, loaded, make_app, wait_for
 from textual.widgets import Log, Markdown, Tabs
 from textual.widgets.markdown import MarkdownBlock
@@ -227,3 +229,28 @@ async def test_a_pane_follows_the_stream_until_the_user_scrolls_up(make_model):
         await pilot.click(".latest-cue")
         await pilot.pause(0.1)
         assert pane.scroll_y == pane.max_scroll_y and not cue.display
+
+
+async def test_resizing_the_terminal_switches_between_tabs_and_columns():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause(0.2)
+        assert not app.query_one(Tabs).display
+        assert all(app.query_one(f"#{c}").display for c in ("thinking", "reflection", "output"))
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert app.query_one(Tabs).display
+        assert [w.id for w in app.query(".pane, #conversation, #raw") if w.display] == ["output"]
+
+
+async def test_ctrl_q_quits_after_an_answer():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await asyncio.wait_for(pilot.press("ctrl+q"), 10)  # a hang fails, not stalls, the suite
+        await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the app to quit")
+    assert app.engine is None  # closed before exiting
