@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reflectchat.reflection import Channel, ChannelEvent, EventKind, ReflectionParser, TagFormat
+from reflectchat.reflection import Channel, ChannelEvent, EventKind, TagFormat, parse_whole
 
 
 @dataclass
@@ -48,8 +48,7 @@ class Answer:
     def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False) -> Answer:
         """The answer a stored raw model text gives (the parser is deterministic)."""
         answer = cls(raw=raw)
-        parser = ReflectionParser(tag_format, prefilled)
-        for event in [*parser.feed(raw), *parser.finish()]:
+        for event in parse_whole(raw, tag_format, prefilled):
             answer.apply(event)
         return answer
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 
 from reflectchat.conversation import Conversation
+from reflectchat.engine.base import FinishReason
 
 
 def _details(summary: str, body: str) -> str:
@@ -26,6 +27,6 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
         for i, reflection in enumerate(answer.reflections, 1):
             parts.append(_details(f"Reflection {i}", reflection))
         parts.append((answer.output.strip() or "*(no output)*") + "\n")
-        if turn.stats is not None and turn.stats.finish_reason.value != "stop":
+        if turn.stats is not None and turn.stats.finish_reason is not FinishReason.STOP:
             parts.append(f"*Finished: {turn.stats.finish_reason.value}*\n")
     return "\n".join(parts)

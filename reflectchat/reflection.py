@@ -240,6 +240,12 @@ class ReflectionParser:
         section.pending_ws = text[len(text.rstrip()) :]
 
 
+def parse_whole(text: str, tag_format: TagFormat, prefilled: bool = False) -> list[ChannelEvent]:
+    """The events of a complete text, e.g. a stored answer's raw model text."""
+    parser = ReflectionParser(tag_format, prefilled)
+    return parser.feed(text) + parser.finish()
+
+
 def _match_tag(buf: str, i: int, rules: dict[str, str]) -> tuple[str | None, bool]:
     """The tag at buf[i], or whether buf[i:] is a strict prefix of one (needs more input)."""
     rest = buf[i : i + 16]

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from markdown_it import MarkdownIt
 from platformdirs import user_data_path
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -34,7 +33,7 @@ from reflectchat.ui.screens.model_picker import ModelPick, ModelPicker
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.streaming import stream_answer
 from reflectchat.ui.themes import load_themes
-from reflectchat.ui.widgets.channel_pane import ChannelPane
+from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
 from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import Status, StatusBar
@@ -537,7 +536,7 @@ class ReflectChatApp(App[None]):
     def code_blocks_in_view(self) -> list[str]:
         if self._viewed is None:
             return []
-        tokens = MarkdownIt("gfm-like").parse(self._viewed.answer.output)
+        tokens = literal_markdown().parse(self._viewed.answer.output)
         return [t.content for t in tokens if t.type == "fence"]
 
     def copy_text(self, text: str, what: str) -> None:

@@ -8,7 +8,7 @@ numbered marker where it occurred; the two link to each other (`#reflection-N`,
 from __future__ import annotations
 
 from reflectchat.literal import visible
-from reflectchat.reflection import Channel, ChannelEvent, EventKind, ReflectionParser, TagFormat
+from reflectchat.reflection import Channel, ChannelEvent, EventKind, TagFormat, parse_whole
 
 REFLECTION_LINK = "#reflection-"
 THINKING_LINK = "#thinking-"
@@ -56,7 +56,6 @@ class PaneText:
         """Rebuild the panes of a stored answer from its raw model text."""
         panes = cls()
         panes.raw = raw
-        parser = ReflectionParser(tag_format, prefilled)
-        for event in [*parser.feed(raw), *parser.finish()]:
+        for event in parse_whole(raw, tag_format, prefilled):
             panes.apply(event)
         return panes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -29,7 +28,7 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
         return LlamaEngine(c.path, EngineSettings(n_ctx=c.context_length or 4096), progress)
 
     def choose(model_id: str | None, quant: str | None) -> ModelChoice:
-        return replace(choose_model(model_id, quant, demo=model_id is None))
+        return choose_model(model_id, quant, demo=model_id is None)
 
     return ReflectChatApp(choice, make_engine, conversation, choose=choose)
 

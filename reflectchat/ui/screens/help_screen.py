@@ -37,6 +37,3 @@ class HelpScreen(ModalScreen[None]):
             body.border_subtitle = "Esc closes"
             yield Static(INTRO, classes="help-intro")
             yield Static(key_table(self._key_rows))
-
-    def action_dismiss(self) -> None:  # type: ignore[override]
-        self.dismiss(None)

@@ -36,14 +36,12 @@ class ChannelPane(VerticalScroll):
         super().__init__(id=id, classes="pane")
         self.border_title = title
         self._stream: MarkdownStream | None = None
+        self.document = Markdown(parser_factory=literal_markdown, open_links=False)
+        self._cue = LatestCue("↓ latest (End)", classes="latest-cue")
 
     def compose(self) -> ComposeResult:
-        yield Markdown(parser_factory=literal_markdown, open_links=False)
-        yield LatestCue("↓ latest (End)", classes="latest-cue")
-
-    @property
-    def document(self) -> Markdown:
-        return self.query_one(Markdown)
+        yield self.document
+        yield self._cue
 
     @property
     def following(self) -> bool:
@@ -100,6 +98,4 @@ class ChannelPane(VerticalScroll):
 
     def _update_cue(self) -> None:
         behind = self.max_scroll_y - self.scroll_y >= 1
-        cue = self.query("LatestCue")
-        if cue:
-            cue.first().display = behind and not self.following
+        self._cue.display = behind and not self.following

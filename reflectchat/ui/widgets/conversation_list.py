@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import ListItem, ListView, Static
 
 from reflectchat.conversation import Turn
+from reflectchat.engine.base import FinishReason
 from reflectchat.literal import visible
 
 PREVIEW_LINES = 4
@@ -29,16 +30,15 @@ class TurnItem(ListItem):
         yield Static(self._reply(), classes="reply-text")
 
     def _reply(self) -> Content:
-        turn = self.turn
-        if not turn.finished:
+        turn, stats = self.turn, self.turn.stats
+        if stats is None:
             return Content.styled("thinking…", "italic $text-muted")
         body = Content(visible(_preview(turn.answer.output or turn.answer.raw)))
-        stats = turn.stats
-        if turn.stopped:
+        if stats.finish_reason is FinishReason.CANCELLED:
             return body + Content.styled("\n⏹ stopped", "$warning")
-        if stats is not None and stats.error:
+        if stats.error:
             return body + Content.styled(f"\n✗ {stats.error}", "$error")
-        if stats is not None and stats.finish_reason.value == "length":
+        if stats.finish_reason is FinishReason.LENGTH:
             return body + Content.styled("\n… cut at the token limit", "$warning")
         return body
 
