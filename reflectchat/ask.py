@@ -15,9 +15,7 @@ from reflectchat.answer import Answer
 from reflectchat.catalog import CatalogError
 from reflectchat.engine.base import ChatMessage, FinishReason
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine_args import engine_settings
-from reflectchat.model_choice import choose_model
-from reflectchat.reflection import TagFormat
+from reflectchat.engine_args import choice_from_args, engine_settings
 from reflectchat.stream import channel_events
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
@@ -50,7 +48,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
         view = TerminalView(Console(highlight=False), Console(stderr=True, highlight=False))
     try:
-        choice = choose_model(args.model, args.quant, args.demo)
+        choice = choice_from_args(args, args.model, args.quant, args.demo)
         if view:
             view.banner(choice.label, choice.is_demo)
         from reflectchat.engine.llama import LlamaEngine
@@ -62,12 +60,11 @@ def run_ask(args: argparse.Namespace) -> int:
         sampling = replace(choice.sampling, max_tokens=args.max_tokens)
         if args.temperature is not None:
             sampling = replace(sampling, temperature=args.temperature)
-        tag_format = TagFormat(args.format) if args.format else choice.tag_format
         cancel = threading.Event()
         answer = Answer()
         generation = engine.generate(messages, sampling, cancel)
         with _ctrl_c_stops(cancel):
-            for event in channel_events(generation, tag_format, answer):
+            for event in channel_events(generation, choice.tag_format, answer):
                 if view:
                     view.show(event)
     except (EngineError, CatalogError) as exc:

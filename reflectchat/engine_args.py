@@ -1,17 +1,26 @@
-"""Engine settings from the command line's runtime options, shared by `ask` and the UI."""
+"""The model and engine settings the command line asks for, shared by `ask` and the UI."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from reflectchat.engine.errors import EngineError
-from reflectchat.model_choice import ModelChoice
+from reflectchat.model_choice import ModelChoice, choose_model
+from reflectchat.reflection import TagFormat
 
 if TYPE_CHECKING:  # the engine imports llama_cpp, which loads only once a command runs
     from reflectchat.engine.llama import EngineSettings
 
 DEFAULT_CTX = 8192
+
+
+def choice_from_args(args: argparse.Namespace, model: str | None, quant: str | None,
+                     demo: bool = False) -> ModelChoice:
+    """The model to run (no model: the demo), with `--format` overriding its tag format."""
+    choice = choose_model(model, quant, demo)
+    return replace(choice, tag_format=TagFormat(args.format)) if args.format else choice
 
 
 def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:

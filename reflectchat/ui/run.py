@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 
 from reflectchat.catalog import CatalogError
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine_args import engine_settings
-from reflectchat.model_choice import ModelChoice, choose_model
-from reflectchat.reflection import TagFormat
+from reflectchat.engine_args import choice_from_args, engine_settings
+from reflectchat.model_choice import ModelChoice
 
 
 def run_ui(args: argparse.Namespace) -> int:
     def choose(model: str | None, quant: str | None) -> ModelChoice:
-        choice = choose_model(model, quant, demo=model is None)
-        return replace(choice, tag_format=TagFormat(args.format)) if args.format else choice
+        return choice_from_args(args, model, quant)
 
     def make_engine(choice: ModelChoice, progress: Callable[[float], bool]) -> Backend:
         from reflectchat.engine.llama import LlamaEngine
@@ -26,7 +23,7 @@ def run_ui(args: argparse.Namespace) -> int:
         return LlamaEngine(choice.path, engine_settings(args, choice), progress)
 
     try:
-        choice = choose(args.model, args.quant) if not args.demo else choose(None, None)
+        choice = choice_from_args(args, args.model, args.quant, args.demo)
         engine_settings(args, choice).check()
     except (CatalogError, EngineError) as exc:
         print(f"reflectchat: {exc}", file=sys.stderr)
