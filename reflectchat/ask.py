@@ -1,4 +1,5 @@
-"""`reflectchat ask`: one question, streamed to the terminal or returned as JSON."""
+"""`reflectchat ask`: one question, streamed to the terminal or returned as JSON, and saved as a
+session (as command-line LLM tools log every prompt) unless `--no-save`."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from reflectchat.answer import Answer
 from reflectchat.catalog import CatalogError
-from reflectchat.engine.base import ChatMessage, FinishReason
+from reflectchat.conversation import Conversation, Turn
+from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine_args import choice_from_args, engine_settings
+from reflectchat.sessions.recorder import SessionRecorder
+from reflectchat.sessions.records import SessionMeta
+from reflectchat.sessions.store import SessionStore, StoreError
 from reflectchat.stream import channel_events
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
@@ -33,6 +37,28 @@ def _ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _recorder(args: argparse.Namespace, meta: SessionMeta) -> SessionRecorder | None:
+    """The recorder `ask` saves through; None with --no-save or when the store is unusable (the
+    answer still comes, with a warning)."""
+    if args.no_save:
+        return None
+    warned: list[str] = []
+
+    def warn(text: str) -> None:
+        if not warned:  # once: a full disk would otherwise warn at every checkpoint
+            warned.append(text)
+            print(f"reflectchat: {text}", file=sys.stderr)
+
+    try:
+        store = SessionStore.open()
+    except StoreError as exc:
+        warn(f"{exc}; this answer is not saved")
+        return None
+    if store.notice:
+        warn(store.notice)
+    return SessionRecorder(store, meta, on_error=warn)
 
 
 def run_ask(args: argparse.Namespace) -> int:
@@ -53,29 +79,44 @@ def run_ask(args: argparse.Namespace) -> int:
             view.banner(choice.label, choice.is_demo)
         from reflectchat.engine.llama import LlamaEngine
 
-        engine = LlamaEngine(choice.path, engine_settings(args, choice))
-        system = args.system if args.system is not None else choice.system_prompt
-        messages = [ChatMessage("system", system)] if system else []
-        messages.append(ChatMessage("user", prompt))
-        sampling = replace(choice.sampling, max_tokens=args.max_tokens)
-        if args.temperature is not None:
-            sampling = replace(sampling, temperature=args.temperature)
-        cancel = threading.Event()
-        answer = Answer()
-        generation = engine.generate(messages, sampling, cancel)
-        with _ctrl_c_stops(cancel):
-            for event in channel_events(generation, choice.tag_format, answer):
-                if view:
-                    view.show(event)
+        settings = engine_settings(args, choice)
+        engine = LlamaEngine(choice.path, settings)
     except (EngineError, CatalogError) as exc:
         print(f"reflectchat: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    stats = generation.stats
+    system = args.system if args.system is not None else choice.system_prompt
+    sampling = replace(choice.sampling, max_tokens=args.max_tokens)
+    if args.temperature is not None:
+        sampling = replace(sampling, temperature=args.temperature)
+    conversation = Conversation(system, sampling)
+    turn = Turn(prompt, choice.tag_format)
+    recorder = _recorder(args, SessionMeta(choice.model_id, choice.quant, system, sampling,
+                                           engine.gpu_layers, engine.n_ctx))
+    if recorder is not None:
+        recorder.start_turn(turn)
+    cancel = threading.Event()
+    try:
+        generation = engine.generate(conversation.messages_for(prompt), sampling, cancel)
+        turn.prefilled = generation.prefilled_thinking
+        stats = generation.stats
+        with _ctrl_c_stops(cancel):
+            for event in channel_events(generation, turn.tag_format, turn.answer):
+                if view:
+                    view.show(event)
+                if recorder is not None:
+                    recorder.checkpoint(turn)
+    except EngineError as exc:
+        stats = GenerationStats(finish_reason=FinishReason.ERROR, error=str(exc))
+    if recorder is not None:
+        recorder.finish_turn(turn, stats)
+    session = recorder.session_id if recorder is not None else None
     if view:
         view.finish(stats)
+        if session is not None:
+            view.saved(session)
     else:
-        print(json.dumps(answer.to_dict(stats.finish_reason.value, stats.to_dict()),
-                         ensure_ascii=False, indent=2))
+        result = turn.answer.to_dict(stats.finish_reason.value, stats.to_dict())
+        print(json.dumps({**result, "session": session}, ensure_ascii=False, indent=2))
     if stats.error:
         print(f"reflectchat: {stats.error}", file=sys.stderr)
     if stats.finish_reason is FinishReason.ERROR:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from reflectchat.sessions.records import CHANNELS
 
 FORMATS = ("reflection", "think", "plain", "auto")
 KV_TYPES = ("f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
@@ -45,6 +48,35 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--mlock", action="store_true", help="lock the model in RAM")
 
 
+def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sessions", help="list, search, export, import or delete saved sessions",
+                       description="The session history: every chat in the app and every "
+                                   "`ask` (unless --no-save).")
+    cmd = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd.add_parser("list", help="sessions, newest first")
+    c.add_argument("--limit", type=int, metavar="N", help="show only the newest N")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c = cmd.add_parser("show", help="print a session's prompts, reasoning and outputs")
+    c.add_argument("id", type=int)
+    c.add_argument("--json", action="store_true", help="print the session as JSON")
+    c = cmd.add_parser("search", help="full-text search across sessions")
+    c.add_argument("query", help="words to find (the last may be the start of a word)")
+    c.add_argument("--channel", action="append", choices=CHANNELS,
+                   help="search only this channel (repeatable)")
+    c.add_argument("--limit", type=int, default=50, metavar="N", help="at most N hits")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c = cmd.add_parser("export", help="write a session as Markdown or JSON")
+    c.add_argument("id", type=int)
+    c.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    c.add_argument("-o", "--output", type=Path, metavar="FILE", help="file (default: stdout)")
+    c = cmd.add_parser("import", help="add a session from a JSON export")
+    c.add_argument("file", type=Path)
+    c.add_argument("--json", action="store_true", help="print the new id as JSON")
+    c = cmd.add_parser("delete", help="delete a session")
+    c.add_argument("id", type=int)
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reflectchat",
@@ -64,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-tokens", type=int, metavar="N", help="stop after N answer tokens")
     g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
     g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    g.add_argument("--no-save", action="store_true",
+                   help="do not record this exchange in the session history")
+    _add_sessions_parser(sub)
     return parser
 
 
@@ -74,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.ask import run_ask
 
         return run_ask(args)
+    if args.command == "sessions":
+        from reflectchat.sessions.cli import run_sessions
+
+        return run_sessions(args)
     from reflectchat.ui.run import run_ui
 
     return run_ui(args)

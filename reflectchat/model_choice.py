@@ -22,6 +22,8 @@ class ModelChoice:
     sampling: Sampling
     context_length: int | None = None  # None: unknown until loaded
     is_demo: bool = False
+    model_id: str = ""  # the catalog id, or the file for a GGUF given by path
+    quant: str | None = None
 
 
 def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoice:
@@ -33,10 +35,11 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
         reflection = load_catalog().get(DEMO_PROMPT_FROM)
         return ModelChoice(demo_model_path(), "demo model (replays recorded answers)",
                            TagFormat.REFLECTION, reflection.system_prompt, reflection.sampling,
-                           DEMO_CONTEXT, is_demo=True)
+                           DEMO_CONTEXT, is_demo=True, model_id="demo")
     path = Path(model).expanduser()
     if path.exists() or path.suffix == ".gguf":
-        return ModelChoice(path, path.name, TagFormat.AUTO, "", Sampling())
+        return ModelChoice(path, path.name, TagFormat.AUTO, "", Sampling(),
+                           model_id=str(path.resolve()))
     entry = load_catalog().get(model)
     if quant:
         chosen = entry.quant(quant)
@@ -44,7 +47,8 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
     else:
         chosen, path = _first_downloaded(entry)
     return ModelChoice(path, f"{entry.name} {chosen.name}", entry.format, entry.system_prompt,
-                       entry.sampling, entry.context_length)
+                       entry.sampling, entry.context_length, model_id=entry.id,
+                       quant=chosen.name)
 
 
 @dataclass(frozen=True)

@@ -61,3 +61,7 @@ class TerminalView:
                                  "context) and was cut short.", style="yellow"))
         elif stats.finish_reason is FinishReason.CANCELLED:
             self._err.print(Text("Stopped; the partial answer is above.", style="yellow"))
+
+    def saved(self, session_id: int) -> None:
+        self._err.print(Text(f"Saved as session {session_id} (reflectchat sessions show "
+                             f"{session_id}).", style="dim"))

@@ -30,7 +30,9 @@ def test_demo_answers_with_reflections_as_json():
     result = ask("--demo", "--json", "Solve the equation: 2x^2 + 5x - 3 = 0")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"thinking", "reflections", "output", "raw", "finish_reason", "stats"}
+    assert set(answer) == {"thinking", "reflections", "output", "raw", "finish_reason", "stats",
+                           "session"}
+    assert isinstance(answer["session"], int)
     assert "x = 1/2" in answer["output"] and "x = −3" in answer["output"]
     assert answer["reflections"] and "sign error" in answer["reflections"][0]
     assert "<reflection>" not in answer["thinking"] and answer["thinking"]

@@ -5,7 +5,8 @@ one token per script chunk; one-hot token embeddings; one transformer block whos
 all zero, so the residual stream carries the embedding through unchanged; and an output matrix
 that maps each token to its successor. Decoding, greedy or sampled, then replays each script
 exactly. The chat template ends the prompt with a script's trigger (a control token) whose
-successor is the script's first chunk; the last chunk's successor is end-of-sequence.
+successor is the script's first chunk; the last chunk's successor is end-of-sequence (or, for a
+looping script, its first chunk again: an answer that runs until a token limit).
 
 A token's successor is fixed, so a token text is used once across all scripts. Plain strings
 are cut into fresh chunks automatically; `Control`, `Piece` and `Bytes` place exact tokens, and
@@ -59,6 +60,7 @@ class Script:
 
     trigger: str
     segments: Sequence[Segment]
+    loops: bool = False  # never ends: after the last segment it starts again from the first
 
     @property
     def text(self) -> str:
@@ -165,7 +167,8 @@ def write_scripted_gguf(
         vocab.add(f"<0x{b:02X}>", gguf.TokenType.BYTE)
     for script in scripts:
         trigger = vocab.add(script.trigger, gguf.TokenType.CONTROL)
-        chain = [trigger, *_script_tokens(script, vocab), vocab.index[EOS]]
+        tokens = _script_tokens(script, vocab)
+        chain = [trigger, *tokens, tokens[0] if script.loops else vocab.index[EOS]]
         for a, b in pairwise(chain):
             vocab.link(a, b)
     template = template or chat_template([], scripts[0].trigger)

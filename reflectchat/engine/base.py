@@ -19,6 +19,7 @@ class FinishReason(str, Enum):
     LENGTH = "length"
     CANCELLED = "cancelled"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # the app stopped (was killed) before the answer finished
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ class Generation(Protocol):
 
 class Backend(Protocol):
     name: str
+
+    @property
+    def n_ctx(self) -> int: ...
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        """The prompt these messages make, in tokens."""
+        ...
 
     def generate(
         self,

@@ -159,6 +159,9 @@ class LlamaEngine:
         )
         return self._llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
 
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        return len(self.tokenize(self.render_prompt(messages)))
+
     def generate(
         self,
         messages: list[ChatMessage],

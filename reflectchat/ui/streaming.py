@@ -15,6 +15,7 @@ from textual.message import Message
 from reflectchat.conversation import Turn
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, GenerationStats, Sampling
 from reflectchat.engine.errors import EngineError
+from reflectchat.sessions.recorder import SessionRecorder
 from reflectchat.stream import channel_events
 from reflectchat.ui.messages import StreamBatch, StreamFinished
 
@@ -28,13 +29,17 @@ def stream_answer(
     messages: list[ChatMessage],
     sampling: Sampling,
     cancel: threading.Event,
+    recorder: SessionRecorder | None = None,
 ) -> None:
+    """Stream one answer; `recorder` checkpoints it and commits it when it ends."""
     start = time.perf_counter()
     try:
         generation = backend.generate(messages, sampling, cancel)
     except EngineError as exc:
-        post(StreamFinished(turn, GenerationStats(finish_reason=FinishReason.ERROR,
-                                                  error=str(exc))))
+        failed = GenerationStats(finish_reason=FinishReason.ERROR, error=str(exc))
+        if recorder is not None:
+            recorder.finish_turn(turn, failed)
+        post(StreamFinished(turn, failed))
         return
     turn.prefilled = generation.prefilled_thinking
     answer, stats = turn.answer, generation.stats
@@ -58,5 +63,9 @@ def stream_answer(
         if now - last_post >= BATCH_SECONDS:
             flush(now)
             last_post = now
+            if recorder is not None:
+                recorder.checkpoint(turn)
     flush(time.perf_counter())
+    if recorder is not None:
+        recorder.finish_turn(turn, stats)
     post(StreamFinished(turn, stats))

@@ -1,0 +1,125 @@
+"""`reflectchat ask` saving sessions, and `reflectchat sessions ...`, as real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SOLVE = "Solve the equation: 2x^2 + 5x - 3 = 0"
+
+
+def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reflectchat", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def sessions(*args: str) -> subprocess.CompletedProcess[str]:
+    return run("sessions", *args)
+
+
+def as_json(*args: str):
+    result = sessions(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def two_asked() -> list[int]:
+    ids = [json.loads(run("ask", "--demo", "--json", prompt).stdout)["session"]
+           for prompt in (SOLVE, "Debug this Python code")]
+    assert run("ask", "--demo", "--no-save", "What is the capital of Peru?").returncode == 0
+    return ids
+
+
+def test_ask_records_a_session_unless_no_save(two_asked):
+    listed = as_json("list")
+    assert [s["id"] for s in listed] == two_asked[::-1]  # newest first
+    assert [s["title"] for s in listed] == ["Debug this Python code", SOLVE]
+    assert all(s["messages"] == 2 and s["model"] == "demo" for s in listed)
+    shown = as_json("show", str(two_asked[0]))
+    user, answer = shown["messages"]
+    assert user["raw"] == SOLVE and answer["finish_reason"] == "stop"
+    assert "sign error" in answer["reflections"][0] and "x = 1/2" in answer["output"]
+    assert shown["settings"]["n_ctx"] > 0 and shown["settings"]["system_prompt"]
+    terminal = run("ask", "--demo", SOLVE)
+    assert "Saved as session 3" in terminal.stderr
+
+
+def test_search_finds_the_reflection_with_the_match_marked(two_asked):
+    hits = as_json("search", "sign error", "--channel", "reflection")
+    assert [(h["session"], h["channel"], h["reflection"]) for h in hits] == \
+        [(two_asked[0], "reflection", 1)]
+    [(start, end), (start2, end2)] = hits[0]["highlights"]
+    assert hits[0]["snippet"][start:end] == "sign" and hits[0]["snippet"][start2:end2] == "error"
+    assert as_json("search", "sign error", "--channel", "user") == []
+    text = sessions("search", "factorial")
+    assert "Debug this Python code" in text.stdout
+    missing = sessions("search", "zebra")
+    assert missing.returncode == 0 and "Nothing matches" in missing.stderr
+
+
+def test_show_prints_each_channel_labelled(two_asked):
+    shown = sessions("show", str(two_asked[0])).stdout
+    labels = [line for line in shown.splitlines() if line.startswith("── ")]
+    assert labels == ["── 1. you ──", "── thinking ──", "── reflection 1 ──", "── output ──"]
+
+
+def test_markdown_export_folds_reasoning_and_labels_reflections(two_asked, tmp_path):
+    out = tmp_path / "chat.md"
+    result = sessions("export", str(two_asked[0]), "-o", str(out))
+    assert result.returncode == 0 and str(out) in result.stderr
+    text = out.read_text()
+    assert text.startswith(f"# {SOLVE}")
+    assert "<details>\n<summary>Thinking</summary>" in text
+    assert "<details>\n<summary>Reflection 1</summary>\n\nI made a sign error" in text
+    assert "**x = 1/2**" in text.split("</details>")[-1]
+
+
+def test_json_export_imports_as_the_same_session(two_asked, tmp_path):
+    exported = sessions("export", str(two_asked[0]), "--format", "json").stdout
+    path = tmp_path / "s.json"
+    path.write_text(exported)
+    new_id = as_json("import", str(path))["id"]
+    assert new_id not in two_asked
+    again = sessions("export", str(new_id), "--format", "json").stdout
+    assert again == exported
+    [hit] = [h for h in as_json("search", "sign error", "--channel", "reflection")
+             if h["session"] == new_id]
+    assert hit["title"] == SOLVE
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json", "is not JSON"),
+    ('{"format": "something-else"}', "not a reflectchat session export"),
+    ('{"format": "reflectchat-session", "version": 99}', "newer than this reflectchat"),
+    ('{"format": "reflectchat-session", "version": 1, "settings": {}}', "no 'sampling'"),
+])
+def test_a_bad_import_says_what_is_wrong_and_adds_nothing(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = sessions("import", str(path))
+    assert result.returncode == 1 and message in result.stderr and str(path) in result.stderr
+    assert as_json("list") == []
+
+
+def test_an_import_with_a_bad_message_says_which(two_asked, tmp_path):
+    data = as_json("show", str(two_asked[0]))
+    data["messages"][1]["role"] = "robot"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    result = sessions("import", str(path))
+    assert "messages[1].role" in result.stderr and "'robot'" in result.stderr
+    assert len(as_json("list")) == 2
+
+
+def test_delete_needs_confirmation(two_asked):
+    refused = sessions("delete", str(two_asked[0]))  # stdin is not a terminal
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    assert sessions("delete", str(two_asked[0]), "--yes").returncode == 0
+    assert [s["id"] for s in as_json("list")] == [two_asked[1]]
+    gone = sessions("show", str(two_asked[0]))
+    assert gone.returncode == 1 and f"no session {two_asked[0]}" in gone.stderr
+    assert as_json("search", "sign") == []
