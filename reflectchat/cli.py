@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reflectchat {_version()}")
     _add_model_options(parser)
+    parser.add_argument("--resume", nargs="?", const="latest", metavar="ID",
+                        help="open the app on a saved session (default: the latest)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     ask = sub.add_parser("ask", help="ask one question and stream the answer (no UI)",
                          description="Ask one question and stream the thinking, reflections "

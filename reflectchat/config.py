@@ -5,6 +5,7 @@
     show_reflection = true
     output_only = false
     raw_view = false
+    show_sessions = false
     theme = "reflect-dark"
 
 User theme files live beside it, in `themes/`. A config file that cannot be read gives a warning
@@ -40,6 +41,7 @@ class UIConfig:
     show_reflection: bool = True
     output_only: bool = False  # only the output pane, whatever the other toggles say
     raw_view: bool = False  # the exact model text, tags included, instead of the panes
+    show_sessions: bool = False  # the sessions sidebar
     theme: str = DEFAULT_THEME
 
 

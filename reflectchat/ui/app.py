@@ -3,6 +3,7 @@ in view, fed by a worker thread that posts batched channel events."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -18,35 +19,51 @@ from textual.widgets import Footer, ListView, Log, Markdown, Tab, Tabs
 from textual.widgets.markdown import MarkdownBlock
 
 from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig, config_dir
-from reflectchat.conversation import Conversation, Turn
+from reflectchat.conversation import Conversation, Turn, answer_reserve, fit_context
 from reflectchat.engine.base import Backend, ChatMessage, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.export import conversation_markdown
 from reflectchat.literal import visible
 from reflectchat.model_choice import ModelChoice, catalog_quants
 from reflectchat.reflection import Channel
+from reflectchat.sessions.recorder import SessionRecorder
+from reflectchat.sessions.records import SessionMeta
+from reflectchat.sessions.store import SessionStore, StoreError
+from reflectchat.sessions.transfer import model_label
+from reflectchat.sessions.turns import conversation_from
 from reflectchat.ui.commands import ReflectChatCommands
-from reflectchat.ui.messages import LoadFinished, LoadProgress, StreamBatch, StreamFinished
+from reflectchat.ui.messages import (
+    ContextTrimmed,
+    LoadFinished,
+    LoadProgress,
+    StoreProblem,
+    StreamBatch,
+    StreamFinished,
+)
 from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK, PaneText
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.model_picker import ModelPick, ModelPicker
+from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.streaming import stream_answer
 from reflectchat.ui.themes import load_themes
 from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
 from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
+from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 from reflectchat.ui.widgets.status_bar import Status, StatusBar
 
 NARROW_BELOW = 120  # columns: narrower terminals show one column at a time, under tabs
-COLUMNS = ("conversation", "thinking", "reflection", "output", "raw")
-TAB_LABELS = {"conversation": "Chat", "thinking": "Thinking", "reflection": "Reflection",
-              "output": "Output", "raw": "Raw"}
+COLUMNS = ("sessions", "conversation", "thinking", "reflection", "output", "raw")
+TAB_LABELS = {"sessions": "Sessions", "conversation": "Chat", "thinking": "Thinking",
+              "reflection": "Reflection", "output": "Output", "raw": "Raw"}
 HINTS = {
     Channel.THINKING: "*The model's reasoning appears here as it thinks.*",
     Channel.REFLECTION: "*Its self-corrections appear here, numbered.*",
     Channel.OUTPUT: "*The answer appears here. Type a question below and press Enter.*",
 }
+
+STORE_WARNING_EVERY_S = 30.0  # a failing store (full disk) is reported at most this often
 
 # Builds the engine from a model choice; `progress` gets 0..1 and returns False to abort.
 EngineFactory = Callable[[ModelChoice, Callable[[float], bool]], Backend]
@@ -65,6 +82,8 @@ class ReflectChatApp(App[None]):
         Binding("f4", "toggle_output_only", "Focus", tooltip="Output only, or all panes again"),
         Binding("f5", "toggle_raw", "Raw",
                 tooltip="The exact model text with its tags, instead of the panes"),
+        Binding("f6", "toggle_sessions", "Sessions", priority=True,  # before the prompt's F6
+                tooltip="Show or hide saved sessions and search across them"),
         Binding("ctrl+r", "regenerate", "Regenerate", show=False,
                 tooltip="Answer the last prompt again"),
         Binding("ctrl+n", "new_chat", "New chat", show=False, tooltip="Start a new chat"),
@@ -88,7 +107,12 @@ class ReflectChatApp(App[None]):
         conversation: Conversation | None = None,
         config: ConfigFile | None = None,
         choose: Callable[[str | None, str | None], ModelChoice] | None = None,
+        store: SessionStore | None = None,
+        store_problem: str | None = None,
+        session_id: int | None = None,
     ) -> None:
+        """`store` keeps the sessions (None: history is off, `store_problem` says why);
+        `session_id` is the stored session `conversation` continues."""
         super().__init__()
         self.choice = choice
         self._make_engine = make_engine
@@ -107,6 +131,10 @@ class ReflectChatApp(App[None]):
         self._tab_chosen = False  # the user picked a tab during this answer: don't switch it
         self._status = Status(model=choice.label, ctx_total=choice.context_length or 0)
         self.file_themes: list[str] = []  # from theme files, offered in the palette
+        self.store = store
+        self._store_problem = store_problem
+        self._store_warned = 0.0
+        self.recorder = self._recorder(session_id)
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -114,6 +142,7 @@ class ReflectChatApp(App[None]):
         yield Tabs(*(Tab(TAB_LABELS[c], id=f"tab-{c}") for c in COLUMNS), id="column-tabs",
                    active=f"tab-{self._active_column}")
         with Horizontal(id="columns"):
+            yield SessionsSidebar(self.store, self._store_problem)
             yield ConversationList()
             yield ChannelPane("Thinking", id="thinking")
             yield ChannelPane("Reflection", id="reflection")
@@ -130,11 +159,10 @@ class ReflectChatApp(App[None]):
         for warning in self.config_file.warnings:
             self.notify(warning, title="Settings", severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        for turn in self.conversation.turns:
-            self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
-                                                      turn.prefilled)
-            await self._conversation.append(TurnItem(turn))
-        await self._view(self.conversation.turns[-1] if self.conversation.turns else None)
+        if self.store is not None and self.store.notice:
+            self.notify(self.store.notice, title="Session history", severity="warning",
+                        timeout=20)
+        await self._show_conversation()
         self._narrow = self.size.width < NARROW_BELOW
         self._apply_layout()
         self.query_one(PromptInput).focus()
@@ -180,7 +208,9 @@ class ReflectChatApp(App[None]):
             *(["reflection"] if c.show_reflection and not c.output_only else []),
             "output",
         ]
-        return answer if c.output_only else ["conversation", *answer]
+        if c.output_only:
+            return answer
+        return [*(["sessions"] if c.show_sessions else []), "conversation", *answer]
 
     def _apply_layout(self) -> None:
         visible = self.visible_columns()
@@ -236,6 +266,11 @@ class ReflectChatApp(App[None]):
     def action_toggle_raw(self) -> None:
         self._toggle("raw_view")
 
+    def action_toggle_sessions(self) -> None:
+        self._toggle("show_sessions")
+        if self.ui_config.show_sessions:
+            self._show_column("sessions")
+
     # -- model loading --------------------------------------------------------------------------
 
     def _load(self, choice: ModelChoice) -> None:
@@ -273,6 +308,8 @@ class ReflectChatApp(App[None]):
             self.notify(message.error, title="Model not loaded", severity="error", timeout=15)
             return
         engine = self.engine
+        if self.recorder is not None:
+            self.recorder.update_meta(self._meta())
         self._status = replace(
             self._status,
             gpu_layers=getattr(engine, "gpu_layers", 0),
@@ -324,6 +361,12 @@ class ReflectChatApp(App[None]):
         self._live = turn
         self._cancel = threading.Event()
         self._tab_chosen = False
+        if self.recorder is not None:
+            new_session = self.recorder.session_id is None
+            self.recorder.start_turn(turn)
+            if new_session:
+                self._sidebar.current = self.recorder.session_id
+            self._sidebar.reload()
         item = TurnItem(turn)
         await self._conversation.append(item)
         self._conversation.index = len(self._conversation) - 1
@@ -333,12 +376,31 @@ class ReflectChatApp(App[None]):
                                reasoning_tokens=0, output_tokens=0)
         self._status_bar.show(self._status)
         self.refresh_bindings()
-        self._generate(engine, turn, self.conversation.sampling, messages, self._cancel)
+        self._generate(engine, turn, self.conversation.sampling, messages, self._cancel,
+                       self.recorder)
 
     @work(thread=True, group="generate")
     def _generate(self, engine: Backend, turn: Turn, sampling: Sampling,
-                  messages: list[ChatMessage], cancel: threading.Event) -> None:
-        stream_answer(self.post_message, engine, turn, messages, sampling, cancel)
+                  messages: list[ChatMessage], cancel: threading.Event,
+                  recorder: SessionRecorder | None) -> None:
+        n_ctx = engine.n_ctx
+        try:
+            messages, dropped = fit_context(messages, engine.count_tokens,
+                                            n_ctx - answer_reserve(n_ctx, sampling))
+        except EngineError:
+            dropped = 0  # the chat template failed: generating reports it
+        if dropped:
+            kept = sum(m.role == "assistant" for m in messages)
+            self.post_message(ContextTrimmed(dropped, kept, n_ctx))
+        stream_answer(self.post_message, engine, turn, messages, sampling, cancel, recorder)
+
+    def on_context_trimmed(self, message: ContextTrimmed) -> None:
+        turns = "turn" if message.dropped == 1 else f"{message.dropped} turns"
+        self.notify(
+            f"The oldest {turns} no longer fit the {message.n_ctx:,}-token context, so the "
+            f"model does not see them for this answer; it sees the last {message.kept}. "
+            "Start with a larger --ctx to keep more.", title="Context trimmed",
+            severity="warning", timeout=12)
 
     async def on_stream_batch(self, batch: StreamBatch) -> None:
         panes = self._panes.get(id(batch.turn))
@@ -379,6 +441,8 @@ class ReflectChatApp(App[None]):
         item = self._conversation.item_for(turn)
         if item is not None:
             item.refresh_reply()
+        if self.store is not None:
+            self._sidebar.reload()
         if turn is self._viewed:
             # In a worker, so keys and scrolling are handled while the panes re-render.
             self.run_worker(self._finish_panes(self._panes[id(turn)]), group="render")
@@ -431,19 +495,142 @@ class ReflectChatApp(App[None]):
         if item is not None:
             await item.remove()
         self._panes.pop(id(turn), None)
+        if self.recorder is not None:
+            self.recorder.drop_last_turn()
         await self._start_turn(turn.prompt)
 
     async def action_new_chat(self) -> None:
+        old = self.conversation
+        await self._replace_conversation(
+            Conversation(old.system_prompt, old.sampling, with_reasoning=old.with_reasoning),
+            None)
+
+    async def _replace_conversation(self, conversation: Conversation,
+                                    session_id: int | None) -> None:
+        """Show another conversation; an answer still streaming is stopped (and saved)."""
         self._cancel.set()
-        self.conversation = Conversation(self.conversation.system_prompt,
-                                         self.conversation.sampling)
+        self.conversation = conversation
+        self.recorder = self._recorder(session_id)
         self._panes.clear()
         await self._conversation.clear()
-        await self._view(None)
+        await self._show_conversation()
         self._status = replace(self._status, ctx_used=0, tokens_per_second=None,
                                first_token_s=None, reasoning_tokens=0, output_tokens=0)
         if self.engine is not None:
-            self._status_bar.show(self._status)
+            self._status_bar.show(self._status_for(self._viewed))
+
+    async def _show_conversation(self) -> None:
+        turns = self.conversation.turns
+        for turn in turns:
+            self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
+                                                      turn.prefilled)
+        await self._conversation.extend(TurnItem(turn) for turn in turns)
+        if turns:
+            self._conversation.index = len(turns) - 1
+        await self._view(turns[-1] if turns else None)
+        self._sidebar.current = self.recorder.session_id if self.recorder else None
+        if self.store is not None:
+            self._sidebar.reload()
+
+    # -- sessions -------------------------------------------------------------------------------
+
+    @property
+    def _sidebar(self) -> SessionsSidebar:
+        return self.query_one(SessionsSidebar)
+
+    def _meta(self) -> SessionMeta:
+        return SessionMeta(self.choice.model_id, self.choice.quant,
+                           self.conversation.system_prompt, self.conversation.sampling,
+                           getattr(self.engine, "gpu_layers", None),
+                           getattr(self.engine, "n_ctx", None))
+
+    def _recorder(self, session_id: int | None) -> SessionRecorder | None:
+        if self.store is None:
+            return None
+        return SessionRecorder(self.store, self._meta(), session_id,
+                               on_error=lambda text: self.post_message(StoreProblem(text)))
+
+    def on_store_problem(self, message: StoreProblem) -> None:
+        now = time.monotonic()
+        if now - self._store_warned > STORE_WARNING_EVERY_S:
+            self._store_warned = now
+            self.notify(f"{message.text}. The chat goes on; saving is retried.",
+                        title="Session history", severity="error", timeout=15)
+
+    async def on_sessions_sidebar_open(self, event: SessionsSidebar.Open) -> None:
+        if self.store is None:
+            return
+        if self.recorder is not None and event.session_id == self.recorder.session_id \
+                and event.hit is None:
+            return
+        try:
+            info = self.store.session(event.session_id)
+            messages = self.store.messages(event.session_id)
+        except (StoreError, sqlite3.Error) as exc:
+            self.notify(f"Could not open the session: {exc}", severity="error")
+            self._sidebar.reload()
+            return
+        if self.recorder is None or event.session_id != self.recorder.session_id:
+            conversation = conversation_from(info, messages)
+            conversation.with_reasoning = self.conversation.with_reasoning
+            await self._replace_conversation(conversation, info.id)
+            if info.meta.model and info.meta.model != self.choice.model_id:
+                self.notify(f"This session was with {model_label(info.meta)}; it continues with "
+                            f"{self.choice.label} (Ctrl+L switches).", timeout=10)
+        if event.hit is not None:
+            turn_index = sum(m.role == "user" and m.seq <= event.hit.seq for m in messages) - 1
+            self._reveal_hit(max(turn_index, 0), event.hit.channel, event.hit.reflection)
+        self.query_one(PromptInput).focus()  # ready to continue the session
+
+    def _reveal_hit(self, turn_index: int, channel: str, reflection: int) -> None:
+        turns = self.conversation.turns
+        if not turns:
+            return
+        turn_index = min(turn_index, len(turns) - 1)
+        self._conversation.index = turn_index
+
+        async def show() -> None:
+            await self._view(turns[turn_index])
+            if reflection:
+                self.go_to_reflection(reflection)
+            elif channel == "thinking":
+                self._reveal(Channel.THINKING, None)
+            else:
+                self._show_column("conversation" if channel == "user" else "output")
+
+        self.run_worker(show())
+
+    def on_sessions_sidebar_rename(self, event: SessionsSidebar.Rename) -> None:
+        def rename(title: str | None) -> None:
+            if title is None or self.store is None:
+                return
+            try:
+                self.store.rename(event.info.id, title)
+            except (StoreError, sqlite3.Error) as exc:
+                self.notify(f"Could not rename: {exc}", severity="error")
+            self._sidebar.reload()
+
+        self.push_screen(RenameScreen(event.info.title), rename)
+
+    def on_sessions_sidebar_delete(self, event: SessionsSidebar.Delete) -> None:
+        info = event.info
+
+        async def delete(sure: bool | None) -> None:
+            if not sure or self.store is None:
+                return
+            if self.recorder is not None and self.recorder.session_id == info.id:
+                await self.action_new_chat()
+            try:
+                self.store.delete(info.id)
+            except (StoreError, sqlite3.Error) as exc:
+                self.notify(f"Could not delete: {exc}", severity="error")
+            self._sidebar.reload()
+            self.notify(f"Deleted {info.title!r}.")
+
+        turns = (info.messages + 1) // 2
+        self.push_screen(ConfirmScreen(
+            f"Delete the session {info.title!r} ({turns} turn{'s' * (turns != 1)})? "
+            "This cannot be undone.", "Delete"), delete)
 
     # -- viewing turns --------------------------------------------------------------------------
 
@@ -514,7 +701,8 @@ class ReflectChatApp(App[None]):
         self._reveal(Channel.REFLECTION, f"({THINKING_LINK}{n})")
         self._reveal(Channel.THINKING, f"({REFLECTION_LINK}{n})", switch_tab=False)
 
-    def _reveal(self, channel: Channel, link: str, switch_tab: bool = True) -> None:
+    def _reveal(self, channel: Channel, link: str | None, switch_tab: bool = True) -> None:
+        """Show `channel`'s pane (turning it on if needed) and scroll to the block with `link`."""
         setting = {Channel.THINKING: "show_thinking", Channel.REFLECTION: "show_reflection"}
         config = self.ui_config
         if not getattr(config, setting[channel]) or config.output_only or config.raw_view:
@@ -524,6 +712,8 @@ class ReflectChatApp(App[None]):
             self._active_column = channel.value
             self._tab_chosen = True
         self._apply_layout()
+        if link is None:
+            return
         pane = self._pane(channel)
         for block in pane.document.query(MarkdownBlock):
             if link in (block.source or ""):
@@ -567,13 +757,17 @@ class ReflectChatApp(App[None]):
         self.notify(f"Exported to {path}", timeout=10)
 
     def action_settings(self) -> None:
-        current = ChatSettings(self.conversation.system_prompt, self.conversation.sampling)
+        current = ChatSettings(self.conversation.system_prompt, self.conversation.sampling,
+                               self.conversation.with_reasoning)
         self.push_screen(SettingsScreen(current), self._apply_settings)
 
     def _apply_settings(self, settings: ChatSettings | None) -> None:
         if settings is not None:
             self.conversation.system_prompt = settings.system_prompt
             self.conversation.sampling = settings.sampling
+            self.conversation.with_reasoning = settings.with_reasoning
+            if self.recorder is not None:
+                self.recorder.update_meta(self._meta())
             self.notify("Saved; the next answers use these settings.")
 
     def key_help(self) -> list[tuple[str, str]]:

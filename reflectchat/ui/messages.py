@@ -39,3 +39,17 @@ class LoadProgress(Message):
 @dataclass
 class LoadFinished(Message):
     error: str | None  # None: the engine is ready
+
+
+@dataclass
+class ContextTrimmed(Message):
+    """The oldest turns were left out of the prompt to fit the context."""
+
+    dropped: int
+    kept: int
+    n_ctx: int
+
+
+@dataclass
+class StoreProblem(Message):
+    text: str

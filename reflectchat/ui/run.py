@@ -7,10 +7,14 @@ import sys
 from collections.abc import Callable
 
 from reflectchat.catalog import CatalogError
+from reflectchat.conversation import Conversation
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine_args import choice_from_args, engine_settings
 from reflectchat.model_choice import ModelChoice
+from reflectchat.sessions.records import SessionMeta
+from reflectchat.sessions.store import SessionStore, StoreError
+from reflectchat.sessions.turns import conversation_from
 
 
 def run_ui(args: argparse.Namespace) -> int:
@@ -28,7 +32,52 @@ def run_ui(args: argparse.Namespace) -> int:
     except (CatalogError, EngineError) as exc:
         print(f"reflectchat: {exc}", file=sys.stderr)
         return 1
+    store, problem = _open_store()
+    conversation, session_id = None, None
+    if args.resume is not None:
+        try:
+            conversation, session_id, meta = _resumed(store, problem, args.resume)
+        except StoreError as exc:
+            print(f"reflectchat: {exc}", file=sys.stderr)
+            return 1
+        if not (args.model or args.demo) and meta.model not in ("", "demo"):
+            try:  # the model the session used, if it is still here
+                used = choice_from_args(args, meta.model, meta.quant)
+                if not used.path.exists():
+                    raise EngineError(f"{used.path} is gone")
+                choice = used
+            except (CatalogError, EngineError) as exc:
+                print(f"reflectchat: the session's model is not available ({exc}); "
+                      f"using {choice.label}", file=sys.stderr)
     from reflectchat.ui.app import ReflectChatApp
 
-    ReflectChatApp(choice, make_engine, choose=choose).run()
+    ReflectChatApp(choice, make_engine, conversation, choose=choose, store=store,
+                   store_problem=problem, session_id=session_id).run()
     return 0
+
+
+def _open_store() -> tuple[SessionStore | None, str | None]:
+    """The session store, or None and why: the app then runs without history."""
+    try:
+        return SessionStore.open(), None
+    except StoreError as exc:
+        return None, str(exc)
+
+
+def _resumed(store: SessionStore | None, problem: str | None,
+             which: str) -> tuple[Conversation, int, SessionMeta]:
+    """The conversation of session `which` (an id, or "latest")."""
+    if store is None:
+        raise StoreError(f"cannot resume: {problem}")
+    if which == "latest":
+        newest = store.sessions(limit=1)
+        if not newest:
+            raise StoreError("there is no session to resume yet")
+        session_id = newest[0].id
+    elif which.isdigit():
+        session_id = int(which)
+    else:
+        raise StoreError(f"--resume takes a session id (see `reflectchat sessions list`), "
+                         f"not {which!r}")
+    info = store.session(session_id)
+    return conversation_from(info, store.messages(session_id)), session_id, info.meta

@@ -13,24 +13,29 @@ from reflectchat.engine.base import Sampling
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.model_choice import ModelChoice, choose_model
 from reflectchat.reflection import TagFormat
+from reflectchat.sessions.store import SessionStore
 from reflectchat.ui.app import ReflectChatApp
 
 
 def make_app(model: Path | None = None, conversation: Conversation | None = None,
-             tag_format: TagFormat = TagFormat.REFLECTION) -> ReflectChatApp:
-    """The app on `model` (default: the demo model), loading it through llama.cpp."""
+             tag_format: TagFormat = TagFormat.REFLECTION, store: SessionStore | None = None,
+             session_id: int | None = None, n_ctx: int | None = None) -> ReflectChatApp:
+    """The app on `model` (default: the demo model), loading it through llama.cpp, with
+    history in `store` if one is given."""
     if model is None:
         choice = choose_model(None, None, demo=True)
     else:
         choice = ModelChoice(model, "test model", tag_format, "", Sampling(temperature=0.0))
 
     def make_engine(c: ModelChoice, progress: Callable[[float], bool]) -> LlamaEngine:
-        return LlamaEngine(c.path, EngineSettings(n_ctx=c.context_length or 4096), progress)
+        return LlamaEngine(c.path, EngineSettings(n_ctx=n_ctx or c.context_length or 4096),
+                           progress)
 
     def choose(model_id: str | None, quant: str | None) -> ModelChoice:
         return choose_model(model_id, quant, demo=model_id is None)
 
-    return ReflectChatApp(choice, make_engine, conversation, choose=choose)
+    return ReflectChatApp(choice, make_engine, conversation, choose=choose, store=store,
+                          session_id=session_id)
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 30.0,

@@ -11,6 +11,8 @@ from reflectchat.answer import Answer
 from reflectchat.conversation import Conversation, Turn
 from reflectchat.engine.base import FinishReason, GenerationStats, Sampling
 from reflectchat.reflection import TagFormat
+from reflectchat.sessions.records import SessionMeta, StoredMessage
+from reflectchat.sessions.store import SessionStore, default_store_path
 
 RAW = (
     "<thinking>\nThe user asks how many r's are in \"strawberry\". Spelling it out: "
@@ -48,3 +50,34 @@ def keys(*pressed: str):
 def test_layout(snap_compare, size, pressed):
     app = make_app(conversation=resumed())
     assert snap_compare(app, terminal_size=size, run_before=keys(*pressed))
+
+
+def stored_sessions() -> SessionStore:
+    store = SessionStore.open(default_store_path())
+    noon = 1_795_000_000 - 1_795_000_000 % 86_400 + 43_200  # midday UTC, a fixed day
+    chats = [("Explain the quadratic formula", "<output>Use it.</output>"),
+             ("How many r's are in strawberry?", RAW)]
+    for n, (prompt, raw) in enumerate(chats):
+        sid = store.create_session(prompt, SessionMeta("reflection-llama-3.1-70b", "Q4_K_M"),
+                                   noon + n * 86_400)
+        answer = Answer.from_raw(raw, TagFormat.REFLECTION)
+        store.add_messages(sid, [
+            StoredMessage("user", prompt, created=noon + n * 86_400),
+            StoredMessage("assistant", raw, answer.thinking.strip(),
+                          [r.strip() for r in answer.reflections], answer.output.strip(),
+                          "reflection", finish_reason="stop", created=noon + n * 86_400),
+        ])
+    return store
+
+
+@pytest.mark.parametrize("query", ["", "miscounted"], ids=["list", "search"])
+def test_sessions_sidebar(snap_compare, query):
+    app = make_app(conversation=resumed(), store=stored_sessions())
+
+    async def run_before(pilot) -> None:
+        await keys("f6")(pilot)
+        if query:
+            pilot.app.query_one("#session-search").value = query
+            await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, TextArea
+from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
 from reflectchat.engine.base import Sampling
 
@@ -28,6 +28,7 @@ _FIELDS: list[tuple[str, str, type, float, float | None, bool]] = [
 class ChatSettings:
     system_prompt: str
     sampling: Sampling
+    with_reasoning: bool = False  # earlier answers go back to the model with their reasoning
 
 
 def parse_sampling(values: dict[str, str], base: Sampling) -> Sampling:
@@ -66,6 +67,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
                 value = getattr(self._current.sampling, name)
                 yield Label(label)
                 yield Input("" if value is None else str(value), id=f"field-{name}")
+            yield Checkbox("Send earlier answers back with their reasoning (uses more context)",
+                           self._current.with_reasoning, id="with-reasoning")
             yield Label("", id="settings-error")
             with Horizontal(id="settings-buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="save")
@@ -85,7 +88,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             self.query_one("#settings-error", Label).update(str(exc))
             return
         prompt = self.query_one("#system-prompt", TextArea).text
-        self.dismiss(ChatSettings(prompt, sampling))
+        with_reasoning = self.query_one("#with-reasoning", Checkbox).value
+        self.dismiss(ChatSettings(prompt, sampling, with_reasoning))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -34,6 +34,9 @@ class TurnItem(ListItem):
         if stats is None:
             return Content.styled("thinking…", "italic $text-muted")
         body = Content(visible(_preview(turn.answer.output or turn.answer.raw)))
+        if stats.finish_reason is FinishReason.INTERRUPTED:
+            return body + Content.styled("\n⚠ interrupted (the app closed mid-answer)",
+                                         "$warning")
         if stats.finish_reason is FinishReason.CANCELLED:
             return body + Content.styled("\n⏹ stopped", "$warning")
         if stats.error:

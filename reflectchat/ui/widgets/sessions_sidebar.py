@@ -1,0 +1,196 @@
+"""The sessions sidebar: saved sessions newest first, or full-text search hits across them.
+
+Queries run on a worker thread and only the newest one's results are shown, so typing never
+waits on the store. The list is an OptionList, which renders only the rows in view: a thousand
+sessions cost no more to show than ten. Titles and snippets are user and model text, rendered
+as plain Content (never markup) with control characters made visible.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Input, OptionList, Select
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from reflectchat.literal import visible
+from reflectchat.sessions.records import CHANNELS, MARK_END, MARK_START, SearchHit, SessionInfo
+from reflectchat.sessions.store import SessionStore
+
+SEARCH_DELAY_S = 0.15  # wait for a pause in typing before searching
+CHANNEL_LABELS = {"user": "Your prompts", "thinking": "Thinking", "reflection": "Reflections",
+                  "output": "Outputs"}
+
+Entry = SessionInfo | SearchHit
+
+
+def _when(timestamp: float) -> str:
+    same_day = time.localtime(timestamp)[:3] == time.localtime()[:3]
+    return time.strftime("%H:%M" if same_day else "%d %b %Y", time.localtime(timestamp))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(visible(text).split())
+
+
+def session_prompt(info: SessionInfo, current: bool) -> Content:
+    turns = (info.messages + 1) // 2
+    title = Content.styled(_one_line(info.title), "bold $accent" if current else "bold")
+    detail = f"{_when(info.updated)} · {turns} turn{'s' * (turns != 1)}"
+    return Content.assemble(title, "\n", Content.styled(detail, "$text-muted"))
+
+
+def hit_prompt(hit: SearchHit) -> Content:
+    where = f"reflection {hit.reflection}" if hit.channel == "reflection" else hit.channel
+    snippet = Content()
+    parts = " ".join(hit.snippet.split()).replace(MARK_END, MARK_START).split(MARK_START)
+    for i, part in enumerate(parts):
+        snippet += Content.styled(part, "bold reverse") if i % 2 else Content(part)
+    return Content.assemble(Content.styled(_one_line(hit.title), "bold"), "  ",
+                            Content.styled(where, "$warning" if hit.reflection else "$text-muted"),
+                            "\n", snippet)
+
+
+class SessionsSidebar(Vertical):
+    BINDINGS = [
+        Binding("r", "rename", "Rename", tooltip="Rename the selected session"),
+        Binding("delete,d", "delete", "Delete", tooltip="Delete the selected session"),
+        Binding("slash", "search", "Search", tooltip="Search every session"),
+    ]
+
+    @dataclass
+    class Open(Message):
+        """Open a session, at a search hit's message if there is one."""
+
+        session_id: int
+        hit: SearchHit | None
+
+    @dataclass
+    class Rename(Message):
+        info: SessionInfo
+
+    @dataclass
+    class Delete(Message):
+        info: SessionInfo
+
+    def __init__(self, store: SessionStore | None, problem: str | None = None) -> None:
+        super().__init__(id="sessions")
+        self.border_title = "Sessions"
+        self.store = store
+        self.current: int | None = None  # the session open in the app
+        self.entries: list[Entry] = []
+        self._problem = problem
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="Search all sessions…", id="session-search")
+        yield Select([(label, channel) for channel, label in CHANNEL_LABELS.items()],
+                     prompt="All channels", id="search-channel", compact=True)
+        yield OptionList(id="session-list")
+
+    def on_mount(self) -> None:
+        if self.store is None:
+            self.query_one(OptionList).add_option(
+                Option(Content(f"History is off: {self._problem}"), disabled=True))
+            self.disabled = True
+            return
+        self.reload()
+
+    @property
+    def query_text(self) -> str:
+        return self.query_one("#session-search", Input).value
+
+    @property
+    def channel(self) -> str | None:
+        value = self.query_one("#search-channel", Select).value
+        return value if isinstance(value, str) and value in CHANNELS else None
+
+    def reload(self) -> None:
+        """Show the sessions (or the search hits) as the store has them now."""
+        if self.store is not None:
+            self._fetch(self.store, self.query_text, self.channel)
+
+    @on(Input.Changed, "#session-search")
+    @on(Select.Changed, "#search-channel")
+    def _query_changed(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(SEARCH_DELAY_S, self.reload)
+
+    @on(Input.Submitted, "#session-search")
+    def _search_now(self) -> None:
+        self.reload()
+        self.query_one(OptionList).focus()
+
+    @work(thread=True, exclusive=True, group="sessions")
+    def _fetch(self, store: SessionStore, text: str, channel: str | None) -> None:
+        entries: list[Entry]
+        if text.strip():
+            entries = list(store.search(text, [channel] if channel else ()))
+        else:
+            entries = list(store.sessions())
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_entries, entries, bool(text.strip()))
+
+    def show_entries(self, entries: list[Entry], searching: bool) -> None:
+        self.entries = entries
+        options = self.query_one(OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        if not entries:
+            self.border_subtitle = ""
+            empty = "No matches." if searching else "No sessions yet: ask something below."
+            options.add_option(Option(Content.styled(empty, "$text-muted"), disabled=True))
+            return
+        rows: list[Option | None] = []
+        for e in entries:  # None: a divider line between entries
+            rows += [Option(hit_prompt(e) if isinstance(e, SearchHit)
+                            else session_prompt(e, e.id == self.current)), None]
+        options.add_options(rows[:-1])
+        if highlighted is not None:
+            options.highlighted = min(highlighted, len(entries) - 1)
+        noun = "hit" if searching else "session"
+        self.border_subtitle = f"{len(entries)} {noun}{'s' * (len(entries) != 1)}"
+
+    def _selected(self) -> Entry | None:
+        index = self.query_one(OptionList).highlighted
+        if index is None or index >= len(self.entries):
+            return None
+        return self.entries[index]
+
+    @on(OptionList.OptionSelected, "#session-list")
+    def _open(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        entry = self.entries[event.option_index]
+        if isinstance(entry, SearchHit):
+            self.post_message(self.Open(entry.session_id, entry))
+        else:
+            self.post_message(self.Open(entry.id, None))
+
+    def _selected_session(self) -> SessionInfo | None:
+        entry = self._selected()
+        if isinstance(entry, SearchHit) and self.store is not None:
+            return self.store.session(entry.session_id)
+        return entry
+
+    def action_rename(self) -> None:
+        info = self._selected_session()
+        if info is not None:
+            self.post_message(self.Rename(info))
+
+    def action_delete(self) -> None:
+        info = self._selected_session()
+        if info is not None:
+            self.post_message(self.Delete(info))
+
+    def action_search(self) -> None:
+        self.query_one("#session-search", Input).focus()

@@ -1,0 +1,195 @@
+"""Session history in the app: recording, the sidebar, search, resume, rename and delete."""
+
+from __future__ import annotations
+
+from helpers import ask, loaded, make_app, wait_for
+from textual.widgets import Input, OptionList, Select
+
+from reflectchat.demo.scripted_model import Control, Script
+from reflectchat.engine.base import Sampling
+from reflectchat.sessions.records import SearchHit, SessionMeta, StoredMessage
+from reflectchat.sessions.store import SessionStore, default_store_path
+from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
+from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
+
+SOLVE = "Solve the equation: 2x^2 + 5x - 3 = 0"
+DEBUG = "Debug this Python code"
+
+
+def open_store() -> SessionStore:
+    return SessionStore.open(default_store_path())
+
+
+def sidebar(app) -> SessionsSidebar:
+    return app.query_one(SessionsSidebar)
+
+
+def listed(app) -> list[str]:
+    return [str(o.prompt).splitlines()[0] for o in app.query_one("#session-list",
+                                                                 OptionList).options]
+
+
+async def test_each_chat_is_recorded_and_listed_newest_first():
+    store = open_store()
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f6")
+        await ask(pilot, SOLVE)
+        first = app.recorder.session_id
+        await ask(pilot, DEBUG)
+        assert app.recorder.session_id == first  # the same chat, the same session
+        await pilot.press("ctrl+n")
+        await ask(pilot, DEBUG)
+        second = app.recorder.session_id
+        assert second != first
+        await wait_for(pilot, lambda: listed(app) == [DEBUG, SOLVE], what="the sidebar")
+        assert sidebar(app).current == second
+    [q1, a1, q2, a2] = store.messages(first)
+    assert (q1.raw, q2.raw) == (SOLVE, DEBUG)
+    assert a1.finish_reason == a2.finish_reason == "stop"
+    assert "x = 1/2" in a1.output and "sign error" in a1.reflections[0]
+    assert store.session(first).meta.n_ctx == 4096
+
+
+async def test_a_session_opened_from_the_sidebar_continues_where_it_was():
+    store = open_store()
+    sid = store.create_session("Earlier", SessionMeta("demo"))
+    store.add_messages(sid, [
+        StoredMessage("user", SOLVE),
+        StoredMessage("assistant", "<thinking>half a tho", "half a tho", [], "", "reflection",
+                      finish_reason="interrupted"),
+    ])
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: listed(app) == ["Earlier"], what="the sidebar")
+        options = app.query_one("#session-list", OptionList)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(app.conversation.turns) == 1, what="the session")
+        assert app.recorder.session_id == sid
+        item = app.query_one(".reply-text")
+        assert "interrupted" in str(item.render())
+        await ask(pilot, DEBUG)
+    assert [m.raw for m in store.messages(sid) if m.role == "user"] == [SOLVE, DEBUG]
+    assert store.messages(sid)[-1].finish_reason == "stop"
+
+
+async def test_search_finds_a_reflection_and_opens_it_highlighted():
+    store = open_store()
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, SOLVE)
+        await ask(pilot, DEBUG)
+        solved = app.recorder.session_id
+        await pilot.press("ctrl+n")
+        await pilot.press("f6")
+        await pilot.press("f3")  # the reflection pane is hidden: a hit turns it back on
+        assert not app.query_one("#reflection").display
+        app.query_one("#session-search", Input).value = "sign err"
+        app.query_one("#search-channel", Select).value = "reflection"
+        await wait_for(pilot, lambda: len(sidebar(app).entries) == 1
+                       and isinstance(sidebar(app).entries[0], SearchHit), what="search")
+        hit = sidebar(app).entries[0]
+        assert (hit.session_id, hit.channel, hit.reflection) == (solved, "reflection", 1)
+        prompt = app.query_one("#session-list", OptionList).options[0].prompt
+        marked = [s for s in prompt.spans if "reverse" in str(s.style)]
+        assert [prompt.plain[s.start:s.end] for s in marked] == ["sign", "error"]
+        options = app.query_one("#session-list", OptionList)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.recorder.session_id == solved, what="the session")
+        await wait_for(pilot, lambda: app._viewed is app.conversation.turns[0], what="the turn")
+        assert app.query_one("#reflection").display
+        app.query_one("#search-channel", Select).value = "user"
+        await wait_for(pilot, lambda: sidebar(app).entries == [], what="no user hits")
+
+
+async def test_rename_and_delete_with_confirmation():
+    store = open_store()
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, SOLVE)
+        sid = app.recorder.session_id
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: len(sidebar(app).entries) == 1, what="the sidebar")
+        options = app.query_one("#session-list", OptionList)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RenameScreen), what="rename")
+        field = app.screen.query_one(Input)
+        field.value = "  Quadratic   formula "
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: store.session(sid).title == "Quadratic formula",
+                       what="the new title")
+        await wait_for(pilot, lambda: listed(app) == ["Quadratic formula"], what="the list")
+        options.focus()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("escape")  # cancel: nothing happens
+        await pilot.pause()
+        assert [s.id for s in store.sessions()] == [sid]
+        options.focus()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: store.sessions() == [], what="the deletion")
+        assert app.conversation.turns == [] and app.recorder.session_id is None
+        await wait_for(pilot, lambda: sidebar(app).entries == [], what="an empty list")
+
+
+async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
+    model = make_model(Script("<|go|>", [Control("<thinking>"), "Short thought. ",
+                                         Control("</thinking>"), Control("<output>"), "Done.",
+                                         Control("</output>")]))
+    store = open_store()
+    sid = store.create_session("Long", SessionMeta("test", sampling=Sampling(temperature=0.0)))
+    for n in range(20):
+        store.add_messages(sid, [
+            StoredMessage("user", f"question {n} " + "word " * 40),
+            StoredMessage("assistant", "x", output=f"answer {n} " + "word " * 40,
+                          tag_format="reflection", finish_reason="stop"),
+        ])
+    from reflectchat.sessions.turns import conversation_from
+
+    conversation = conversation_from(store.session(sid), store.messages(sid))
+    app = make_app(model, conversation, store=store, session_id=sid, n_ctx=1024)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "and now?")
+        trims = [n.message for n in app._notifications if n.title == "Context trimmed"]
+        assert len(trims) == 1 and "1,024-token context" in trims[0]
+        assert app.conversation.turns[-1].answer.output.strip() == "Done."
+    assert len(store.messages(sid)) == 42
+
+
+async def test_a_failing_store_does_not_stop_the_chat():
+    store = open_store()
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, SOLVE)
+        (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
+        store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+        await ask(pilot, DEBUG)
+        assert "factorial" in app.conversation.turns[-1].answer.output
+        problems = [n.message for n in app._notifications if n.title == "Session history"]
+        assert len(problems) == 1 and "full" in problems[0], problems
+
+
+async def test_without_a_store_the_sidebar_says_history_is_off():
+    app = make_app()
+    app._store_problem = "The session store x.db was written by a newer reflectchat"
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f6")
+        assert "History is off: The session store" in listed(app)[0]
+        await ask(pilot, SOLVE)
+        assert app.recorder is None
