@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from helpers import ask, loaded, make_app, wait_for
-from textual.widgets import Input, OptionList, Select
+from textual.widgets import Input, Select
 
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import Sampling
 from reflectchat.sessions.records import SearchHit, SessionMeta, StoredMessage
 from reflectchat.sessions.store import SessionStore, default_store_path
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
+from reflectchat.ui.widgets.entry_list import EntryList
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 
 SOLVE = "Solve the equation: 2x^2 + 5x - 3 = 0"
@@ -24,9 +25,12 @@ def sidebar(app) -> SessionsSidebar:
     return app.query_one(SessionsSidebar)
 
 
+def entry_list(app) -> EntryList:
+    return app.query_one("#session-list", EntryList)
+
+
 def listed(app) -> list[str]:
-    return [str(o.prompt).splitlines()[0] for o in app.query_one("#session-list",
-                                                                 OptionList).options]
+    return [first.plain for first, _ in entry_list(app).rows]
 
 
 async def test_each_chat_is_recorded_and_listed_newest_first():
@@ -65,7 +69,7 @@ async def test_a_session_opened_from_the_sidebar_continues_where_it_was():
         await loaded(pilot)
         await pilot.press("f6")
         await wait_for(pilot, lambda: listed(app) == ["Earlier"], what="the sidebar")
-        options = app.query_one("#session-list", OptionList)
+        options = entry_list(app)
         options.focus()
         options.highlighted = 0
         await pilot.press("enter")
@@ -96,10 +100,11 @@ async def test_search_finds_a_reflection_and_opens_it_highlighted():
                        and isinstance(sidebar(app).entries[0], SearchHit), what="search")
         hit = sidebar(app).entries[0]
         assert (hit.session_id, hit.channel, hit.reflection) == (solved, "reflection", 1)
-        prompt = app.query_one("#session-list", OptionList).options[0].prompt
-        marked = [s for s in prompt.spans if "reverse" in str(s.style)]
-        assert [prompt.plain[s.start:s.end] for s in marked] == ["sign", "error"]
-        options = app.query_one("#session-list", OptionList)
+        title, snippet = entry_list(app).rows[0]
+        assert title.plain == f"reflection 1 · {SOLVE}"
+        marked = [s for s in snippet.spans if "reverse" in str(s.style)]
+        assert [snippet.plain[s.start:s.end] for s in marked] == ["sign", "error"]
+        options = entry_list(app)
         options.focus()
         options.highlighted = 0
         await pilot.press("enter")
@@ -119,7 +124,7 @@ async def test_rename_and_delete_with_confirmation():
         sid = app.recorder.session_id
         await pilot.press("f6")
         await wait_for(pilot, lambda: len(sidebar(app).entries) == 1, what="the sidebar")
-        options = app.query_one("#session-list", OptionList)
+        options = entry_list(app)
         options.focus()
         options.highlighted = 0
         await pilot.press("r")
@@ -190,6 +195,7 @@ async def test_without_a_store_the_sidebar_says_history_is_off():
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await pilot.press("f6")
-        assert "History is off: The session store" in listed(app)[0]
+        assert listed(app) == ["History is off:"]
+        assert entry_list(app).rows[0][1].plain.startswith("The session store x.db")
         await ask(pilot, SOLVE)
         assert app.recorder is None

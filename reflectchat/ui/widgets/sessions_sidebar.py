@@ -1,9 +1,9 @@
 """The sessions sidebar: saved sessions newest first, or full-text search hits across them.
 
-Queries run on a worker thread and only the newest one's results are shown, so typing never
-waits on the store. The list is an OptionList, which renders only the rows in view: a thousand
-sessions cost no more to show than ten. Titles and snippets are user and model text, rendered
-as plain Content (never markup) with control characters made visible.
+Queries run on a worker thread, which also builds the rows, and only the newest query's
+results are shown, so typing never waits on the store. The list renders only the rows in view
+(`EntryList`). Titles and snippets are user and model text, rendered as plain Content (never
+markup) with control characters made visible.
 """
 
 from __future__ import annotations
@@ -18,15 +18,16 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Input, OptionList, Select
-from textual.widgets.option_list import Option
+from textual.widgets import Input, Select
 from textual.worker import get_current_worker
 
 from reflectchat.literal import visible
 from reflectchat.sessions.records import CHANNELS, MARK_END, MARK_START, SearchHit, SessionInfo
 from reflectchat.sessions.store import SessionStore
+from reflectchat.ui.widgets.entry_list import EntryList, Row
 
 SEARCH_DELAY_S = 0.15  # wait for a pause in typing before searching
+LEAD_CHARS = 12  # a snippet shows this much text before its first match
 CHANNEL_LABELS = {"user": "Your prompts", "thinking": "Thinking", "reflection": "Reflections",
                   "output": "Outputs"}
 
@@ -42,22 +43,28 @@ def _one_line(text: str) -> str:
     return " ".join(visible(text).split())
 
 
-def session_prompt(info: SessionInfo, current: bool) -> Content:
+def session_row(info: SessionInfo, current: bool) -> Row:
     turns = (info.messages + 1) // 2
     title = Content.styled(_one_line(info.title), "bold $accent" if current else "bold")
     detail = f"{_when(info.updated)} · {turns} turn{'s' * (turns != 1)}"
-    return Content.assemble(title, "\n", Content.styled(detail, "$text-muted"))
+    return title, Content.styled(detail, "$text-muted")
 
 
-def hit_prompt(hit: SearchHit) -> Content:
+def hit_row(hit: SearchHit) -> Row:
+    """The session's title and where the hit is, then the snippet with its matches marked,
+    starting shortly before the first match so the narrow sidebar shows it."""
     where = f"reflection {hit.reflection}" if hit.channel == "reflection" else hit.channel
+    title = Content.assemble(Content.styled(where, "$warning" if hit.reflection else
+                                            "$text-muted"), " · ",
+                             Content.styled(_one_line(hit.title), "bold"))
+    text = " ".join(hit.snippet.split())
+    lead = text.find(MARK_START) - LEAD_CHARS
+    if lead > 0:
+        text = "…" + text[lead:].lstrip()
     snippet = Content()
-    parts = " ".join(hit.snippet.split()).replace(MARK_END, MARK_START).split(MARK_START)
-    for i, part in enumerate(parts):
+    for i, part in enumerate(text.replace(MARK_END, MARK_START).split(MARK_START)):
         snippet += Content.styled(part, "bold reverse") if i % 2 else Content(part)
-    return Content.assemble(Content.styled(_one_line(hit.title), "bold"), "  ",
-                            Content.styled(where, "$warning" if hit.reflection else "$text-muted"),
-                            "\n", snippet)
+    return title, snippet
 
 
 class SessionsSidebar(Vertical):
@@ -95,12 +102,12 @@ class SessionsSidebar(Vertical):
         yield Input(placeholder="Search all sessions…", id="session-search")
         yield Select([(label, channel) for channel, label in CHANNEL_LABELS.items()],
                      prompt="All channels", id="search-channel", compact=True)
-        yield OptionList(id="session-list")
+        yield EntryList(id="session-list")
 
     def on_mount(self) -> None:
         if self.store is None:
-            self.query_one(OptionList).add_option(
-                Option(Content(f"History is off: {self._problem}"), disabled=True))
+            self.query_one(EntryList).set_rows([(Content.styled("History is off:", "$error"),
+                                                 Content(self._problem or ""))])
             self.disabled = True
             return
         self.reload()
@@ -129,48 +136,43 @@ class SessionsSidebar(Vertical):
     @on(Input.Submitted, "#session-search")
     def _search_now(self) -> None:
         self.reload()
-        self.query_one(OptionList).focus()
+        self.query_one(EntryList).focus()
 
     @work(thread=True, exclusive=True, group="sessions")
     def _fetch(self, store: SessionStore, text: str, channel: str | None) -> None:
+        """Query and build the list's rows here, off the UI thread; the UI only swaps them in."""
         entries: list[Entry]
         if text.strip():
             entries = list(store.search(text, [channel] if channel else ()))
         else:
             entries = list(store.sessions())
+        rows = [hit_row(e) if isinstance(e, SearchHit) else session_row(e, e.id == self.current)
+                for e in entries]
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_entries, entries, bool(text.strip()))
+            self.app.call_from_thread(self.show_entries, entries, rows, bool(text.strip()))
 
-    def show_entries(self, entries: list[Entry], searching: bool) -> None:
+    def show_entries(self, entries: list[Entry], rows: list[Row], searching: bool) -> None:
         self.entries = entries
-        options = self.query_one(OptionList)
-        highlighted = options.highlighted
-        options.clear_options()
-        if not entries:
-            self.border_subtitle = ""
-            empty = "No matches." if searching else "No sessions yet: ask something below."
-            options.add_option(Option(Content.styled(empty, "$text-muted"), disabled=True))
-            return
-        rows: list[Option | None] = []
-        for e in entries:  # None: a divider line between entries
-            rows += [Option(hit_prompt(e) if isinstance(e, SearchHit)
-                            else session_prompt(e, e.id == self.current)), None]
-        options.add_options(rows[:-1])
-        if highlighted is not None:
-            options.highlighted = min(highlighted, len(entries) - 1)
         noun = "hit" if searching else "session"
-        self.border_subtitle = f"{len(entries)} {noun}{'s' * (len(entries) != 1)}"
+        self.border_subtitle = f"{len(entries)} {noun}{'s' * (len(entries) != 1)}" \
+            if entries else ""
+        if not entries:
+            empty = "No matches." if searching else "No sessions yet."
+            hint = "Try fewer or other words." if searching else "Ask something below."
+            rows = [(Content.styled(empty, "$text-muted"), Content.styled(hint, "$text-muted"))]
+        self.query_one(EntryList).set_rows(rows)
 
     def _selected(self) -> Entry | None:
-        index = self.query_one(OptionList).highlighted
+        index = self.query_one(EntryList).highlighted
         if index is None or index >= len(self.entries):
             return None
         return self.entries[index]
 
-    @on(OptionList.OptionSelected, "#session-list")
-    def _open(self, event: OptionList.OptionSelected) -> None:
+    def on_entry_list_chosen(self, event: EntryList.Chosen) -> None:
         event.stop()
-        entry = self.entries[event.option_index]
+        if event.index >= len(self.entries):
+            return  # the "no sessions" line
+        entry = self.entries[event.index]
         if isinstance(entry, SearchHit):
             self.post_message(self.Open(entry.session_id, entry))
         else:
