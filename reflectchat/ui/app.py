@@ -271,6 +271,11 @@ class ReflectChatApp(App[None]):
         if self.ui_config.show_sessions:
             self._show_column("sessions")
 
+    def action_search_sessions(self) -> None:
+        if not self.ui_config.show_sessions:
+            self.action_toggle_sessions()
+        self._sidebar.action_search()
+
     # -- model loading --------------------------------------------------------------------------
 
     def _load(self, choice: ModelChoice) -> None:
@@ -580,6 +585,8 @@ class ReflectChatApp(App[None]):
         if event.hit is not None:
             turn_index = sum(m.role == "user" and m.seq <= event.hit.seq for m in messages) - 1
             self._reveal_hit(max(turn_index, 0), event.hit.channel, event.hit.reflection)
+        else:
+            self._show_column("output")
         self.query_one(PromptInput).focus()  # ready to continue the session
 
     def _reveal_hit(self, turn_index: int, channel: str, reflection: int) -> None:
@@ -775,7 +782,8 @@ class ReflectChatApp(App[None]):
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             rows.append((self.get_key_display(binding), binding.tooltip or binding.description))
-        rows += [("end", "Follow the newest text in a pane (or click the cue)"),
+        rows += [("r, d, /", "In the sessions list: rename, delete, search"),
+                 ("end", "Follow the newest text in a pane (or click the cue)"),
                  ("^p", "Command palette: every command, themes, code blocks, reflections")]
         return rows
 
