@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.widgets import Input, Select
+from textual.widgets import Input, Select, TextArea
 
+from reflectchat.config import ConfigFile
 from reflectchat.engine.base import Sampling
 from reflectchat.model_choice import ModelChoice
 from reflectchat.reflection import TagFormat
@@ -100,13 +101,14 @@ def ms(times: list[float]) -> str:
 class BenchApp(ReflectChatApp):
     """Notes when each frame is painted, rendering it to terminal bytes as a terminal would."""
 
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(self, store: SessionStore, config: Path) -> None:
         from reflectchat.demo import demo_model_path
         from reflectchat.engine.llama import EngineSettings, LlamaEngine
 
         choice = ModelChoice(demo_model_path(), "demo", TagFormat.REFLECTION, "", Sampling())
         super().__init__(choice, lambda c, progress: LlamaEngine(
-            c.path, EngineSettings(n_ctx=1024), progress), store=store)
+            c.path, EngineSettings(n_ctx=1024), progress), config=ConfigFile(config),
+            store=store)
         self.paints: list[float] = []
 
     def _display(self, screen, renderable) -> None:  # type: ignore[no-untyped-def]
@@ -120,13 +122,16 @@ class BenchApp(ReflectChatApp):
 async def time_sidebar(store: SessionStore, queries: list[tuple[str, str, str | None]],
                        rounds: int) -> dict[str, list[float]]:
     """From a new query to the first frame painted after its results are in the list. The
-    sidebar's own method notes when results land, so the timing loop polls gently (every
-    10 ms) and does not steal the interpreter from the worker it is timing."""
-    app = BenchApp(store)
+    list is emptied (and painted) before each query, so its results always need a frame, and
+    the prompt's cursor does not blink, so no other frame counts. The sidebar's own method
+    notes when results land, so the loop polls gently (every 10 ms) and does not steal the
+    interpreter from the worker it is timing."""
+    app = BenchApp(store, store.path.with_name("config.toml"))  # not the user's config
     results: dict[str, list[float]] = {}
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.press("f6")
+        await pilot.press("f6")  # show the sidebar
         await pilot.pause(1.0)
+        app.query_one("#prompt", TextArea).cursor_blink = False  # no frames but ours
         sidebar = app.query_one(SessionsSidebar)
         shown: list[float] = []
         show = sidebar.show_entries
@@ -146,10 +151,14 @@ async def time_sidebar(store: SessionStore, queries: list[tuple[str, str, str | 
                     channel.clear()
                 search.value = text
                 await pilot.pause(0.3)  # past the typing delay, so nothing else is pending
+                show([], [], False)  # an empty list first, so the results must be painted
+                await pilot.pause(0.1)
                 shown.clear()
                 start = time.perf_counter()
                 sidebar.reload()
                 while not shown or not app.paints or app.paints[-1] < shown[0]:
+                    if time.perf_counter() - start > 10:
+                        raise RuntimeError(f"no frame painted for {label!r}")
                     await asyncio.sleep(0.01)
                 first_paint = next(p for p in app.paints if p >= shown[0])
                 results.setdefault(label, []).append(first_paint - start)
