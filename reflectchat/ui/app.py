@@ -782,7 +782,7 @@ class ReflectChatApp(App[None]):
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             rows.append((self.get_key_display(binding), binding.tooltip or binding.description))
-        rows += [("r, d, /", "In the sessions list: rename, delete, search"),
+        rows += [("n, r, d, /", "In the sessions list: new chat, rename, delete, search"),
                  ("end", "Follow the newest text in a pane (or click the cue)"),
                  ("^p", "Command palette: every command, themes, code blocks, reflections")]
         return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import ask, loaded, make_app
-from textual.widgets import Input, Label
+from textual.widgets import Checkbox, Input, Label
 
 from reflectchat.config import ConfigFile, config_dir
 from reflectchat.ui.screens.help_screen import HelpScreen
@@ -68,12 +68,14 @@ async def test_settings_modal_validates_and_applies_sampling_and_system_prompt()
         screen.query_one("#field-temperature", Input).value = "0.2"
         screen.query_one("#field-max_tokens", Input).value = "64"
         screen.query_one("#system-prompt").text = "Be brief."
+        screen.query_one("#with-reasoning", Checkbox).value = True
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not isinstance(app.screen, SettingsScreen)
         assert app.conversation.sampling.temperature == 0.2
         assert app.conversation.sampling.max_tokens == 64
         assert app.conversation.system_prompt == "Be brief."
+        assert app.conversation.with_reasoning
 
 
 async def test_help_screen_lists_the_keys_from_the_bindings():

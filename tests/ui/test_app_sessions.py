@@ -199,3 +199,18 @@ async def test_without_a_store_the_sidebar_says_history_is_off():
         assert entry_list(app).rows[0][1].plain.startswith("The session store x.db")
         await ask(pilot, SOLVE)
         assert app.recorder is None
+
+
+async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
+    path = default_store_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"my notes, not a database\n" * 200)
+    app = make_app(store=open_store())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        told = [n.message for n in app._notifications if n.title == "Session history"]
+        assert len(told) == 1 and "moved to" in told[0] and "fresh store" in told[0]
+        await ask(pilot, SOLVE)
+    [moved] = path.parent.glob("sessions.db.unreadable-*")
+    assert moved.read_bytes().startswith(b"my notes")
+    assert len(open_store().sessions()) == 1

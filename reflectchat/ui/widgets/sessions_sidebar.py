@@ -69,6 +69,7 @@ def hit_row(hit: SearchHit) -> Row:
 
 class SessionsSidebar(Vertical):
     BINDINGS = [
+        Binding("n", "app.new_chat", "New", tooltip="Start a new chat (a new session)"),
         Binding("r", "rename", "Rename", tooltip="Rename the selected session"),
         Binding("delete,d", "delete", "Delete", tooltip="Delete the selected session"),
         Binding("slash", "search", "Search", tooltip="Search every session"),
