@@ -162,6 +162,9 @@ class ReflectChatApp(App[None]):
         if self.store is not None and self.store.notice:
             self.notify(self.store.notice, title="Session history", severity="warning",
                         timeout=20)
+        elif self._store_problem:
+            self.notify(f"{self._store_problem}. This chat will not be saved.",
+                        title="Session history is off", severity="error", timeout=20)
         await self._show_conversation()
         self._narrow = self.size.width < NARROW_BELOW
         self._apply_layout()

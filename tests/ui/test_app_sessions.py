@@ -199,6 +199,7 @@ async def test_without_a_store_the_sidebar_says_history_is_off():
         assert entry_list(app).rows[0][1].plain.startswith("The session store x.db")
         await ask(pilot, SOLVE)
         assert app.recorder is None
+        assert any(n.title == "Session history is off" for n in app._notifications)
 
 
 async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
