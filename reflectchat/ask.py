@@ -16,7 +16,7 @@ from reflectchat.catalog import CatalogError
 from reflectchat.conversation import Conversation, Turn
 from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine_args import choice_from_args, engine_settings
+from reflectchat.engine_args import check_args, choice_from_args, make_engine, settled_choice
 from reflectchat.sessions.recorder import SessionRecorder
 from reflectchat.sessions.records import SessionMeta
 from reflectchat.sessions.store import SessionStore, StoreError
@@ -77,10 +77,9 @@ def run_ask(args: argparse.Namespace) -> int:
         choice = choice_from_args(args, args.model, args.quant, args.demo)
         if view:
             view.banner(choice.label, choice.is_demo)
-        from reflectchat.engine.llama import LlamaEngine
-
-        settings = engine_settings(args, choice)
-        engine = LlamaEngine(choice.path, settings)
+        check_args(args, choice)
+        engine = make_engine(args, choice)
+        choice = settled_choice(choice, engine)
     except (EngineError, CatalogError) as exc:
         print(f"reflectchat: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -91,7 +90,7 @@ def run_ask(args: argparse.Namespace) -> int:
     conversation = Conversation(system, sampling)
     turn = Turn(prompt, choice.tag_format)
     recorder = _recorder(args, SessionMeta(choice.model_id, choice.quant, system, sampling,
-                                           engine.gpu_layers, engine.n_ctx))
+                                           getattr(engine, "gpu_layers", None), engine.n_ctx))
     if recorder is not None:
         recorder.start_turn(turn)
     cancel = threading.Event()

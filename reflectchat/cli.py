@@ -24,10 +24,16 @@ def _version() -> str:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--model", metavar="PATH_OR_ID",
-                   help="a GGUF file (first shard of a split one) or a catalog model id")
+                   help="a GGUF file (first shard of a split one) or a catalog model id; "
+                        "with --endpoint, the server's model name")
     m.add_argument("--quant", metavar="Q", help="quantization of a catalog model, e.g. Q4_K_M")
     m.add_argument("--demo", action="store_true",
                    help="use the built-in demo model (also the default with no --model)")
+    m.add_argument("--endpoint", metavar="URL_OR_NAME",
+                   help="use an OpenAI-compatible server (llama-server, vLLM, Ollama, ...): "
+                        "its URL, or an [endpoints.NAME] table in config.toml")
+    m.add_argument("--api-key-env", metavar="VAR",
+                   help="the environment variable holding the server's API key")
     m.add_argument("--format", choices=FORMATS,
                    help="how the model marks reasoning (default: the catalog's, else auto)")
     r = p.add_argument_group("runtime")
@@ -101,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
     _add_sessions_parser(sub)
+    models = sub.add_parser("models", help="list the models a server offers (/v1/models)")
+    models.add_argument("--endpoint", metavar="URL_OR_NAME", required=True,
+                        help="the server's URL, or an [endpoints.NAME] in config.toml")
+    models.add_argument("--api-key-env", metavar="VAR",
+                        help="the environment variable holding the server's API key")
+    models.add_argument("--json", action="store_true", help="print the server's JSON list")
     return parser
 
 
@@ -111,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.ask import run_ask
 
         return run_ask(args)
+    if args.command == "models":
+        from reflectchat.remote_models import run_models
+
+        return run_models(args)
     if args.command == "sessions":
         from reflectchat.sessions.cli import run_sessions
 

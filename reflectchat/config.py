@@ -8,6 +8,8 @@
     show_sessions = false
     theme = "reflect-dark"
 
+    [endpoints.NAME]     remote servers, written by the user: see endpoints.py
+
 User theme files live beside it, in `themes/`. A config file that cannot be read gives a warning
 and the defaults, and is never overwritten: nothing the user wrote is lost.
 """
@@ -78,6 +80,11 @@ class ConfigFile:
                 continue
             config = replace(config, **{f.name: value})
         return config
+
+    def endpoint_tables(self) -> dict[str, object]:
+        """The `[endpoints.NAME]` tables (checked when one is used: endpoints.py)."""
+        tables = self._data.get("endpoints", {})
+        return tables if isinstance(tables, dict) else {}
 
     def save_ui(self, ui: UIConfig) -> None:
         """Write atomically, so a crash mid-write leaves the previous file."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reflectchat.config import ConfigFile
+from reflectchat.endpoints import resolve_endpoint
+from reflectchat.engine.base import Backend, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.model_choice import ModelChoice, choose_model
 from reflectchat.reflection import TagFormat
@@ -18,9 +23,52 @@ DEFAULT_CTX = 8192
 
 def choice_from_args(args: argparse.Namespace, model: str | None, quant: str | None,
                      demo: bool = False) -> ModelChoice:
-    """The model to run (no model: the demo), with `--format` overriding its tag format."""
-    choice = choose_model(model, quant, demo)
+    """The model to run (no model: the demo; with --endpoint: the server's model), with
+    `--format` overriding its tag format."""
+    if getattr(args, "endpoint", None):
+        choice = remote_choice(args, model)
+    else:
+        choice = choose_model(model, quant, demo)
     return replace(choice, tag_format=TagFormat(args.format)) if args.format else choice
+
+
+def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
+    config = ConfigFile()
+    endpoint = resolve_endpoint(args.endpoint, config.endpoint_tables(), args.api_key_env)
+    if model:
+        endpoint = replace(endpoint, model=model)
+    name = endpoint.model or "the server's model"
+    return ModelChoice(Path(), f"{name} @ {endpoint.host}", endpoint.format or TagFormat.AUTO,
+                       "", Sampling(), endpoint.context, model_id=f"{name} @ {endpoint.host}",
+                       endpoint=endpoint)
+
+
+def settled_choice(choice: ModelChoice, engine: Backend) -> ModelChoice:
+    """Once a server has answered, name the model it actually serves."""
+    model = getattr(engine, "model", None)
+    if choice.endpoint is None or not model:
+        return choice
+    label = f"{model} @ {choice.endpoint.host}"
+    return replace(choice, label=label, model_id=label,
+                   endpoint=replace(choice.endpoint, model=model))
+
+
+def make_engine(args: argparse.Namespace, choice: ModelChoice,
+                progress: Callable[[float], bool] | None = None) -> Backend:
+    """The backend for a choice: a remote server's, or llama.cpp in this process."""
+    if choice.endpoint is not None:
+        from reflectchat.engine.remote import RemoteEngine
+
+        return RemoteEngine(choice.endpoint, choice.endpoint.model, choice.tag_format)
+    from reflectchat.engine.llama import LlamaEngine
+
+    return LlamaEngine(choice.path, engine_settings(args, choice), progress)
+
+
+def check_args(args: argparse.Namespace, choice: ModelChoice) -> None:
+    """Reject bad runtime options before anything loads (they do not apply to a server)."""
+    if choice.endpoint is None:
+        engine_settings(args, choice).check()
 
 
 def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from reflectchat.catalog import CatalogError, CatalogModel, Quant, load_catalog
+from reflectchat.endpoints import Endpoint
 from reflectchat.engine.base import Sampling
 from reflectchat.reflection import TagFormat
 
@@ -22,8 +23,9 @@ class ModelChoice:
     sampling: Sampling
     context_length: int | None = None  # None: unknown until loaded
     is_demo: bool = False
-    model_id: str = ""  # the catalog id, or the file for a GGUF given by path
+    model_id: str = ""  # the catalog id, the file for a GGUF given by path, or model @ host
     quant: str | None = None
+    endpoint: Endpoint | None = None  # a remote server runs the model
 
 
 def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoice:

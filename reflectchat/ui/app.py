@@ -22,6 +22,7 @@ from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig, config_dir
 from reflectchat.conversation import Conversation, Turn, answer_reserve, fit_context
 from reflectchat.engine.base import Backend, ChatMessage, Sampling
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine_args import settled_choice
 from reflectchat.export import conversation_markdown
 from reflectchat.literal import visible
 from reflectchat.model_choice import ModelChoice, catalog_quants
@@ -316,10 +317,12 @@ class ReflectChatApp(App[None]):
             self.notify(message.error, title="Model not loaded", severity="error", timeout=15)
             return
         engine = self.engine
+        assert engine is not None
+        self.choice = settled_choice(self.choice, engine)
         if self.recorder is not None:
             self.recorder.update_meta(self._meta())
         self._status = replace(
-            self._status,
+            self._status, model=self.choice.label,
             gpu_layers=getattr(engine, "gpu_layers", 0),
             layer_count=getattr(engine, "layer_count", 0),
             ctx_total=getattr(engine, "n_ctx", self._status.ctx_total),

@@ -10,7 +10,7 @@ from reflectchat.catalog import CatalogError
 from reflectchat.conversation import Conversation
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine_args import choice_from_args, engine_settings
+from reflectchat.engine_args import check_args, choice_from_args, make_engine
 from reflectchat.model_choice import ModelChoice
 from reflectchat.sessions.records import SessionMeta
 from reflectchat.sessions.store import SessionStore, StoreError
@@ -21,14 +21,12 @@ def run_ui(args: argparse.Namespace) -> int:
     def choose(model: str | None, quant: str | None) -> ModelChoice:
         return choice_from_args(args, model, quant)
 
-    def make_engine(choice: ModelChoice, progress: Callable[[float], bool]) -> Backend:
-        from reflectchat.engine.llama import LlamaEngine
-
-        return LlamaEngine(choice.path, engine_settings(args, choice), progress)
+    def engine_for(choice: ModelChoice, progress: Callable[[float], bool]) -> Backend:
+        return make_engine(args, choice, progress)
 
     try:
         choice = choice_from_args(args, args.model, args.quant, args.demo)
-        engine_settings(args, choice).check()
+        check_args(args, choice)
     except (CatalogError, EngineError) as exc:
         print(f"reflectchat: {exc}", file=sys.stderr)
         return 1
@@ -40,7 +38,7 @@ def run_ui(args: argparse.Namespace) -> int:
         except StoreError as exc:
             print(f"reflectchat: {exc}", file=sys.stderr)
             return 1
-        if not (args.model or args.demo) and meta.model not in ("", "demo"):
+        if not (args.model or args.demo or args.endpoint) and meta.model not in ("", "demo"):
             try:  # the model the session used, if it is still here
                 used = choice_from_args(args, meta.model, meta.quant)
                 if not used.path.exists():
@@ -51,7 +49,7 @@ def run_ui(args: argparse.Namespace) -> int:
                       f"using {choice.label}", file=sys.stderr)
     from reflectchat.ui.app import ReflectChatApp
 
-    ReflectChatApp(choice, make_engine, conversation, choose=choose, store=store,
+    ReflectChatApp(choice, engine_for, conversation, choose=choose, store=store,
                    store_problem=problem, session_id=session_id).run()
     return 0
 

@@ -23,11 +23,10 @@ class Status:
     output_tokens: int = 0
 
     def render(self) -> Content:
-        parts = [
-            Content.styled(self.model, "bold"),
-            Content(f"GPU {self.gpu_layers}/{self.layer_count} layers"),
-            Content(f"ctx {self.ctx_used:,}/{self.ctx_total:,}"),
-        ]
+        parts = [Content.styled(self.model, "bold")]
+        if self.layer_count:  # none for a remote server
+            parts.append(Content(f"GPU {self.gpu_layers}/{self.layer_count} layers"))
+        parts.append(Content(f"ctx {self.ctx_used:,}/{self.ctx_total:,}"))
         if self.tokens_per_second is not None:
             parts.append(Content(f"{self.tokens_per_second:,.1f} tok/s"))
         if self.first_token_s is not None:

@@ -1,0 +1,283 @@
+"""A remote OpenAI-compatible server as a backend: `/v1/chat/completions` streamed as
+server-sent events, behind the same interface as the in-process engine.
+
+Reasoning that a server splits out (`reasoning_content`, or `reasoning`) is wrapped in the tag
+format's thinking tags before it reaches the parser, so it lands in the Thinking pane and any
+reflection tags inside it are still found; tags inside `content` are parsed as for a local
+model. Every failure ends the answer with a clear message in `stats.error` and keeps what
+arrived. Stop shuts the connection's socket down, so the server sees the client leave and
+stops generating, even while it has sent nothing for a while.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError, connect_sse
+
+from reflectchat.endpoints import Endpoint
+from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.errors import EngineError
+from reflectchat.reflection import TagFormat
+
+DEFAULT_CONTEXT = 8192  # when neither the config nor the server says
+CONNECT_TIMEOUT_S = 10.0
+CHARS_PER_TOKEN = 3  # for estimating prompt size: errs towards trimming a little early
+_FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH,
+           "eos": FinishReason.STOP, "tool_calls": FinishReason.STOP}
+
+
+def _server_error(response: httpx.Response) -> str:
+    """The server's own error text, from an OpenAI-style JSON body or plain text."""
+    try:
+        body = response.read().decode("utf-8", "replace").strip()
+    except httpx.HTTPError:
+        body = ""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message") or error.get("detail") if isinstance(error, dict) else None
+        body = str(message or error)
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    return f"HTTP {response.status_code} {response.reason_phrase}" + (f": {body[:500]}"
+                                                                       if body else "")
+
+
+def _network_error(exc: httpx.HTTPError, endpoint: Endpoint) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"Could not connect to {endpoint.host} within {CONNECT_TIMEOUT_S:.0f} s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"Cannot reach {endpoint.url}: {exc}. Is the server running?"
+    if isinstance(exc, httpx.ReadTimeout):
+        return (f"{endpoint.host} sent nothing for {endpoint.timeout:g} s; gave up waiting "
+                "(raise the endpoint's timeout for slow prompts)")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return f"The connection to {endpoint.host} dropped mid-answer ({exc})"
+    return f"{endpoint.host}: {exc}"
+
+
+def _client(endpoint: Endpoint, key: str | None, timeout: float) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=endpoint.url, headers=headers, verify=endpoint.verify_tls,
+                        timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S))
+
+
+def list_models(endpoint: Endpoint, key: str | None = None) -> list[dict[str, Any]]:
+    """What the server offers (`GET /v1/models`); EngineError says why not."""
+    try:
+        with _client(endpoint, key or endpoint.api_key(), 30.0) as client:
+            response = client.get("/models")
+    except httpx.HTTPError as exc:
+        raise EngineError(_network_error(exc, endpoint)) from None
+    if response.status_code != 200:
+        raise EngineError(f"{endpoint.host} /v1/models: {_server_error(response)}")
+    try:
+        data = response.json()["data"]
+        if not isinstance(data, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise EngineError(f"{endpoint.host} answered /v1/models with something that is not "
+                          "an OpenAI-style model list") from None
+    return data
+
+
+class RemoteEngine:
+    name = "remote"
+
+    def __init__(self, endpoint: Endpoint, model: str | None,
+                 tag_format: TagFormat = TagFormat.AUTO) -> None:
+        """Check the server is there and offers the model (the only one it offers, if
+        `model` is None). Raises EngineError with what the server offers. `tag_format` picks
+        the thinking tags that wrap reasoning the server sends apart."""
+        self.endpoint = endpoint
+        self.think_tags = ("<thinking>", "</thinking>") if tag_format is TagFormat.REFLECTION \
+            else ("<think>", "</think>")
+        self._key = endpoint.api_key()
+        offered = list_models(endpoint, self._key)
+        ids = [m.get("id") for m in offered if isinstance(m, dict)]
+        if model is None:
+            if len(ids) != 1:
+                raise EngineError(f"Name the model to use with --model: {endpoint.host} offers "
+                                  f"{', '.join(map(str, ids)) or 'no models'}")
+            model = str(ids[0])
+        elif ids and model not in ids:
+            raise EngineError(f"{endpoint.host} does not offer {model!r}; it offers "
+                              f"{', '.join(map(str, ids))}")
+        self.model = model
+        entry = next((m for m in offered if isinstance(m, dict) and m.get("id") == model), {})
+        self._n_ctx = endpoint.context or _int(entry.get("max_model_len")) or DEFAULT_CONTEXT
+
+    def _client(self) -> httpx.Client:
+        return _client(self.endpoint, self._key, self.endpoint.timeout)
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def count_tokens(self, messages: list[ChatMessage]) -> int:
+        """An estimate: the server's tokenizer is not at hand."""
+        return sum(len(m.content) // CHARS_PER_TOKEN + 4 for m in messages)
+
+    def generate(self, messages: list[ChatMessage], sampling: Sampling,
+                 cancel: threading.Event | None = None) -> RemoteGeneration:
+        return RemoteGeneration(self, messages, sampling, cancel or threading.Event())
+
+    def close(self) -> None:
+        """Nothing is held between answers: each one has its own connection."""
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None
+
+
+def request_body(model: str, messages: list[ChatMessage], sampling: Sampling) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model, "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "temperature": sampling.temperature, "top_p": sampling.top_p,
+        # not in OpenAI's API, but read by llama-server, vLLM and LM Studio, ignored by others
+        "top_k": sampling.top_k, "min_p": sampling.min_p,
+    }
+    if sampling.max_tokens is not None:
+        body["max_tokens"] = sampling.max_tokens
+    if sampling.seed is not None:
+        body["seed"] = sampling.seed
+    if sampling.repeat_penalty != 1.0:
+        body["repeat_penalty"] = sampling.repeat_penalty
+    return body
+
+
+class RemoteGeneration:
+    """One streamed answer: iterate for text pieces, then read `stats`."""
+
+    prefilled_thinking = False
+
+    def __init__(self, engine: RemoteEngine, messages: list[ChatMessage], sampling: Sampling,
+                 cancel: threading.Event) -> None:
+        self._engine = engine
+        self._body = request_body(engine.model, messages, sampling)
+        self._cancel = cancel
+        self.stats = GenerationStats(prompt_tokens=engine.count_tokens(messages))
+        self._socket: socket.socket | None = None
+        self._done = threading.Event()
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx reports the connection it opens; keep its socket for Stop."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            self._socket = stream.get_extra_info("socket") if stream is not None else None
+
+    def _watch_cancel(self) -> None:
+        while not self._done.wait(0.05):
+            if self._cancel.is_set():
+                if self._socket is not None:
+                    # wakes the blocked read at once; the server sees the client leave
+                    with contextlib.suppress(OSError):
+                        self._socket.shutdown(socket.SHUT_RDWR)
+                return
+
+    def __iter__(self) -> Iterator[str]:
+        stats, endpoint = self.stats, self._engine.endpoint
+        stats.finish_reason = FinishReason.ERROR
+        start = time.perf_counter()
+        first: float | None = None
+        counted = 0
+        in_reasoning = False
+        ended = False  # [DONE] or a finish reason came: the server finished the answer
+        usage: dict[str, Any] | None = None
+        watcher = threading.Thread(target=self._watch_cancel, daemon=True)
+        watcher.start()
+        try:
+            with self._engine._client() as client, connect_sse(
+                client, "POST", "/chat/completions", json=self._body,
+                extensions={"trace": self._trace},
+            ) as source:
+                response = source.response
+                if response.status_code != 200:
+                    stats.error = f"{endpoint.host}: {_server_error(response)}"
+                    return
+                for event in source.iter_sse():
+                    if self._cancel.is_set():
+                        break
+                    if event.data.strip() == "[DONE]":
+                        ended = True
+                        break
+                    chunk = _chunk(event.data, endpoint)
+                    if "error" in chunk:
+                        error = chunk["error"]
+                        text = error.get("message", error) if isinstance(error, dict) else error
+                        stats.error = f"{endpoint.host} reported an error mid-answer: {text}"
+                        return
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                        content = delta.get("content")
+                        for piece, is_reasoning in ((reasoning, True), (content, False)):
+                            if not isinstance(piece, str) or not piece:
+                                continue
+                            if first is None:
+                                first = time.perf_counter()
+                            counted += 1
+                            if is_reasoning != in_reasoning:
+                                in_reasoning = is_reasoning
+                                yield self._engine.think_tags[0 if is_reasoning else 1]
+                            yield piece
+                        if choice.get("finish_reason"):
+                            ended = True
+                            stats.finish_reason = _FINISH.get(choice["finish_reason"],
+                                                              FinishReason.STOP)
+                if self._cancel.is_set():
+                    stats.finish_reason = FinishReason.CANCELLED
+                elif not ended:
+                    stats.error = (f"The connection to {endpoint.host} closed before the answer "
+                                   "finished")
+                elif stats.finish_reason is FinishReason.ERROR:
+                    stats.finish_reason = FinishReason.STOP  # [DONE] without a reason
+        except (httpx.HTTPError, SSEError, _Malformed) as exc:
+            if self._cancel.is_set():
+                stats.finish_reason = FinishReason.CANCELLED
+            else:
+                stats.finish_reason = FinishReason.ERROR
+                stats.error = str(exc) if isinstance(exc, _Malformed) else (
+                    f"{endpoint.host}: the server did not send an event stream ({exc})"
+                    if isinstance(exc, SSEError) else _network_error(exc, endpoint))
+        finally:
+            self._done.set()
+            end = time.perf_counter()
+            stats.total_s = end - start
+            stats.completion_tokens = counted
+            if usage:
+                stats.prompt_tokens = _int(usage.get("prompt_tokens")) or stats.prompt_tokens
+                stats.completion_tokens = _int(usage.get("completion_tokens")) or counted
+            if first is not None:
+                stats.time_to_first_token_s = first - start
+                if counted > 1 and end > first:
+                    stats.tokens_per_second = (counted - 1) / (end - first)
+        if in_reasoning:  # the answer ended inside reasoning: close it as the server would
+            yield self._engine.think_tags[1]
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _chunk(data: str, endpoint: Endpoint) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError:
+        raise _Malformed(f"{endpoint.host} sent an event that is not JSON: {data[:200]!r}") \
+            from None
+    if not isinstance(chunk, dict):
+        raise _Malformed(f"{endpoint.host} sent an event that is not a JSON object: "
+                         f"{data[:200]!r}")
+    return chunk
