@@ -19,7 +19,9 @@ from reflectchat.sessions.turns import conversation_from
 
 def run_ui(args: argparse.Namespace) -> int:
     def choose(model: str | None, quant: str | None) -> ModelChoice:
-        return choice_from_args(args, model, quant)
+        """The model picker offers local models: the demo and the catalog's quants."""
+        local = argparse.Namespace(**{**vars(args), "endpoint": None})
+        return choice_from_args(local, model, quant, demo=model is None)
 
     def engine_for(choice: ModelChoice, progress: Callable[[float], bool]) -> Backend:
         return make_engine(args, choice, progress)
