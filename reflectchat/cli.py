@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
     _add_sessions_parser(sub)
+    doctor = sub.add_parser("doctor", help="check that llama.cpp is built for this machine's GPU")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     models = sub.add_parser("models", help="list the models a server offers (/v1/models)")
     models.add_argument("--endpoint", metavar="URL_OR_NAME", required=True,
                         help="the server's URL, or an [endpoints.NAME] in config.toml")
@@ -123,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.ask import run_ask
 
         return run_ask(args)
+    if args.command == "doctor":
+        from reflectchat.doctor import run_doctor
+
+        return run_doctor(args)
     if args.command == "models":
         from reflectchat.remote_models import run_models
 
