@@ -1,18 +1,21 @@
 """One pane (thinking, reflection or output): Markdown that streams and follows the newest text.
 
-Fragments go through Textual's `MarkdownStream`, which batches them, and one full render at the
-end cleans up block state such as code fences. While the user has not scrolled up, the pane is
-anchored to its end; scrolling up pauses that, and End or the "latest" cue resumes it.
+Fragments go through Textual's `MarkdownStream`, which batches them; at the end, a full render
+cleans up any block the stream left different from a full parse. While the user has not
+scrolled up, the pane is anchored to its end; scrolling up pauses that, and End or the
+"latest" cue resumes it.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from markdown_it import MarkdownIt
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
-from textual.widgets._markdown import MarkdownStream
+from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
 NOTHING = "*none in this answer*"
 
@@ -20,6 +23,13 @@ NOTHING = "*none in this answer*"
 def literal_markdown() -> MarkdownIt:
     """Markdown without raw HTML: a model's `<b>` or `<div>` is shown as text, not dropped."""
     return MarkdownIt("gfm-like", {"html": False})
+
+
+def _same_blocks(text: str, ranges: list[tuple[int, int]]) -> bool:
+    """Whether a full parse of `text` gives top-level blocks over exactly these line ranges."""
+    blocks = [tuple(t.map) for t in literal_markdown().parse(text)
+              if t.level == 0 and t.nesting >= 0 and t.map is not None]
+    return blocks == ranges
 
 
 class LatestCue(Static):
@@ -62,14 +72,24 @@ class ChannelPane(VerticalScroll):
             self._update_cue()
 
     async def finish(self, text: str) -> None:
-        """The stream ended: one full render cleans up partial blocks (an open code fence)
-        without moving a reader who scrolled up."""
+        """The stream ended. If the streamed blocks are what a full render would give (the
+        usual case), keep them; otherwise one full render cleans them up, without moving a
+        reader who scrolled up. Re-rendering a long answer costs hundreds of milliseconds on
+        the UI thread, so it is worth checking first; the check parses off that thread."""
         await self._stop_stream()
+        if text and self.document.source == text and await asyncio.to_thread(
+                _same_blocks, text, self._block_ranges()):
+            self._update_cue()
+            return
         y = self.scroll_y
         await self.document.update(text or NOTHING)
         if not self.following:
             self.scroll_to(y=y, animate=False, immediate=True)
         self._update_cue()
+
+    def _block_ranges(self) -> list[tuple[int, int]]:
+        return [tuple(block.source_range) for block in self.document.children
+                if isinstance(block, MarkdownBlock)]
 
     async def write(self, fragment: str) -> None:
         if self._stream is not None:
