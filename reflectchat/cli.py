@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
     _add_sessions_parser(sub)
+    hw = sub.add_parser("hw", help="CPU, RAM and GPUs, and what llama.cpp can offload to")
+    hw.add_argument("--json", action="store_true", help="print JSON (sizes in bytes)")
     doctor = sub.add_parser("doctor", help="check that llama.cpp is built for this machine's GPU")
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     models = sub.add_parser("models", help="list the models a server offers (/v1/models)")
@@ -125,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.ask import run_ask
 
         return run_ask(args)
+    if args.command == "hw":
+        from reflectchat.hardware_cli import run_hw
+
+        return run_hw(args)
     if args.command == "doctor":
         from reflectchat.doctor import run_doctor
 

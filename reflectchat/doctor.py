@@ -66,7 +66,8 @@ def detect_accelerator() -> tuple[str | None, list[str]]:
     return None, []
 
 
-def _build() -> tuple[bool, list[str]]:
+def build_backends() -> tuple[bool, list[str]]:
+    """Whether llama.cpp can offload, and the accelerators it was compiled for."""
     import llama_cpp
 
     info = llama_cpp.llama_print_system_info().decode(errors="replace")
@@ -82,7 +83,7 @@ def _version(package: str) -> str:
 
 
 def diagnose() -> Report:
-    offloads, compiled = _build()
+    offloads, compiled = build_backends()
     accelerator, devices = detect_accelerator()
     llama_version = _version("llama_cpp_python")
     problem = fix = None

@@ -1,0 +1,36 @@
+"""`reflectchat hw`: what this machine offers a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from reflectchat.doctor import BACKENDS
+from reflectchat.hardware import GIB, detect
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:,.1f} GiB"
+
+
+def run_hw(args: argparse.Namespace) -> int:
+    hw = detect()
+    if args.json:
+        print(json.dumps(asdict(hw), indent=2))
+        return 0
+    print(f"CPU: {hw.cpu_threads} threads")
+    print(f"RAM: {_gib(hw.ram_total_bytes)} total, {_gib(hw.ram_available_bytes)} available")
+    if not hw.gpus:
+        print("GPU: no GPU found (NVIDIA through NVML or nvidia-smi, AMD through sysfs, "
+              "Apple Silicon)")
+    for i, gpu in enumerate(hw.gpus):
+        kind = "unified memory usable by the GPU" if gpu.unified else "VRAM"
+        print(f"GPU {i}: {gpu.name}: {_gib(gpu.total_bytes)} {kind}, {_gib(gpu.free_bytes)} "
+              "free")
+    built = ", ".join(BACKENDS[b][0] for b in hw.build_backends) or "the CPU only"
+    verdict = "can" if hw.build_offloads else "cannot"
+    print(f"llama.cpp: built for {built}; it {verdict} offload layers to a GPU")
+    if hw.gpus and not hw.build_offloads:
+        print("  The GPU above goes unused: `reflectchat doctor` prints the rebuild command.")
+    return 0
