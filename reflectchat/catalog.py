@@ -34,6 +34,7 @@ class Arch:
     head_dim: int
     hidden: int
     vocab: int
+    ffn: int  # feed-forward size, for the compute buffer
 
 
 @dataclass(frozen=True)

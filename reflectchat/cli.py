@@ -111,9 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument("--json", action="store_true", help="print JSON (sizes in bytes)")
     doctor = sub.add_parser("doctor", help="check that llama.cpp is built for this machine's GPU")
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
-    models = sub.add_parser("models", help="list the models a server offers (/v1/models)")
-    models.add_argument("--endpoint", metavar="URL_OR_NAME", required=True,
-                        help="the server's URL, or an [endpoints.NAME] in config.toml")
+    models = sub.add_parser("models", help="catalog models and quants and how each fits this "
+                                           "machine; with --endpoint, what a server offers")
+    models.add_argument("--endpoint", metavar="URL_OR_NAME",
+                        help="list a server's models (/v1/models) instead: its URL, or an "
+                             "[endpoints.NAME] in config.toml")
+    models.add_argument("--ctx", type=int, metavar="N",
+                        help="context size to plan for (default 8192)")
     models.add_argument("--api-key-env", metavar="VAR",
                         help="the environment variable holding the server's API key")
     models.add_argument("--json", action="store_true", help="print the server's JSON list")
@@ -135,10 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.doctor import run_doctor
 
         return run_doctor(args)
-    if args.command == "models":
+    if args.command == "models" and args.endpoint:
         from reflectchat.remote_models import run_models
 
         return run_models(args)
+    if args.command == "models":
+        from reflectchat.models_table import run_models_table
+
+        return run_models_table(args)
     if args.command == "sessions":
         from reflectchat.sessions.cli import run_sessions
 

@@ -80,10 +80,16 @@ def _cached_file(repo: str, filename: str) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
+def downloaded_files(entry: CatalogModel, quant: Quant) -> list[Path] | None:
+    """Every file of `quant` (all shards), when all of them are in the HF cache."""
+    paths = [_cached_file(entry.repo, f) for f in quant.files]
+    return [p for p in paths if p is not None] if all(paths) else None
+
+
 def _downloaded(entry: CatalogModel, quant: Quant) -> Path | None:
     """The first file of `quant` when every one of its files is in the HF cache."""
-    paths = [_cached_file(entry.repo, f) for f in quant.files]
-    return paths[0] if all(paths) else None
+    files = downloaded_files(entry, quant)
+    return files[0] if files else None
 
 
 def _not_downloaded(entry: CatalogModel, quant: Quant) -> NoReturn:

@@ -55,7 +55,7 @@ format = "reflection"
 system_prompt = ""
 context_length = 8192
 sampling = { temperature = 0.7 }
-arch = { layers = 2, heads = 2, kv_heads = 1, head_dim = 4, hidden = 8, vocab = 10 }
+arch = { layers = 2, heads = 2, kv_heads = 1, head_dim = 4, hidden = 8, vocab = 10, ffn = 16 }
 
 [[models.quants]]
 name = "Q4"
