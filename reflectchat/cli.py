@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
     _add_sessions_parser(sub)
+    pull = sub.add_parser("pull", help="download a catalog model's quant into the Hugging "
+                                       "Face cache (resumable, sha256-verified)")
+    pull.add_argument("model", help="a catalog model id (see `reflectchat models`)")
+    pull.add_argument("--quant", default="auto",
+                      help="the quantization, or auto: the one recommended for this machine")
     hw = sub.add_parser("hw", help="CPU, RAM and GPUs, and what llama.cpp can offload to")
     hw.add_argument("--json", action="store_true", help="print JSON (sizes in bytes)")
     doctor = sub.add_parser("doctor", help="check that llama.cpp is built for this machine's GPU")
@@ -131,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from reflectchat.ask import run_ask
 
         return run_ask(args)
+    if args.command == "pull":
+        from reflectchat.pull_cli import run_pull
+
+        return run_pull(args)
     if args.command == "hw":
         from reflectchat.hardware_cli import run_hw
 
