@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     models = sub.add_parser("models", help="catalog models and quants and how each fits this "
                                            "machine; with --endpoint, what a server offers")
+    models.add_argument("model_id", nargs="?", metavar="MODEL",
+                        help="only this catalog model, with exact sizes read from the headers "
+                             "of its files on the hub")
     models.add_argument("--endpoint", metavar="URL_OR_NAME",
                         help="list a server's models (/v1/models) instead: its URL, or an "
                              "[endpoints.NAME] in config.toml")

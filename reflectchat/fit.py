@@ -23,6 +23,7 @@ from enum import Enum
 from pathlib import Path
 
 from reflectchat.catalog import Arch
+from reflectchat.gguf_header import Header, HeaderError, read_local
 from reflectchat.hardware import GIB, Hardware
 
 CTX_ALIGN = 256
@@ -57,18 +58,18 @@ class ModelShape:
 
 def shape_from_gguf(paths: Sequence[Path]) -> ModelShape:
     """Exact tensor sizes from a GGUF's header (all shards of a split model)."""
-    import gguf
+    return shape_from_headers([read_local(p) for p in paths], paths[0].name)
 
-    readers = [gguf.GGUFReader(str(p)) for p in paths]
-    meta = readers[0]
-    arch = _field(meta, "general.architecture")
+
+def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
+    """Exact sizes from the headers of every shard (read from disk, or from the hub)."""
+    meta = headers[0].metadata
+    arch = meta.get("general.architecture")
 
     def number(key: str, default: int | None = None) -> int:
-        value = _field(meta, f"{arch}.{key}")
+        value = meta.get(f"{arch}.{key}", default)
         if value is None:
-            if default is None:
-                raise ValueError(f"{paths[0].name} has no {arch}.{key}")
-            return default
+            raise HeaderError(f"{name} has no {arch}.{key}")
         return int(value)
 
     n_layer, n_embd, n_head = (number("block_count"), number("embedding_length"),
@@ -76,32 +77,19 @@ def shape_from_gguf(paths: Sequence[Path]) -> ModelShape:
     head_k = number("attention.key_length", n_embd // n_head)
     layers = [0] * n_layer
     output = embd = 0
-    n_vocab = 0
-    for reader in readers:
-        for tensor in reader.tensors:
-            size = int(tensor.n_bytes)
-            if tensor.name.startswith("blk."):
-                layers[int(tensor.name.split(".")[1])] += size
-            elif tensor.name == "token_embd.weight":
+    for header in headers:
+        for tensor, size in header.tensors.items():
+            if tensor.startswith("blk."):
+                layers[int(tensor.split(".")[1])] += size
+            elif tensor == "token_embd.weight":
                 embd += size
-                n_vocab = int(tensor.shape[-1]) if len(tensor.shape) > 1 else n_vocab
             else:
                 output += size
-    tokens = meta.fields.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens.data) if tokens is not None else n_vocab
+    tokens = meta.get("tokenizer.ggml.tokens")
+    n_vocab = len(tokens) if isinstance(tokens, list) else int(tokens or 0)
     return ModelShape(n_layer, n_embd, n_head, number("attention.head_count_kv", n_head),
                       head_k, number("attention.value_length", head_k),
                       number("feed_forward_length"), n_vocab, tuple(layers), output, embd, True)
-
-
-def _field(reader: object, key: str) -> object:
-    field = reader.fields.get(key)  # type: ignore[attr-defined]
-    if field is None:
-        return None
-    value = field.parts[field.data[0]]
-    if field.types and field.types[0].name == "STRING":
-        return bytes(value).decode()
-    return value[0]
 
 
 def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:

@@ -164,8 +164,8 @@ def test_models_table_uses_the_header_of_a_cached_file(tmp_path):
                             capture_output=True, text=True, timeout=120)
     rows = json.loads(result.stdout)
     cached = [r for r in rows if r["downloaded"]]
-    assert [(r["model"], r["quant"], r["estimated_from"]) for r in cached] == \
-        [("qwq-32b", "Q4_K_M", "header")]
+    assert [(r["model"], r["quant"], r["sizes_from"]) for r in cached] == \
+        [("qwq-32b", "Q4_K_M", "file")]
     assert cached[0]["layers"] == 4  # read from the file, not the catalog's 64
     for model in {r["model"] for r in rows}:
         picks = [r for r in rows if r["model"] == model and r["recommended"]]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from hub_server import Hub, HubFile, HubServer
+from shaped_model import write_shaped_gguf
 
 from reflectchat.catalog import load_catalog
 
@@ -178,3 +179,32 @@ def test_auto_picks_the_quant_recommended_for_this_machine(hub):
         assert cached(QWQ, entry.quant(picked[0]).files[0]) is not None
     else:
         assert result.returncode == 1 and "No quant of qwq-32b fits" in result.stderr
+
+
+def test_plans_read_exact_sizes_from_the_hub_headers_before_download(hub, tmp_path):
+    state, server = hub
+    shaped = write_shaped_gguf(tmp_path / "m.gguf", n_layer=5, n_embd=256, n_head=4,
+                               n_head_kv=2, n_ff=704, n_vocab=1000)
+    state.repos[QWQ] = {"qwq-32b-q4_k_m.gguf": HubFile(shaped.read_bytes())}
+    env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0"}
+
+    def models(**extra: str) -> tuple[dict, str]:
+        result = subprocess.run([sys.executable, "-m", "reflectchat", "models", "qwq-32b",
+                                 "--json"], capture_output=True, text=True, timeout=120,
+                                env={**env, **extra})
+        rows = {r["quant"]: r for r in json.loads(result.stdout)}
+        return rows, result.stderr
+
+    rows, _ = models()
+    assert rows["Q4_K_M"]["sizes_from"] == "hub" and rows["Q4_K_M"]["layers"] == 5
+    assert not rows["Q4_K_M"]["downloaded"]
+    ranges = gets(state, "qwq-32b-q4_k_m.gguf")
+    assert ranges and all(r and r.startswith("bytes=0-") for r in ranges)  # only the header
+    assert rows["Q8_0"]["sizes_from"] == "catalog"  # not on this hub: the catalog's numbers
+    before = len(state.log)
+    rows, _ = models()
+    assert rows["Q4_K_M"]["sizes_from"] == "hub"
+    assert not [r for r in state.log[before:]  # the header was cached
+                if r[0] == "GET" and r[1].endswith("qwq-32b-q4_k_m.gguf")]
+    rows, err = models(HF_HUB_OFFLINE="1")
+    assert rows["Q4_K_M"]["sizes_from"] == "catalog" and "Offline" in err
