@@ -94,6 +94,8 @@ def run_models_table(args: argparse.Namespace) -> int:
         notes.append("Offline (HF_HUB_OFFLINE): sizes of quants not on disk are the catalog's")
     rows = [r for r in fit_rows(hw, n_ctx, from_hub=wanted, notes=notes)
             if not wanted or r.model.id in wanted]
+    for note in notes:
+        print(note, file=sys.stderr)
     if args.json:
         print(json.dumps([{
             "model": r.model.id, "quant": r.quant.name, "size_bytes": r.quant.size,
@@ -121,6 +123,4 @@ def run_models_table(args: argparse.Namespace) -> int:
     print("★ recommended for this machine. GPU layers count the output layer as llama.cpp "
           "does. (est.): sizes estimated from the catalog; `reflectchat models MODEL` reads "
           "exact sizes from the hub's file headers.")
-    for note in notes:
-        print(note, file=sys.stderr)
     return 0
