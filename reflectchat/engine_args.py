@@ -60,9 +60,63 @@ def make_engine(args: argparse.Namespace, choice: ModelChoice,
         from reflectchat.engine.remote import RemoteEngine
 
         return RemoteEngine(choice.endpoint, choice.endpoint.model, choice.tag_format)
+    return load_with_fallback(choice.path, engine_settings(args, choice), progress)
+
+
+def planned_gpu_layers(path: Path, n_ctx: int, type_k: str, type_v: str,
+                       flash_attn: bool) -> int:
+    """The GPU layers the memory plan gives this file on this machine (-1: all of them)."""
+    from reflectchat.engine.gguf_file import shard_paths
+    from reflectchat.fit import Verdict, plan, shape_from_gguf
+    from reflectchat.gguf_header import HeaderError
+    from reflectchat.hardware import detect
+
+    try:
+        shape = shape_from_gguf(shard_paths(path))
+    except (HeaderError, EngineError, OSError, ValueError):
+        return -1  # unreadable here: llama.cpp will say why when it loads it
+    chosen = plan(shape, detect(), n_ctx, type_k, type_v, flash_attn)
+    return -1 if chosen.verdict is Verdict.FULL_GPU else chosen.n_gpu_layers
+
+
+def load_with_fallback(path: Path, settings: EngineSettings,
+                       progress: Callable[[float], bool] | None = None) -> Backend:
+    """Load; if a load with layers on the GPU fails (estimates err, and VRAM is shared with
+    other programs), try again with a third fewer each time down to none. The engine's
+    `load_note` says what happened."""
     from reflectchat.engine.llama import LlamaEngine
 
-    return LlamaEngine(choice.path, engine_settings(args, choice), progress)
+    failures: list[str] = []
+    layers = settings.n_gpu_layers
+    while True:
+        try:
+            engine = LlamaEngine(path, replace(settings, n_gpu_layers=layers), progress)
+        except EngineError as exc:
+            if layers == 0 or "cancelled" in str(exc):
+                if failures:
+                    raise EngineError(f"{exc} (also failed with {', '.join(failures)})") \
+                        from None
+                raise
+            failures.append(f"{'all' if layers < 0 else layers} GPU layers")
+            layers = fewer_layers(layers, path)
+            continue
+        if failures:
+            engine.load_note = (f"Loaded with {engine.gpu_layers} GPU layers after the load "
+                                f"with {failures[0]} failed (probably not enough GPU memory)")
+        return engine
+
+
+def fewer_layers(layers: int, path: Path) -> int:
+    if layers < 0:
+        from reflectchat.engine.gguf_file import shard_paths
+        from reflectchat.fit import shape_from_gguf
+        from reflectchat.gguf_header import HeaderError
+
+        try:
+            layers = shape_from_gguf(shard_paths(path)).n_layer + 1
+        except (HeaderError, EngineError, OSError, ValueError):
+            layers = 128  # a header we cannot read: step down from a large count
+    return layers * 2 // 3
 
 
 def check_args(args: argparse.Namespace, choice: ModelChoice) -> None:
@@ -76,10 +130,12 @@ def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSett
 
     from reflectchat.engine.llama import EngineSettings
 
-    gpu_layers = args.gpu_layers
-    if gpu_layers is None:
-        gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
     n_ctx = args.ctx or min(DEFAULT_CTX, choice.context_length or DEFAULT_CTX)
+    gpu_layers = args.gpu_layers
+    if gpu_layers is None:  # as many as the memory plan says fit
+        gpu_layers = planned_gpu_layers(choice.path, n_ctx, args.cache_type_k,
+                                        args.cache_type_v, args.flash_attn) \
+            if llama_cpp.llama_supports_gpu_offload() else 0
     try:
         split = tuple(float(x) for x in args.tensor_split.split(",")) if args.tensor_split else None
     except ValueError:

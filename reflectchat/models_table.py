@@ -27,6 +27,7 @@ from reflectchat.fit import (
 from reflectchat.gguf_header import HeaderError, fetch
 from reflectchat.hardware import Hardware, detect
 from reflectchat.model_choice import downloaded_files
+from reflectchat.pull import resolve_url
 
 
 @dataclass
@@ -41,10 +42,9 @@ class Row:
 
 def _hub_shape(entry: CatalogModel, quant: Quant) -> ModelShape:
     """Exact sizes from the headers of the quant's files on the hub (range requests)."""
-    from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers
 
-    headers = [fetch(hf_hub_url(entry.repo, f), f"{entry.repo}/{f}", build_hf_headers())
+    headers = [fetch(resolve_url(entry.repo, f), f"{entry.repo}/{f}", build_hf_headers())
                for f in quant.files]
     return shape_from_headers(headers, quant.files[0])
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -78,6 +79,14 @@ def remote_files(repo: str, paths: list[str]) -> list[RemoteFile]:
                             "to check it against")
         files.append(RemoteFile(path, int(lfs.size), str(lfs.sha256)))
     return files
+
+
+def resolve_url(repo: str, path: str, revision: str = "main") -> str:
+    """Where the hub serves a file (HF_ENDPOINT's, as huggingface_hub reads it now)."""
+    from huggingface_hub import constants
+
+    return (f"{constants.ENDPOINT}/{repo}/resolve/{quote(revision, safe='')}/"
+            f"{quote(path, safe='/')}")
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,6 @@ class Download:
     def run(self, progress: Progress, cancelled: Callable[[], bool] = lambda: False
             ) -> list[Path]:
         """Download what is missing; returns the snapshot path of every file."""
-        from huggingface_hub import hf_hub_url
         from huggingface_hub.utils import build_hf_headers
 
         self.cache.repo_dir.joinpath("blobs").mkdir(parents=True, exist_ok=True)
@@ -150,7 +158,7 @@ class Download:
         with httpx.Client(headers=headers, follow_redirects=True,
                           timeout=httpx.Timeout(READ_TIMEOUT_S, connect=15.0)) as client:
             for f in self.files:
-                url = hf_hub_url(self.repo, f.path, revision=self.revision)
+                url = resolve_url(self.repo, f.path, self.revision)
                 commit = self._fetch(client, url, f, progress, cancelled)
                 paths.append(self._link(f, commit))
         return paths

@@ -83,6 +83,7 @@ class LlamaEngine:
     ) -> None:
         """`progress` is called with 0..1 while the weights load; returning False aborts."""
         self.path = Path(model_path).expanduser()
+        self.load_note: str | None = None  # set when the load needed a second try
         self.settings = settings or EngineSettings()
         self.settings.check()
         check_before_load(self.path)

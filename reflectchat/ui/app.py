@@ -22,10 +22,12 @@ from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig, config_dir
 from reflectchat.conversation import Conversation, Turn, answer_reserve, fit_context
 from reflectchat.engine.base import Backend, ChatMessage, Sampling
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine_args import settled_choice
+from reflectchat.engine_args import DEFAULT_CTX, settled_choice
 from reflectchat.export import conversation_markdown
+from reflectchat.hardware import detect
 from reflectchat.literal import visible
-from reflectchat.model_choice import ModelChoice, catalog_quants
+from reflectchat.model_choice import ModelChoice
+from reflectchat.models_table import fit_rows
 from reflectchat.reflection import Channel
 from reflectchat.sessions.recorder import SessionRecorder
 from reflectchat.sessions.records import SessionMeta
@@ -35,6 +37,8 @@ from reflectchat.sessions.turns import conversation_from
 from reflectchat.ui.commands import ReflectChatCommands
 from reflectchat.ui.messages import (
     ContextTrimmed,
+    DownloadFinished,
+    DownloadProgress,
     LoadFinished,
     LoadProgress,
     StoreProblem,
@@ -136,6 +140,8 @@ class ReflectChatApp(App[None]):
         self._store_problem = store_problem
         self._store_warned = 0.0
         self.recorder = self._recorder(session_id)
+        self._downloading: str | None = None  # "model quant" while one downloads
+        self._download_cancel = threading.Event()
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -319,6 +325,9 @@ class ReflectChatApp(App[None]):
         engine = self.engine
         assert engine is not None
         self.choice = settled_choice(self.choice, engine)
+        note = getattr(engine, "load_note", None)
+        if note:
+            self.notify(note, title="Fewer GPU layers", severity="warning", timeout=15)
         if self.recorder is not None:
             self.recorder.update_meta(self._meta())
         self._status = replace(
@@ -333,10 +342,18 @@ class ReflectChatApp(App[None]):
         if self._live is not None:
             self.notify("Stop the answer first (Esc), then switch models.", severity="warning")
             return
-        self.push_screen(ModelPicker(catalog_quants(), self.choice.label), self._switch_to)
+        if self._downloading is not None:
+            self.notify(f"Downloading {self._downloading}; Esc cancels it.", severity="warning")
+            return
+        rows = fit_rows(detect(), self.choice.context_length or DEFAULT_CTX)
+        self.push_screen(ModelPicker(rows, self.choice.label, self.choice.model_id),
+                         self._switch_to)
 
     def _switch_to(self, pick: ModelPick | None) -> None:
         if pick is None or self._choose is None:
+            return
+        if pick.download and pick.model and pick.quant:
+            self._start_download(pick.model, pick.quant)
             return
         try:
             choice = self._choose(pick.model, pick.quant)
@@ -486,10 +503,65 @@ class ReflectChatApp(App[None]):
 
     def action_stop(self) -> None:
         self._cancel.set()
+        if self._live is None and self._downloading is not None:
+            self._download_cancel.set()
+
+    # -- downloading a quant --------------------------------------------------------------------
+
+    def _start_download(self, model: str, quant: str) -> None:
+        self._downloading = f"{model} {quant}"
+        self._download_cancel = threading.Event()
+        self._status_bar.loading(f"download of {self._downloading}", 0.0)
+        self.refresh_bindings()
+        self._download(model, quant, self._download_cancel)
+
+    @work(thread=True, exclusive=True, group="download")
+    def _download(self, model: str, quant: str, cancel: threading.Event) -> None:
+        from reflectchat.catalog import CatalogError, load_catalog
+        from reflectchat.pull import Download, PullError, remote_files
+
+        try:
+            entry = load_catalog().get(model)
+            job = Download(entry.repo, remote_files(entry.repo, list(entry.quant(quant).files)))
+            job.check_space()
+            done, start, last = job.total - job.needed(), time.monotonic(), [0.0]
+            first = done
+
+            def progress(n: int) -> None:
+                nonlocal done
+                done += n
+                now = time.monotonic()
+                if now - last[0] > 0.2 or done >= job.total:
+                    last[0] = now
+                    speed = (done - first) / max(now - start, 1e-6)
+                    self.post_message(DownloadProgress(done, job.total, speed))
+
+            job.run(progress, cancel.is_set)
+        except (CatalogError, PullError) as exc:
+            self.post_message(DownloadFinished(model, quant, str(exc)))
+            return
+        self.post_message(DownloadFinished(model, quant, None))
+
+    def on_download_progress(self, message: DownloadProgress) -> None:
+        left = (message.total - message.done) / message.bytes_per_second \
+            if message.bytes_per_second > 0 else 0
+        self._status_bar.downloading(self._downloading or "", message.done, message.total,
+                                     message.bytes_per_second, left)
+
+    def on_download_finished(self, message: DownloadFinished) -> None:
+        self._downloading = None
+        self.refresh_bindings()
+        if message.error:
+            self.notify(message.error, title="Download stopped", severity="error", timeout=15)
+            if self.engine is not None:
+                self._status_bar.show(self._status)
+            return
+        self.notify(f"{message.model} {message.quant} is downloaded and verified; loading it.")
+        self._switch_to(ModelPick(message.model, message.quant))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self._live is not None
+            return self._live is not None or self._downloading is not None
         return True
 
     def action_regenerate(self) -> None:
@@ -522,6 +594,8 @@ class ReflectChatApp(App[None]):
         self._cancel.set()
         self.conversation = conversation
         self.recorder = self._recorder(session_id)
+        self._downloading: str | None = None  # "model quant" while one downloads
+        self._download_cancel = threading.Event()
         self._panes.clear()
         await self._conversation.clear()
         await self._show_conversation()

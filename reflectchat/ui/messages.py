@@ -53,3 +53,17 @@ class ContextTrimmed(Message):
 @dataclass
 class StoreProblem(Message):
     text: str
+
+
+@dataclass
+class DownloadProgress(Message):
+    done: int
+    total: int
+    bytes_per_second: float
+
+
+@dataclass
+class DownloadFinished(Message):
+    model: str
+    quant: str
+    error: str | None  # None: downloaded and verified

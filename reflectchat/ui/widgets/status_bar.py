@@ -36,6 +36,10 @@ class Status:
         return Content(" │ ").join(parts)
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+
 class StatusBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(id="status-text")
@@ -48,6 +52,16 @@ class StatusBar(Horizontal):
         bar = self.query_one(ProgressBar)
         bar.display = True
         bar.update(progress=fraction)
+
+    def downloading(self, what: str, done: int, total: int, speed: float, left_s: float) -> None:
+        minutes = f"{left_s / 60:.0f} min" if left_s >= 90 else f"{left_s:.0f} s"
+        self.query_one("#status-text", Static).update(Content.assemble(
+            ("Downloading ", "$warning"), (what, "bold"),
+            f": {_size(done)} of {_size(total)}, {speed / 1e6:,.1f} MB/s, "
+            f"{minutes} left (Esc cancels)"))
+        bar = self.query_one(ProgressBar)
+        bar.display = True
+        bar.update(progress=done / total if total else 0)
 
     def message(self, text: str, style: str = "$error") -> None:
         self.query_one(ProgressBar).display = False

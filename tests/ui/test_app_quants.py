@@ -1,0 +1,93 @@
+"""Switching quants in the app: the picker's plan per quant, downloading one from a local hub
+(tests/hub_server.py) with progress, cancelling, and loading it once it is verified."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import ask, loaded, make_app, wait_for
+from hub_server import Hub, HubFile, HubServer
+from textual.widgets import OptionList
+
+from reflectchat.demo.scripted_model import Control, Script, write_scripted_gguf
+from reflectchat.ui.screens.model_picker import ModelPicker
+from reflectchat.ui.widgets.status_bar import StatusBar
+
+QWQ = "Qwen/QwQ-32B-GGUF"
+FILE = "qwq-32b-q4_k_m.gguf"
+ANSWER = Script("<|go|>", [Control("<think>"), "Downloaded thinking. ", Control("</think>"),
+                           "Downloaded answer."])
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Iterator[tuple[Hub, HubServer]]:
+    from huggingface_hub import constants
+
+    model = write_scripted_gguf(tmp_path / "qwq.gguf", [ANSWER])
+    state = Hub(repos={QWQ: {FILE: HubFile(model.read_bytes())}})
+    with HubServer(state) as server:
+        # huggingface_hub reads these at import: point this process's copy at the local hub
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(Path(os.environ["HF_HOME"]) / "hub"))
+        yield state, server
+
+
+def picker_lines(app) -> list[str]:
+    return [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+
+
+async def choose(pilot, text: str) -> None:
+    app = pilot.app
+    lines = picker_lines(app)
+    index = next(i for i, line in enumerate(lines) if text in line)
+    options = app.screen.query_one(OptionList)
+    options.highlighted = index
+    await pilot.press("enter")
+
+
+async def test_the_picker_shows_each_quants_plan_and_downloads_then_loads_one(hub):
+    state, _ = hub
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        lines = picker_lines(app)
+        q4 = next(line for line in lines if "QwQ 32B Q4_K_M" in line)
+        assert "download" in q4 and "GB" in q4
+        assert any(v in q4 for v in ("full GPU", "partial", "CPU only", "does not fit"))
+        assert sum("★" in line for line in lines) <= len({"QwQ", "Reflection", "Llama",
+                                                          "DeepSeek"}) + 2
+        await choose(pilot, "QwQ 32B Q4_K_M")
+        await wait_for(pilot, lambda: app.choice.model_id == "qwq-32b", timeout=60,
+                       what="the download and the switch")
+        await wait_for(pilot, lambda: app.engine is not None, timeout=60, what="the load")
+        messages = [n.message for n in app._notifications]
+        assert any("downloaded and verified; loading it" in m for m in messages)
+        await ask(pilot, "Say hi")
+        assert app.conversation.turns[-1].answer.output.strip() == "Downloaded answer."
+    assert [m for m, p, r in state.log if m == "GET" and p.endswith(FILE)]
+
+
+async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
+    state, _ = hub
+    state.repos[QWQ][FILE] = HubFile(bytes(3_000_000), fault="slow")
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        await choose(pilot, "QwQ 32B Q4_K_M")
+        status = app.query_one(StatusBar).query_one("#status-text")
+        await wait_for(pilot, lambda: "Downloading" in str(status.render()), timeout=30,
+                       what="download progress")
+        assert "MB/s" in str(status.render()) and "Esc cancels" in str(status.render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app._downloading is None, timeout=30, what="the cancel")
+        stopped = [n.message for n in app._notifications if n.title == "Download stopped"]
+        assert stopped and "cancelled" in stopped[0] and "kept" in stopped[0]
+        assert app.choice.model_id == "demo"
