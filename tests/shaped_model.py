@@ -19,6 +19,7 @@ def write_shaped_gguf(
     n_vocab=2000,
     dtype="f16",
     ctx=8192,
+    zeros=False,  # all-zero weights: much quicker to write for large shapes
 ):
     head_dim = n_embd // n_head
     rng = np.random.default_rng(0)
@@ -46,7 +47,10 @@ def write_shaped_gguf(
     qt = {"f16": gguf.GGMLQuantizationType.F16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[dtype]
 
     def mat(rows, cols):
-        data = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
+        if zeros:
+            data = np.zeros((rows, cols), dtype=np.float32)
+        else:
+            data = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
         if dtype == "f16":
             return data.astype(np.float16), None
         return gguf.quants.quantize(data, qt), qt
