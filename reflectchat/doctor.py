@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
+
+from reflectchat.hardware import command_output
 
 # accelerator -> (what it is, llama.cpp build flag, marker in llama.cpp's system info)
 BACKENDS = {
@@ -39,29 +39,18 @@ class Report:
     fix: str | None
 
 
-def _output(*command: str) -> str | None:
-    """A command's output, or None if it is missing or fails."""
-    if shutil.which(command[0]) is None:
-        return None
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 def detect_accelerator() -> tuple[str | None, list[str]]:
     """The machine's accelerator and its devices, in the order install.sh checks them."""
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         return "metal", [platform.processor() or "Apple Silicon"]
-    gpus = _output("nvidia-smi", "-L")
+    gpus = command_output("nvidia-smi", "-L")
     if gpus:
         return "cuda", [line.split(" (UUID")[0] for line in gpus.splitlines() if line.strip()]
-    rocm = _output("rocminfo")
+    rocm = command_output("rocminfo")
     if rocm and "gfx" in rocm:
         names = sorted({w for w in rocm.split() if w.startswith("gfx") and w[3:4].isdigit()})
         return "rocm", names
-    if _output("vulkaninfo", "--summary") is not None:
+    if command_output("vulkaninfo", "--summary") is not None:
         return "vulkan", []
     return None, []
 

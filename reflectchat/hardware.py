@@ -45,7 +45,8 @@ class Hardware:
         return sum(g.free_bytes for g in self.gpus)
 
 
-def _run(*command: str) -> str | None:
+def command_output(*command: str) -> str | None:
+    """A command's output, or None if it is missing or fails."""
     if shutil.which(command[0]) is None:
         return None
     try:
@@ -66,8 +67,8 @@ def memory(meminfo: Path = Path("/proc/meminfo")) -> tuple[int, int]:
                 values[key] = int(parts[0]) * 1024  # kB
         total = values.get("MemTotal", 0)
         return total, values.get("MemAvailable", values.get("MemFree", 0))
-    total = int(_run("sysctl", "-n", "hw.memsize") or 0)  # macOS
-    vm = _run("vm_stat") or ""
+    total = int(command_output("sysctl", "-n", "hw.memsize") or 0)  # macOS
+    vm = command_output("vm_stat") or ""
     page = 16384 if platform.machine() == "arm64" else 4096
     free_pages = sum(int(line.split()[-1].rstrip("."))
                      for line in vm.splitlines()
@@ -96,7 +97,7 @@ def nvidia_gpus() -> list[GPU]:
 
 
 def _nvidia_smi_gpus() -> list[GPU]:
-    out = _run("nvidia-smi", "--query-gpu=name,memory.total,memory.free",
+    out = command_output("nvidia-smi", "--query-gpu=name,memory.total,memory.free",
                "--format=csv,noheader,nounits")
     gpus = []
     for line in (out or "").splitlines():
@@ -126,10 +127,10 @@ def amd_gpus(drm: Path = Path("/sys/class/drm")) -> list[GPU]:
 def apple_gpu(ram_total: int, ram_available: int) -> list[GPU]:
     if platform.system() != "Darwin" or platform.machine() != "arm64" or not ram_total:
         return []
-    wired_mb = int((_run("sysctl", "-n", "iogpu.wired_limit_mb") or "0").strip() or 0)
+    wired_mb = int((command_output("sysctl", "-n", "iogpu.wired_limit_mb") or "0").strip() or 0)
     share = APPLE_SHARE_LARGE if ram_total >= APPLE_LARGE_FROM else APPLE_SHARE_SMALL
     limit = wired_mb * 1024**2 if wired_mb > 0 else int(ram_total * share)
-    chip = (_run("sysctl", "-n", "machdep.cpu.brand_string") or "Apple Silicon").strip()
+    chip = (command_output("sysctl", "-n", "machdep.cpu.brand_string") or "Apple Silicon").strip()
     return [GPU(f"{chip} (unified memory)", "apple", limit, min(limit, ram_available),
                 unified=True)]
 

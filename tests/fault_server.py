@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import select
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from local_server import LocalServer
 
 MODES = ["reasoning", "reasoning-field", "tags", "error500", "drop", "garbage", "html",
          "stall", "silent", "auth", "long"]
@@ -26,25 +27,11 @@ def chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
     return data
 
 
-class FaultServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class FaultServer(LocalServer):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.requests: list[dict[str, Any]] = []
         self.disconnected: list[float] = []  # when a stalled stream's client left
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self) -> FaultServer:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -9,11 +9,12 @@ import hashlib
 import json
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote
+
+from local_server import LocalServer
 
 COMMIT = "c0ffee" * 6 + "c0ff"
 
@@ -37,24 +38,10 @@ class Hub:
     log: list[tuple[str, str, str | None]] = field(default_factory=list)  # method, path, range
 
 
-class HubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class HubServer(LocalServer):
     def __init__(self, hub: Hub) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.hub = hub
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def __enter__(self) -> HubServer:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 class Handler(BaseHTTPRequestHandler):
