@@ -15,6 +15,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.timer import Timer
 from textual.widgets import Footer, ListView, Log, Markdown, Tab, Tabs
 from textual.widgets.markdown import MarkdownBlock
 
@@ -68,6 +69,8 @@ HINTS = {
     Channel.OUTPUT: "*The answer appears here. Type a question below and press Enter.*",
 }
 
+TYPING_HOLD_S = 0.06  # pane updates wait this long after a keystroke, so typing paints first,
+TYPING_HOLD_MAX_S = 0.25  # but never longer than this
 STORE_WARNING_EVERY_S = 30.0  # a failing store (full disk) is reported at most this often
 
 # Builds the engine from a model choice; `progress` gets 0..1 and returns False to abort.
@@ -140,6 +143,11 @@ class ReflectChatApp(App[None]):
         self._store_problem = store_problem
         self._store_warned = 0.0
         self.recorder = self._recorder(session_id)
+        self._pending: dict[Channel, list[str]] = {c: [] for c in Channel}  # not yet shown
+        self._pending_raw = ""
+        self._pending_since: float | None = None
+        self._last_typed = 0.0
+        self._flush_timer: Timer | None = None
         self._downloading: str | None = None  # "model quant" while one downloads
         self._download_cancel = threading.Event()
 
@@ -441,12 +449,9 @@ class ReflectChatApp(App[None]):
         panes.raw += batch.raw
         if batch.turn is self._viewed:
             for channel, parts in fragments.items():
-                if parts:
-                    await self._pane(channel).write("".join(parts))
-            if fragments[Channel.OUTPUT]:
-                self._show_column("output")
-            if self.ui_config.raw_view and batch.raw:
-                self.query_one("#raw", Log).write(visible(batch.raw))
+                self._pending[channel] += parts
+            self._pending_raw += batch.raw
+            await self._flush_when_not_typing()
         tokens = batch.completion_tokens
         speed = None
         if batch.first_token_s is not None and batch.elapsed_s > batch.first_token_s and tokens > 1:
@@ -457,6 +462,54 @@ class ReflectChatApp(App[None]):
             output_tokens=tokens - batch.reasoning_tokens,
         )
         self._status_bar.show(self._status)
+
+    def on_text_area_changed(self) -> None:
+        self._last_typed = time.monotonic()
+
+    async def _flush_when_not_typing(self) -> None:
+        """Show the pending fragments, unless a key was typed a moment ago: then wait a
+        little (at most TYPING_HOLD_MAX_S), so the keystroke is painted in a cheap frame of
+        its own instead of waiting behind the panes'."""
+        if not any(self._pending.values()) and not self._pending_raw:
+            return
+        now = time.monotonic()
+        if self._pending_since is None:
+            self._pending_since = now
+        wait = min(self._last_typed + TYPING_HOLD_S,
+                   self._pending_since + TYPING_HOLD_MAX_S) - now
+        if wait > 0:
+            if self._flush_timer is None:
+                self._flush_timer = self.set_timer(wait, self._flush_after_wait)
+            return
+        await self._flush_panes()
+
+    async def _flush_after_wait(self) -> None:
+        self._flush_timer = None
+        await self._flush_when_not_typing()
+
+    async def _flush_panes(self) -> None:
+        pending, self._pending = self._pending, {c: [] for c in Channel}
+        raw, self._pending_raw = self._pending_raw, ""
+        self._pending_since = None
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
+        for channel, parts in pending.items():
+            if parts:
+                await self._pane(channel).write("".join(parts))
+        if pending[Channel.OUTPUT]:
+            self._show_column("output")
+        if self.ui_config.raw_view and raw:
+            self.query_one("#raw", Log).write(visible(raw))
+
+    def _drop_pending(self) -> None:
+        """The panes are being redrawn from the whole text: what was pending is in it."""
+        self._pending = {c: [] for c in Channel}
+        self._pending_raw = ""
+        self._pending_since = None
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
 
     def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats
@@ -481,6 +534,7 @@ class ReflectChatApp(App[None]):
             self.notify("Stopped; the partial answer is kept.", severity="warning")
 
     async def _finish_panes(self, panes: PaneText) -> None:
+        await self._flush_panes()
         for channel in Channel:
             await self._pane(channel).finish(panes.text[channel])
 
@@ -594,6 +648,11 @@ class ReflectChatApp(App[None]):
         self._cancel.set()
         self.conversation = conversation
         self.recorder = self._recorder(session_id)
+        self._pending: dict[Channel, list[str]] = {c: [] for c in Channel}  # not yet shown
+        self._pending_raw = ""
+        self._pending_since: float | None = None
+        self._last_typed = 0.0
+        self._flush_timer: Timer | None = None
         self._downloading: str | None = None  # "model quant" while one downloads
         self._download_cancel = threading.Event()
         self._panes.clear()
@@ -734,6 +793,7 @@ class ReflectChatApp(App[None]):
 
     async def _view(self, turn: Turn | None) -> None:
         self._viewed = turn
+        self._drop_pending()
         if turn is None:
             for channel in Channel:
                 await self._pane(channel).show(HINTS[channel], streaming=False)

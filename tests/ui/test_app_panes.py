@@ -254,3 +254,33 @@ async def test_ctrl_q_quits_after_an_answer():
         await asyncio.wait_for(pilot.press("ctrl+q"), 10)  # a hang fails, not stalls, the suite
         await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the app to quit")
     assert app.engine is None  # closed before exiting
+
+
+async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(make_model):
+    endless = Script("<|go|>", [Control("<thinking>"), "Thinking it over. ",
+                                Control("<reflection>"), "Wait, recheck. ",
+                                Control("</reflection>"), Control("</thinking>"),
+                                Control("<output>"), "An answer. ", Control("</output>")],
+                     loops=True)
+    app = make_app(make_model(endless))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        turn = app.conversation.turns[-1]
+        held = False
+        for _ in range(40):  # type for a while as the answer streams
+            app.query_one("#prompt").insert("x")
+            await pilot.pause(0.02)
+            held = held or any(app._pending.values())
+        thinking = app.query_one("#thinking", ChannelPane)
+        first_block = thinking.document.children[0]
+        await pilot.press("escape")
+        await finished(pilot)
+        assert held  # some fragments waited for a pause in the typing
+        # no full re-render was needed at the end: the stream itself delivered every fragment
+        assert thinking.document.children[0] is first_block
+        assert turn.stopped and app.query_one("#prompt").text.count("x") == 40
+        panes = app._panes[id(turn)]
+        for channel, text in panes.text.items():
+            pane = app.query_one(f"#{channel.value}", ChannelPane)
+            assert pane.document.source == text, channel  # every fragment arrived
