@@ -648,13 +648,6 @@ class ReflectChatApp(App[None]):
         self._cancel.set()
         self.conversation = conversation
         self.recorder = self._recorder(session_id)
-        self._pending: dict[Channel, list[str]] = {c: [] for c in Channel}  # not yet shown
-        self._pending_raw = ""
-        self._pending_since: float | None = None
-        self._last_typed = 0.0
-        self._flush_timer: Timer | None = None
-        self._downloading: str | None = None  # "model quant" while one downloads
-        self._download_cancel = threading.Event()
         self._panes.clear()
         await self._conversation.clear()
         await self._show_conversation()

@@ -86,6 +86,9 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
         await wait_for(pilot, lambda: "Downloading" in str(status.render()), timeout=30,
                        what="download progress")
         assert "MB/s" in str(status.render()) and "Esc cancels" in str(status.render())
+        await pilot.press("ctrl+n")  # a new chat does not forget the download
+        await pilot.pause()
+        assert app._downloading == "qwq-32b Q4_K_M"
         await pilot.press("escape")
         await wait_for(pilot, lambda: app._downloading is None, timeout=30, what="the cancel")
         stopped = [n.message for n in app._notifications if n.title == "Download stopped"]
