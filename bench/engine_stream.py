@@ -21,13 +21,12 @@ from pathlib import Path
 
 import llama_cpp
 
-from reflectchat.answer import Answer
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import write_scripted_gguf
-from reflectchat.engine.base import ChatMessage, Sampling
+from reflectchat.engine.base import ChatMessage, Sampling, TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
-from reflectchat.reflection import TagFormat
-from reflectchat.stream import channel_events
+from reflectchat.reflection.answer import Answer
+from reflectchat.reflection.stream import channel_events
 
 SAMPLING = Sampling(temperature=0.7, top_p=0.95, top_k=40, min_p=0.0, repeat_penalty=1.0)
 

@@ -22,10 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from shaped_model import write_shaped_gguf
+from support.shaped_model import write_shaped_gguf
 
-from reflectchat.fit import GIB, GPU_MARGIN, plan, shape_from_gguf
-from reflectchat.hardware import detect
+from reflectchat.models.fit import GPU_MARGIN, plan, shape_from_gguf
+from reflectchat.models.hardware import detect
+from reflectchat.sizes import GIB
 
 
 def nvml_used() -> int | None:

@@ -29,11 +29,10 @@ from pathlib import Path
 from textual.widgets import Input, Select, TextArea
 
 from reflectchat.config import ConfigFile
-from reflectchat.engine.base import Sampling
-from reflectchat.model_choice import ModelChoice
-from reflectchat.reflection import TagFormat
-from reflectchat.sessions.records import SessionMeta, StoredMessage
-from reflectchat.sessions.store import SessionStore, fts_query
+from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.models.choice import ModelChoice
+from reflectchat.store.records import SessionMeta, StoredMessage
+from reflectchat.store.session_store import SessionStore, fts_query
 from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 

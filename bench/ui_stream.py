@@ -25,12 +25,12 @@ import llama_cpp
 from engine_stream import SAMPLING, time_raw, time_token_loop
 from textual import events
 
-from reflectchat.conversation import Conversation
+from reflectchat.chat.conversation import Conversation
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import write_scripted_gguf
+from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
-from reflectchat.model_choice import ModelChoice
-from reflectchat.reflection import TagFormat
+from reflectchat.models.choice import ModelChoice
 from reflectchat.ui.app import ReflectChatApp
 
 KEY_EVERY_S = 0.025

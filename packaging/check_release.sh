@@ -30,14 +30,17 @@ step "the data files are in both"
 import sys, tarfile, zipfile
 wheel = set(zipfile.ZipFile(sys.argv[1]).namelist())
 sdist = {n.split("/", 1)[1] for n in tarfile.open(sys.argv[2]).getnames() if "/" in n}
-need = ["reflectchat/models.toml", "reflectchat/themes/reflect-dark.toml",
-        "reflectchat/themes/reflect-paper.toml", "reflectchat/themes/reflect-contrast.toml",
+themes = ["reflect-dark.toml", "reflect-paper.toml", "reflect-contrast.toml"]
+# The catalog and themes sit at the project root; the wheel carries them inside the package.
+need = ["reflectchat/models.toml", *(f"reflectchat/themes/{t}" for t in themes),
         "reflectchat/ui/app.tcss"]
 missing = [f"wheel: {n}" for n in need if n not in wheel]
-missing += [f"sdist: {n}" for n in ["models.toml", "themes/reflect-dark.toml",
-                                     "packaging/install.sh", *need] if n not in sdist]
-if missing:
-    sys.exit("missing: " + ", ".join(missing))
+missing += [f"sdist: {n}" for n in ["models.toml", *(f"themes/{t}" for t in themes),
+                                     "reflectchat/ui/app.tcss", "packaging/install.sh"]
+            if n not in sdist]
+links = [m.name for m in tarfile.open(sys.argv[2]).getmembers() if m.issym() or m.islnk()]
+if missing or links:
+    sys.exit(f"missing: {', '.join(missing)}; links: {', '.join(links)}")
 print(f"ok: {len(need)} data files in the wheel, and the sdist carries them and packaging/")
 EOF
 

@@ -1,5 +1,5 @@
 import sys
 
-from reflectchat.cli import main
+from reflectchat.cli.main import main
 
 sys.exit(main())

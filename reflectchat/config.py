@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from platformdirs import user_config_path
+
+from reflectchat.paths import config_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,10 +32,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_THEME = "reflect-dark"
-
-
-def config_dir() -> Path:
-    return user_config_path("reflectchat")
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class ConfigFile:
     """Reads the config once; `save_ui` rewrites only the [ui] table."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / "config.toml"
+        self.path = path or config_file()
         self.warnings: list[str] = []
         self._data: dict[str, Any] = {}
         self._writable = True

@@ -173,3 +173,12 @@ def test_doctor_is_content_on_a_cpu_only_machine(tmp_path):
     text = subprocess.run([sys.executable, "-m", "reflectchat", "doctor"], capture_output=True,
                           text=True, env={**os.environ, "PATH": "/usr/bin:/bin"}, timeout=60)
     assert "OK: no GPU was found, and the CPU build is the right one" in text.stdout
+
+
+def test_the_package_has_no_symlinks_and_finds_its_data_files():
+    from reflectchat.paths import builtin_themes_dir, catalog_file
+
+    package = ROOT / "reflectchat"
+    assert [p for p in package.rglob("*") if p.is_symlink()] == []
+    assert catalog_file().read_text(encoding="utf-8").startswith(("#", "["))
+    assert {p.name for p in builtin_themes_dir().glob("*.toml")} >= {"reflect-dark.toml"}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from platformdirs import user_cache_path
-
+from reflectchat import paths
 from reflectchat.demo.answers import DEFAULT_TRIGGER, KEYWORDS, SCRIPTS
 from reflectchat.demo.scripted_model import chat_template, write_scripted_gguf
 
@@ -18,7 +17,7 @@ def demo_model_path(cache_dir: Path | None = None) -> Path:
     template = chat_template(KEYWORDS, DEFAULT_TRIGGER)
     recipe = repr([(s.trigger, list(s.segments)) for s in SCRIPTS]) + template
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
-    path = (cache_dir or user_cache_path("reflectchat")) / f"demo-{digest}.gguf"
+    path = (cache_dir or paths.cache_dir()) / f"demo-{digest}.gguf"
     if not path.exists():
         write_scripted_gguf(path, SCRIPTS, template, DEMO_CONTEXT, name="reflectchat demo")
     return path

@@ -13,6 +13,17 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Protocol
 
+DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server says less
+
+
+class TagFormat(str, Enum):
+    """How a model marks its reasoning; the reflection parser reads it by this."""
+
+    REFLECTION = "reflection"
+    THINK = "think"
+    PLAIN = "plain"
+    AUTO = "auto"
+
 
 class FinishReason(str, Enum):
     STOP = "stop"
@@ -65,10 +76,24 @@ class Generation(Protocol):
 
 
 class Backend(Protocol):
-    name: str
+    """Everything the app, `ask` and the store read from a loaded model."""
+
+    name: str  # the kind of backend: "llama.cpp" or "remote"
+    model: str | None  # the model a server says it serves; None for a file run in-process
+    load_note: str | None  # how the load went, when the user should hear of it
 
     @property
     def n_ctx(self) -> int: ...
+
+    @property
+    def layer_count(self) -> int:
+        """Repeating layers in the model (0: unknown, as on a server)."""
+        ...
+
+    @property
+    def gpu_layers(self) -> int:
+        """Repeating layers on a GPU in this process (0 on a server)."""
+        ...
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         """The prompt these messages make, in tokens."""

@@ -74,6 +74,7 @@ class LlamaEngine:
     """A loaded GGUF model. Not thread-safe: run one generation at a time."""
 
     name = "llama.cpp"
+    model = None
 
     def __init__(
         self,

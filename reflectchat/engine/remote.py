@@ -22,12 +22,17 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from reflectchat.endpoints import Endpoint
-from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.base import (
+    DEFAULT_CTX,
+    ChatMessage,
+    FinishReason,
+    GenerationStats,
+    Sampling,
+    TagFormat,
+)
+from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.errors import EngineError
-from reflectchat.reflection import TagFormat
 
-DEFAULT_CONTEXT = 8192  # when neither the config nor the server says
 CONNECT_TIMEOUT_S = 10.0
 CHARS_PER_TOKEN = 3  # for estimating prompt size: errs towards trimming a little early
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH,
@@ -91,6 +96,9 @@ def list_models(endpoint: Endpoint, key: str | None = None) -> list[dict[str, An
 
 class RemoteEngine:
     name = "remote"
+    load_note = None
+    layer_count = 0  # the server does not say how it holds the model
+    gpu_layers = 0
 
     def __init__(self, endpoint: Endpoint, model: str | None,
                  tag_format: TagFormat = TagFormat.AUTO) -> None:
@@ -113,7 +121,7 @@ class RemoteEngine:
                               f"{', '.join(map(str, ids))}")
         self.model = model
         entry = next((m for m in offered if isinstance(m, dict) and m.get("id") == model), {})
-        self._n_ctx = endpoint.context or _int(entry.get("max_model_len")) or DEFAULT_CONTEXT
+        self._n_ctx = endpoint.context or _int(entry.get("max_model_len")) or DEFAULT_CTX
 
     def _client(self) -> httpx.Client:
         return _client(self.endpoint, self._key, self.endpoint.timeout)

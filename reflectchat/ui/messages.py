@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from reflectchat.conversation import Turn
+from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import GenerationStats
-from reflectchat.reflection import ChannelEvent
+from reflectchat.reflection.events import ChannelEvent
 
 
 @dataclass

@@ -7,8 +7,10 @@ numbered marker where it occurred; the two link to each other (`#reflection-N`,
 
 from __future__ import annotations
 
-from reflectchat.literal import visible
-from reflectchat.reflection import Channel, ChannelEvent, EventKind, TagFormat, parse_whole
+from reflectchat.engine.base import TagFormat
+from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
+from reflectchat.reflection.parser import parse_whole
+from reflectchat.untrusted import visible
 
 REFLECTION_LINK = "#reflection-"
 THINKING_LINK = "#thinking-"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, fields
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
+
+from reflectchat.paths import builtin_themes_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +36,7 @@ class LoadedThemes:
 def load_themes(user_dir: Path | None) -> LoadedThemes:
     """Built-in themes first, then the user's, which replace a built-in of the same name."""
     loaded = LoadedThemes({}, [])
-    builtin = sorted((f for f in files("reflectchat").joinpath("themes").iterdir()
+    builtin = sorted((f for f in builtin_themes_dir().iterdir()
                       if f.name.endswith(".toml")), key=lambda f: f.name)
     sources: list[tuple[str, str | None]] = [(f.name, _read(f)) for f in builtin]
     if user_dir is not None and user_dir.is_dir():

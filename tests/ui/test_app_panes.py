@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from helpers import ask, finished, loaded, make_app, wait_for
+from support.app_pilot import ask, finished, loaded, make_app, wait_for
 from textual.widgets import Log, Markdown, Tabs
 from textual.widgets.markdown import MarkdownBlock
 

@@ -1,5 +1,5 @@
 """Switching quants in the app: the picker's plan per quant, downloading one from a local hub
-(tests/hub_server.py) with progress, cancelling, and loading it once it is verified."""
+(tests/support/hub_server.py) with progress, cancelling, and loading it once it is verified."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ask, loaded, make_app, wait_for
-from hub_server import Hub, HubFile, HubServer
+from support.app_pilot import ask, loaded, make_app, wait_for
+from support.hub_server import Hub, HubFile, HubServer
 from textual.widgets import OptionList
 
 from reflectchat.demo.scripted_model import Control, Script, write_scripted_gguf
-from reflectchat.ui.screens.model_picker import ModelPicker
+from reflectchat.ui.screens.model_picker import PLANNING, ModelPicker
 from reflectchat.ui.widgets.status_bar import StatusBar
 
 QWQ = "Qwen/QwQ-32B-GGUF"
@@ -40,6 +40,12 @@ def picker_lines(app) -> list[str]:
     return [str(o.prompt) for o in app.screen.query_one(OptionList).options]
 
 
+async def planned(pilot) -> None:
+    """The picker has filled in the plan of every catalog quant (a worker makes them)."""
+    await wait_for(pilot, lambda: not any(PLANNING in line for line in picker_lines(pilot.app)),
+                   what="the quants' plans")
+
+
 async def choose(pilot, text: str) -> None:
     app = pilot.app
     lines = picker_lines(app)
@@ -56,9 +62,10 @@ async def test_the_picker_shows_each_quants_plan_and_downloads_then_loads_one(hu
         await loaded(pilot)
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        await planned(pilot)
         lines = picker_lines(app)
         q4 = next(line for line in lines if "QwQ 32B Q4_K_M" in line)
-        assert "download" in q4 and "GB" in q4
+        assert "download" in q4 and "GiB" in q4
         assert any(v in q4 for v in ("full GPU", "partial", "CPU only", "does not fit"))
         assert sum("★" in line for line in lines) <= len({"QwQ", "Reflection", "Llama",
                                                           "DeepSeek"}) + 2
@@ -81,11 +88,12 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
         await loaded(pilot)
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        await planned(pilot)
         await choose(pilot, "QwQ 32B Q4_K_M")
         status = app.query_one(StatusBar).query_one("#status-text")
         await wait_for(pilot, lambda: "Downloading" in str(status.render()), timeout=30,
                        what="download progress")
-        assert "MB/s" in str(status.render()) and "Esc cancels" in str(status.render())
+        assert "MiB/s" in str(status.render()) and "Esc cancels" in str(status.render())
         await pilot.press("ctrl+n")  # a new chat does not forget the download
         await pilot.pause()
         assert app._downloading == "qwq-32b Q4_K_M"
@@ -94,3 +102,34 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
         stopped = [n.message for n in app._notifications if n.title == "Download stopped"]
         assert stopped and "cancelled" in stopped[0] and "kept" in stopped[0]
         assert app.choice.model_id == "demo"
+
+
+async def test_the_picker_opens_at_once_and_plans_on_a_worker_thread(monkeypatch):
+    import threading
+
+    from reflectchat.ui import model_switching
+
+    gate, planned_on = threading.Event(), []
+    real_fit_rows = model_switching.fit_rows
+
+    def gated_fit_rows(*args, **kwargs):
+        planned_on.append(threading.current_thread())
+        assert gate.wait(30)
+        return real_fit_rows(*args, **kwargs)
+
+    monkeypatch.setattr(model_switching, "fit_rows", gated_fit_rows)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        await wait_for(pilot, lambda: planned_on, what="planning to start")
+        lines = picker_lines(app)  # open, usable, and saying what it is doing
+        assert "demo model" in lines[0] and PLANNING in lines[1] and len(lines) == 2
+        assert planned_on[0] is not threading.main_thread()
+        gate.set()
+        await planned(pilot)
+        lines = picker_lines(app)
+        assert any("QwQ 32B Q4_K_M" in line for line in lines) and len(lines) > 10
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelPicker), what="close")

@@ -1,18 +1,18 @@
-"""The app on a remote server (tests/fault_server.py on 127.0.0.1): the same panes, Esc stops
-the server's stream, and a server error is shown with the partial answer kept."""
+"""The app on a remote server (tests/support/fault_server.py on 127.0.0.1): the same panes, Esc
+stops the server's stream, and a server error is shown with the partial answer kept."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fault_server import FaultServer
-from helpers import ask, finished, loaded, wait_for
+from support.app_pilot import ask, finished, loaded, wait_for
+from support.fault_server import FaultServer
 
-from reflectchat.endpoints import Endpoint, api_base
-from reflectchat.engine.base import Sampling
+from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.engine.endpoints import Endpoint, api_base
 from reflectchat.engine.remote import RemoteEngine
-from reflectchat.model_choice import ModelChoice
-from reflectchat.reflection import Channel, TagFormat
+from reflectchat.models.choice import ModelChoice
+from reflectchat.reflection.events import Channel
 from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.widgets.status_bar import StatusBar
 

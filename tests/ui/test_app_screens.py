@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import ask, loaded, make_app
+from support.app_pilot import ask, loaded, make_app
 from textual.widgets import Checkbox, Input, Label
 
-from reflectchat.config import ConfigFile, config_dir
+from reflectchat.config import ConfigFile
+from reflectchat.paths import config_file, user_themes_dir
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import SettingsScreen
 
@@ -24,11 +25,11 @@ async def test_theme_files_load_and_the_choice_persists():
 
 
 async def test_user_themes_are_picked_up_and_a_bad_one_is_reported():
-    themes = config_dir() / "themes"
+    themes = user_themes_dir()
     themes.mkdir(parents=True)
     (themes / "mine.toml").write_text('name = "mine"\nprimary = "#ff8800"\n')
     (themes / "broken.toml").write_text('name = "broken"\nprimary = "not-a-color"\n')
-    (config_dir() / "config.toml").write_text('[ui]\ntheme = "broken"\n')
+    (config_file()).write_text('[ui]\ntheme = "broken"\n')
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -41,7 +42,7 @@ async def test_user_themes_are_picked_up_and_a_bad_one_is_reported():
 
 
 async def test_a_corrupt_config_gives_a_warning_and_is_never_overwritten():
-    path = config_dir() / "config.toml"
+    path = config_file()
     path.parent.mkdir(parents=True)
     path.write_text("[ui\nshow_thinking = maybe\n")
     app = make_app()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from helpers import ask, loaded, make_app, wait_for
+from support.app_pilot import ask, loaded, make_app, wait_for
 from textual.widgets import Input, Select
 
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import Sampling
-from reflectchat.sessions.records import SearchHit, SessionMeta, StoredMessage
-from reflectchat.sessions.store import SessionStore, default_store_path
+from reflectchat.paths import store_file
+from reflectchat.store.records import SearchHit, SessionMeta, StoredMessage
+from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.widgets.entry_list import EntryList
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
@@ -18,7 +19,7 @@ DEBUG = "Debug this Python code"
 
 
 def open_store() -> SessionStore:
-    return SessionStore.open(default_store_path())
+    return SessionStore.open(store_file())
 
 
 def sidebar(app) -> SessionsSidebar:
@@ -162,7 +163,7 @@ async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
             StoredMessage("assistant", "x", output=f"answer {n} " + "word " * 40,
                           tag_format="reflection", finish_reason="stop"),
         ])
-    from reflectchat.sessions.turns import conversation_from
+    from reflectchat.store.turns import conversation_from
 
     conversation = conversation_from(store.session(sid), store.messages(sid))
     app = make_app(model, conversation, store=store, session_id=sid, n_ctx=1024)
@@ -203,7 +204,7 @@ async def test_without_a_store_the_sidebar_says_history_is_off():
 
 
 async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
-    path = default_store_path()
+    path = store_file()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"my notes, not a database\n" * 200)
     app = make_app(store=open_store())

@@ -5,14 +5,14 @@ the SVGs in tests/ui/__snapshots__/ before committing."""
 from __future__ import annotations
 
 import pytest
-from helpers import loaded, make_app
+from support.app_pilot import loaded, make_app
 
-from reflectchat.answer import Answer
-from reflectchat.conversation import Conversation, Turn
-from reflectchat.engine.base import FinishReason, GenerationStats, Sampling
-from reflectchat.reflection import TagFormat
-from reflectchat.sessions.records import SessionMeta, StoredMessage
-from reflectchat.sessions.store import SessionStore, default_store_path
+from reflectchat.chat.conversation import Conversation, Turn
+from reflectchat.engine.base import FinishReason, GenerationStats, Sampling, TagFormat
+from reflectchat.paths import store_file
+from reflectchat.reflection.answer import Answer
+from reflectchat.store.records import SessionMeta, StoredMessage
+from reflectchat.store.session_store import SessionStore
 
 RAW = (
     "<thinking>\nThe user asks how many r's are in \"strawberry\". Spelling it out: "
@@ -53,7 +53,7 @@ def test_layout(snap_compare, size, pressed):
 
 
 def stored_sessions() -> SessionStore:
-    store = SessionStore.open(default_store_path())
+    store = SessionStore.open(store_file())
     noon = 1_795_000_000 - 1_795_000_000 % 86_400 + 43_200  # midday UTC, a fixed day
     chats = [("Explain the quadratic formula", "<output>Use it.</output>"),
              ("How many r's are in strawberry?", RAW)]

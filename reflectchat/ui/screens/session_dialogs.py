@@ -10,8 +10,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from reflectchat.literal import visible
-from reflectchat.sessions.records import TITLE_CHARS
+from reflectchat.store.records import TITLE_CHARS
+from reflectchat.untrusted import visible
 
 
 class RenameScreen(ModalScreen[str | None]):

@@ -7,9 +7,9 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import ListItem, ListView, Static
 
-from reflectchat.conversation import Turn
+from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import FinishReason
-from reflectchat.literal import visible
+from reflectchat.untrusted import visible
 
 PREVIEW_LINES = 4
 

@@ -21,10 +21,10 @@ from textual.timer import Timer
 from textual.widgets import Input, Select
 from textual.worker import get_current_worker
 
-from reflectchat.literal import visible
-from reflectchat.sessions.records import CHANNELS, MARK_END, MARK_START, SearchHit, SessionInfo
-from reflectchat.sessions.store import SessionStore
+from reflectchat.store.records import CHANNELS, MARK_END, MARK_START, SearchHit, SessionInfo
+from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.widgets.entry_list import EntryList, Row
+from reflectchat.untrusted import visible
 
 SEARCH_DELAY_S = 0.15  # wait for a pause in typing before searching
 LEAD_CHARS = 12  # a snippet shows this much text before its first match

@@ -9,6 +9,8 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
+from reflectchat.sizes import size_text
+
 
 @dataclass
 class Status:
@@ -36,10 +38,6 @@ class Status:
         return Content(" │ ").join(parts)
 
 
-def _size(n: int) -> str:
-    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
-
-
 class StatusBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(id="status-text")
@@ -57,7 +55,7 @@ class StatusBar(Horizontal):
         minutes = f"{left_s / 60:.0f} min" if left_s >= 90 else f"{left_s:.0f} s"
         self.query_one("#status-text", Static).update(Content.assemble(
             ("Downloading ", "$warning"), (what, "bold"),
-            f": {_size(done)} of {_size(total)}, {speed / 1e6:,.1f} MB/s, "
+            f": {size_text(done)} of {size_text(total)}, {size_text(speed)}/s, "
             f"{minutes} left (Esc cancels)"))
         bar = self.query_one(ProgressBar)
         bar.display = True

@@ -1,0 +1,51 @@
+"""One answer from start to finish, the same for `ask` and the app: the backend generates, the
+reflection parser turns its pieces into channel events (kept in the turn's answer), a recorder
+checkpoints the answer while it streams and commits it when it ends, and the caller sees each
+event as it comes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from reflectchat.chat.conversation import Turn
+from reflectchat.engine.base import Backend, ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.errors import EngineError
+from reflectchat.reflection.events import ChannelEvent
+from reflectchat.reflection.stream import channel_events
+
+
+class TurnRecorder(Protocol):
+    """Keeps a streaming answer somewhere safe (the session store's recorder)."""
+
+    def checkpoint(self, turn: Turn) -> None: ...
+
+    def finish_turn(self, turn: Turn, stats: GenerationStats) -> None: ...
+
+
+class AnswerRun:
+    """Iterate `events()` once; `stats` is final when it ends, and the recorder has the answer.
+    A backend that fails, before or during the answer, ends it with an error in `stats`."""
+
+    def __init__(self, backend: Backend, turn: Turn, messages: list[ChatMessage],
+                 sampling: Sampling, cancel: threading.Event,
+                 recorder: TurnRecorder | None = None) -> None:
+        self.backend, self.turn, self.messages = backend, turn, messages
+        self.sampling, self.cancel, self.recorder = sampling, cancel, recorder
+        self.stats = GenerationStats()
+
+    def events(self) -> Iterator[ChannelEvent]:
+        turn = self.turn
+        try:
+            generation = self.backend.generate(self.messages, self.sampling, self.cancel)
+            turn.prefilled = generation.prefilled_thinking
+            self.stats = generation.stats
+            for event in channel_events(generation, turn.tag_format, turn.answer):
+                yield event
+                if self.recorder is not None:
+                    self.recorder.checkpoint(turn)
+        except EngineError as exc:
+            self.stats = GenerationStats(finish_reason=FinishReason.ERROR, error=str(exc))
+        if self.recorder is not None:
+            self.recorder.finish_turn(turn, self.stats)

@@ -1,0 +1,74 @@
+"""A chat: the system prompt, sampling settings and the turns so far. Plain Python, no UI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling, TagFormat
+from reflectchat.reflection.answer import Answer
+
+PREFILL_OPENER = "<think>\n"  # what a template that opens the thinking itself puts before it
+
+
+@dataclass
+class Turn:
+    prompt: str
+    tag_format: TagFormat
+    answer: Answer = field(default_factory=Answer)
+    prefilled: bool = False  # the chat template opened the thinking tag itself
+    stats: GenerationStats | None = None  # None while the answer streams
+
+    @property
+    def finished(self) -> bool:
+        return self.stats is not None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stats is not None and self.stats.finish_reason is FinishReason.CANCELLED
+
+    def reply(self, with_reasoning: bool) -> str:
+        """What goes back to the model as this turn's answer."""
+        if with_reasoning:
+            return (PREFILL_OPENER if self.prefilled else "") + self.answer.raw.strip()
+        return self.answer.output.strip() or self.answer.raw.strip()
+
+
+@dataclass
+class Conversation:
+    system_prompt: str
+    sampling: Sampling
+    turns: list[Turn] = field(default_factory=list)
+    with_reasoning: bool = False  # send earlier answers' reasoning back to the model too
+
+    def messages_for(self, prompt: str) -> list[ChatMessage]:
+        """What goes to the model: earlier turns as user prompt and reply, then `prompt`.
+        By default a reply is the output alone, as reasoning models expect; a turn with no
+        output sends its raw text so the model sees what it said."""
+        messages = [ChatMessage("system", self.system_prompt)] if self.system_prompt else []
+        for turn in self.turns:
+            if not turn.finished:
+                continue
+            messages.append(ChatMessage("user", turn.prompt))
+            messages.append(ChatMessage("assistant", turn.reply(self.with_reasoning)))
+        messages.append(ChatMessage("user", prompt))
+        return messages
+
+
+def answer_reserve(n_ctx: int, sampling: Sampling) -> int:
+    """Tokens kept free for the answer: its limit if set, else a quarter of the context
+    (reasoning models think at length before they answer)."""
+    return min(sampling.max_tokens or n_ctx // 4, n_ctx // 2)
+
+
+def fit_context(messages: list[ChatMessage], count_tokens: Callable[[list[ChatMessage]], int],
+                limit: int) -> tuple[list[ChatMessage], int]:
+    """Drop the oldest user/assistant pairs until the prompt fits in `limit` tokens. Returns
+    the messages and how many earlier turns were dropped. The system prompt and the new
+    prompt always stay (if they alone do not fit, the engine says so)."""
+    head = 1 if messages and messages[0].role == "system" else 0
+    dropped = 0
+    while len(messages) - head > 1 and count_tokens(messages) > limit:
+        messages = messages[:head] + messages[head + 2:]
+        dropped += 1
+    return messages, dropped

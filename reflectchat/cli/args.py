@@ -1,0 +1,82 @@
+"""The model and engine settings the command line asks for, shared by `ask` and the app."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reflectchat.config import ConfigFile
+from reflectchat.engine.base import Backend, Sampling, TagFormat
+from reflectchat.engine.endpoints import resolve_endpoint
+from reflectchat.engine.errors import EngineError
+from reflectchat.models.choice import ModelChoice, choose_model, context_for
+
+if TYPE_CHECKING:  # the engine imports llama_cpp, which loads only once a command runs
+    from reflectchat.engine.llama import EngineSettings
+
+
+def choice_from_args(args: argparse.Namespace, model: str | None, quant: str | None,
+                     demo: bool = False) -> ModelChoice:
+    """The model to run (no model: the demo; with --endpoint: the server's model), with
+    `--format` overriding its tag format."""
+    if getattr(args, "endpoint", None):
+        choice = remote_choice(args, model)
+    else:
+        choice = choose_model(model, quant, demo)
+    return replace(choice, tag_format=TagFormat(args.format)) if args.format else choice
+
+
+def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
+    config = ConfigFile()
+    endpoint = resolve_endpoint(args.endpoint, config.endpoint_tables(), args.api_key_env)
+    if model:
+        endpoint = replace(endpoint, model=model)
+    name = endpoint.model or "the server's model"
+    return ModelChoice(Path(), f"{name} @ {endpoint.host}", endpoint.format or TagFormat.AUTO,
+                       "", Sampling(), endpoint.context, model_id=f"{name} @ {endpoint.host}",
+                       endpoint=endpoint)
+
+
+def make_engine(args: argparse.Namespace, choice: ModelChoice,
+                progress: Callable[[float], bool] | None = None) -> Backend:
+    """The backend for a choice: a remote server's, or llama.cpp in this process."""
+    if choice.endpoint is not None:
+        from reflectchat.engine.remote import RemoteEngine
+
+        return RemoteEngine(choice.endpoint, choice.endpoint.model, choice.tag_format)
+    from reflectchat.models.loading import load_with_fallback
+
+    return load_with_fallback(choice.path, engine_settings(args, choice), progress)
+
+
+def check_args(args: argparse.Namespace, choice: ModelChoice) -> None:
+    """Reject bad runtime options before anything loads (they do not apply to a server)."""
+    if choice.endpoint is None:
+        engine_settings(args, choice).check()
+
+
+def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
+    import llama_cpp
+
+    from reflectchat.engine.llama import EngineSettings
+    from reflectchat.models.loading import planned_gpu_layers
+
+    n_ctx = context_for(choice, args.ctx)
+    gpu_layers = args.gpu_layers
+    if gpu_layers is None:  # as many as the memory plan says fit
+        gpu_layers = planned_gpu_layers(choice.path, n_ctx, args.cache_type_k,
+                                        args.cache_type_v, args.flash_attn) \
+            if llama_cpp.llama_supports_gpu_offload() else 0
+    try:
+        split = tuple(float(x) for x in args.tensor_split.split(",")) if args.tensor_split else None
+    except ValueError:
+        raise EngineError(f"--tensor-split takes numbers like 3,1, not {args.tensor_split!r}") \
+            from None
+    return EngineSettings(
+        n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
+        type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
+        n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
+    )

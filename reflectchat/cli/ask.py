@@ -1,0 +1,113 @@
+"""`reflectchat ask`: one question, streamed to the terminal or returned as JSON, and saved as a
+session (as command-line LLM tools log every prompt) unless `--no-save`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.conversation import Conversation, Turn
+from reflectchat.cli.args import check_args, choice_from_args, make_engine
+from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
+from reflectchat.engine.base import FinishReason
+from reflectchat.engine.errors import EngineError
+from reflectchat.models.catalog import CatalogError
+from reflectchat.models.choice import settled_choice
+from reflectchat.store.recorder import SessionRecorder
+from reflectchat.store.records import SessionMeta
+from reflectchat.store.session_store import SessionStore, StoreError
+
+
+@contextmanager
+def _ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
+    """The first Ctrl+C stops generation cleanly; a second one interrupts as usual."""
+    def stop(_signum: int, _frame: object) -> None:
+        cancel.set()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _recorder(args: argparse.Namespace, meta: SessionMeta) -> SessionRecorder | None:
+    """The recorder `ask` saves through; None with --no-save or when the store is unusable (the
+    answer still comes, with a warning)."""
+    if args.no_save:
+        return None
+    warned: list[str] = []
+
+    def warn(text: str) -> None:
+        if not warned:  # once: a full disk would otherwise warn at every checkpoint
+            warned.append(text)
+            print(f"reflectchat: {text}", file=sys.stderr)
+
+    try:
+        store = SessionStore.open()
+    except StoreError as exc:
+        warn(f"{exc}; this answer is not saved")
+        return None
+    if store.notice:
+        warn(store.notice)
+    return SessionRecorder(store, meta, on_error=warn)
+
+
+def run(args: argparse.Namespace) -> int:
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read()
+    if not prompt.strip():
+        return fail("no prompt given (pass it as an argument or on stdin)")
+    view = None
+    if not args.json:
+        from rich.console import Console
+
+        from reflectchat.cli.ask_view import TerminalView
+
+        view = TerminalView(Console(highlight=False), Console(stderr=True, highlight=False))
+    try:
+        choice = choice_from_args(args, args.model, args.quant, args.demo)
+        if view:
+            view.banner(choice.label, choice.is_demo)
+        check_args(args, choice)
+        engine = make_engine(args, choice)
+        choice = settled_choice(choice, engine)
+    except (EngineError, CatalogError) as exc:
+        return fail(exc)
+    system = args.system if args.system is not None else choice.system_prompt
+    sampling = replace(choice.sampling, max_tokens=args.max_tokens)
+    if args.temperature is not None:
+        sampling = replace(sampling, temperature=args.temperature)
+    conversation = Conversation(system, sampling)
+    turn = Turn(prompt, choice.tag_format)
+    recorder = _recorder(args, SessionMeta(choice.model_id, choice.quant, system, sampling,
+                                           engine.gpu_layers, engine.n_ctx))
+    if recorder is not None:
+        recorder.start_turn(turn)
+    cancel = threading.Event()
+    run = AnswerRun(engine, turn, conversation.messages_for(prompt), sampling, cancel, recorder)
+    with _ctrl_c_stops(cancel):
+        for event in run.events():
+            if view:
+                view.show(event)
+    stats = run.stats
+    session = recorder.session_id if recorder is not None else None
+    if view:
+        view.finish(stats)
+        if session is not None:
+            view.saved(session)
+    else:
+        result = turn.answer.to_dict(stats.finish_reason.value, stats.to_dict())
+        print(json.dumps({**result, "session": session}, ensure_ascii=False, indent=2))
+    if stats.error:
+        fail(stats.error)
+    if stats.finish_reason is FinishReason.ERROR:
+        return EXIT_FAILED
+    return EXIT_CANCELLED if stats.finish_reason is FinishReason.CANCELLED else EXIT_OK

@@ -1,0 +1,35 @@
+"""`reflectchat hw`: what this machine offers a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from reflectchat.cli.output import EXIT_OK
+from reflectchat.engine.llama_build import BACKENDS
+from reflectchat.models.hardware import detect
+from reflectchat.sizes import size_text
+
+
+def run(args: argparse.Namespace) -> int:
+    hw = detect()
+    if args.json:
+        print(json.dumps(asdict(hw), indent=2))
+        return EXIT_OK
+    print(f"CPU: {hw.cpu_threads} threads")
+    print(f"RAM: {size_text(hw.ram_total_bytes)} total, "
+          f"{size_text(hw.ram_available_bytes)} available")
+    if not hw.gpus:
+        print("GPU: no GPU found (NVIDIA through NVML or nvidia-smi, AMD through sysfs, "
+              "Apple Silicon)")
+    for i, gpu in enumerate(hw.gpus):
+        kind = "unified memory usable by the GPU" if gpu.unified else "VRAM"
+        print(f"GPU {i}: {gpu.name}: {size_text(gpu.total_bytes)} {kind}, "
+              f"{size_text(gpu.free_bytes)} free")
+    built = ", ".join(BACKENDS[b][0] for b in hw.build_backends) or "the CPU only"
+    verdict = "can" if hw.build_offloads else "cannot"
+    print(f"llama.cpp: built for {built}; it {verdict} offload layers to a GPU")
+    if hw.gpus and not hw.build_offloads:
+        print("  The GPU above goes unused: `reflectchat doctor` prints the rebuild command.")
+    return EXIT_OK

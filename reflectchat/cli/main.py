@@ -1,0 +1,30 @@
+"""The `reflectchat` command: parse the arguments, then run the command's module. Each module
+is imported only when its command runs, so heavy libraries (llama_cpp, rich, textual) load only
+for the commands that need them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from reflectchat.cli.parser import build_parser
+
+# command -> the module whose `run(args)` carries it out; no command opens the app
+COMMANDS = {
+    "ask": "reflectchat.cli.ask",
+    "sessions": "reflectchat.cli.sessions",
+    "pull": "reflectchat.cli.pull",
+    "hw": "reflectchat.cli.hw",
+    "doctor": "reflectchat.cli.doctor",
+    "models": "reflectchat.cli.models",
+    None: "reflectchat.cli.chat",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return importlib.import_module(COMMANDS[args.command]).run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

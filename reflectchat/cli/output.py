@@ -1,0 +1,21 @@
+"""How a command ends: the exit codes every command uses, and `fail()` for the one sentence a
+user reads when an expected failure stops it (no traceback).
+
+| code | meaning                                                   |
+|------|-----------------------------------------------------------|
+| 0    | done                                                      |
+| 1    | failed; stderr says why and what to do                    |
+| 130  | stopped by the user (Ctrl+C); what was done so far is kept |
+"""
+
+from __future__ import annotations
+
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+
+
+def fail(message: object) -> int:
+    """Say why on stderr and return the failure exit code."""
+    print(f"reflectchat: {message}", file=sys.stderr)
+    return EXIT_FAILED

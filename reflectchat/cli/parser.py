@@ -1,0 +1,132 @@
+"""The command line's arguments: every command, its options and its help text. Only the standard
+library and small modules load here, so `reflectchat --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from reflectchat.engine.base import DEFAULT_CTX
+from reflectchat.store.records import CHANNELS
+
+FORMATS = ("reflection", "think", "plain", "auto")
+KV_TYPES = ("f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
+
+
+def _version() -> str:
+    try:
+        return version("reflectchat")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "unknown"
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    m = p.add_argument_group("model")
+    m.add_argument("--model", metavar="PATH_OR_ID",
+                   help="a GGUF file (first shard of a split one) or a catalog model id; "
+                        "with --endpoint, the server's model name")
+    m.add_argument("--quant", metavar="Q", help="quantization of a catalog model, e.g. Q4_K_M")
+    m.add_argument("--demo", action="store_true",
+                   help="use the built-in demo model (also the default with no --model)")
+    m.add_argument("--endpoint", metavar="URL_OR_NAME",
+                   help="use an OpenAI-compatible server (llama-server, vLLM, Ollama, ...): "
+                        "its URL, or an [endpoints.NAME] table in config.toml")
+    m.add_argument("--api-key-env", metavar="VAR",
+                   help="the environment variable holding the server's API key")
+    m.add_argument("--format", choices=FORMATS,
+                   help="how the model marks reasoning (default: the catalog's, else auto)")
+    r = p.add_argument_group("runtime")
+    r.add_argument("--gpu-layers", type=int, metavar="N",
+                   help="layers to offload to the GPU, -1 for all (default: all when this "
+                        "llama.cpp build can offload, else 0)")
+    r.add_argument("--ctx", type=int, metavar="N",
+                   help=f"context size in tokens (default: {DEFAULT_CTX}, or a catalog "
+                        "model's context if smaller)")
+    r.add_argument("--flash-attn", action="store_true", help="use flash attention")
+    r.add_argument("--cache-type-k", choices=KV_TYPES, default="f16", help="KV cache type for K")
+    r.add_argument("--cache-type-v", choices=KV_TYPES, default="f16",
+                   help="KV cache type for V (quantized types need --flash-attn)")
+    r.add_argument("--tensor-split", metavar="A,B,...",
+                   help="share of the model per GPU, e.g. 3,1")
+    r.add_argument("--threads", type=int, metavar="N", help="CPU threads")
+    r.add_argument("--no-mmap", action="store_true", help="read the model into memory")
+    r.add_argument("--mlock", action="store_true", help="lock the model in RAM")
+
+
+def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sessions", help="list, search, export, import or delete saved sessions",
+                       description="The session history: every chat in the app and every "
+                                   "`ask` (unless --no-save).")
+    cmd = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = cmd.add_parser("list", help="sessions, newest first")
+    c.add_argument("--limit", type=int, metavar="N", help="show only the newest N")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c = cmd.add_parser("show", help="print a session's prompts, reasoning and outputs")
+    c.add_argument("id", type=int)
+    c.add_argument("--json", action="store_true", help="print the session as JSON")
+    c = cmd.add_parser("search", help="full-text search across sessions")
+    c.add_argument("query", help="words to find (the last may be the start of a word)")
+    c.add_argument("--channel", action="append", choices=CHANNELS,
+                   help="search only this channel (repeatable)")
+    c.add_argument("--limit", type=int, default=50, metavar="N", help="at most N hits")
+    c.add_argument("--json", action="store_true", help="print JSON")
+    c = cmd.add_parser("export", help="write a session as Markdown or JSON")
+    c.add_argument("id", type=int)
+    c.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    c.add_argument("-o", "--output", type=Path, metavar="FILE", help="file (default: stdout)")
+    c = cmd.add_parser("import", help="add a session from a JSON export")
+    c.add_argument("file", type=Path)
+    c.add_argument("--json", action="store_true", help="print the new id as JSON")
+    c = cmd.add_parser("delete", help="delete a session")
+    c.add_argument("id", type=int)
+    c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reflectchat",
+        description="Chat with a local reasoning model and see its thinking, reflections "
+                    "and output. With no command, opens the chat app.",
+    )
+    parser.add_argument("--version", action="version", version=f"reflectchat {_version()}")
+    _add_model_options(parser)
+    parser.add_argument("--resume", nargs="?", const="latest", metavar="ID",
+                        help="open the app on a saved session (default: the latest)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    ask = sub.add_parser("ask", help="ask one question and stream the answer (no UI)",
+                         description="Ask one question and stream the thinking, reflections "
+                                     "and output to the terminal.")
+    ask.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
+    _add_model_options(ask)
+    g = ask.add_argument_group("answer")
+    g.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    g.add_argument("--max-tokens", type=int, metavar="N", help="stop after N answer tokens")
+    g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
+    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    g.add_argument("--no-save", action="store_true",
+                   help="do not record this exchange in the session history")
+    _add_sessions_parser(sub)
+    pull = sub.add_parser("pull", help="download a catalog model's quant into the Hugging "
+                                       "Face cache (resumable, sha256-verified)")
+    pull.add_argument("model", help="a catalog model id (see `reflectchat models`)")
+    pull.add_argument("--quant", default="auto",
+                      help="the quantization, or auto: the one recommended for this machine")
+    hw = sub.add_parser("hw", help="CPU, RAM and GPUs, and what llama.cpp can offload to")
+    hw.add_argument("--json", action="store_true", help="print JSON (sizes in bytes)")
+    doctor = sub.add_parser("doctor", help="check that llama.cpp is built for this machine's GPU")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    models = sub.add_parser("models", help="catalog models and quants and how each fits this "
+                                           "machine; with --endpoint, what a server offers")
+    models.add_argument("model_id", nargs="?", metavar="MODEL",
+                        help="only this catalog model, with exact sizes read from the headers "
+                             "of its files on the hub")
+    models.add_argument("--endpoint", metavar="URL_OR_NAME",
+                        help="list a server's models (/v1/models) instead: its URL, or an "
+                             "[endpoints.NAME] in config.toml")
+    models.add_argument("--ctx", type=int, metavar="N",
+                        help=f"context size to plan for (default {DEFAULT_CTX})")
+    models.add_argument("--api-key-env", metavar="VAR",
+                        help="the environment variable holding the server's API key")
+    models.add_argument("--json", action="store_true", help="print the server's JSON list")
+    return parser

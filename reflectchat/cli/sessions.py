@@ -1,0 +1,181 @@
+"""`reflectchat sessions list|show|search|export|import|delete`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from reflectchat.cli.output import EXIT_OK, fail
+from reflectchat.store.records import MARK_END, MARK_START, SearchHit
+from reflectchat.store.session_store import SessionStore, StoreError
+from reflectchat.store.transfer import (
+    TransferError,
+    import_session,
+    model_label,
+    session_json,
+    session_markdown,
+)
+from reflectchat.store.turns import conversation_from
+from reflectchat.untrusted import visible
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        store = SessionStore.open()
+    except StoreError as exc:
+        return fail(exc)
+    if store.notice:
+        err.print(Text(f"reflectchat: {store.notice}", style="yellow"))
+    try:
+        return ACTIONS[args.action](store, args, out, err)
+    except (StoreError, TransferError, OSError) as exc:
+        return fail(exc)
+    finally:
+        store.close()
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _list(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    sessions = store.sessions(args.limit)
+    if args.json:
+        print(json.dumps([{"id": s.id, "title": s.title, "created": s.created,
+                           "updated": s.updated, "model": s.meta.model, "quant": s.meta.quant,
+                           "messages": s.messages} for s in sessions], ensure_ascii=False,
+                         indent=2))
+        return EXIT_OK
+    if not sessions:
+        err.print("No sessions yet: chat in the app, or run `reflectchat ask`.")
+        return EXIT_OK
+    table = Table("id", "updated", "messages", "model", "title", box=None, header_style="bold")
+    for s in sessions:
+        table.add_row(str(s.id), _when(s.updated), str(s.messages),
+                      Text(visible(model_label(s.meta))), Text(visible(s.title)))
+    out.print(table)
+    return EXIT_OK
+
+
+def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    info, messages = store.session(args.id), store.messages(args.id)
+    if args.json:
+        print(json.dumps(session_json(info, messages), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    out.print(Text(visible(info.title), style="bold"))
+    out.print(Text(f"{model_label(info.meta)} · started {_when(info.created)}", style="dim"))
+    for n, turn in enumerate(conversation_from(info, messages).turns, 1):
+        out.print(Text(f"\n── {n}. you ──", style="bold cyan"))
+        out.print(Text(visible(turn.prompt.strip())))
+        answer = turn.answer
+        sections = [("thinking", answer.thinking, "bold"),
+                    *((f"reflection {i}", r, "bold yellow")
+                      for i, r in enumerate(answer.reflections, 1)),
+                    ("output", answer.output, "bold")]
+        for label, text, style in sections:
+            if text.strip():
+                out.print(Text(f"── {label} ──", style=style))
+                out.print(Text(visible(text.strip())))
+        reason = turn.stats.finish_reason.value if turn.stats else "interrupted"
+        if reason != "stop":
+            out.print(Text(f"({reason})", style="yellow"))
+    return EXIT_OK
+
+
+def _highlighted(snippet: str) -> tuple[str, list[list[int]]]:
+    """The snippet without marks, and the [start, end) of each match in it."""
+    plain, spans = "", []
+    for i, part in enumerate(snippet.replace(MARK_END, MARK_START).split(MARK_START)):
+        if i % 2:
+            spans.append([len(plain), len(plain) + len(part)])
+        plain += part
+    return plain.replace("\n", " "), spans
+
+
+def _hit_label(hit: SearchHit) -> str:
+    return f"reflection {hit.reflection}" if hit.channel == "reflection" else hit.channel
+
+
+def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    hits = store.search(args.query, args.channel or (), args.limit)
+    if args.json:
+        rows: list[dict[str, Any]] = []
+        for hit in hits:
+            snippet, spans = _highlighted(hit.snippet)
+            rows.append({"session": hit.session_id, "title": hit.title, "message": hit.seq,
+                         "channel": hit.channel, "reflection": hit.reflection or None,
+                         "snippet": snippet, "highlights": spans})
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not hits:
+        err.print(f"Nothing matches {args.query!r}.")
+        return EXIT_OK
+    for hit in hits:
+        snippet, spans = _highlighted(hit.snippet)
+        line = Text(f"{hit.session_id:>5}  ", style="bold")
+        line.append(Text(visible(hit.title), style="cyan"))
+        line.append(f"  · {_hit_label(hit)}", style="yellow" if hit.reflection else "dim")
+        out.print(line)
+        text = Text("       " + snippet)
+        for start, end in spans:
+            text.stylize("bold reverse", start + 7, end + 7)
+        out.print(text)
+    return EXIT_OK
+
+
+def _export(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    info, messages = store.session(args.id), store.messages(args.id)
+    if args.format == "json":
+        text = json.dumps(session_json(info, messages), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = session_markdown(info, messages)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        err.print(f"Wrote session {info.id} to {args.output}")
+    return EXIT_OK
+
+
+def _import(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    try:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TransferError(f"{args.file} is not JSON: {exc}") from None
+    try:
+        session_id = import_session(store, data)
+    except TransferError as exc:
+        raise TransferError(f"{args.file}: {exc}") from None
+    if args.json:
+        print(json.dumps({"id": session_id}))
+    else:
+        err.print(f"Imported as session {session_id}")
+    return EXIT_OK
+
+
+def _delete(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    info = store.session(args.id)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            return fail("add --yes to delete without a terminal to confirm in")
+        answer = input(f"Delete session {info.id} {visible(info.title)!r} "
+                       f"({info.messages} messages)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            err.print("Kept.")
+            return EXIT_OK
+    store.delete(info.id)
+    err.print(f"Deleted session {info.id}")
+    return EXIT_OK
+
+
+ACTIONS = {"list": _list, "show": _show, "search": _search, "export": _export,
+           "import": _import, "delete": _delete}

@@ -1,0 +1,138 @@
+"""A GGUF file's header (metadata and tensor list) from its first bytes, without the weights:
+read from a file on disk, or from the hub with HTTP range requests before downloading, so the
+memory plan can use exact tensor sizes either way. Headers fetched from the hub are cached."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reflectchat.paths import header_cache_dir
+
+FIRST_READ = 1 << 20
+MAX_HEADER = 64 << 20  # a Llama 3 header (128k tokens and their merges) is about 8 MB
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+            10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+class NeedMore(Exception):
+    """The header goes on past the bytes given."""
+
+
+class HeaderError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Header:
+    metadata: dict[str, Any]
+    tensors: dict[str, int]  # name -> bytes
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise NeedMore
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def scalar(self, fmt: str) -> Any:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        return self.take(self.scalar("<Q")).decode("utf-8", errors="replace")
+
+    def value(self, kind: int) -> Any:
+        if kind in _SCALARS:
+            return self.scalar(_SCALARS[kind])
+        if kind == _STRING:
+            return self.string()
+        if kind == _ARRAY:
+            item, count = self.scalar("<I"), self.scalar("<Q")
+            if item in _SCALARS:  # only the count matters to us: skip the values
+                self.take(struct.calcsize(_SCALARS[item]) * count)
+                return count
+            return [self.value(item) for _ in range(count)]
+        raise HeaderError(f"unknown GGUF value type {kind}")
+
+
+def parse(data: bytes) -> Header:
+    """The header in `data`; NeedMore if `data` stops inside it."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    r = _Reader(data)
+    if r.take(4) != b"GGUF":
+        raise HeaderError("not a GGUF file")
+    version = r.scalar("<I")
+    if version < 2:
+        raise HeaderError(f"GGUF version {version} is too old")
+    n_tensors, n_kv = r.scalar("<Q"), r.scalar("<Q")
+    metadata: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = r.string()
+        metadata[key] = r.value(r.scalar("<I"))
+    tensors = {}
+    for _ in range(n_tensors):
+        name = r.string()
+        dims = [r.scalar("<Q") for _ in range(r.scalar("<I"))]
+        kind = r.scalar("<I")
+        r.scalar("<Q")  # offset
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+        elements = 1
+        for d in dims:
+            elements *= d
+        tensors[name] = elements // block * size
+    return Header(metadata, tensors)
+
+
+def read_local(path: Path) -> Header:
+    size = FIRST_READ
+    with path.open("rb") as f:
+        while True:
+            f.seek(0)
+            data = f.read(size)
+            try:
+                return parse(data)
+            except NeedMore:
+                if len(data) < size or size >= MAX_HEADER:
+                    raise HeaderError(f"{path.name}: the header is cut short") from None
+                size *= 4
+
+
+def fetch(url: str, cache_key: str, headers: dict[str, str] | None = None) -> Header:
+    """The header of the file at `url`, with Range requests that grow until it is all there;
+    the bytes are cached under `cache_key` (the file's sha256 where known)."""
+    cache = header_cache_dir() / \
+        hashlib.sha256(cache_key.encode()).hexdigest()
+    if cache.exists():
+        try:
+            return parse(cache.read_bytes())
+        except (NeedMore, HeaderError):
+            cache.unlink()
+    size = FIRST_READ
+    with httpx.Client(headers=headers or {}, follow_redirects=True, timeout=30.0) as client:
+        while True:
+            response = client.get(url, headers={"Range": f"bytes=0-{size - 1}"})
+            if response.status_code not in (200, 206):
+                raise HeaderError(f"HTTP {response.status_code} reading the header of {url}")
+            data = response.content[:size]
+            try:
+                header = parse(data)
+                break
+            except NeedMore:
+                if len(data) < size or size >= MAX_HEADER:
+                    raise HeaderError(f"the header of {url} is cut short") from None
+                size *= 4
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(data)
+    return header

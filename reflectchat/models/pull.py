@@ -1,0 +1,280 @@
+"""Downloading a quant into the shared Hugging Face cache, resumably and verified.
+
+huggingface_hub finds the files (sizes and sha256 from the hub's LFS metadata, with its error
+types for unknown and gated repos) and defines the cache layout, so a file another tool
+already downloaded is used as is, and what we download is found by them. The transfer is our
+own, because the library restarts from byte 0 after a failed call (DOMAIN.md §6): bytes go to
+`blobs/<sha256>.incomplete`, a name that does not change between processes, and every
+attempt, in this process or after a crash or reboot, continues with a `Range` request from
+the bytes on disk. The finished file must match the hub's sha256; a mismatch deletes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from reflectchat.models.catalog import CatalogModel, Quant
+from reflectchat.sizes import size_text
+
+CHUNK = 1 << 20
+ATTEMPTS = 6  # consecutive failures without new bytes before giving up
+DISK_MARGIN = 1 << 30
+READ_TIMEOUT_S = 60.0
+
+
+class PullError(Exception):
+    """A download that cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str  # in the repo
+    size: int
+    sha256: str
+
+
+def remote_files(repo: str, paths: list[str]) -> list[RemoteFile]:
+    """Sizes and sha256 of `paths`, from the hub's metadata."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        infos = HfApi().get_paths_info(repo, paths)
+    except GatedRepoError:
+        raise PullError(f"{repo} is gated: accept its terms on its Hugging Face page, then log "
+                        "in with `hf auth login` (or set HF_TOKEN)") from None
+    except RepositoryNotFoundError:
+        raise PullError(f"There is no repository {repo} on the hub (or it is private: log in "
+                        "with `hf auth login`)") from None
+    except HfHubHTTPError as exc:
+        raise PullError(f"The hub refused the request for {repo}: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the network") \
+            from None
+    except Exception as exc:  # huggingface_hub's own HTTP client raises its own network errors
+        if type(exc).__module__.startswith(("httpx", "httpcore")):
+            raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the network") \
+                from None
+        raise
+    found = {i.path: i for i in infos}
+    missing = [p for p in paths if p not in found]
+    if missing:
+        raise PullError(f"{repo} has no file {', '.join(missing)}")
+    files = []
+    for path in paths:
+        info = found[path]
+        lfs = getattr(info, "lfs", None)
+        if lfs is None:
+            raise PullError(f"{repo}/{path} is not stored with LFS, so the hub gives no sha256 "
+                            "to check it against")
+        files.append(RemoteFile(path, int(lfs.size), str(lfs.sha256)))
+    return files
+
+
+def quant_download(entry: CatalogModel, quant: Quant) -> Download:
+    """The download of one catalog quant, for `pull` and the app alike: its files' sizes and
+    sha256 from the hub, and the disk checked for the bytes still missing."""
+    job = Download(entry.repo, remote_files(entry.repo, list(quant.files)))
+    job.check_space()
+    return job
+
+
+def resolve_url(repo: str, path: str, revision: str = "main") -> str:
+    """Where the hub serves a file (HF_ENDPOINT's, as huggingface_hub reads it now)."""
+    from huggingface_hub import constants
+
+    return (f"{constants.ENDPOINT}/{repo}/resolve/{quote(revision, safe='')}/"
+            f"{quote(path, safe='/')}")
+
+
+@dataclass(frozen=True)
+class CachePaths:
+    repo_dir: Path
+
+    @classmethod
+    def for_repo(cls, repo: str) -> CachePaths:
+        from huggingface_hub import constants
+
+        return cls(Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}")
+
+    def blob(self, sha256: str) -> Path:
+        return self.repo_dir / "blobs" / sha256
+
+    def incomplete(self, sha256: str) -> Path:
+        return self.repo_dir / "blobs" / f"{sha256}.incomplete"
+
+    def snapshot(self, commit: str, path: str) -> Path:
+        return self.repo_dir / "snapshots" / commit / path
+
+
+Progress = Callable[[int], None]  # called with the number of new bytes
+
+
+class Download:
+    """Files of one quant, as one job: `needed()` for the disk check, then `run()`."""
+
+    def __init__(self, repo: str, files: list[RemoteFile], revision: str = "main") -> None:
+        self.repo = repo
+        self.files = files
+        self.revision = revision
+        self.cache = CachePaths.for_repo(repo)
+        self.retries = 0  # attempts that failed and were resumed
+
+    def have(self, f: RemoteFile) -> int:
+        """Bytes of `f` already on disk (complete: its size)."""
+        if self.cache.blob(f.sha256).exists():
+            return f.size
+        part = self.cache.incomplete(f.sha256)
+        return part.stat().st_size if part.exists() else 0
+
+    @property
+    def total(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def needed(self) -> int:
+        return sum(f.size - self.have(f) for f in self.files)
+
+    @property
+    def complete(self) -> bool:
+        return self.needed() == 0 and all(self.cache.blob(f.sha256).exists() for f in self.files)
+
+    def check_space(self) -> None:
+        folder = self.cache.repo_dir
+        while not folder.exists():
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free
+        need = self.needed()
+        if need and need + DISK_MARGIN > free:
+            raise PullError(f"Not enough disk space in {folder}: the download needs "
+                            f"{size_text(need)} (plus 1 GiB to spare) and "
+                            f"{size_text(free)} is free")
+
+    def run(self, progress: Progress, cancelled: Callable[[], bool] = lambda: False
+            ) -> list[Path]:
+        """Download what is missing; returns the snapshot path of every file."""
+        from huggingface_hub.utils import build_hf_headers
+
+        self.cache.repo_dir.joinpath("blobs").mkdir(parents=True, exist_ok=True)
+        headers = build_hf_headers()
+        paths = []
+        with httpx.Client(headers=headers, follow_redirects=True,
+                          timeout=httpx.Timeout(READ_TIMEOUT_S, connect=15.0)) as client:
+            for f in self.files:
+                url = resolve_url(self.repo, f.path, self.revision)
+                commit = self._fetch(client, url, f, progress, cancelled)
+                paths.append(self._link(f, commit))
+        return paths
+
+    def _fetch(self, client: httpx.Client, url: str, f: RemoteFile, progress: Progress,
+               cancelled: Callable[[], bool]) -> str:
+        blob, part = self.cache.blob(f.sha256), self.cache.incomplete(f.sha256)
+        commit = self._commit(client, url)
+        if blob.exists():
+            return commit
+        failures = 0
+        while True:
+            start = part.stat().st_size if part.exists() else 0
+            if start < f.size:
+                try:
+                    self._get_range(client, url, part, start, f.size, progress, cancelled)
+                    failures = 0
+                except (httpx.TransportError, _ShortBody) as exc:
+                    got = (part.stat().st_size if part.exists() else 0) - start
+                    failures = 0 if got else failures + 1
+                    self.retries += 1
+                    if failures >= ATTEMPTS:
+                        raise PullError(f"The download of {f.path} keeps failing ({exc}); "
+                                        f"{part.stat().st_size if part.exists() else 0:,} of "
+                                        f"{f.size:,} bytes are kept: run the same command "
+                                        "again to continue") from None
+                    time.sleep(min(2 ** failures, 30) if failures else 0.2)
+                    continue
+            if part.stat().st_size > f.size:
+                part.unlink()
+                raise PullError(f"{f.path} came out larger than the hub says; it was deleted")
+            if _sha256(part) != f.sha256:
+                part.unlink()
+                raise PullError(f"{f.path} does not match the hub's sha256 (corrupted on the "
+                                "way or on disk); the bad file was deleted, run the command "
+                                "again to download it afresh")
+            os.replace(part, blob)
+            return commit
+
+    def _commit(self, client: httpx.Client, url: str) -> str:
+        try:
+            response = client.head(url)
+        except httpx.TransportError as exc:
+            raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the network") \
+                from None
+        _raise_for_status(response, url)
+        return response.headers.get("X-Repo-Commit") or self.revision
+
+    def _get_range(self, client: httpx.Client, url: str, part: Path, start: int, size: int,
+                   progress: Progress, cancelled: Callable[[], bool]) -> None:
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        with client.stream("GET", url, headers=headers) as response:
+            _raise_for_status(response, url)
+            if start and response.status_code != 206:
+                start = 0  # the server ignored the range: start again
+            with part.open("r+b" if start else "wb") as out:
+                out.seek(start)
+                out.truncate()
+                for chunk in response.iter_bytes(CHUNK):
+                    if cancelled():
+                        raise PullError("Download cancelled; the bytes so far are kept")
+                    out.write(chunk)
+                    out.flush()
+                    progress(len(chunk))
+        if part.stat().st_size < size:
+            raise _ShortBody(f"the server sent {part.stat().st_size:,} of {size:,} bytes")
+
+    def _link(self, f: RemoteFile, commit: str) -> Path:
+        """The snapshot entry huggingface_hub would make: a relative link to the blob."""
+        link = self.cache.snapshot(commit, f.path)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            target = os.path.relpath(self.cache.blob(f.sha256), link.parent)
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+        refs = self.cache.repo_dir / "refs" / self.revision
+        refs.parent.mkdir(parents=True, exist_ok=True)
+        refs.write_text(commit)
+        return link
+
+
+class _ShortBody(Exception):
+    pass
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
+    if response.status_code < 400:
+        return
+    code = response.headers.get("X-Error-Code", "")
+    if code == "GatedRepo" or response.status_code in (401, 403):
+        raise PullError(f"Access denied to {url} (HTTP {response.status_code}): the repo is "
+                        "gated or private; accept its terms on the hub and log in with "
+                        "`hf auth login`")
+    if response.status_code == 404:
+        raise PullError(f"Not found on the hub: {url}")
+    raise PullError(f"The hub answered HTTP {response.status_code} for {url}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(CHUNK * 8):
+            digest.update(block)
+    return digest.hexdigest()

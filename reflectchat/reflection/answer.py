@@ -1,0 +1,65 @@
+"""An answer assembled from channel events: what `ask --json`, the store and the UI keep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reflectchat.engine.base import TagFormat
+from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
+from reflectchat.reflection.parser import parse_whole
+
+
+@dataclass
+class Answer:
+    """Thinking (reflections removed), each reflection, output, and the exact raw model text."""
+
+    thinking: str = ""
+    reflections: list[str] = field(default_factory=list)
+    output: str = ""
+    raw: str = ""
+    reasoning_tokens: int = 0  # pieces that went to thinking or reflection (about one a token)
+    _section_starts: dict[Channel, bool] = field(
+        default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
+    )
+
+    def add_raw(self, piece: str, channel: Channel) -> None:
+        """Record a piece of model text and the channel it went to."""
+        self.raw += piece
+        if channel is not Channel.OUTPUT:
+            self.reasoning_tokens += 1
+
+    def apply(self, event: ChannelEvent) -> None:
+        if event.channel is Channel.REFLECTION:
+            if event.kind is EventKind.OPEN:
+                self.reflections.append("")
+            elif event.kind is EventKind.TEXT:
+                self.reflections[-1] += event.text
+        elif event.kind is EventKind.TEXT:
+            # A new thinking or output section is joined to the previous one by a blank line.
+            name = event.channel.value
+            current = getattr(self, name)
+            if current and self._section_starts[event.channel]:
+                current += "\n\n"
+            self._section_starts[event.channel] = False
+            setattr(self, name, current + event.text)
+        elif event.kind is EventKind.OPEN:
+            self._section_starts[event.channel] = True
+
+    @classmethod
+    def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False) -> Answer:
+        """The answer a stored raw model text gives (the parser is deterministic)."""
+        answer = cls(raw=raw)
+        for event in parse_whole(raw, tag_format, prefilled):
+            answer.apply(event)
+        return answer
+
+    def to_dict(self, finish_reason: str, stats: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "thinking": self.thinking.strip(),
+            "reflections": [r.strip() for r in self.reflections],
+            "output": self.output.strip(),
+            "raw": self.raw,
+            "finish_reason": finish_reason,
+            "stats": stats,
+        }

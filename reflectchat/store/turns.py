@@ -1,0 +1,67 @@
+"""Turns to stored messages and back: a turn is a user message and the answer after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reflectchat.chat.conversation import Conversation, Turn
+from reflectchat.engine.base import FinishReason, GenerationStats, TagFormat
+from reflectchat.reflection.answer import Answer
+from reflectchat.store.records import SessionInfo, StoredMessage
+
+
+def user_message(turn: Turn) -> StoredMessage:
+    return StoredMessage("user", turn.prompt)
+
+
+def answer_message(turn: Turn, stats: GenerationStats | None = None) -> StoredMessage:
+    """The turn's answer as it stands; without `stats` it is still streaming (interrupted,
+    should the process die before it finishes)."""
+    answer = turn.answer
+    finish = stats.finish_reason.value if stats else FinishReason.INTERRUPTED.value
+    data: dict[str, Any] = stats.to_dict() if stats else {}
+    data["reasoning_tokens"] = answer.reasoning_tokens
+    return StoredMessage(
+        "assistant", answer.raw, answer.thinking.strip(), [r.strip() for r in answer.reflections],
+        answer.output.strip(), turn.tag_format.value, turn.prefilled, finish, data,
+    )
+
+
+def _stats(message: StoredMessage) -> GenerationStats:
+    data = message.stats or {}
+    known = GenerationStats.__dataclass_fields__
+    stats = GenerationStats(**{k: v for k, v in data.items() if k in known and k !=
+                               "finish_reason"})
+    try:
+        stats.finish_reason = FinishReason(message.finish_reason or "interrupted")
+    except ValueError:
+        stats.finish_reason = FinishReason.INTERRUPTED
+    return stats
+
+
+def _tag_format(value: str | None) -> TagFormat:
+    try:
+        return TagFormat(value or TagFormat.AUTO.value)
+    except ValueError:
+        return TagFormat.AUTO
+
+
+def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conversation:
+    """The conversation a stored session holds. A prompt whose answer row is missing (killed
+    between the two) becomes a turn with an empty, interrupted answer."""
+    conversation = Conversation(info.meta.system_prompt, info.meta.sampling)
+    turn: Turn | None = None
+    for message in messages:
+        if message.role == "user":
+            turn = Turn(message.raw, TagFormat.AUTO,
+                        stats=GenerationStats(finish_reason=FinishReason.INTERRUPTED))
+            conversation.turns.append(turn)
+        elif turn is not None:
+            turn.tag_format = _tag_format(message.tag_format)
+            turn.prefilled = message.prefilled
+            turn.answer = Answer(message.thinking, list(message.reflections), message.output,
+                                 message.raw,
+                                 int((message.stats or {}).get("reasoning_tokens", 0)))
+            turn.stats = _stats(message)
+            turn = None
+    return conversation

@@ -1,0 +1,38 @@
+"""The app's keys: what each does, shown in the footer, the help screen (F1) and the command
+palette's descriptions."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+BINDINGS = [
+    Binding("escape", "stop", "Stop", tooltip="Stop the answer, keeping what came so far"),
+    Binding("f1", "help", "Help", tooltip="This screen"),
+    Binding("f2", "toggle_thinking", "Think", tooltip="Show or hide the Thinking pane"),
+    Binding("f3", "toggle_reflection", "Reflect", tooltip="Show or hide the Reflection pane"),
+    Binding("f4", "toggle_output_only", "Focus", tooltip="Output only, or all panes again"),
+    Binding("f5", "toggle_raw", "Raw",
+            tooltip="The exact model text with its tags, instead of the panes"),
+    Binding("f6", "toggle_sessions", "Sessions", priority=True,  # before the prompt's F6
+            tooltip="Show or hide saved sessions and search across them"),
+    Binding("ctrl+r", "regenerate", "Regenerate", show=False,
+            tooltip="Answer the last prompt again"),
+    Binding("ctrl+n", "new_chat", "New chat", show=False, tooltip="Start a new chat"),
+    Binding("ctrl+o", "copy_output", "Copy output", show=False,
+            tooltip="Copy the output in view (code blocks: command palette)"),
+    Binding("ctrl+l", "switch_model", "Switch model", show=False,
+            tooltip="Load another model or quant, keeping the conversation"),
+    Binding("f8", "settings", "Settings", show=False,
+            tooltip="Edit the system prompt and sampling settings"),
+    Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,
+            tooltip="Show the panes of the turn before"),
+    Binding("ctrl+down", "select_turn(1)", "Later turn", show=False,
+            tooltip="Show the panes of the turn after"),
+    Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="Quit"),
+]
+
+# Keys that belong to a widget rather than the app, for the help screen.
+BEFORE = [("enter", "Send the prompt"), ("^j", "New line in the prompt")]
+AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search"),
+         ("end", "Follow the newest text in a pane (or click the cue)"),
+         ("^p", "Command palette: every command, themes, code blocks, reflections")]

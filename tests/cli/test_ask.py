@@ -1,0 +1,162 @@
+"""`reflectchat ask` as a user runs it: a real process, the real llama.cpp, generated GGUFs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reflectchat.demo.scripted_model import Control, Piece, Script
+
+ESCAPES = Script("<|go|>", [
+    Control("<thinking>"), "look", Control("</thinking>"), Control("<output>"),
+    "\x1b]0;owned\x07 then \x1b[2J [bold]not bold[/bold] and \r overwrite ",
+    Piece("-" * 40), Control("</output>"),
+])
+
+
+def ask(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reflectchat", "ask", *args], input=stdin, capture_output=True,
+        text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_demo_answers_with_reflections_as_json():
+    result = ask("--demo", "--json", "Solve the equation: 2x^2 + 5x - 3 = 0")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"thinking", "reflections", "output", "raw", "finish_reason", "stats",
+                           "session"}
+    assert isinstance(answer["session"], int)
+    assert "x = 1/2" in answer["output"] and "x = −3" in answer["output"]
+    assert answer["reflections"] and "sign error" in answer["reflections"][0]
+    assert "<reflection>" not in answer["thinking"] and answer["thinking"]
+    assert answer["raw"].startswith("<thinking>") and answer["raw"].rstrip().endswith("</output>")
+    assert answer["finish_reason"] == "stop"
+    assert answer["stats"]["completion_tokens"] > 100
+
+
+@pytest.mark.parametrize(("prompt", "expected"), [
+    ("Translate 'It's raining cats and dogs' to French", "Il pleut des cordes"),
+    ("Debug this Python code", "factorial(n - 1)"),
+    ("What is the capital of Peru?", "demo model"),
+])
+def test_demo_has_several_recorded_answers(prompt, expected):
+    answer = json.loads(ask("--demo", "--json", prompt).stdout)
+    assert expected in answer["output"]
+    assert len(answer["reflections"]) == 1
+
+
+def test_terminal_output_is_labelled_and_marks_the_demo():
+    result = ask("Solve the equation: 2x^2 + 5x - 3 = 0")  # no model: the demo
+    assert result.returncode == 0
+    assert "demo model" in result.stderr
+    labels = [line for line in result.stdout.splitlines() if line.startswith("── ")]
+    assert labels == ["── thinking ──", "── reflection 1 ──", "── thinking ──", "── output ──"]
+    assert "\n\n── reflection 1 ──\n" in result.stdout
+    assert "stop" in result.stderr and "tok/s" in result.stderr
+
+
+def test_prompt_from_stdin_and_model_from_path(make_model):
+    model = make_model(Script("<|go|>", ["<think>plan</think> final words"]))
+    result = ask("--model", str(model), "--json", stdin="question on stdin\n")
+    answer = json.loads(result.stdout)
+    assert (answer["thinking"], answer["output"]) == ("plan", "final words")
+
+
+def test_format_flag_overrides_auto(make_model):
+    model = make_model(Script("<|go|>", ["<think>plan</think> final words"]))
+    answer = json.loads(ask("--model", str(model), "--format", "plain", "--json", "q").stdout)
+    assert answer["output"] == "<think>plan</think> final words"
+
+
+def test_max_tokens_reports_length(make_model):
+    model = make_model(Script("<|go|>", ["one two three four five six"]))
+    result = ask("--model", str(model), "--max-tokens", "2", "--json", "q")
+    answer = json.loads(result.stdout)
+    assert result.returncode == 0
+    assert answer["finish_reason"] == "length" and answer["stats"]["completion_tokens"] == 2
+
+
+def test_model_text_is_shown_literally_in_the_terminal(make_model):
+    result = ask("--model", str(make_model(ESCAPES)), "q")
+    out = result.stdout
+    assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "␛]0;owned␇ then ␛[2J [bold]not bold[/bold] and ␍ overwrite " + "-" * 40 in out
+
+
+def test_json_keeps_the_exact_raw_text(make_model):
+    answer = json.loads(ask("--model", str(make_model(ESCAPES)), "--json", "q").stdout)
+    assert answer["raw"] == ESCAPES.text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "/nonexistent/model.gguf"], "Model file not found: /nonexistent/model.gguf"),
+    (["--model", "no-such-model"], "is neither a GGUF file nor a catalog model"),
+    (["--model", "qwq-32b"], "No quant of qwq-32b is downloaded yet"),
+    (["--model", "qwq-32b", "--quant", "Q4_K_M"], "hf download Qwen/QwQ-32B-GGUF"),
+    (["--demo", "--cache-type-v", "q4_0"], "needs flash attention"),
+])
+def test_failures_exit_nonzero_with_one_clear_line(args, message):
+    result = ask(*args, "--json", "q")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_empty_prompt_is_refused():
+    result = ask(stdin="  \n")
+    assert result.returncode == 1 and "no prompt" in result.stderr
+
+
+def test_help_lists_the_model_and_runtime_options():
+    out = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for flag in ("--model", "--quant", "--demo", "--json", "--format", "--gpu-layers", "--ctx",
+                 "--max-tokens", "--system", "--temperature", "--flash-attn", "--tensor-split"):
+        assert flag in out
+
+
+def test_cli_offers_exactly_the_engine_kv_cache_types():
+    from reflectchat.cli.parser import KV_TYPES
+    from reflectchat.engine.llama import KV_CACHE_TYPES
+
+    assert set(KV_TYPES) == set(KV_CACHE_TYPES)
+
+
+def test_help_does_not_import_llama_cpp_or_rich():
+    code = ("import sys; from reflectchat.cli.parser import build_parser; build_parser(); "
+            "print(sorted(m for m in ('llama_cpp', 'rich', 'textual', 'huggingface_hub') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_demo_model_is_generated_into_the_cache_dir():
+    ask("--demo", "--json", "hi")
+    cached = list(Path(os.environ["XDG_CACHE_HOME"], "reflectchat").glob("demo-*.gguf"))
+    assert len(cached) == 1
+
+
+def test_catalog_model_is_found_in_the_hugging_face_cache(make_model):
+    """A GGUF already in the shared HF cache runs under its catalog id, with its tag format."""
+    snapshot = Path(os.environ["HF_HOME"], "hub", "models--Qwen--QwQ-32B-GGUF")
+    (snapshot / "refs").mkdir(parents=True)
+    (snapshot / "refs" / "main").write_text("0123abcd")
+    model = make_model(Script("<|go|>", ["<think>\nweighing it\n</think>\n\nForty-two."]))
+    target = snapshot / "snapshots" / "0123abcd" / "qwq-32b-q6_k.gguf"
+    target.parent.mkdir(parents=True)
+    model.rename(target)
+    result = ask("--model", "qwq-32b", "--json", "q")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["thinking"], answer["output"]) == ("weighing it", "Forty-two.")
+    missing = ask("--model", "qwq-32b", "--quant", "Q8_0", "--json", "q")
+    assert "qwq-32b Q8_0 is not downloaded (32.4 GiB)" in missing.stderr

@@ -1,0 +1,176 @@
+"""The memory plan: published Llama 70B figures, plans for typical machines, and estimates
+checked against the buffer sizes llama.cpp itself logs when loading generated GGUFs."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import llama_cpp
+import pytest
+from support.shaped_model import write_shaped_gguf
+
+from reflectchat.models.catalog import Arch, load_catalog
+from reflectchat.models.fit import (
+    Verdict,
+    compute_bytes,
+    kv_bytes_per_layer,
+    plan,
+    recommend,
+    shape_from_catalog,
+    shape_from_gguf,
+)
+from reflectchat.models.hardware import GPU, Hardware
+from reflectchat.sizes import GIB
+
+LLAMA_70B = Arch(layers=80, heads=64, kv_heads=8, head_dim=128, hidden=8192, vocab=128256,
+                 ffn=28672)
+GB = 10**9
+
+
+def machine(ram_gib: float, *gpus_gib: float, offloads: bool = True) -> Hardware:
+    gpus = [GPU(f"GPU {i}", "nvidia", int(g * GIB), int(g * GIB)) for i, g in enumerate(gpus_gib)]
+    return Hardware(16, int(ram_gib * GIB), int(ram_gib * GIB), gpus, offloads, ["cuda"])
+
+
+def test_kv_cache_matches_the_published_llama_70b_figures():
+    shape = shape_from_catalog(LLAMA_70B, int(42.5 * GB))
+    assert kv_bytes_per_layer(shape, 8192) * 80 // 8192 == 320 * 1024  # 320 KiB per token
+    assert kv_bytes_per_layer(shape, 8192) * 80 == int(2.5 * GIB)
+    assert kv_bytes_per_layer(shape, 32768) * 80 == 10 * GIB
+    assert kv_bytes_per_layer(shape, 8192, "q8_0", "q8_0") * 64 == \
+        kv_bytes_per_layer(shape, 8192) * 34
+    assert kv_bytes_per_layer(shape, 3000) == kv_bytes_per_layer(shape, 3072)  # rounded up
+    assert 1 * GIB <= compute_bytes(shape, 8192) <= 1.5 * GIB
+
+
+def test_plans_for_typical_machines():
+    q4 = shape_from_catalog(LLAMA_70B, int(42.5 * GB))
+    q8 = shape_from_catalog(LLAMA_70B, int(74.98 * GB))
+    assert plan(q4, machine(128, 48, 48), 8192).verdict is Verdict.FULL_GPU
+    assert plan(q8, machine(128, 48, 48), 8192).n_gpu_layers == 81  # output layer too
+    one_4090 = plan(q4, machine(64, 24), 8192)
+    assert one_4090.verdict is Verdict.PARTIAL and 20 < one_4090.layers_on_gpu < 50
+    assert one_4090.gpu_bytes <= 24 * GIB and one_4090.ram_bytes <= 64 * GIB
+    assert one_4090.label == f"partial: {one_4090.layers_on_gpu} of 80 layers on the GPU"
+    longer = plan(q4, machine(64, 24), 32768)
+    assert longer.layers_on_gpu < one_4090.layers_on_gpu  # a bigger KV cache leaves less room
+    assert plan(q4, machine(64), 8192).verdict is Verdict.CPU_ONLY
+    assert plan(q8, machine(64), 8192).verdict is Verdict.NO_FIT
+    cpu_build = plan(q4, machine(64, 48, offloads=False), 8192)
+    assert cpu_build.verdict is Verdict.CPU_ONLY  # the GPU is there but llama.cpp can't use it
+
+
+def test_the_recommendation_prefers_full_gpu_then_enough_layers_then_what_runs():
+    entry = load_catalog().get("reflection-llama-3.1-70b")
+    shapes = [(q, shape_from_catalog(entry.arch, q.size)) for q in entry.quants]
+
+    def pick(hw: Hardware) -> tuple[str, Verdict]:
+        plans = [(q.size, plan(s, hw, 8192)) for q, s in shapes]
+        best = recommend(plans)
+        assert best is not None
+        return entry.quants[best].name, plans[best][1].verdict
+
+    name, verdict = pick(machine(128, 80))
+    assert verdict is Verdict.FULL_GPU
+    fits = [q.size for q, s in shapes if plan(s, machine(128, 80), 8192).verdict
+            is Verdict.FULL_GPU]
+    assert entry.quant(name).size == max(fits)  # the largest that fits fully
+    name, verdict = pick(machine(64, 24))
+    assert verdict is Verdict.PARTIAL
+    chosen = plan(shape_from_catalog(entry.arch, entry.quant(name).size), machine(64, 24), 8192)
+    assert chosen.layers_on_gpu >= 40
+    assert pick(machine(48))[1] is Verdict.CPU_ONLY
+    assert recommend([(1, plan(shapes[0][1], machine(4), 8192))]) is None
+
+
+def test_catalog_estimates_are_close_to_the_header(tmp_path):
+    path = write_shaped_gguf(tmp_path / "m.gguf", n_layer=6, n_embd=512, n_head=8, n_head_kv=2,
+                             n_ff=1376, n_vocab=3000)
+    exact = shape_from_gguf([path])
+    arch = Arch(layers=6, heads=8, kv_heads=2, head_dim=64, hidden=512, vocab=3000, ffn=1376)
+    estimate = shape_from_catalog(arch, path.stat().st_size)
+    assert exact.exact and not estimate.exact
+    assert estimate.layer_bytes[0] == pytest.approx(exact.layer_bytes[0], rel=0.05)
+    assert (exact.n_layer, exact.n_head_kv, exact.head_dim_k, exact.n_ff, exact.n_vocab) == \
+        (6, 2, 64, 1376, 3000)
+
+
+_BUFFER = re.compile(r"(\w+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
+
+
+def llama_cpp_buffers(path: Path, n_ctx: int, flash_attn: bool) -> dict[str, float]:
+    """Load with llama-cpp-python and read the buffer sizes llama.cpp logs, in bytes."""
+    lines: list[str] = []
+
+    @llama_cpp.llama_log_callback
+    def collect(_level: int, text: bytes, _data: ctypes.c_void_p) -> None:
+        lines.append(text.decode(errors="replace"))
+
+    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
+    try:
+        llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, flash_attn=flash_attn, n_gpu_layers=0,
+                              verbose=True)
+        llm.close()
+    finally:
+        llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback),
+                                ctypes.c_void_p(0))
+    sizes: dict[str, float] = {}
+    for match in _BUFFER.finditer("".join(lines)):
+        sizes[match.group(2)] = sizes.get(match.group(2), 0.0) + float(match.group(3)) * 2**20
+    return sizes
+
+
+@pytest.mark.parametrize("dtype", ["f16", "q8_0"])
+@pytest.mark.parametrize("n_ctx", [512, 2048, 8192])
+@pytest.mark.parametrize("flash_attn", [False, True], ids=["fa-off", "fa-on"])
+def test_estimate_within_10_percent_of_what_llama_cpp_allocates(tmp_path, dtype, n_ctx,
+                                                                flash_attn):
+    # Llama 3's proportions, scaled down: 8 heads of 64, 2 KV heads, feed-forward 3.5x
+    path = write_shaped_gguf(tmp_path / "m.gguf", n_layer=8, n_embd=512, n_head=8,
+                             n_head_kv=2, n_ff=1792, n_vocab=4000, dtype=dtype)
+    shape = shape_from_gguf([path])
+    actual = llama_cpp_buffers(path, n_ctx, flash_attn)
+    cpu = plan(shape, machine(64), n_ctx, flash_attn=flash_attn)
+    assert cpu.verdict is Verdict.CPU_ONLY
+    assert shape.weights_bytes == pytest.approx(actual["model"], rel=0.005)
+    assert cpu.kv_bytes == pytest.approx(actual["KV"], rel=0.005)
+    assert cpu.compute_bytes == pytest.approx(actual["compute"], rel=0.12)
+    estimate = shape.weights_bytes + cpu.kv_bytes + cpu.compute_bytes + shape.n_vocab * 4
+    assert estimate == pytest.approx(sum(actual.values()), rel=0.10)
+
+
+def put_in_hf_cache(repo: str, filename: str, source: Path) -> Path:
+    """A file where huggingface_hub's cache keeps it (HF_HOME is a test folder)."""
+    root = Path(os.environ["HF_HOME"]) / "hub" / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text("0" * 40)
+    target = root / "snapshots" / ("0" * 40) / filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+def test_models_table_uses_the_header_of_a_cached_file(tmp_path):
+    shaped = write_shaped_gguf(tmp_path / "m.gguf", n_layer=4, n_embd=256, n_head=4,
+                               n_head_kv=2, n_ff=704, n_vocab=1000)
+    put_in_hf_cache("Qwen/QwQ-32B-GGUF", "qwq-32b-q4_k_m.gguf", shaped)
+    result = subprocess.run([sys.executable, "-m", "reflectchat", "models", "--json"],
+                            capture_output=True, text=True, timeout=120)
+    rows = json.loads(result.stdout)
+    cached = [r for r in rows if r["downloaded"]]
+    assert [(r["model"], r["quant"], r["sizes_from"]) for r in cached] == \
+        [("qwq-32b", "Q4_K_M", "file")]
+    assert cached[0]["layers"] == 4  # read from the file, not the catalog's 64
+    for model in {r["model"] for r in rows}:
+        picks = [r for r in rows if r["model"] == model and r["recommended"]]
+        assert len(picks) <= 1
+        assert all(r["verdict"] != "does not fit" for r in picks)
+    text = subprocess.run([sys.executable, "-m", "reflectchat", "models"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "160"}).stdout
+    assert "GPU layers" in text and "qwq-32b" in text

@@ -1,0 +1,196 @@
+"""The session store on real SQLite files: privacy, search, migrations, bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+
+import pytest
+
+from reflectchat.engine.base import Sampling
+from reflectchat.paths import store_file
+from reflectchat.store.records import MARK_END, MARK_START, SessionMeta, StoredMessage
+from reflectchat.store.schema import APPLICATION_ID, MIGRATIONS
+from reflectchat.store.session_store import SessionStore, StoreError
+
+META = SessionMeta("reflection-llama-3.1-70b", "Q4_K_M", "Think first.",
+                   Sampling(temperature=0.3, seed=7), gpu_layers=40, n_ctx=8192)
+
+
+def answer(thinking: str, reflections: list[str], output: str) -> StoredMessage:
+    raw = f"<thinking>{thinking}" + "".join(f"<reflection>{r}</reflection>" for r in reflections) \
+        + f"</thinking><output>{output}</output>"
+    return StoredMessage("assistant", raw, thinking, reflections, output, "reflection",
+                         finish_reason="stop", stats={"completion_tokens": 42})
+
+
+def fill(store: SessionStore) -> int:
+    sid = store.create_session("Quadratics", META)
+    store.add_messages(sid, [
+        StoredMessage("user", "Solve 2x² + 5x − 3 = 0"),
+        answer("The discriminant is 25 - 24 = 1.",
+               ["I made a sign error: the discriminant is 49, not 1."], "x = 1/2 or x = −3"),
+    ])
+    return sid
+
+
+def test_store_is_private_and_in_wal_mode(tmp_path):
+    path = tmp_path / "data" / "reflectchat" / "sessions.db"
+    store = SessionStore.open(path)
+    fill(store)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for f in path.parent.iterdir():  # the database, its WAL and shared-memory files
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert {f.name for f in path.parent.iterdir()} >= {"sessions.db", "sessions.db-wal"}
+    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store_file().parent.name == "reflectchat"
+
+
+def test_sessions_and_messages_come_back_exactly(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    sid = fill(store)
+    odd = "\x1b[2J\x1b]0;owned\x07 ⚠ \r\n [bold]x[/bold] \x9b31m <reflection>"
+    store.add_messages(sid, [StoredMessage("user", odd)])
+    store.close()
+    store = SessionStore.open(tmp_path / "s.db")
+    [info] = store.sessions()
+    assert (info.id, info.title, info.meta, info.messages) == (sid, "Quadratics", META, 3)
+    messages = store.messages(sid)
+    assert [m.seq for m in messages] == [1, 2, 3]
+    assert messages[1].reflections == ["I made a sign error: the discriminant is 49, not 1."]
+    assert messages[1].stats == {"completion_tokens": 42}
+    assert messages[2].raw == odd
+
+
+def test_newest_first_and_rename_delete(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    first, second = fill(store), fill(store)
+    assert [s.id for s in store.sessions()] == [second, first]
+    store.add_messages(first, [StoredMessage("user", "one more")])
+    assert [s.id for s in store.sessions()] == [first, second]
+    store.rename(second, "Renamed")
+    assert store.session(second).title == "Renamed"
+    store.delete(first)
+    assert [s.id for s in store.sessions()] == [second]
+    assert store.messages(first) == []
+    with pytest.raises(StoreError, match="no session"):
+        store.delete(first)
+    store._conn.execute("INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
+
+
+def test_search_by_channel_with_highlighted_matches(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    sid = fill(store)
+    hits = store.search("discriminant")
+    assert {(h.channel, h.reflection) for h in hits} == {("thinking", 0), ("reflection", 1)}
+    [hit] = store.search("discriminant", ["reflection"])
+    assert (hit.session_id, hit.seq, hit.title) == (sid, 2, "Quadratics")
+    assert f"{MARK_START}discriminant{MARK_END} is 49" in hit.snippet
+    assert [h.channel for h in store.search("solve", ["user"])] == ["user"]
+    assert store.search("solve", ["output", "thinking"]) == []
+    assert [h.channel for h in store.search("sign err")] == ["reflection"]  # prefix of a word
+    assert store.search("discriminant sign")[0].channel == "reflection"  # every word must match
+
+
+@pytest.mark.parametrize("query", ['"', "x AND", "NEAR(", "-sign", "*", "col:x", "'; DROP"])
+def test_any_typed_text_is_a_valid_search(tmp_path, query):
+    store = SessionStore.open(tmp_path / "s.db")
+    fill(store)
+    store.search(query)  # no FTS5 syntax error, whatever the user types
+
+
+def test_search_ignores_accents_and_shows_control_characters_literally(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    sid = store.create_session("t", META)
+    store.add_messages(sid, [StoredMessage("user", "Mon résumé \x1b[31mest\x02 prêt\x03")])
+    [hit] = store.search("resume")
+    assert hit.snippet == f"Mon {MARK_START}résumé{MARK_END} ␛[31mest␂ prêt␃"
+
+
+def test_checkpoints_replace_the_searchable_text(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    sid = store.create_session("t", META)
+    _, answer_id = store.add_messages(sid, [StoredMessage("user", "q"),
+                                            StoredMessage("assistant", "", finish_reason="x")])
+    store.update_message(answer_id, answer("draft words", [], ""))
+    store.update_message(answer_id, answer("final words", ["checked"], "done"))
+    assert store.search("draft") == []
+    assert len(store.search("words")) == 1
+    store._conn.execute("INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
+
+
+def test_a_version_1_store_is_migrated_and_its_messages_become_searchable(tmp_path):
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO sessions (id, title, created, updated) VALUES (1, 'old', 1, 2)")
+    db.execute("INSERT INTO messages (session_id, seq, role, raw, created) VALUES "
+               "(1, 1, 'user', 'an old \x1b question', 1)")
+    db.execute("INSERT INTO messages (session_id, seq, role, reflections, output, created) "
+               "VALUES (1, 2, 'assistant', '[\"first\", \"an old mistake\"]', 'fine', 1)")
+    db.commit()
+    db.close()
+    store = SessionStore.open(path)
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [(h.channel, h.reflection) for h in store.search("old", ["reflection"])] == \
+        [("reflection", 2)]
+    assert "␛" in store.search("question")[0].snippet
+    assert store.sessions()[0].title == "old"
+
+
+@pytest.mark.parametrize("content", [
+    b"this is not a database, it is a text file the user put here\n" * 100,
+    b"SQLite format 3\x00" + b"\xff" * 4000,
+])
+def test_an_unreadable_file_is_moved_aside_and_a_fresh_store_starts(tmp_path, content):
+    path = tmp_path / "sessions.db"
+    path.write_bytes(content)
+    store = SessionStore.open(path)
+    assert store.notice and "could not be read" in store.notice and str(path) in store.notice
+    [moved] = tmp_path.glob("sessions.db.unreadable-*")
+    assert moved.read_bytes() == content  # nothing is lost
+    assert moved.name in store.notice
+    fill(store)
+    assert len(store.sessions()) == 1
+
+
+def test_a_damaged_store_is_moved_aside(tmp_path):
+    path = tmp_path / "sessions.db"
+    store = SessionStore.open(path)
+    for _ in range(50):
+        fill(store)
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[3 * page: 6 * page] = b"\x5a" * (3 * page)  # overwrite pages in the middle
+    path.write_bytes(bytes(data))
+    store = SessionStore.open(path)
+    assert store.notice is not None
+    assert store.sessions() == []
+
+
+def test_a_foreign_sqlite_database_is_moved_aside(tmp_path):
+    path = tmp_path / "sessions.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE bookmarks (url TEXT)")
+    db.commit()
+    db.close()
+    store = SessionStore.open(path)
+    assert "not a reflectchat session store" in (store.notice or "")
+
+
+def test_a_store_from_a_newer_version_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "sessions.db"
+    SessionStore.open(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer reflectchat"):
+        SessionStore.open(path)
+    assert path.read_bytes() == before
+    assert list(tmp_path.glob("*.unreadable-*")) == []

@@ -1,0 +1,71 @@
+"""Driving the app in tests: the real llama.cpp engine on a generated GGUF, and polling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from reflectchat.chat.conversation import Conversation
+from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.models.choice import ModelChoice, choose_model
+from reflectchat.store.session_store import SessionStore
+from reflectchat.ui.app import ReflectChatApp
+
+
+def make_app(model: Path | None = None, conversation: Conversation | None = None,
+             tag_format: TagFormat = TagFormat.REFLECTION, store: SessionStore | None = None,
+             session_id: int | None = None, n_ctx: int | None = None) -> ReflectChatApp:
+    """The app on `model` (default: the demo model), loading it through llama.cpp, with
+    history in `store` if one is given."""
+    if model is None:
+        choice = choose_model(None, None, demo=True)
+    else:
+        choice = ModelChoice(model, "test model", tag_format, "", Sampling(temperature=0.0))
+
+    def make_engine(c: ModelChoice, progress: Callable[[float], bool]) -> LlamaEngine:
+        return LlamaEngine(c.path, EngineSettings(n_ctx=n_ctx or c.context_length or 4096),
+                           progress)
+
+    def choose(model_id: str | None, quant: str | None) -> ModelChoice:
+        return choose_model(model_id, quant, demo=model_id is None)
+
+    return ReflectChatApp(choice, make_engine, conversation, choose=choose, store=store,
+                          session_id=session_id)
+
+
+async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 30.0,
+                   what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def loaded(pilot: Pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.engine is not None, what="the model to load")
+    await pilot.pause()
+
+
+async def ask(pilot: Pilot, prompt: str, wait: bool = True) -> None:
+    app = pilot.app
+    assert isinstance(app, ReflectChatApp)
+    before = len(app.conversation.turns)
+    app.query_one("#prompt").insert(prompt)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: len(app.conversation.turns) > before, what="the turn")
+    if wait:
+        await finished(pilot)
+
+
+async def finished(pilot: Pilot) -> None:
+    app = pilot.app
+    assert isinstance(app, ReflectChatApp)
+    await wait_for(pilot, lambda: app.conversation.turns[-1].finished and app._live is None,
+                   what="the answer to finish")
+    await pilot.pause(0.1)
