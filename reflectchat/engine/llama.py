@@ -21,7 +21,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
-from reflectchat.engine.llama_log import capture_llama_log, recent_errors
+from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
 from reflectchat.engine.pieces import PieceDecoder
 
 KV_CACHE_TYPES = {
@@ -89,10 +89,9 @@ class LlamaEngine:
         self.settings.check()
         check_before_load(self.path)
         capture_llama_log()
-        recent_errors.clear()
         s = self.settings
         try:
-            with _load_progress(progress):
+            with _model_params(progress):
                 self._llm = llama_cpp.Llama(
                     str(self.path),
                     n_gpu_layers=s.n_gpu_layers,
@@ -118,6 +117,7 @@ class LlamaEngine:
                 raise EngineError("Loading the model was cancelled") from None
             said = f" (llama.cpp: {recent_errors[-1]})" if recent_errors else ""
             raise EngineError(diagnose_load_failure(self.path) + said) from None
+        self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         self._vocab = self._llm._model.vocab
         self._template = Jinja2ChatFormatter(
             template=self._llm.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE,
@@ -255,25 +255,31 @@ _load_aborted = threading.Event()
 
 
 @contextmanager
-def _load_progress(progress: Callable[[float], bool] | None) -> Iterator[None]:
-    """Report load progress: `Llama()` takes no progress callback, so we set one on the model
-    parameters it builds from `llama_model_default_params` while this one load runs."""
-    if progress is None:
-        yield
-        return
+def _model_params(progress: Callable[[float], bool] | None) -> Iterator[None]:
+    """Model parameters `Llama()` does not expose, set on those it builds from
+    `llama_model_default_params` while this one load runs:
+    - a progress callback, when `progress` is given;
+    - no extra CPU weight buffers. llama.cpp would copy every matrix of the layers on the CPU
+      into a second, repacked buffer (AMX or CPU_REPACK): up to twice the RAM for those layers,
+      and on CPUs with AMX it crashes decoding some models (llama.cpp #20824; Gemma 3 Q4_K_M
+      here). Without it the weights stay in the memory-mapped file, as the memory plan counts.
+    """
+    callback = None
+    if progress is not None:
+        def report(value: float, _data: object) -> bool:
+            keep_going = bool(progress(value))
+            if not keep_going:
+                _load_aborted.set()
+            return keep_going
 
-    def report(value: float, _data: object) -> bool:
-        keep_going = bool(progress(value))
-        if not keep_going:
-            _load_aborted.set()
-        return keep_going
-
-    callback = llama_cpp.llama_progress_callback(report)
+        callback = llama_cpp.llama_progress_callback(report)
     make_defaults = llama_cpp.llama_cpp.llama_model_default_params
 
     def defaults_with_progress() -> llama_cpp.llama_model_params:
         params = make_defaults()
-        params.progress_callback = callback
+        params.use_extra_bufts = False
+        if callback is not None:
+            params.progress_callback = callback
         return params
 
     with _load_lock:

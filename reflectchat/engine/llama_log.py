@@ -1,24 +1,44 @@
-"""Keep llama.cpp's log off the user's terminal, but at hand for error messages."""
+"""Keep llama.cpp's log off the user's terminal, but at hand: its errors for our messages, and
+the buffer sizes it reports while a model loads (what it really allocated, for the plan)."""
 
 from __future__ import annotations
 
 import ctypes
+import re
 from collections import deque
 
 import llama_cpp
 
 _ERROR_LEVEL = 3
+_LOAD_LOG_LIMIT = 1 << 20  # characters kept from one load's log
+_BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
 recent_errors: deque[str] = deque(maxlen=20)
+_load_log: list[str] = []
 
 
 @llama_cpp.llama_log_callback
 def _on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    if level == _ERROR_LEVEL:
-        line = text.decode("utf-8", errors="replace").strip()
-        if line:
-            recent_errors.append(line)
+    line = text.decode("utf-8", errors="replace")
+    if level == _ERROR_LEVEL and line.strip():
+        recent_errors.append(line.strip())
+    if sum(map(len, _load_log)) < _LOAD_LOG_LIMIT:
+        _load_log.append(line)
 
 
 def capture_llama_log() -> None:
-    """Route llama.cpp's log into `recent_errors` (call before loading a model)."""
+    """Route llama.cpp's log into `recent_errors` and a fresh load log (call before loading a
+    model)."""
+    recent_errors.clear()
+    _load_log.clear()
     llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+
+
+def loaded_buffers() -> dict[str, int]:
+    """The buffers the last load allocated, in bytes, by "DEVICE kind" ("CPU_Mapped model",
+    "CPU KV", "CUDA0 compute", ...), summed over the lines llama.cpp logged for each."""
+    sizes: dict[str, int] = {}
+    for device, kind, mib in _BUFFER.findall("".join(_load_log)):
+        key = f"{device} {kind}"
+        sizes[key] = sizes.get(key, 0) + round(float(mib) * 2**20)
+    _load_log.clear()
+    return sizes

@@ -3,18 +3,16 @@ checked against the buffer sizes llama.cpp itself logs when loading generated GG
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-import llama_cpp
 import pytest
 from support.shaped_model import write_shaped_gguf
 
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.catalog import Arch, load_catalog
 from reflectchat.models.fit import (
     Verdict,
@@ -101,28 +99,14 @@ def test_catalog_estimates_are_close_to_the_header(tmp_path):
         (6, 2, 64, 1376, 3000)
 
 
-_BUFFER = re.compile(r"(\w+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
-
-
 def llama_cpp_buffers(path: Path, n_ctx: int, flash_attn: bool) -> dict[str, float]:
-    """Load with llama-cpp-python and read the buffer sizes llama.cpp logs, in bytes."""
-    lines: list[str] = []
-
-    @llama_cpp.llama_log_callback
-    def collect(_level: int, text: bytes, _data: ctypes.c_void_p) -> None:
-        lines.append(text.decode(errors="replace"))
-
-    llama_cpp.llama_log_set(collect, ctypes.c_void_p(0))
-    try:
-        llm = llama_cpp.Llama(str(path), n_ctx=n_ctx, flash_attn=flash_attn, n_gpu_layers=0,
-                              verbose=True)
-        llm.close()
-    finally:
-        llama_cpp.llama_log_set(ctypes.cast(None, llama_cpp.llama_log_callback),
-                                ctypes.c_void_p(0))
+    """Load as the app does and read the buffer sizes llama.cpp logged, in bytes, by kind."""
+    engine = LlamaEngine(path, EngineSettings(n_ctx=n_ctx, flash_attn=flash_attn))
+    engine.close()
     sizes: dict[str, float] = {}
-    for match in _BUFFER.finditer("".join(lines)):
-        sizes[match.group(2)] = sizes.get(match.group(2), 0.0) + float(match.group(3)) * 2**20
+    for key, size in engine.buffers.items():
+        kind = key.split()[-1]
+        sizes[kind] = sizes.get(kind, 0) + size
     return sizes
 
 

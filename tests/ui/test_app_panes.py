@@ -12,6 +12,7 @@ from textual.widgets.markdown import MarkdownBlock
 from reflectchat.config import ConfigFile
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import Control, Script
+from reflectchat.engine.base import FinishReason
 from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.conversation_list import TurnItem
 
@@ -262,7 +263,9 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
                                 Control("</reflection>"), Control("</thinking>"),
                                 Control("<output>"), "An answer. ", Control("</output>")],
                      loops=True)
-    app = make_app(make_model(endless))
+    # A long context keeps the answer streaming while the test types, however slow the machine;
+    # and should it fill the context first, the test still holds: it is about typing, not Stop.
+    app = make_app(make_model(endless), n_ctx=32768)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
@@ -279,7 +282,9 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
         assert held  # some fragments waited for a pause in the typing
         # no full re-render was needed at the end: the stream itself delivered every fragment
         assert thinking.document.children[0] is first_block
-        assert turn.stopped and app.query_one("#prompt").text.count("x") == 40
+        assert turn.stats is not None
+        assert turn.stats.finish_reason in (FinishReason.CANCELLED, FinishReason.LENGTH)
+        assert app.query_one("#prompt").text.count("x") == 40
         panes = app._panes[id(turn)]
         for channel, text in panes.text.items():
             pane = app.query_one(f"#{channel.value}", ChannelPane)
