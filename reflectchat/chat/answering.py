@@ -10,9 +10,16 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from reflectchat.chat.conversation import Turn
-from reflectchat.engine.base import Backend, ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.base import (
+    Backend,
+    ChatMessage,
+    FinishReason,
+    GenerationStats,
+    Sampling,
+    TagFormat,
+)
 from reflectchat.engine.errors import EngineError
-from reflectchat.reflection.events import ChannelEvent
+from reflectchat.reflection.events import ChannelEvent, EventKind
 from reflectchat.reflection.stream import channel_events
 
 
@@ -22,6 +29,14 @@ class TurnRecorder(Protocol):
     def checkpoint(self, turn: Turn) -> None: ...
 
     def finish_turn(self, turn: Turn, stats: GenerationStats) -> None: ...
+
+
+def settle_unopened_thinking(turn: Turn, closing_tag: str) -> None:
+    """The model closed thinking it never opened: its prompt opened it, as a prefilling
+    template does. Record that, so the stored raw text parses back to the same answer."""
+    turn.prefilled = True
+    if turn.tag_format is TagFormat.AUTO:
+        turn.tag_format = TagFormat.THINK if closing_tag == "</think>" else TagFormat.REFLECTION
 
 
 class AnswerRun:
@@ -42,6 +57,8 @@ class AnswerRun:
             turn.prefilled = generation.prefilled_thinking
             self.stats = generation.stats
             for event in channel_events(generation, turn.tag_format, turn.answer):
+                if event.kind is EventKind.RECLASSIFY:
+                    settle_unopened_thinking(turn, event.text)
                 yield event
                 if self.recorder is not None:
                     self.recorder.checkpoint(turn)

@@ -16,7 +16,7 @@ from reflectchat.chat.answering import AnswerRun
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.cli.args import check_args, choice_from_args, make_engine
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
-from reflectchat.engine.base import FinishReason
+from reflectchat.engine.base import FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import settled_choice
@@ -92,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if recorder is not None:
         recorder.start_turn(turn)
     cancel = threading.Event()
-    run = AnswerRun(engine, turn, conversation.messages_for(prompt), sampling, cancel, recorder)
+    answering = AnswerRun(engine, turn, conversation.messages_for(prompt), sampling, cancel,
+                          recorder)
     with _ctrl_c_stops(cancel):
-        for event in run.events():
+        for event in answering.events():
             if view:
-                view.show(event)
-    stats = run.stats
+                view.show(event, turn.tag_format is not TagFormat.PLAIN and not turn.prefilled)
+    stats = answering.stats
     session = recorder.session_id if recorder is not None else None
     if view:
         view.finish(stats)

@@ -1,8 +1,15 @@
-"""`reflectchat ask` in a terminal: channel events streamed live, labelled and styled."""
+"""`reflectchat ask` in a terminal: channel events streamed live, labelled and styled.
+
+A model that reasons may close a thinking section its prompt opened (`...</think>answer`), and
+a terminal cannot move text once printed. So while an answer in a reasoning format starts with
+untagged text, that text is held back (a status line counts it) until the model shows what it
+is: a closing thinking tag prints it as thinking, an opening one or the end of the answer as
+output."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.status import Status
 from rich.text import Text
 
 from reflectchat.engine.base import FinishReason, GenerationStats
@@ -18,12 +25,54 @@ class TerminalView:
         self._reflections = 0
         self._labelled: Channel | None = None
         self._any_label = False
+        self._held: list[ChannelEvent] | None = None  # untagged text of unknown channel
+        self._started = False
+        self._status: Status | None = None
 
     def banner(self, label: str, is_demo: bool) -> None:
         style = "bold magenta" if is_demo else "dim"
         self._err.print(Text(f"reflectchat · {label}", style=style))
 
-    def show(self, event: ChannelEvent) -> None:
+    def show(self, event: ChannelEvent, may_be_thinking: bool) -> None:
+        """`may_be_thinking`: untagged text at the start could be thinking whose opening tag
+        was in the prompt (read at the first event only)."""
+        if not self._started:
+            self._started = True
+            self._held = [] if may_be_thinking else None
+        if self._held is None:
+            self._print(event)
+        elif event.kind is EventKind.RECLASSIFY:
+            self._release(as_thinking=True)
+        elif event.kind is EventKind.OPEN and event.channel is Channel.THINKING:
+            self._release(as_thinking=False)
+            self._print(event)
+        else:
+            self._held.append(event)
+            self._show_waiting()
+
+    def _show_waiting(self) -> None:
+        if not self._err.is_terminal:
+            return
+        chars = sum(len(e.text) for e in self._held or [])
+        note = (f"{chars:,} characters so far, shown once the model marks them as thinking or "
+                "answer (--format plain shows them at once)")
+        if self._status is None:
+            self._status = Status(note, console=self._err)
+            self._status.start()
+        else:
+            self._status.update(note)
+
+    def _release(self, as_thinking: bool) -> None:
+        held, self._held = self._held or [], None
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        for event in held:
+            channel = Channel.THINKING if as_thinking and event.channel is Channel.OUTPUT \
+                else event.channel
+            self._print(ChannelEvent(event.kind, channel, event.text))
+
+    def _print(self, event: ChannelEvent) -> None:
         if event.kind is EventKind.OPEN and event.channel is Channel.REFLECTION:
             self._reflections += 1
         elif event.kind is EventKind.TEXT:
@@ -48,6 +97,7 @@ class TerminalView:
         self._any_label = True
 
     def finish(self, stats: GenerationStats) -> None:
+        self._release(as_thinking=False)
         self._out.print()
         parts = [f"{stats.prompt_tokens} prompt + {stats.completion_tokens} answer tokens"]
         if stats.time_to_first_token_s is not None:

@@ -19,6 +19,7 @@ class Answer:
     output: str = ""
     raw: str = ""
     reasoning_tokens: int = 0  # pieces that went to thinking or reflection (about one a token)
+    _output_pieces: int = field(default=0, repr=False)
     _section_starts: dict[Channel, bool] = field(
         default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
     )
@@ -26,11 +27,19 @@ class Answer:
     def add_raw(self, piece: str, channel: Channel) -> None:
         """Record a piece of model text and the channel it went to."""
         self.raw += piece
-        if channel is not Channel.OUTPUT:
+        if channel is Channel.OUTPUT:
+            self._output_pieces += 1
+        else:
             self.reasoning_tokens += 1
 
     def apply(self, event: ChannelEvent) -> None:
-        if event.channel is Channel.REFLECTION:
+        if event.kind is EventKind.RECLASSIFY:  # the output so far was thinking
+            self.thinking = "\n\n".join(t for t in (self.thinking, self.output) if t)
+            self.output = ""
+            self.reasoning_tokens += self._output_pieces
+            self._output_pieces = 0
+            self._section_starts[Channel.OUTPUT] = False
+        elif event.channel is Channel.REFLECTION:
             if event.kind is EventKind.OPEN:
                 self.reflections.append("")
             elif event.kind is EventKind.TEXT:

@@ -17,6 +17,10 @@ class EventKind(str, Enum):
     OPEN = "open"
     TEXT = "text"
     CLOSE = "close"
+    # The output so far was thinking: the model closed a thinking section it never opened, so
+    # its opening tag was in the prompt (a template we cannot see). The text is the closing tag
+    # ("</think>" or "</thinking>"); CLOSE thinking follows.
+    RECLASSIFY = "reclassify"
 
 
 @dataclass(frozen=True, slots=True)

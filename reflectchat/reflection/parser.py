@@ -14,7 +14,11 @@ Tag formats:
 - ``auto``: the first recognised tag decides between ``reflection`` and ``think``.
 
 Untagged text goes to the output channel. Unknown tags, stray closing tags and tags inside
-Markdown code (inline spans anywhere, fenced blocks in the output) are kept as text.
+Markdown code (inline spans anywhere, fenced blocks in the output) are kept as text. One closing
+tag is not stray: a thinking section closed before any was opened (``...</think>answer``) means
+the prompt opened it (a server's template we cannot see, a template that prefills it), so the
+untagged text so far was thinking: the parser emits `RECLASSIFY` and goes on as if `prefilled`
+had been given. Once a thinking or an explicit output section has begun, such a tag is text.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ _THINK_RULES: dict[Channel | None, dict[str, str]] = {
 }
 _RULES = {TagFormat.REFLECTION: _REFLECTION_RULES, TagFormat.THINK: _THINK_RULES}
 _AUTO_TOP = {**_REFLECTION_RULES[None], **_THINK_RULES[None]}
+# Before any thinking or explicit output: a closing thinking tag says the prompt opened it.
+_UNOPENED_CLOSE = {TagFormat.REFLECTION: {"</thinking>": "reclassify"},
+                   TagFormat.THINK: {"</think>": "reclassify"}}
+_UNOPENED_CLOSE[TagFormat.AUTO] = {**_UNOPENED_CLOSE[TagFormat.REFLECTION],
+                                   **_UNOPENED_CLOSE[TagFormat.THINK]}
 
 _SPECIAL = re.compile(r"[<`]")
 
@@ -75,6 +84,7 @@ class ReflectionParser:
         self._events: list[ChannelEvent] = []
         self._code: tuple[str, int] | None = None  # ("inline" | "fence", backtick count)
         self._line_blank = True
+        self._begun = False  # a thinking or explicit output section has been opened
         if prefilled and tag_format is not TagFormat.PLAIN:
             if tag_format is TagFormat.AUTO:
                 self.tag_format = TagFormat.THINK
@@ -136,19 +146,25 @@ class ReflectionParser:
         top = self._stack[-1] if self._stack else None
         where = top.channel if top and top.explicit else None
         if self.tag_format is TagFormat.AUTO:
-            return _AUTO_TOP if where is None else {}
-        return _RULES[self.tag_format].get(where, {})
+            rules = _AUTO_TOP if where is None else {}
+        else:
+            rules = _RULES[self.tag_format].get(where, {})
+        if where is None and not self._begun:
+            return {**rules, **_UNOPENED_CLOSE[self.tag_format]}
+        return rules
 
     # -- state changes ------------------------------------------------------------------------
 
     def _on_tag(self, tag: str, action: str) -> None:
         if self.tag_format is TagFormat.AUTO:
-            self.tag_format = (
-                TagFormat.THINK if tag in _THINK_RULES[None] else TagFormat.REFLECTION
-            )
+            think = tag in _THINK_RULES[None] or tag in _UNOPENED_CLOSE[TagFormat.THINK]
+            self.tag_format = TagFormat.THINK if think else TagFormat.REFLECTION
+        verb, _, arg = action.partition(":")
+        if verb == "reclassify":
+            self._reclassify(tag)
+            return
         if self._stack and not self._stack[-1].explicit:
             self._close()
-        verb, _, arg = action.partition(":")
         if verb == "open":
             self._open(Channel(arg))
         elif verb == "close":
@@ -163,7 +179,18 @@ class ReflectionParser:
             self._open(Channel(arg))
         self._line_blank = True
 
+    def _reclassify(self, tag: str) -> None:
+        """The untagged output so far was thinking, and the thinking ends here."""
+        if self._stack:  # the untagged output section: it was never output
+            self._stack.pop()
+        self._begun = True
+        self._events.append(ChannelEvent(EventKind.RECLASSIFY, Channel.THINKING, tag))
+        self._events.append(ChannelEvent(EventKind.CLOSE, Channel.THINKING))
+        self._line_blank = True
+
     def _open(self, channel: Channel, explicit: bool = True) -> None:
+        if explicit and channel is not Channel.REFLECTION:
+            self._begun = True
         self._stack.append(_Section(channel, explicit))
         self._events.append(ChannelEvent(EventKind.OPEN, channel))
 

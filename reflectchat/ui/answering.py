@@ -123,6 +123,9 @@ class AnsweringPart(App[None]):
             item.refresh_reply()
         if self.store is not None:
             self.query_one(SessionsSidebar).reload()
+        if self._panes[id(turn)].reclassified:  # the live replay is close; the raw text exact
+            self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
+                                                      turn.prefilled)
         if turn is self._viewed:
             # In a worker, so keys and scrolling are handled while the panes re-render.
             self.run_worker(self._finish_panes(self._panes[id(turn)]), group="render")

@@ -16,7 +16,7 @@ from textual.widgets import Log
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.config import UIConfig
-from reflectchat.reflection.events import Channel
+from reflectchat.reflection.events import Channel, EventKind
 from reflectchat.ui.messages import StreamBatch
 from reflectchat.ui.pane_text import PaneText
 from reflectchat.ui.widgets.channel_pane import ChannelPane
@@ -77,11 +77,17 @@ class PaneFeedPart(App[None]):
         if panes is None:
             return
         fragments: dict[Channel, list[str]] = {c: [] for c in Channel}
+        reclassified = False
         for event in batch.events:
+            reclassified |= event.kind is EventKind.RECLASSIFY
             for channel, text in panes.apply(event).items():
                 fragments[channel].append(text)
         panes.raw += batch.raw
-        if batch.turn is self._viewed:
+        if reclassified and batch.turn is self._viewed:  # text moved between panes
+            self._drop_pending()
+            await self._render_turn(batch.turn)
+            self._show_column("output" if panes.text[Channel.OUTPUT] else "thinking")
+        elif batch.turn is self._viewed:
             for channel, parts in fragments.items():
                 self._pending[channel] += parts
             self._pending_raw += batch.raw

@@ -26,13 +26,27 @@ def reflection_heading(n: int) -> str:
 
 class PaneText:
     def __init__(self) -> None:
+        self.raw = ""  # the exact model text, for the raw view
+        self.reclassified = False  # the output so far turned out to be thinking
+        self._clear()
+
+    def _clear(self) -> None:
         self.text = {channel: "" for channel in Channel}
         self.reflections = 0
-        self.raw = ""  # the exact model text, for the raw view
         self._section_start = {channel: False for channel in Channel}
+        self._events: list[ChannelEvent] = []  # kept until a reclassification is impossible
+        self._settled = False
 
     def apply(self, event: ChannelEvent) -> dict[Channel, str]:
-        """Add one event; returns what was appended to each pane."""
+        """Add one event; returns what was appended to each pane. After a `RECLASSIFY` the
+        panes are rebuilt (the output so far moves into the thinking): redraw them whole."""
+        if event.kind is EventKind.RECLASSIFY:
+            self._replay_as_thinking()
+            return {}
+        if not self._settled:
+            self._events.append(event)
+            if event.kind is EventKind.OPEN and event.channel is Channel.THINKING:
+                self._settled, self._events = True, []
         added: dict[Channel, str] = {}
         channel = event.channel
         if event.kind is EventKind.OPEN:
@@ -52,6 +66,16 @@ class PaneText:
         for pane, fragment in added.items():
             self.text[pane] += fragment
         return added
+
+    def _replay_as_thinking(self) -> None:
+        """Rebuild the panes from the events so far with output read as thinking, so each
+        reflection's marker stays where it happened."""
+        events = self._events
+        self._clear()
+        self._settled = self.reclassified = True
+        for event in events:
+            channel = Channel.THINKING if event.channel is Channel.OUTPUT else event.channel
+            self.apply(ChannelEvent(event.kind, channel, event.text))
 
     @classmethod
     def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False) -> PaneText:

@@ -160,3 +160,29 @@ def test_catalog_model_is_found_in_the_hugging_face_cache(make_model):
     assert (answer["thinking"], answer["output"]) == ("weighing it", "Forty-two.")
     missing = ask("--model", "qwq-32b", "--quant", "Q8_0", "--json", "q")
     assert "qwq-32b Q8_0 is not downloaded (32.4 GiB)" in missing.stderr
+
+
+UNOPENED = Script("<|go|>", ["Adding 2 and 3 ", "gives 5.\n", Control("</think>"),
+                             "\n\nThe sum is 5."])
+
+
+def test_thinking_its_prompt_opened_is_printed_saved_and_returned_as_thinking(make_model):
+    model = str(make_model(UNOPENED))
+    shown = ask("--model", model, "--format", "think", "q")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert [line for line in lines if line.startswith("── ")] == ["── thinking ──",
+                                                                   "── output ──"]
+    assert lines[lines.index("── thinking ──") + 1] == "Adding 2 and 3 gives 5."
+    assert lines[-1] == "The sum is 5."
+    answer = json.loads(ask("--model", model, "--format", "think", "--json", "q").stdout)
+    assert (answer["thinking"], answer["output"]) == ("Adding 2 and 3 gives 5.", "The sum is 5.")
+    stored = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "show",
+                             str(answer["session"]), "--json"], capture_output=True, text=True,
+                            check=True)
+    message = json.loads(stored.stdout)["messages"][1]
+    assert (message["thinking"], message["output"], message["prefilled"]) == \
+        ("Adding 2 and 3 gives 5.", "The sum is 5.", True)
+    plain = ask("--model", model, "--format", "plain", "q")  # no reasoning: streamed as is
+    assert [line for line in plain.stdout.splitlines() if line.startswith("── ")] == \
+        ["── output ──"]

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from support.fault_server import API_KEY, FaultServer
 
+from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.conversation import Turn
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 from reflectchat.engine.base import ChatMessage, FinishReason, Sampling, TagFormat
 from reflectchat.engine.endpoints import Endpoint, api_base, endpoint_from_table, resolve_endpoint
@@ -24,6 +26,7 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.engine.remote import RemoteEngine
 from reflectchat.paths import config_file, store_file
 from reflectchat.reflection.answer import Answer
+from reflectchat.reflection.events import EventKind
 from reflectchat.reflection.stream import channel_events
 from reflectchat.store.session_store import SessionStore
 
@@ -139,6 +142,20 @@ def test_tags_in_content_are_parsed_like_a_local_model(faults):
     answer, stats = answer_from(engine)
     assert (answer.thinking, answer.output) == ("Plan it.", "Done \x1b[2J.")
     assert stats.finish_reason is FinishReason.LENGTH
+
+
+def test_a_server_stream_that_closes_thinking_it_never_opened(faults):
+    """The server's template opened <think> (no reasoning parser): the text before </think>
+    is thinking, for the answer and for the turn that is stored."""
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "unopened", TagFormat.THINK)
+    turn = Turn("What is 2 + 3?", TagFormat.AUTO)
+    answering = AnswerRun(engine, turn, QUESTION, Sampling(temperature=0.0), threading.Event())
+    events = list(answering.events())
+    assert [e.kind for e in events].count(EventKind.RECLASSIFY) == 1
+    assert (turn.answer.thinking, turn.answer.output) == ("Let me add 2 and 3.", "The sum is 5.")
+    assert (turn.prefilled, turn.tag_format) == (True, TagFormat.THINK)
+    again = Answer.from_raw(turn.answer.raw, turn.tag_format, turn.prefilled)
+    assert (again.thinking, again.output) == (turn.answer.thinking, turn.answer.output)
 
 
 @pytest.mark.parametrize(("mode", "message", "partial"), [

@@ -159,6 +159,8 @@ SAMPLES = [
     "<think>x</think> y <think>z",
     "``</output>`` <thinking>\n\n</thinking><output>```py\n</output>\n```</output>",
     " \n<reflection>r</reflection><output></output>  <thinking> t </thinking>",
+    "reasoning \n</think>\n\nanswer </think> tail",
+    "a <reflection>r</reflection> b</thinking><output>o</output></thinking>",
 ]
 PIECES = ["<thinking>", "</thinking>", "<reflection>", "</reflection>", "<output>", "</output>",
           "<think>", "</think>", "<", ">", "/", "`", "```", "\n", " ", "a", "b c", "<thin",
@@ -188,3 +190,47 @@ def test_text_without_tags_is_never_lost(text, fmt):
     assert {e.channel for e in events} <= {OUT}
     emitted = "".join(e.text for e in events)
     assert emitted == text.strip()
+
+
+RECLASSIFY = EventKind.RECLASSIFY
+
+
+def test_thinking_closed_without_being_opened_was_thinking():
+    """QwQ/R1 behind a template that opened <think> where we cannot see it."""
+    assert parse("Reasoning here.\n</think>\n\nThe answer.", TagFormat.THINK) == [
+        ChannelEvent(OPEN, OUT), ChannelEvent(TEXT, OUT, "Reasoning here."),
+        ChannelEvent(RECLASSIFY, T, "</think>"), ChannelEvent(CLOSE, T),
+        ChannelEvent(OPEN, OUT), ChannelEvent(TEXT, OUT, "The answer."), ChannelEvent(CLOSE, OUT)]
+    for fmt in (TagFormat.THINK, TagFormat.AUTO):
+        answer = answer_of("Reasoning here.\n</think>\n\nThe answer.", fmt)
+        assert (answer.thinking, answer.output) == ("Reasoning here.", "The answer.")
+    answer = answer_of("Check: 2+2.<reflection>No, 2+3.</reflection> So 5.</thinking>"
+                       "<output>5</output>", TagFormat.REFLECTION)
+    assert (answer.thinking, answer.reflections, answer.output) == \
+        ("Check: 2+2.\n\nSo 5.", ["No, 2+3."], "5")
+    parser = ReflectionParser(TagFormat.AUTO)
+    parser.feed("r</thinking>o")
+    assert parser.tag_format is TagFormat.REFLECTION
+
+
+def test_a_closing_tag_after_the_answer_began_stays_text():
+    answer = answer_of("<think>t</think>The answer.</think> more", TagFormat.THINK)
+    assert (answer.thinking, answer.output) == ("t", "The answer.</think> more")
+    answer = answer_of("<output>o </thinking> p</output>", TagFormat.REFLECTION)
+    assert answer.output == "o </thinking> p"
+    assert answer_of("x </think> y", TagFormat.PLAIN).output == "x </think> y"
+    prefilled = answer_of("t</think>a</think>b", TagFormat.THINK, prefilled=True)
+    assert (prefilled.thinking, prefilled.output) == ("t", "a</think>b")
+
+
+def test_reclassified_pieces_count_as_reasoning():
+    answer, parser = Answer(), ReflectionParser(TagFormat.THINK)
+    for piece in ["one ", "two ", "three", "</think>", "answer"]:
+        events = parser.feed(piece)
+        answer.add_raw(piece, parser.channel)
+        for event in events:
+            answer.apply(event)
+    for event in parser.finish():
+        answer.apply(event)
+    assert (answer.thinking, answer.output) == ("one two three", "answer")
+    assert answer.reasoning_tokens == 4  # the three pieces of thinking and its closing tag

@@ -12,7 +12,7 @@ from typing import Any
 
 from support.local_server import LocalServer
 
-MODES = ["reasoning", "reasoning-field", "tags", "error500", "drop", "garbage", "html",
+MODES = ["reasoning", "reasoning-field", "tags", "unopened", "error500", "drop", "garbage", "html",
          "stall", "silent", "auth", "long"]
 API_KEY = "sk-test-0123456789"
 
@@ -102,6 +102,14 @@ class Handler(BaseHTTPRequestHandler):
         for piece in ["<think>Plan", " it.</th", "ink>", "Done \x1b[2J."]:
             self._send(chunk({"content": piece}))
         self._send(chunk({}, finish="length"))
+        self._end()
+
+    def mode_unopened(self) -> None:
+        """QwQ behind a server without a reasoning parser: its template opened <think>."""
+        self._start_stream()
+        for piece in ["Let me add ", "2 and 3.\n</th", "ink>\n\nThe sum ", "is 5."]:
+            self._send(chunk({"content": piece}))
+        self._send(chunk({}, finish="stop"))
         self._end()
 
     def mode_error500(self) -> None:

@@ -12,7 +12,7 @@ from textual.widgets.markdown import MarkdownBlock
 from reflectchat.config import ConfigFile
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import Control, Script
-from reflectchat.engine.base import FinishReason
+from reflectchat.engine.base import FinishReason, TagFormat
 from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.conversation_list import TurnItem
 
@@ -289,3 +289,23 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
         for channel, text in panes.text.items():
             pane = app.query_one(f"#{channel.value}", ChannelPane)
             assert pane.document.source == text, channel  # every fragment arrived
+
+
+async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(make_model):
+    unopened = Script("<|go|>", ["Adding 2 and 3 ", "gives 5.\n", Control("</think>"),
+                                 "\n\nThe sum is 5. "], loops=True)
+    app = make_app(make_model(unopened), tag_format=TagFormat.THINK, n_ctx=32768)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: "The sum is 5." in pane_source(app, "output"),
+                       what="the answer after the closing tag")
+        assert app._live is not None  # still streaming: the move happened live
+        assert pane_source(app, "thinking").startswith("Adding 2 and 3 gives 5.")
+        assert not pane_source(app, "output").startswith("Adding")
+        await pilot.press("escape")
+        await finished(pilot)
+        turn = app.conversation.turns[-1]
+        assert turn.prefilled and turn.answer.thinking == "Adding 2 and 3 gives 5."
+        assert turn.answer.output.startswith("The sum is 5.")
+        assert pane_source(app, "thinking") == "Adding 2 and 3 gives 5."
