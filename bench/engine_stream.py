@@ -83,7 +83,7 @@ def main() -> None:
         path = write_scripted_gguf(Path(tmp) / "long.gguf", [long_script()])
         engine = LlamaEngine(path, EngineSettings(n_ctx=4096))
         messages = [ChatMessage("user", "Sum the numbers.")]
-        tokens = engine.tokenize(engine.render_prompt(messages))
+        tokens = engine.prompt.tokens(messages)
         _, n_tokens = time_reflectchat(engine, messages)  # warm-up, and the answer length
         raw_llm = llama_cpp.Llama(str(path), n_ctx=4096, verbose=False)
         time_raw(raw_llm, tokens, n_tokens)

@@ -101,7 +101,7 @@ def main() -> None:
         path = write_scripted_gguf(Path(tmp) / "long.gguf", [long_script()])
         engine = LlamaEngine(path, EngineSettings(n_ctx=4096))
         messages = Conversation("", SAMPLING).messages_for(PROMPT)
-        tokens = engine.tokenize(engine.render_prompt(messages))
+        tokens = engine.prompt.tokens(messages)
         engine.close()
         raw_llm = llama_cpp.Llama(str(path), n_ctx=4096, verbose=False)
         asyncio.run(run_app(path, typing=False))  # warm-up

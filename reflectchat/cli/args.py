@@ -79,4 +79,5 @@ def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSett
         n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
         type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
         n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
+        template=args.template,
     )

@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         check_args(args, choice)
         engine = make_engine(args, choice)
         choice = settled_choice(choice, engine)
+        if engine.load_note:
+            print(f"reflectchat: {engine.load_note}", file=sys.stderr)
     except (EngineError, CatalogError) as exc:
         return fail(exc)
     system = args.system if args.system is not None else choice.system_prompt

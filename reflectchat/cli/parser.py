@@ -50,6 +50,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--tensor-split", metavar="A,B,...",
                    help="share of the model per GPU, e.g. 3,1")
     r.add_argument("--threads", type=int, metavar="N", help="CPU threads")
+    r.add_argument("--template", metavar="NAME",
+                   help="chat template: 'model' (the GGUF's own, the default when it has one) "
+                        "or one of llama.cpp's built-in templates (chatml, llama3, gemma, ...); "
+                        "without either, one is chosen by the model's architecture")
     r.add_argument("--no-mmap", action="store_true", help="read the model into memory")
     r.add_argument("--mlock", action="store_true", help="lock the model in RAM")
 

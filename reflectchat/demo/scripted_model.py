@@ -156,8 +156,9 @@ def write_scripted_gguf(
     shards: int = 1,
 ) -> Path:
     """Write the GGUF to `path` (atomically) and return it. Without a template, the prompt
-    always ends with the first script's trigger. With `shards` > 1 it writes a gguf-split model
-    (`NAME-00001-of-0000N.gguf`, ...) beside `path` and returns the first shard."""
+    always ends with the first script's trigger; with `template=""` the file has none. With
+    `shards` > 1 it writes a gguf-split model (`NAME-00001-of-0000N.gguf`, ...) beside `path`
+    and returns the first shard."""
     vocab = _Vocab()
     for text, kind in [("<unk>", gguf.TokenType.UNKNOWN), (BOS, gguf.TokenType.CONTROL),
                        (EOS, gguf.TokenType.CONTROL), (TURN, gguf.TokenType.CONTROL),
@@ -171,7 +172,8 @@ def write_scripted_gguf(
         chain = [trigger, *tokens, tokens[0] if script.loops else vocab.index[EOS]]
         for a, b in pairwise(chain):
             vocab.link(a, b)
-    template = template or chat_template([], scripts[0].trigger)
+    if template is None:
+        template = chat_template([], scripts[0].trigger)
     return _write(Path(path), vocab, template, context_length, name, shards)
 
 
@@ -221,7 +223,8 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     w.add_eos_token_id(eos)
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    w.add_chat_template(template)
+    if template:
+        w.add_chat_template(template)
 
     for tensor_name, data in tensors.items():
         w.add_tensor(tensor_name, data)

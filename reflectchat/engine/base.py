@@ -80,6 +80,7 @@ class Backend(Protocol):
 
     name: str  # the kind of backend: "llama.cpp" or "remote"
     model: str | None  # the model a server says it serves; None for a file run in-process
+    template: str  # the chat template: "model" (the GGUF's own), a llama.cpp built-in, "server"
     load_note: str | None  # how the load went, when the user should hear of it
 
     @property

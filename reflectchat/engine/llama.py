@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
 from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
 from reflectchat.engine.pieces import PieceDecoder
+from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
 
 KV_CACHE_TYPES = {
     "f32": llama_cpp.GGML_TYPE_F32,
@@ -36,11 +36,6 @@ KV_CACHE_TYPES = {
 }
 _UNQUANTIZED = {"f32", "f16"}
 _THINK_OPENERS = ("<think>", "<thinking>")
-# Used only when a GGUF carries no chat template of its own.
-_FALLBACK_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 @dataclass(frozen=True)
@@ -57,6 +52,7 @@ class EngineSettings:
     n_threads: int | None = None
     use_mmap: bool = True
     use_mlock: bool = False
+    template: str | None = None  # a chat template by name (prompt.OWN or llama.cpp's built-in)
 
     def check(self) -> None:
         for name in (self.type_k, self.type_v):
@@ -84,7 +80,6 @@ class LlamaEngine:
     ) -> None:
         """`progress` is called with 0..1 while the weights load; returning False aborts."""
         self.path = Path(model_path).expanduser()
-        self.load_note: str | None = None  # set when the load needed a second try
         self.settings = settings or EngineSettings()
         self.settings.check()
         check_before_load(self.path)
@@ -119,11 +114,14 @@ class LlamaEngine:
             raise EngineError(diagnose_load_failure(self.path) + said) from None
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         self._vocab = self._llm._model.vocab
-        self._template = Jinja2ChatFormatter(
-            template=self._llm.metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE,
-            eos_token=self._token_text(self._llm.token_eos()),
-            bos_token=self._token_text(self._llm.token_bos()),
-        )
+        try:
+            self.prompt = ChatPrompt(self._llm, choose_template(self._llm.metadata, s.template))
+        except EngineError:
+            self._llm.close()
+            raise
+        self.template = self.prompt.template.name
+        notes = [self.prompt.template.note, self.prompt.turn_end_note()]
+        self.load_note = " ".join(n for n in notes if n) or None
 
     @property
     def n_ctx(self) -> int:
@@ -142,27 +140,8 @@ class LlamaEngine:
         wanted = self.settings.n_gpu_layers
         return self.layer_count if wanted < 0 else min(wanted, self.layer_count)
 
-    def _token_text(self, token: int) -> str:
-        return self._llm._model.token_get_text(token) if token >= 0 else ""
-
-    def render_prompt(self, messages: list[ChatMessage]) -> str:
-        try:
-            return self._template(
-                messages=[{"role": m.role, "content": m.content} for m in messages]
-            ).prompt
-        except Exception as exc:  # Jinja errors of any kind, raised by the model's template
-            raise EngineError(f"The model's chat template failed on this conversation: {exc}") \
-                from None
-
-    def tokenize(self, prompt: str) -> list[int]:
-        bos = self._token_text(self._llm.token_bos())
-        add_bos = llama_cpp.llama_vocab_get_add_bos(self._vocab) and not (
-            bos and prompt.startswith(bos)
-        )
-        return self._llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
-
     def count_tokens(self, messages: list[ChatMessage]) -> int:
-        return len(self.tokenize(self.render_prompt(messages)))
+        return len(self.prompt.tokens(messages))
 
     def generate(
         self,
@@ -170,10 +149,9 @@ class LlamaEngine:
         sampling: Sampling,
         cancel: threading.Event | None = None,
     ) -> LlamaGeneration:
-        prompt = self.render_prompt(messages)
         return LlamaGeneration(
-            self, self.tokenize(prompt), sampling, cancel or threading.Event(),
-            prefilled_thinking=prompt.rstrip().endswith(_THINK_OPENERS),
+            self, self.prompt.tokens(messages), sampling, cancel or threading.Event(),
+            prefilled_thinking=self.prompt.ends_with(_THINK_OPENERS, messages),
         )
 
     def close(self) -> None:
@@ -205,6 +183,7 @@ class LlamaGeneration:
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)
         decoder = PieceDecoder(engine._vocab)
+        turn_end = TurnEndWatch(engine.prompt.template.end_of_turn)
         is_eog = llama_cpp.llama_vocab_is_eog
         start = time.perf_counter()
         first = None
@@ -226,9 +205,12 @@ class LlamaGeneration:
                     stats.finish_reason = FinishReason.STOP
                     break
                 stats.completion_tokens += 1
-                text = decoder.decode(token)
+                text = turn_end.feed(decoder.decode(token))
                 if text:
                     yield text
+                if turn_end.ended:
+                    stats.finish_reason = FinishReason.STOP
+                    break
                 if stats.completion_tokens >= limit:
                     break
         except RuntimeError as exc:
@@ -239,7 +221,7 @@ class LlamaGeneration:
                 stats.error = f"llama.cpp failed while generating: {exc}"
         finally:
             abort.release()
-        tail = decoder.flush()
+        tail = "" if turn_end.ended else turn_end.feed(decoder.flush()) + turn_end.flush()
         if tail:
             yield tail
         end = time.perf_counter()

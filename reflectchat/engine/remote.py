@@ -96,6 +96,7 @@ def list_models(endpoint: Endpoint, key: str | None = None) -> list[dict[str, An
 
 class RemoteEngine:
     name = "remote"
+    template = "server"  # the server applies its own
     load_note = None
     layer_count = 0  # the server does not say how it holds the model
     gpu_layers = 0

@@ -47,8 +47,9 @@ def load_with_fallback(path: Path, settings: EngineSettings,
             layers = fewer_layers(layers, path)
             continue
         if failures:
-            engine.load_note = (f"Loaded with {engine.gpu_layers} GPU layers after the load "
-                                f"with {failures[0]} failed (probably not enough GPU memory)")
+            fallback = (f"Loaded with {engine.gpu_layers} GPU layers after the load with "
+                        f"{failures[0]} failed (probably not enough GPU memory).")
+            engine.load_note = " ".join(n for n in (fallback, engine.load_note) if n)
         return engine
 
 

@@ -15,6 +15,7 @@ from textual.app import App
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.prompt import OWN
 from reflectchat.models.catalog import CatalogError, load_catalog
 from reflectchat.models.choice import ModelChoice, context_for, settled_choice
 from reflectchat.models.hardware import detect
@@ -92,13 +93,15 @@ class ModelSwitchingPart(App[None]):
         assert engine is not None
         self.choice = settled_choice(self.choice, engine)
         if engine.load_note:
-            self.notify(engine.load_note, title="Fewer GPU layers", severity="warning",
-                        timeout=15)
+            self.notify(engine.load_note, title=f"Loaded {self.choice.label}",
+                        severity="warning", timeout=15)
         if self.recorder is not None:
             self.recorder.update_meta(self._meta())
         self._status = replace(self._status, model=self.choice.label,
                                gpu_layers=engine.gpu_layers, layer_count=engine.layer_count,
-                               ctx_total=engine.n_ctx)
+                               ctx_total=engine.n_ctx,
+                               template="" if engine.template in (OWN, "server") else
+                               engine.template)
         self._status_bar.show(self._status)
 
     def action_switch_model(self) -> None:

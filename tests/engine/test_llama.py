@@ -55,7 +55,7 @@ def test_raw_text_is_exactly_the_model_text(engine):
 def test_llama_cpp_python_streaming_loses_what_we_keep(engine, make_model):
     """The pitfall this engine exists for: the library's own stream drops both."""
     llm = llama_cpp.Llama(str(engine.path), n_ctx=512, verbose=False)
-    prompt = engine.tokenize(engine.render_prompt([SYSTEM, USER]))
+    prompt = engine.prompt.tokens([SYSTEM, USER])
     library = "".join(c["choices"][0]["text"] for c in llm.create_completion(
         prompt, max_tokens=100, stream=True))
     assert "<thinking>" not in library and LONG_RULE not in library
@@ -128,7 +128,7 @@ def test_chat_template_and_system_prompt_are_applied(make_model):
     b = Script("<|b|>", ["beta answer"])
     path = make_model([a, b], template=chat_template([(["beta"], "<|b|>")], "<|a|>"))
     engine = LlamaEngine(path, EngineSettings(n_ctx=256))
-    assert "Reason inside tags." in engine.render_prompt([SYSTEM, USER])
+    assert "Reason inside tags." in engine.prompt.render([SYSTEM, USER])
     assert run(engine, messages=[ChatMessage("user", "say beta")])[0].raw == "beta answer"
     assert run(engine, messages=[ChatMessage("user", "anything")])[0].raw == "alpha answer"
 

@@ -44,6 +44,6 @@ def test_the_plan_gives_no_gpu_layers_on_a_cpu_build(make_model):
 
     args = argparse.Namespace(gpu_layers=None, ctx=None, tensor_split=None, flash_attn=False,
                               cache_type_k="f16", cache_type_v="f16", threads=None,
-                              no_mmap=False, mlock=False)
+                              no_mmap=False, mlock=False, template=None)
     assert engine_settings(args, choose_model(str(path), None, False)).n_gpu_layers == 0
     assert planned_gpu_layers(path, 512, "f16", "f16", False) == 0  # no usable GPU here

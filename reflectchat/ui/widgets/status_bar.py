@@ -15,6 +15,7 @@ from reflectchat.sizes import size_text
 @dataclass
 class Status:
     model: str = ""
+    template: str = ""  # a chat template that is not the model's own
     gpu_layers: int = 0
     layer_count: int = 0
     ctx_used: int = 0
@@ -26,6 +27,8 @@ class Status:
 
     def render(self) -> Content:
         parts = [Content.styled(self.model, "bold")]
+        if self.template:
+            parts.append(Content(f"{self.template} template"))
         if self.layer_count:  # none for a remote server
             parts.append(Content(f"GPU {self.gpu_layers}/{self.layer_count} layers"))
         parts.append(Content(f"ctx {self.ctx_used:,}/{self.ctx_total:,}"))

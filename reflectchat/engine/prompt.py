@@ -1,0 +1,236 @@
+"""From chat messages to prompt tokens, where only the chat template's own markup can become
+control tokens.
+
+The template is the GGUF's own (`tokenizer.chat_template`, rendered by llama-cpp-python's
+sandboxed Jinja formatter) or, for a GGUF that carries none, one of llama.cpp's built-in
+templates chosen by the model's architecture (ChatML only when nothing else fits), or the one
+the user names.
+
+Message contents are untrusted: a pasted `<|eot_id|><|start_header_id|>assistant...` must stay
+text, or it forges conversation turns. So the template is also rendered with a placeholder in
+place of each content, which shows where the contents go; the markup around them is split at
+the special tokens it holds, and every stretch of plain text (markup and contents together, as
+llama.cpp itself would see it) is tokenized with special-token parsing off. For text without
+special-token strings in it, the tokens are exactly those of tokenizing the whole prompt.
+A template that reads the contents (to pick a branch, or to cut an earlier answer's thinking)
+renders differently around placeholders; then each content is looked for, in order, in the
+real prompt.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from dataclasses import dataclass
+
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from reflectchat.engine.base import ChatMessage
+from reflectchat.engine.errors import EngineError
+
+OWN = "model"  # the name that picks the GGUF's own template
+_PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
+_SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+# general.architecture -> llama.cpp's built-in template for a GGUF without one
+_BY_ARCH = {
+    "gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma",
+    "qwen2": "chatml", "qwen2moe": "chatml", "qwen3": "chatml", "qwen3moe": "chatml",
+    "phi3": "phi3", "phi4": "phi4", "command-r": "command-r", "cohere2": "command-r",
+    "deepseek2": "deepseek3", "granite": "granite", "exaone": "exaone3", "glm4": "chatglm4",
+    "llama4": "llama4", "falcon3": "falcon3", "minicpm": "minicpm",
+}
+# what each template we may pick writes at the end of a turn: generation stops there even when
+# the vocabulary does not mark it as end-of-generation (or has no such token at all)
+END_OF_TURN = {
+    "gemma": "<end_of_turn>", "chatml": "<|im_end|>", "llama3": "<|eot_id|>", "llama2": "</s>",
+    "phi3": "<|end|>", "phi4": "<|im_end|>", "command-r": "<|END_OF_TURN_TOKEN|>",
+    "deepseek3": "<\uff5cend\u2581of\u2581sentence\uff5c>", "granite": "<|end_of_text|>",
+    "exaone3": "[|endofturn|]",
+    "chatglm4": "<|user|>", "llama4": "<|eot|>", "falcon3": "<|endoftext|>", "minicpm": "</s>",
+}
+
+
+def builtin_templates() -> list[str]:
+    """The names of llama.cpp's built-in chat templates."""
+    count = llama_cpp.llama_chat_builtin_templates(None, 0)
+    names = (ctypes.c_char_p * count)()
+    llama_cpp.llama_chat_builtin_templates(names, count)
+    return [n.decode() for n in names if n]
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    name: str  # OWN, or a llama.cpp built-in template's name
+    note: str | None  # for the user, when it is not the model's own
+    end_of_turn: str | None  # text that ends a turn, when it may not be an end-of-generation token
+
+
+def choose_template(metadata: dict[str, str], wanted: str | None) -> TemplateChoice:
+    """`wanted`: the user's choice (OWN or a built-in name), else the GGUF's own, else a
+    built-in by architecture."""
+    has_own = bool(metadata.get("tokenizer.chat_template"))
+    if wanted == OWN and not has_own:
+        raise EngineError("This model has no chat template of its own; name one of llama.cpp's "
+                          f"with --template ({', '.join(builtin_templates())})")
+    if (wanted is None and has_own) or wanted == OWN:
+        return TemplateChoice(OWN, None, None)
+    if wanted is not None:
+        if wanted not in builtin_templates():
+            raise EngineError(f"--template {wanted!r} is not one of llama.cpp's chat templates: "
+                              f"{', '.join([OWN, *builtin_templates()])}")
+        return TemplateChoice(wanted, f"Using the {wanted} chat template (--template)",
+                              END_OF_TURN.get(wanted))
+    arch = metadata.get("general.architecture", "")
+    name = _BY_ARCH.get(arch)
+    if name is None and arch == "llama":  # Llama 3's tokenizer, or an older SentencePiece one
+        name = "llama3" if metadata.get("tokenizer.ggml.pre") == "llama-bpe" else "llama2"
+    why = f"chosen for its architecture ({arch})"
+    if name is None:
+        name, why = "chatml", f"llama.cpp has no template for its architecture ({arch or '?'})"
+    return TemplateChoice(name, f"This model has no chat template; using {name}, {why}. "
+                                "--template NAME picks another.", END_OF_TURN.get(name))
+
+
+class ChatPrompt:
+    """A chat template bound to one model's tokenizer."""
+
+    def __init__(self, llm: llama_cpp.Llama, template: TemplateChoice) -> None:
+        self.template = template
+        self._llm = llm
+        self._vocab = llm._model.vocab
+        self._bos = self._token_text(llm.token_bos())
+        self._render_own = Jinja2ChatFormatter(
+            template=llm.metadata.get("tokenizer.chat_template") or "",
+            eos_token=self._token_text(llm.token_eos()), bos_token=self._bos,
+        ) if template.name == OWN else None
+
+    def _token_text(self, token: int) -> str:
+        return self._llm._model.token_get_text(token) if token >= 0 else ""
+
+    def render(self, messages: list[ChatMessage]) -> str:
+        """The prompt as text."""
+        return self._render([{"role": m.role, "content": m.content} for m in messages])
+
+    def tokens(self, messages: list[ChatMessage]) -> list[int]:
+        parts = self._parts(messages)
+        runs = self._runs(parts)
+        add_bos = llama_cpp.llama_vocab_get_add_bos(self._vocab) and not (
+            self._bos and "".join(text for text, _ in parts).startswith(self._bos))
+        tokens = [self._llm.token_bos()] if add_bos else []
+        for text, special in runs:
+            tokens += self._llm.tokenize(text.encode(), add_bos=False, special=special)
+        return tokens
+
+    def turn_end_note(self) -> str | None:
+        """Why answers may run on to the token limit: nothing ends this model's turn."""
+        marker = self.template.end_of_turn
+        eog = [t for t in (self._llm.token_eos(), llama_cpp.llama_vocab_eot(self._vocab))
+               if t >= 0 and llama_cpp.llama_vocab_is_eog(self._vocab, t)]
+        if eog or marker:
+            return None
+        return ("This model's vocabulary has no end-of-turn token, so its answers end only at "
+                "the token limit (--max-tokens).")
+
+    def ends_with(self, suffixes: tuple[str, ...], messages: list[ChatMessage]) -> bool:
+        """Whether the template's markup ends the prompt with one of `suffixes`."""
+        return self.render(messages).rstrip().endswith(suffixes)
+
+    def _parts(self, messages: list[ChatMessage]) -> list[tuple[str, bool]]:
+        """The prompt as (text, is a message's content) parts."""
+        real = self.render(messages)
+        skeleton = _PLACEHOLDER.split(self._render(
+            [{"role": m.role, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]))
+        parts = [(messages[int(p)].content, True) if i % 2 else (p, False)
+                 for i, p in enumerate(skeleton)]
+        if "".join(text for text, _ in parts) == real:
+            return parts
+        parts, at = [], 0
+        for message in messages:
+            where = real.find(message.content, at) if message.content else -1
+            if where >= 0:
+                parts += [(real[at:where], False), (message.content, True)]
+                at = where + len(message.content)
+        return [*parts, (real[at:], False)]
+
+    def _render(self, dicts: list[dict[str, str]]) -> str:
+        try:
+            if self._render_own is not None:
+                return self._render_own(messages=dicts).prompt
+            return _apply_builtin(self.template.name, dicts)
+        except Exception as exc:  # Jinja errors of any kind, raised by the model's template
+            raise EngineError(f"The chat template ({self.template.name}) failed on this "
+                              f"conversation: {exc}") from None
+
+    def _runs(self, parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+        """The prompt as (text, is a special token) runs; plain text runs are merged."""
+        runs: list[tuple[str, bool]] = []
+
+        def add(text: str, special: bool) -> None:
+            if not text:
+                return
+            if not special and runs and not runs[-1][1]:
+                runs[-1] = (runs[-1][0] + text, False)
+            else:
+                runs.append((text, special))
+
+        for text, is_content in parts:
+            for piece, special in [(text, False)] if is_content else self._split_markup(text):
+                add(piece, special)
+        return runs
+
+    def _split_markup(self, markup: str) -> list[tuple[str, bool]]:
+        """The template's own text, cut at the special tokens llama.cpp finds in it."""
+        found = self._llm.tokenize(markup.encode(), add_bos=False, special=True)
+        specials = {self._token_text(t) for t in found
+                    if llama_cpp.llama_vocab_get_attr(self._vocab, t) & _SPECIAL}
+        specials.discard("")
+        if not specials:
+            return [(markup, False)]
+        pattern = "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
+        pieces = re.split(f"({pattern})", markup)
+        return [(piece, i % 2 == 1) for i, piece in enumerate(pieces)]
+
+
+class TurnEndWatch:
+    """Finds a template's end-of-turn text in the streamed answer: text that could still turn
+    out to be its start is held back, the rest passes on, and the marker itself is dropped."""
+
+    def __init__(self, marker: str | None) -> None:
+        self._marker = marker or ""
+        self._held = ""
+        self.ended = False
+
+    def feed(self, text: str) -> str:
+        if not self._marker:
+            return text
+        held = self._held + text
+        cut = held.find(self._marker)
+        if cut >= 0:
+            self.ended, self._held = True, ""
+            return held[:cut]
+        keep = next((n for n in range(min(len(held), len(self._marker) - 1), 0, -1)
+                     if self._marker.startswith(held[-n:])), 0)
+        self._held = held[len(held) - keep:]
+        return held[:len(held) - keep]
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
+def _apply_builtin(name: str, messages: list[dict[str, str]]) -> str:
+    chat = (llama_cpp.llama_chat_message * len(messages))()
+    keep = []  # the encoded strings must outlive the call
+    for i, m in enumerate(messages):
+        role, content = m["role"].encode(), m["content"].encode()
+        keep += [role, content]
+        chat[i].role, chat[i].content = role, content
+    needed = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
+                                                 None, 0)
+    if needed < 0:
+        raise EngineError(f"llama.cpp has no chat template named {name!r}")
+    buffer = ctypes.create_string_buffer(needed + 1)
+    written = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
+                                                  buffer, needed + 1)
+    return buffer.raw[:written].decode("utf-8", errors="replace")
