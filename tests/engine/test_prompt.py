@@ -103,7 +103,7 @@ def test_a_gguf_without_template_gets_one_for_its_architecture(make_model):
     chosen.close()
     with pytest.raises(EngineError, match="no chat template of its own"):
         LlamaEngine(path, EngineSettings(n_ctx=256, template=OWN))
-    with pytest.raises(EngineError, match="not one of llama.cpp's chat templates"):
+    with pytest.raises(EngineError, match=r"not one of llama\.cpp's chat templates"):
         LlamaEngine(path, EngineSettings(n_ctx=256, template="nonsense"))
 
 
