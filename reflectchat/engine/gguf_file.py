@@ -47,8 +47,9 @@ def check_before_load(path: Path) -> None:
                               f"(it starts with {magic!r}, not b'GGUF')")
 
 
-def diagnose_load_failure(path: Path) -> str:
-    """Why llama.cpp refused a file that passed `check_before_load`, as one sentence."""
+def diagnose_load_failure(path: Path, said: str = "") -> str:
+    """Why llama.cpp refused a file that passed `check_before_load`, as one sentence; `said`
+    is llama.cpp's own last error, if any."""
     import gguf
 
     for shard in shard_paths(path):
@@ -64,7 +65,21 @@ def diagnose_load_failure(path: Path) -> str:
         arch = reader.fields.get("general.architecture")
         if arch is not None:
             name = bytes(arch.parts[arch.data[0]]).decode(errors="replace")
+            if "unknown model architecture" in said:
+                return (f"{path.name} is a '{name}' model, an architecture this llama.cpp "
+                        f"(llama-cpp-python {_llama_cpp_version()}) does not know; a newer "
+                        "llama-cpp-python may run it (packaging/install.sh upgrades it for "
+                        "your GPU)")
             return (f"llama.cpp could not load {path.name} (architecture '{name}'): the file may "
                     "be damaged, its architecture unsupported by this llama.cpp build, or memory "
                     "short for the requested GPU layers")
     return f"llama.cpp could not load {path.name}"
+
+
+def _llama_cpp_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama_cpp_python")
+    except PackageNotFoundError:
+        return "unknown"

@@ -110,8 +110,11 @@ class LlamaEngine:
                 ) from None
             if progress is not None and _load_aborted.is_set():
                 raise EngineError("Loading the model was cancelled") from None
-            said = f" (llama.cpp: {recent_errors[-1]})" if recent_errors else ""
-            raise EngineError(diagnose_load_failure(self.path) + said) from None
+            said = recent_errors[0] if recent_errors else ""  # the cause; later lines follow it
+            problem = diagnose_load_failure(self.path, said)
+            if said and "unknown model architecture" not in said:
+                problem += f" (llama.cpp: {said})"
+            raise EngineError(problem) from None
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         self._vocab = self._llm._model.vocab
         try:

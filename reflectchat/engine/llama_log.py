@@ -9,7 +9,7 @@ from collections import deque
 
 import llama_cpp
 
-_ERROR_LEVEL = 3
+_ERROR_LEVEL = 4  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
 _LOAD_LOG_LIMIT = 1 << 20  # characters kept from one load's log
 _BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
 recent_errors: deque[str] = deque(maxlen=20)

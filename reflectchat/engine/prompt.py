@@ -160,7 +160,7 @@ class ChatPrompt:
             return _apply_builtin(self.template.name, dicts)
         except Exception as exc:  # Jinja errors of any kind, raised by the model's template
             raise EngineError(f"The chat template ({self.template.name}) failed on this "
-                              f"conversation: {exc}") from None
+                              f"conversation: {exc}; --template NAME picks another") from None
 
     def _runs(self, parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
         """The prompt as (text, is a special token) runs; plain text runs are merged."""

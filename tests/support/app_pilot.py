@@ -18,13 +18,15 @@ from reflectchat.ui.app import ReflectChatApp
 
 def make_app(model: Path | None = None, conversation: Conversation | None = None,
              tag_format: TagFormat = TagFormat.REFLECTION, store: SessionStore | None = None,
-             session_id: int | None = None, n_ctx: int | None = None) -> ReflectChatApp:
+             session_id: int | None = None, n_ctx: int | None = None,
+             sampling: Sampling | None = None) -> ReflectChatApp:
     """The app on `model` (default: the demo model), loading it through llama.cpp, with
     history in `store` if one is given."""
     if model is None:
         choice = choose_model(None, None, demo=True)
     else:
-        choice = ModelChoice(model, "test model", tag_format, "", Sampling(temperature=0.0))
+        choice = ModelChoice(model, "test model", tag_format, "",
+                             sampling or Sampling(temperature=0.0))
 
     def make_engine(c: ModelChoice, progress: Callable[[float], bool]) -> LlamaEngine:
         return LlamaEngine(c.path, EngineSettings(n_ctx=n_ctx or c.context_length or 4096),
