@@ -186,3 +186,30 @@ def test_thinking_its_prompt_opened_is_printed_saved_and_returned_as_thinking(ma
     plain = ask("--model", model, "--format", "plain", "q")  # no reasoning: streamed as is
     assert [line for line in plain.stdout.splitlines() if line.startswith("── ")] == \
         ["── output ──"]
+
+
+def test_bad_models_get_one_clear_sentence(make_model, tmp_path):
+    path = make_model(Script("<|go|>", ["hi"]))
+    data = path.read_bytes()  # the same file, claiming an architecture llama.cpp lacks
+    key = b"general.architecture" + (8).to_bytes(4, "little") + (5).to_bytes(8, "little")
+    unknown = tmp_path / "future.gguf"
+    unknown.write_bytes(data.replace(key + b"llama", key + b"lamba", 1))
+    result = ask("--model", str(unknown), "q")
+    assert result.returncode == 1
+    assert "'lamba' model, an architecture this llama.cpp" in result.stderr
+    assert "Traceback" not in result.stderr
+    raising = make_model(Script("<|go|>", ["hi"]), name="raising.gguf",
+                         template="{{ raise_exception('System role not supported') }}")
+    result = ask("--model", str(raising), "--no-save", "q")
+    assert result.returncode == 1
+    assert "chat template (model) failed on this conversation: System role not supported; " \
+           "--template NAME picks another" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_model_that_never_ends_its_turn_stops_at_the_limit_and_says_so(make_model):
+    endless = make_model(Script("<|go|>", ["and on ", "and on "[:-1] + "!"], loops=True))
+    result = ask("--model", str(endless), "--max-tokens", "20", "--no-save", "q")
+    assert result.returncode == 0
+    assert "20 answer tokens" in result.stderr and "length" in result.stderr
+    assert "reached its token limit" in result.stderr
