@@ -8,10 +8,11 @@ tokens, and can abort a long prompt evaluation through llama.cpp's abort callbac
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,10 @@ class LlamaEngine:
         capture_llama_log()
         s = self.settings
         try:
-            with _model_params(progress):
+            # verbose=False would have llama-cpp-python point file descriptors 1 and 2 at
+            # /dev/null for the whole load: an app painting the terminal meanwhile loses its
+            # frames (the panes stayed blank until a resize). Its own prints go to a buffer.
+            with _model_params(progress), redirect_stderr(io.StringIO()):
                 self._llm = llama_cpp.Llama(
                     str(self.path),
                     n_gpu_layers=s.n_gpu_layers,
@@ -99,8 +103,9 @@ class LlamaEngine:
                     n_threads=s.n_threads,
                     use_mmap=s.use_mmap,
                     use_mlock=s.use_mlock,
-                    verbose=False,
+                    verbose=True,
                 )
+            self._llm.verbose = False  # and no prints while generating
         except (ValueError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or "context" in str(exc):
                 raise EngineError(

@@ -214,3 +214,25 @@ def test_the_engine_answers_again_after_a_stop(engine):
     cancel.set()
     answer, stats, _ = run(engine)
     assert answer.raw == REFLECTION.text and stats.finish_reason is FinishReason.STOP
+
+
+def test_loading_leaves_the_terminal_to_the_app(make_model):
+    """The app paints while a model loads: the load must not point stdout and stderr (the
+    terminal the app draws on) elsewhere, as llama-cpp-python's quiet mode does."""
+    import os
+
+    def target(fd: int) -> tuple[int, int]:
+        info = os.fstat(fd)
+        return info.st_dev, info.st_ino
+
+    before = {fd: target(fd) for fd in (1, 2)}
+    during: list[dict[int, tuple[int, int]]] = []
+
+    def progress(_fraction: float) -> bool:
+        during.append({fd: target(fd) for fd in (1, 2)})
+        return True
+
+    engine = LlamaEngine(make_model(REFLECTION), EngineSettings(n_ctx=256), progress)
+    assert during and all(seen == before for seen in during)
+    assert not engine._llm.verbose  # nothing printed while it generates either
+    engine.close()
