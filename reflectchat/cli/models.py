@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -17,14 +18,59 @@ from reflectchat.engine.base import DEFAULT_CTX
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError, load_catalog
-from reflectchat.models.hardware import detect
+from reflectchat.models.fit import plan
+from reflectchat.models.hardware import Hardware, detect
 from reflectchat.models.quant_plans import fit_rows
 from reflectchat.sizes import size_text
 from reflectchat.untrusted import visible
 
 
 def run(args: argparse.Namespace) -> int:
-    return _server_models(args) if args.endpoint else _catalog_models(args)
+    if args.endpoint:
+        return _server_models(args)
+    if args.model_id and (args.model_id.endswith(".gguf") or Path(args.model_id).is_file()):
+        return _file_plan(args, Path(args.model_id).expanduser())
+    return _catalog_models(args)
+
+
+def _file_plan(args: argparse.Namespace, path: Path) -> int:
+    """The memory plan of one GGUF file (a split model: its first shard), from its header."""
+    from reflectchat.engine.gguf_file import check_before_load, shard_paths
+    from reflectchat.models.fit import shape_from_gguf
+    from reflectchat.models.gguf_header import HeaderError
+
+    n_ctx = args.ctx or DEFAULT_CTX
+    try:
+        check_before_load(path)
+        shards = shard_paths(path)
+        shape = shape_from_gguf(shards)
+    except (EngineError, HeaderError, OSError, ValueError) as exc:
+        return fail(f"cannot plan {path}: {exc}")
+    hw = detect()
+    chosen = plan(shape, hw, n_ctx)
+    size = sum(p.stat().st_size for p in shards)
+    if args.json:
+        print(json.dumps({"file": str(path), "size_bytes": size,
+                          "verdict": chosen.verdict.value, "n_gpu_layers": chosen.n_gpu_layers,
+                          "layers": chosen.n_layer, "gpu_bytes": chosen.gpu_bytes,
+                          "ram_bytes": chosen.ram_bytes, "kv_bytes": chosen.kv_bytes,
+                          "compute_bytes": chosen.compute_bytes, "n_ctx": n_ctx}, indent=2))
+        return EXIT_OK
+    print(_machine_line(hw, n_ctx))
+    print(visible(path.name) + f"  {size_text(size)}  {shape.n_layer} layers")
+    on_gpu = f"{size_text(chosen.gpu_bytes)} on the GPU and " if chosen.gpu_bytes else ""
+    layers = f"; GPU layers {chosen.n_gpu_layers}/{chosen.n_layer + 1}" if hw.gpus else ""
+    print(f"  fit: {chosen.label}{layers}")
+    print(f"  needs {on_gpu}{size_text(chosen.ram_bytes)} of RAM (KV cache "
+          f"{size_text(chosen.kv_bytes)}, compute {size_text(chosen.compute_bytes)}; "
+          "1 GiB to spare)")
+    return EXIT_OK
+
+
+def _machine_line(hw: Hardware, n_ctx: int) -> str:
+    gpus = ", ".join(f"{g.name} {size_text(g.free_bytes)} free" for g in hw.gpus) or "no GPU"
+    return (f"This machine: {gpus}; RAM {size_text(hw.ram_available_bytes)} available; "
+            f"context {n_ctx:,} tokens")
 
 
 def _server_models(args: argparse.Namespace) -> int:
@@ -70,9 +116,7 @@ def _catalog_models(args: argparse.Namespace) -> int:
             "downloaded": r.downloaded, "recommended": r.recommended,
         } for r in rows], indent=2))
         return EXIT_OK
-    gpus = ", ".join(f"{g.name} {size_text(g.free_bytes)} free" for g in hw.gpus) or "no GPU"
-    print(f"This machine: {gpus}; RAM {size_text(hw.ram_available_bytes)} available; "
-          f"context {n_ctx:,} tokens")
+    print(_machine_line(hw, n_ctx))
     table = Table("model", "quant", "size", "fit", "GPU layers", "GPU + RAM", "on disk",
                   box=None, header_style="bold")
     for r in rows:

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "machine; with --endpoint, what a server offers")
     models.add_argument("model_id", nargs="?", metavar="MODEL",
                         help="only this catalog model, with exact sizes read from the headers "
-                             "of its files on the hub")
+                             "of its files on the hub; or a GGUF file, planned from its header")
     models.add_argument("--endpoint", metavar="URL_OR_NAME",
                         help="list a server's models (/v1/models) instead: its URL, or an "
                              "[endpoints.NAME] in config.toml")

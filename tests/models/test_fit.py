@@ -23,7 +23,7 @@ from reflectchat.models.fit import (
     shape_from_catalog,
     shape_from_gguf,
 )
-from reflectchat.models.hardware import GPU, Hardware
+from reflectchat.models.hardware import GPU, Hardware, detect
 from reflectchat.sizes import GIB
 
 LLAMA_70B = Arch(layers=80, heads=64, kv_heads=8, head_dim=128, hidden=8192, vocab=128256,
@@ -158,3 +158,21 @@ def test_models_table_uses_the_header_of_a_cached_file(tmp_path):
     text = subprocess.run([sys.executable, "-m", "reflectchat", "models"], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "COLUMNS": "160"}).stdout
     assert "GPU layers" in text and "qwq-32b" in text
+
+
+def test_models_plans_a_gguf_file_given_by_path(tmp_path):
+    shaped = write_shaped_gguf(tmp_path / "mine.gguf", n_layer=4, n_embd=256, n_head=4,
+                               n_head_kv=2, n_ff=704, n_vocab=1000)
+    run = [sys.executable, "-m", "reflectchat", "models"]
+    shown = subprocess.run([*run, str(shaped), "--ctx", "2048"], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "mine.gguf" in shown.stdout and "4 layers" in shown.stdout
+    assert "neither a GGUF file nor a catalog model" not in shown.stderr
+    data = json.loads(subprocess.run([*run, str(shaped), "--json", "--ctx", "2048"],
+                                     capture_output=True, text=True, timeout=120).stdout)
+    expected = plan(shape_from_gguf([shaped]), detect(), 2048)
+    assert (data["layers"], data["kv_bytes"], data["n_ctx"]) == (4, expected.kv_bytes, 2048)
+    missing = subprocess.run([*run, str(tmp_path / "gone.gguf")], capture_output=True,
+                             text=True, timeout=120)
+    assert missing.returncode == 1 and "Model file not found" in missing.stderr
