@@ -19,6 +19,7 @@ class StreamBatch(Message):
     turn: Turn
     events: list[ChannelEvent]
     raw: str
+    prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int
     first_token_s: float | None

@@ -100,6 +100,7 @@ class PaneFeedPart(App[None]):
             self._status, tokens_per_second=speed, first_token_s=batch.first_token_s,
             reasoning_tokens=batch.reasoning_tokens,
             output_tokens=tokens - batch.reasoning_tokens,
+            ctx_used=batch.prompt_tokens + tokens,
         )
         self.query_one(StatusBar).show(self._status)
 

@@ -11,13 +11,16 @@ from textual.widgets import ProgressBar, Static
 
 from reflectchat.sizes import size_text
 
+SEPARATOR = " │ "
+MODEL_MIN = 24  # characters of the model's name kept before other parts give way
+
 
 @dataclass
 class Status:
     model: str = ""
     template: str = ""  # a chat template that is not the model's own
     gpu_layers: int = 0
-    layer_count: int = 0
+    layer_count: int = 0  # 0: unknown (a server)
     ctx_used: int = 0
     ctx_total: int = 0
     tokens_per_second: float | None = None
@@ -25,28 +28,47 @@ class Status:
     reasoning_tokens: int = 0
     output_tokens: int = 0
 
-    def render(self) -> Content:
-        parts = [Content.styled(self.model, "bold")]
+    def render(self, width: int = 0) -> Content:
+        """One line: the model's name shortened to `MODEL_MIN` characters if need be, then the
+        parts that still do not fit in `width` left out, least useful first (0: no limit)."""
+        parts: list[tuple[int, str]] = []  # (keep order: lower is dropped first, text)
         if self.template:
-            parts.append(Content(f"{self.template} template"))
-        if self.layer_count:  # none for a remote server
-            parts.append(Content(f"GPU {self.gpu_layers}/{self.layer_count} layers"))
-        parts.append(Content(f"ctx {self.ctx_used:,}/{self.ctx_total:,}"))
+            parts.append((1, f"{self.template} template"))
+        if self.layer_count:
+            where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
+                else "CPU"
+            parts.append((2, where))
+        parts.append((6, f"ctx {self.ctx_used:,}/{self.ctx_total:,}"))
         if self.tokens_per_second is not None:
-            parts.append(Content(f"{self.tokens_per_second:,.1f} tok/s"))
+            parts.append((5, f"{self.tokens_per_second:,.1f} tok/s"))
         if self.first_token_s is not None:
-            parts.append(Content(f"first token {self.first_token_s:.2f} s"))
+            parts.append((3, f"first token {self.first_token_s:.2f} s"))
         if self.reasoning_tokens or self.output_tokens:
-            parts.append(Content(f"think {self.reasoning_tokens:,} · out {self.output_tokens:,}"))
-        return Content(" │ ").join(parts)
+            parts.append((4, f"think {self.reasoning_tokens:,} · out {self.output_tokens:,}"))
+        model = self.model
+        if width:
+            room = width - 2  # the bar's padding
+            shortest = min(len(model), MODEL_MIN)
+            while parts and shortest + sum(len(SEPARATOR) + len(t) for _, t in parts) > room:
+                parts.remove(min(parts, key=lambda p: p[0]))
+            room -= sum(len(SEPARATOR) + len(t) for _, t in parts)
+            if len(model) > room:
+                model = model[:max(room - 1, 1)] + "…"
+        return Content(SEPARATOR).join([Content.styled(model, "bold"),
+                                        *(Content(text) for _, text in parts)])
 
 
 class StatusBar(Horizontal):
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: Status | None = None  # re-fitted to the width on resize
+
     def compose(self) -> ComposeResult:
         yield Static(id="status-text")
         yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
 
     def loading(self, label: str, fraction: float) -> None:
+        self._shown = None
         self.query_one("#status-text", Static).update(
             Content.assemble(("Loading ", "$warning"), (label, "bold"), " …")
         )
@@ -55,6 +77,7 @@ class StatusBar(Horizontal):
         bar.update(progress=fraction)
 
     def downloading(self, what: str, done: int, total: int, speed: float, left_s: float) -> None:
+        self._shown = None
         minutes = f"{left_s / 60:.0f} min" if left_s >= 90 else f"{left_s:.0f} s"
         self.query_one("#status-text", Static).update(Content.assemble(
             ("Downloading ", "$warning"), (what, "bold"),
@@ -65,9 +88,15 @@ class StatusBar(Horizontal):
         bar.update(progress=done / total if total else 0)
 
     def message(self, text: str, style: str = "$error") -> None:
+        self._shown = None
         self.query_one(ProgressBar).display = False
         self.query_one("#status-text", Static).update(Content.styled(text, style))
 
     def show(self, status: Status) -> None:
+        self._shown = status
         self.query_one(ProgressBar).display = False
-        self.query_one("#status-text", Static).update(status.render())
+        self.query_one("#status-text", Static).update(status.render(self.size.width))
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.query_one("#status-text", Static).update(self._shown.render(self.size.width))

@@ -1,0 +1,60 @@
+"""The status bar: true to the machine, one line at any width, counting while it streams."""
+
+from __future__ import annotations
+
+from support.app_pilot import ask, finished, loaded, make_app, wait_for
+
+from reflectchat.demo.scripted_model import Control, Script
+from reflectchat.ui.widgets.status_bar import Status, StatusBar
+
+ENDLESS = Script("<|go|>", [Control("<thinking>"), "Still thinking. ", Control("</thinking>"),
+                            Control("<output>"), "Still answering. ", Control("</output>")],
+                 loops=True)
+
+
+def status_text(app) -> str:
+    return str(app.query_one(StatusBar).query_one("#status-text").render())
+
+
+async def test_a_machine_without_gpu_offload_shows_cpu_not_gpu_layers():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        assert app.engine is not None and app.engine.gpu_layers == 0  # a CPU build here
+        text = status_text(app)
+        assert "GPU 0/" not in text and "│ CPU │" in text
+
+
+async def test_the_context_meter_counts_while_the_answer_streams(make_model):
+    app = make_app(make_model(ENDLESS), n_ctx=32768)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: app._status.output_tokens > 50, what="tokens to stream")
+        assert app.conversation.turns[-1].stats is None  # still streaming
+        assert app._status.ctx_used > 50 and f"ctx {app._status.ctx_used:,}/" in status_text(app)
+        await pilot.press("escape")
+        await finished(pilot)
+
+
+async def test_the_status_bar_fits_one_line_at_80_columns():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        bar = app.query_one(StatusBar)
+        assert bar.size.height == 1
+        text = status_text(app)
+        assert len(text) <= 78 and "\n" not in text
+        assert "ctx " in text and "tok/s" in text  # the most useful parts stay
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert "first token" in status_text(app)  # room again: everything is back
+
+
+def test_a_long_model_name_is_shortened_last():
+    status = Status(model="Reflection Llama 3.1 70B (bartowski) Q4_K_M", layer_count=80,
+                    gpu_layers=40, ctx_used=1000, ctx_total=8192, tokens_per_second=12.5)
+    wide, narrow = str(status.render(200)), str(status.render(60))
+    assert "GPU 40/80 layers" in wide and wide.startswith("Reflection Llama")
+    assert len(narrow) <= 58 and "ctx 1,000/8,192" in narrow and "…" in narrow
