@@ -66,3 +66,12 @@ class AnswerRun:
             self.stats = GenerationStats(finish_reason=FinishReason.ERROR, error=str(exc))
         if self.recorder is not None:
             self.recorder.finish_turn(turn, self.stats)
+
+
+def length_note(stats: GenerationStats, limit: int, raise_it: str) -> str:
+    """Why an answer that ended at a limit ended there; `raise_it` says how to allow more."""
+    if stats.completion_tokens >= limit:
+        return (f"The answer reached its limit of {limit:,} tokens and was cut short; "
+                f"{raise_it} allows more.")
+    return ("The answer filled the model's context and was cut short; a new chat or a larger "
+            "context (--ctx) leaves more room.")

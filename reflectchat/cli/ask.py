@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     stats = answering.stats
     session = recorder.session_id if recorder is not None else None
     if view:
-        view.finish(stats)
+        view.finish(stats, sampling.answer_limit)
         if session is not None:
             view.saved(session)
     else:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
+from reflectchat.chat.answering import length_note
 from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.untrusted import visible
@@ -96,7 +97,7 @@ class TerminalView:
         self._labelled = channel
         self._any_label = True
 
-    def finish(self, stats: GenerationStats) -> None:
+    def finish(self, stats: GenerationStats, limit: int) -> None:
         self._release(as_thinking=False)
         self._out.print()
         parts = [f"{stats.prompt_tokens} prompt + {stats.completion_tokens} answer tokens"]
@@ -107,8 +108,7 @@ class TerminalView:
         parts.append(stats.finish_reason.value)
         self._err.print(Text(" · ".join(parts), style="dim"))
         if stats.finish_reason is FinishReason.LENGTH:
-            self._err.print(Text("The answer reached its token limit (--max-tokens or the "
-                                 "context) and was cut short.", style="yellow"))
+            self._err.print(Text(length_note(stats, limit, "--max-tokens N"), style="yellow"))
         elif stats.finish_reason is FinishReason.CANCELLED:
             self._err.print(Text("Stopped; the partial answer is above.", style="yellow"))
 

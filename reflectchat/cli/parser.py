@@ -7,7 +7,7 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from reflectchat.engine.base import DEFAULT_CTX
+from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, DEFAULT_CTX
 from reflectchat.store.records import CHANNELS
 
 FORMATS = ("reflection", "think", "plain", "auto")
@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(ask)
     g = ask.add_argument_group("answer")
     g.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    g.add_argument("--max-tokens", type=int, metavar="N", help="stop after N answer tokens")
+    g.add_argument("--max-tokens", type=int, metavar="N",
+                   help=f"stop after N answer tokens (default {DEFAULT_ANSWER_TOKENS:,})")
     g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
     g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     g.add_argument("--no-save", action="store_true",

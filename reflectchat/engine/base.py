@@ -14,6 +14,9 @@ from enum import Enum
 from typing import Protocol
 
 DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server says less
+# An answer's tokens when no limit is set: room for a reasoning model's thinking, and an end
+# to a model that never ends its turn (a base model, a wrong template).
+DEFAULT_ANSWER_TOKENS = 4096
 
 
 class TagFormat(str, Enum):
@@ -46,8 +49,12 @@ class Sampling:
     top_k: int = 40
     min_p: float = 0.0
     repeat_penalty: float = 1.0
-    max_tokens: int | None = None  # None: until the context is full
+    max_tokens: int | None = None  # None: DEFAULT_ANSWER_TOKENS
     seed: int | None = None
+
+    @property
+    def answer_limit(self) -> int:
+        return self.max_tokens or DEFAULT_ANSWER_TOKENS
 
 
 @dataclass

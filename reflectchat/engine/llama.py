@@ -186,7 +186,7 @@ class LlamaGeneration:
             stats.error = (f"The conversation is {len(self._tokens):,} tokens, which fills the "
                            f"{engine.n_ctx:,}-token context; start a new chat or raise --ctx")
             return
-        limit = min(sampling.max_tokens or room, room)
+        limit = min(sampling.answer_limit, room)
         llm = engine._llm
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)

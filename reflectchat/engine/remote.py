@@ -156,8 +156,7 @@ def request_body(model: str, messages: list[ChatMessage], sampling: Sampling) ->
         # not in OpenAI's API, but read by llama-server, vLLM and LM Studio, ignored by others
         "top_k": sampling.top_k, "min_p": sampling.min_p,
     }
-    if sampling.max_tokens is not None:
-        body["max_tokens"] = sampling.max_tokens
+    body["max_tokens"] = sampling.answer_limit
     if sampling.seed is not None:
         body["seed"] = sampling.seed
     if sampling.repeat_penalty != 1.0:

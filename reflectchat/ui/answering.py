@@ -11,9 +11,9 @@ from dataclasses import replace
 from textual import work
 from textual.app import App
 
-from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.answering import AnswerRun, length_note
 from reflectchat.chat.conversation import Conversation, Turn, answer_reserve, fit_context
-from reflectchat.engine.base import Backend, ChatMessage, Sampling
+from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice
 from reflectchat.store.recorder import SessionRecorder
@@ -132,6 +132,10 @@ class AnsweringPart(App[None]):
         self.query_one(StatusBar).show(self._status_for(turn))
         if stats.error:
             self.notify(stats.error, title="Answer failed", severity="error", timeout=15)
+        elif stats.finish_reason is FinishReason.LENGTH:
+            self.notify(length_note(stats, self.conversation.sampling.answer_limit,
+                                    "the max answer tokens in F8"), severity="warning",
+                        timeout=12)
         elif turn.stopped:
             self.notify("Stopped; the partial answer is kept.", severity="warning")
 

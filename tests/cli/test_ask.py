@@ -212,4 +212,7 @@ def test_a_model_that_never_ends_its_turn_stops_at_the_limit_and_says_so(make_mo
     result = ask("--model", str(endless), "--max-tokens", "20", "--no-save", "q")
     assert result.returncode == 0
     assert "20 answer tokens" in result.stderr and "length" in result.stderr
-    assert "reached its token limit" in result.stderr
+    assert "reached its limit of 20 tokens" in result.stderr and "--max-tokens N" in result.stderr
+    runaway = ask("--model", str(endless), "--ctx", "16384", "--json", "--no-save", "q")
+    stats = json.loads(runaway.stdout)["stats"]  # no limit given: the default one, not the end
+    assert (stats["completion_tokens"], stats["finish_reason"]) == (4096, "length")

@@ -20,7 +20,13 @@ from support.fault_server import API_KEY, FaultServer
 from reflectchat.chat.answering import AnswerRun
 from reflectchat.chat.conversation import Turn
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
-from reflectchat.engine.base import ChatMessage, FinishReason, Sampling, TagFormat
+from reflectchat.engine.base import (
+    DEFAULT_ANSWER_TOKENS,
+    ChatMessage,
+    FinishReason,
+    Sampling,
+    TagFormat,
+)
 from reflectchat.engine.endpoints import Endpoint, api_base, endpoint_from_table, resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.remote import RemoteEngine
@@ -126,7 +132,7 @@ def test_split_out_reasoning_goes_to_thinking_with_its_reflections(faults, mode)
     sent = faults.requests[-1]["body"]
     assert sent["stream"] is True and sent["messages"] == [{"role": "user",
                                                             "content": "What is 2 + 3?"}]
-    assert sent["temperature"] == 0.0 and "max_tokens" not in sent
+    assert sent["temperature"] == 0.0 and sent["max_tokens"] == DEFAULT_ANSWER_TOKENS
 
 
 def test_split_out_reasoning_of_a_think_model(faults):

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
-from reflectchat.engine.base import Sampling
+from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, Sampling
 
 # field, label, type, lowest value, highest value (None: no limit), may be empty
 _FIELDS: list[tuple[str, str, type, float, float | None, bool]] = [
@@ -19,7 +19,8 @@ _FIELDS: list[tuple[str, str, type, float, float | None, bool]] = [
     ("top_k", "Top k (0: off)", int, 0, None, False),
     ("min_p", "Min p", float, 0.0, 1.0, False),
     ("repeat_penalty", "Repeat penalty", float, 0.0, None, False),
-    ("max_tokens", "Max answer tokens (empty: up to the context)", int, 1, None, True),
+    ("max_tokens", f"Max answer tokens (empty: {DEFAULT_ANSWER_TOKENS:,})", int, 1, 1 << 20,
+     True),
     ("seed", "Seed (empty: random)", int, 0, None, True),
 ]
 
