@@ -105,7 +105,7 @@ class BenchApp(ReflectChatApp):
         from reflectchat.engine.llama import EngineSettings, LlamaEngine
 
         choice = ModelChoice(demo_model_path(), "demo", TagFormat.REFLECTION, "", Sampling())
-        super().__init__(choice, lambda c, progress: LlamaEngine(
+        super().__init__(choice, lambda c, progress, runtime: LlamaEngine(
             c.path, EngineSettings(n_ctx=1024), progress), config=ConfigFile(config),
             store=store)
         self.paints: list[float] = []

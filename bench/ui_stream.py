@@ -43,7 +43,7 @@ class BenchApp(ReflectChatApp):
 
     def __init__(self, path: Path) -> None:
         choice = ModelChoice(path, "bench model", TagFormat.REFLECTION, "", SAMPLING, 4096)
-        super().__init__(choice, lambda c, progress: LlamaEngine(
+        super().__init__(choice, lambda c, progress, runtime: LlamaEngine(
             c.path, EngineSettings(n_ctx=4096), progress))
         self.typed: list[float] = []
         self.painted: list[float] = []

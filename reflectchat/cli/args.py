@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reflectchat.config import ConfigFile
-from reflectchat.engine.base import Backend, Sampling, TagFormat
+from reflectchat.engine.base import MAX_TEMPERATURE, Backend, Sampling, TagFormat
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice, choose_model, context_for
@@ -27,6 +27,20 @@ def choice_from_args(args: argparse.Namespace, model: str | None, quant: str | N
     else:
         choice = choose_model(model, quant, demo)
     return replace(choice, tag_format=TagFormat(args.format)) if args.format else choice
+
+
+def with_answer_options(args: argparse.Namespace, choice: ModelChoice) -> ModelChoice:
+    """The choice with --system, --max-tokens and --temperature applied."""
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise EngineError(f"--max-tokens must be at least 1, not {args.max_tokens}")
+    if args.temperature is not None and not 0 <= args.temperature <= MAX_TEMPERATURE:
+        raise EngineError(f"--temperature must be between 0 and {MAX_TEMPERATURE}, "
+                          f"not {args.temperature}")
+    sampling = replace(choice.sampling, max_tokens=args.max_tokens)
+    if args.temperature is not None:
+        sampling = replace(sampling, temperature=args.temperature)
+    system = args.system if args.system is not None else choice.system_prompt
+    return replace(choice, system_prompt=system, sampling=sampling)
 
 
 def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:

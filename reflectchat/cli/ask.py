@@ -10,11 +10,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 from reflectchat.chat.answering import AnswerRun
 from reflectchat.chat.conversation import Conversation, Turn
-from reflectchat.cli.args import check_args, choice_from_args, make_engine
+from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
 from reflectchat.engine.base import FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
@@ -73,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
         view = TerminalView(Console(highlight=False), Console(stderr=True, highlight=False))
     try:
-        choice = choice_from_args(args, args.model, args.quant, args.demo)
+        choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,
+                                                            args.demo))
         if view:
             view.banner(choice.label, choice.is_demo)
         check_args(args, choice)
@@ -83,10 +83,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"reflectchat: {engine.load_note}", file=sys.stderr)
     except (EngineError, CatalogError) as exc:
         return fail(exc)
-    system = args.system if args.system is not None else choice.system_prompt
-    sampling = replace(choice.sampling, max_tokens=args.max_tokens)
-    if args.temperature is not None:
-        sampling = replace(sampling, temperature=args.temperature)
+    system, sampling = choice.system_prompt, choice.sampling
     conversation = Conversation(system, sampling)
     turn = Turn(prompt, choice.tag_format)
     recorder = _recorder(args, SessionMeta(choice.model_id, choice.quant, system, sampling,

@@ -6,9 +6,9 @@ import argparse
 from collections.abc import Callable
 
 from reflectchat.chat.conversation import Conversation
-from reflectchat.cli.args import check_args, choice_from_args, make_engine
+from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_OK, fail
-from reflectchat.engine.base import Backend
+from reflectchat.engine.base import Backend, Runtime
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import ModelChoice
@@ -23,11 +23,16 @@ def run(args: argparse.Namespace) -> int:
         local = argparse.Namespace(**{**vars(args), "endpoint": None})
         return choice_from_args(local, model, quant, demo=model is None)
 
-    def engine_for(choice: ModelChoice, progress: Callable[[float], bool]) -> Backend:
-        return make_engine(args, choice, progress)
+    def engine_for(choice: ModelChoice, progress: Callable[[float], bool],
+                   runtime: Runtime) -> Backend:
+        with_runtime = argparse.Namespace(**{**vars(args), "ctx": runtime.n_ctx,
+                                             "threads": runtime.n_threads,
+                                             "gpu_layers": runtime.gpu_layers})
+        return make_engine(with_runtime, choice, progress)
 
     try:
-        choice = choice_from_args(args, args.model, args.quant, args.demo)
+        choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,
+                                                            args.demo))
         check_args(args, choice)
     except (CatalogError, EngineError) as exc:
         return fail(exc)
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from reflectchat.ui.app import ReflectChatApp
 
     ReflectChatApp(choice, engine_for, conversation, choose=choose, store=store,
-                   store_problem=problem, session_id=session_id).run()
+                   store_problem=problem, session_id=session_id,
+                   runtime=Runtime(args.ctx, args.threads, args.gpu_layers)).run()
     return EXIT_OK
 
 

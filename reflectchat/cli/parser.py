@@ -87,6 +87,15 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
+def _add_answer_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    g = p.add_argument_group("answer")
+    g.add_argument("--max-tokens", type=int, metavar="N",
+                   help=f"stop after N answer tokens (default {DEFAULT_ANSWER_TOKENS:,})")
+    g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
+    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    return g
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reflectchat",
@@ -95,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reflectchat {_version()}")
     _add_model_options(parser)
+    _add_answer_options(parser)
     parser.add_argument("--resume", nargs="?", const="latest", metavar="ID",
                         help="open the app on a saved session (default: the latest)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -103,12 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and output to the terminal.")
     ask.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
     _add_model_options(ask)
-    g = ask.add_argument_group("answer")
+    g = _add_answer_options(ask)
     g.add_argument("--json", action="store_true", help="print one JSON object at the end")
-    g.add_argument("--max-tokens", type=int, metavar="N",
-                   help=f"stop after N answer tokens (default {DEFAULT_ANSWER_TOKENS:,})")
-    g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
-    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
     _add_sessions_parser(sub)

@@ -17,6 +17,7 @@ DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server sa
 # An answer's tokens when no limit is set: room for a reasoning model's thinking, and an end
 # to a model that never ends its turn (a base model, a wrong template).
 DEFAULT_ANSWER_TOKENS = 4096
+MAX_TEMPERATURE = 5.0
 
 
 class TagFormat(str, Enum):
@@ -55,6 +56,16 @@ class Sampling:
     @property
     def answer_limit(self) -> int:
         return self.max_tokens or DEFAULT_ANSWER_TOKENS
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How a local model runs, as the user may change it in the app (F8) or on the command
+    line; None: the default (the planned context and GPU layers, llama.cpp's threads)."""
+
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    gpu_layers: int | None = None  # -1: all
 
 
 @dataclass

@@ -23,7 +23,7 @@ from textual.widgets import Footer, ListView, Log, Tab, Tabs
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.chat.transcript import conversation_markdown
 from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig
-from reflectchat.engine.base import Backend
+from reflectchat.engine.base import Backend, Runtime
 from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir, user_themes_dir
 from reflectchat.store.session_store import SessionStore
@@ -62,11 +62,14 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
         store: SessionStore | None = None,
         store_problem: str | None = None,
         session_id: int | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         """`store` keeps the sessions (None: history is off, `store_problem` says why);
-        `session_id` is the stored session `conversation` continues."""
+        `session_id` is the stored session `conversation` continues; `runtime` is how the
+        model runs (F8 changes it)."""
         super().__init__()
         self.choice = choice
+        self.runtime = runtime or Runtime()
         self._make_engine = make_engine
         self._choose = choose
         self.engine: Backend | None = None
@@ -198,17 +201,28 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
 
     def action_settings(self) -> None:
         current = ChatSettings(self.conversation.system_prompt, self.conversation.sampling,
-                               self.conversation.with_reasoning)
+                               self.conversation.with_reasoning, self.runtime)
         self.push_screen(SettingsScreen(current), self._apply_settings)
 
     def _apply_settings(self, settings: ChatSettings | None) -> None:
-        if settings is not None:
-            self.conversation.system_prompt = settings.system_prompt
-            self.conversation.sampling = settings.sampling
-            self.conversation.with_reasoning = settings.with_reasoning
-            if self.recorder is not None:
-                self.recorder.update_meta(self._meta())
+        if settings is None:
+            return
+        self.conversation.system_prompt = settings.system_prompt
+        self.conversation.sampling = settings.sampling
+        self.conversation.with_reasoning = settings.with_reasoning
+        if self.recorder is not None:
+            self.recorder.update_meta(self._meta())
+        if settings.runtime == self.runtime:
             self.notify("Saved; the next answers use these settings.")
+        elif self.choice.endpoint is not None:
+            self.notify("Saved. Context, threads and GPU layers are the server's to set.",
+                        severity="warning")
+        elif self._live is not None or self._downloading is not None:
+            self.runtime = settings.runtime
+            self.notify("Saved; the model reloads with them once it is free (Ctrl+L).",
+                        severity="warning")
+        else:
+            self.reload_with(settings.runtime)
 
     def key_help(self) -> list[tuple[str, str]]:
         rows = list(bindings.BEFORE)

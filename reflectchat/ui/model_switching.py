@@ -13,7 +13,7 @@ from textual import work
 from textual.app import App
 
 from reflectchat.chat.conversation import Turn
-from reflectchat.engine.base import Backend
+from reflectchat.engine.base import Backend, Runtime
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.prompt import OWN
 from reflectchat.models.catalog import CatalogError, load_catalog
@@ -32,13 +32,14 @@ from reflectchat.ui.messages import (
 from reflectchat.ui.screens.model_picker import ModelPick, ModelPicker
 from reflectchat.ui.widgets.status_bar import Status, StatusBar
 
-# Builds the engine from a model choice; `progress` gets 0..1 and returns False to abort.
-EngineFactory = Callable[[ModelChoice, Callable[[float], bool]], Backend]
+# Builds the engine for a model choice and runtime; `progress` gets 0..1, False aborts.
+EngineFactory = Callable[[ModelChoice, Callable[[float], bool], Runtime], Backend]
 
 
 class ModelSwitchingPart(App[None]):
     choice: ModelChoice
     engine: Backend | None
+    runtime: Runtime
     recorder: SessionRecorder | None
     _make_engine: EngineFactory
     _choose: Callable[[str | None, str | None], ModelChoice] | None
@@ -73,7 +74,7 @@ class ModelSwitchingPart(App[None]):
             return not self._quitting
 
         try:
-            engine = self._make_engine(choice, progress)
+            engine = self._make_engine(choice, progress, self.runtime)
         except EngineError as exc:
             self.post_message(LoadFinished(str(exc)))
             return
@@ -118,6 +119,16 @@ class ModelSwitchingPart(App[None]):
 
         self.push_screen(ModelPicker(plan_rows, self.choice.label, self.choice.model_id),
                          self._switch_to)
+
+    def reload_with(self, runtime: Runtime) -> None:
+        """Load the model in use again, to run with `runtime`."""
+        self.runtime = runtime
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+        self._load(self.choice)
+        self.notify(f"Reloading {self.choice.label} with the new settings; the conversation "
+                    "is kept.")
 
     def _switch_to(self, pick: ModelPick | None) -> None:
         if pick is None or self._choose is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from reflectchat.chat.conversation import Conversation
-from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.engine.base import Runtime, Sampling, TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.choice import ModelChoice, choose_model
 from reflectchat.store.session_store import SessionStore
@@ -28,8 +28,10 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
         choice = ModelChoice(model, "test model", tag_format, "",
                              sampling or Sampling(temperature=0.0))
 
-    def make_engine(c: ModelChoice, progress: Callable[[float], bool]) -> LlamaEngine:
-        return LlamaEngine(c.path, EngineSettings(n_ctx=n_ctx or c.context_length or 4096),
+    def make_engine(c: ModelChoice, progress: Callable[[float], bool],
+                    runtime: Runtime) -> LlamaEngine:
+        context = runtime.n_ctx or n_ctx or c.context_length or 4096
+        return LlamaEngine(c.path, EngineSettings(n_ctx=context, n_threads=runtime.n_threads),
                            progress)
 
     def choose(model_id: str | None, quant: str | None) -> ModelChoice:

@@ -21,7 +21,7 @@ def remote_app(server: FaultServer, model: str) -> ReflectChatApp:
     endpoint = Endpoint(api_base(server.url), model=model)
     choice = ModelChoice(Path(), f"{model} @ {endpoint.host}", TagFormat.REFLECTION, "",
                          Sampling(), model_id=model, endpoint=endpoint)
-    return ReflectChatApp(choice, lambda c, progress: RemoteEngine(
+    return ReflectChatApp(choice, lambda c, progress, runtime: RemoteEngine(
         c.endpoint, c.endpoint.model, c.tag_format))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.app_pilot import ask, loaded, make_app
+import pytest
+from support.app_pilot import ask, loaded, make_app, wait_for
 from textual.widgets import Checkbox, Input, Label
 
 from reflectchat.config import ConfigFile
@@ -132,3 +133,50 @@ async def test_copy_output_and_export_markdown():
         text = Path(path.removeprefix("Exported to ")).read_text(encoding="utf-8")
         assert "<summary>Thinking</summary>" in text and "<summary>Reflection 1</summary>" in text
         assert "sign error" in text and "x = 1/2" in text
+
+
+async def test_settings_refuse_out_of_range_values_and_a_new_context_reloads_the_model():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        assert app.engine.n_ctx == 4096
+        await pilot.press("f8")
+        await pilot.pause()
+        screen = app.screen
+        for field, value, said in [("repeat_penalty", "40.0", "Repeat penalty must be between "
+                                    "0.5 and 2, not 40.0"),
+                                   ("n_ctx", "12", "Context tokens must be between 256"),
+                                   ("gpu_layers", "-5", "GPU layers must be between -1")]:
+            screen.query_one(f"#field-{field}", Input).value = value
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert said in str(screen.query_one("#settings-error", Label).render())
+            assert app.screen is screen  # nothing saved
+            screen.query_one(f"#field-{field}", Input).value = "" if field != \
+                "repeat_penalty" else "1.1"
+        screen.query_one("#field-n_ctx", Input).value = "2048"
+        screen.query_one("#field-n_threads", Input).value = "1"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.engine is not None and app.engine.n_ctx == 2048,
+                       what="the reload with the new context")
+        assert app.conversation.sampling.repeat_penalty == 1.1
+        assert app.runtime.n_ctx == 2048 and app.runtime.n_threads == 1
+        assert "ctx 0/2,048" in str(app.query_one("#status-text").render())
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        assert "x = 1/2" in app.conversation.turns[-1].answer.output
+
+
+def test_the_app_takes_the_answer_options_ask_takes():
+    from reflectchat.cli.args import with_answer_options
+    from reflectchat.cli.parser import build_parser
+    from reflectchat.engine.errors import EngineError
+    from reflectchat.models.choice import choose_model
+
+    args = build_parser().parse_args(["--max-tokens", "50", "--temperature", "0.2",
+                                      "--system", "Be brief."])
+    choice = with_answer_options(args, choose_model(None, None, demo=True))
+    assert (choice.sampling.max_tokens, choice.sampling.temperature) == (50, 0.2)
+    assert choice.system_prompt == "Be brief."
+    wrong = build_parser().parse_args(["--temperature", "40"])
+    with pytest.raises(EngineError, match="between 0 and 5"):
+        with_answer_options(wrong, choose_model(None, None, demo=True))

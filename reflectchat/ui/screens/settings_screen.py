@@ -1,4 +1,6 @@
-"""A modal to edit the system prompt and sampling settings for the next answers."""
+"""A modal to edit the system prompt and sampling settings for the next answers, and how the
+model runs (context, threads, GPU layers: changing those reloads it). Every number is checked
+against its range before anything is saved."""
 
 from __future__ import annotations
 
@@ -10,18 +12,24 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
-from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, Sampling
+from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, MAX_TEMPERATURE, Runtime, Sampling
 
-# field, label, type, lowest value, highest value (None: no limit), may be empty
-_FIELDS: list[tuple[str, str, type, float, float | None, bool]] = [
-    ("temperature", "Temperature", float, 0.0, 5.0, False),
+# field, label, type, lowest value, highest value, may be empty
+Field = tuple[str, str, type, float, float, bool]
+SAMPLING_FIELDS: list[Field] = [
+    ("temperature", "Temperature", float, 0.0, MAX_TEMPERATURE, False),
     ("top_p", "Top p", float, 0.0, 1.0, False),
-    ("top_k", "Top k (0: off)", int, 0, None, False),
+    ("top_k", "Top k (0: off)", int, 0, 100_000, False),
     ("min_p", "Min p", float, 0.0, 1.0, False),
-    ("repeat_penalty", "Repeat penalty", float, 0.0, None, False),
+    ("repeat_penalty", "Repeat penalty (1: off)", float, 0.5, 2.0, False),
     ("max_tokens", f"Max answer tokens (empty: {DEFAULT_ANSWER_TOKENS:,})", int, 1, 1 << 20,
      True),
-    ("seed", "Seed (empty: random)", int, 0, None, True),
+    ("seed", "Seed (empty: random)", int, 0, 2**31 - 1, True),
+]
+RUNTIME_FIELDS: list[Field] = [
+    ("n_ctx", "Context tokens (empty: the default)", int, 256, 1 << 20, True),
+    ("n_threads", "CPU threads (empty: llama.cpp's choice)", int, 1, 1024, True),
+    ("gpu_layers", "GPU layers (-1: all; empty: as many as fit)", int, -1, 10_000, True),
 ]
 
 
@@ -29,27 +37,28 @@ _FIELDS: list[tuple[str, str, type, float, float | None, bool]] = [
 class ChatSettings:
     system_prompt: str
     sampling: Sampling
-    with_reasoning: bool = False  # earlier answers go back to the model with their reasoning
+    with_reasoning: bool  # earlier answers go back to the model with their reasoning
+    runtime: Runtime
 
 
-def parse_sampling(values: dict[str, str], base: Sampling) -> Sampling:
-    """Sampling from the form's text; ValueError names the field and the allowed range."""
-    changes: dict[str, float | int | None] = {}
-    for name, label, kind, low, high, optional in _FIELDS:
+def parse_fields(values: dict[str, str], fields: list[Field]) -> dict[str, float | int | None]:
+    """The form's text as numbers; ValueError names the field and the allowed range."""
+    parsed: dict[str, float | int | None] = {}
+    for name, label, kind, low, high, optional in fields:
         text = values[name].strip()
         if not text and optional:
-            changes[name] = None
+            parsed[name] = None
             continue
         try:
             value = kind(text)
         except ValueError:
             what = "a whole number" if kind is int else "a number"
             raise ValueError(f"{label}: {text!r} is not {what}") from None
-        if value < low or (high is not None and value > high):
-            span = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"{label} must be {span}")
-        changes[name] = value
-    return replace(base, **changes)
+        if not low <= value <= high:
+            raise ValueError(f"{label.split(' (')[0]} must be between {low:g} and {high:g}, "
+                             f"not {text}")
+        parsed[name] = value
+    return parsed
 
 
 class SettingsScreen(ModalScreen[ChatSettings | None]):
@@ -64,16 +73,22 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             body.border_title = "System prompt and sampling (for the next answers)"
             yield Label("System prompt")
             yield TextArea(self._current.system_prompt, id="system-prompt", soft_wrap=True)
-            for name, label, *_ in _FIELDS:
-                value = getattr(self._current.sampling, name)
-                yield Label(label)
-                yield Input("" if value is None else str(value), id=f"field-{name}")
+            for name, label, *_ in SAMPLING_FIELDS:
+                yield from self._field(name, label, getattr(self._current.sampling, name))
             yield Checkbox("Send earlier answers back with their reasoning (uses more context)",
                            self._current.with_reasoning, id="with-reasoning")
+            yield Label("How the model runs (a change reloads it)", classes="settings-heading")
+            for name, label, *_ in RUNTIME_FIELDS:
+                yield from self._field(name, label, getattr(self._current.runtime, name))
             yield Label("", id="settings-error")
             with Horizontal(id="settings-buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="save")
                 yield Button("Cancel (Esc)", id="cancel")
+
+    @staticmethod
+    def _field(name: str, label: str, value: object) -> ComposeResult:
+        yield Label(label)
+        yield Input("" if value is None else str(value), id=f"field-{name}")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
@@ -82,15 +97,17 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             self.action_cancel()
 
     def action_save(self) -> None:
-        values = {name: self.query_one(f"#field-{name}", Input).value for name, *_ in _FIELDS}
+        values = {name: self.query_one(f"#field-{name}", Input).value
+                  for name, *_ in SAMPLING_FIELDS + RUNTIME_FIELDS}
         try:
-            sampling = parse_sampling(values, self._current.sampling)
+            sampling = replace(self._current.sampling, **parse_fields(values, SAMPLING_FIELDS))
+            runtime = Runtime(**parse_fields(values, RUNTIME_FIELDS))  # type: ignore[arg-type]
         except ValueError as exc:
             self.query_one("#settings-error", Label).update(str(exc))
             return
         prompt = self.query_one("#system-prompt", TextArea).text
         with_reasoning = self.query_one("#with-reasoning", Checkbox).value
-        self.dismiss(ChatSettings(prompt, sampling, with_reasoning))
+        self.dismiss(ChatSettings(prompt, sampling, with_reasoning, runtime))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
