@@ -55,15 +55,22 @@ def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
 
 
 def make_engine(args: argparse.Namespace, choice: ModelChoice,
-                progress: Callable[[float], bool] | None = None) -> Backend:
-    """The backend for a choice: a remote server's, or llama.cpp in this process."""
+                progress: Callable[[float], bool] | None = None,
+                paced: bool = False) -> Backend:
+    """The backend for a choice: a remote server's, or llama.cpp in this process. `paced`: the
+    demo replays at a real model's pace (the app's, so its panes can be watched)."""
     if choice.endpoint is not None:
         from reflectchat.engine.remote import RemoteEngine
 
         return RemoteEngine(choice.endpoint, choice.endpoint.model, choice.tag_format)
     from reflectchat.models.loading import load_with_fallback
 
-    return load_with_fallback(choice.path, engine_settings(args, choice), progress)
+    settings = engine_settings(args, choice)
+    if paced and choice.is_demo:
+        from reflectchat.demo import DEMO_TOKENS_PER_SECOND
+
+        settings = replace(settings, pace=DEMO_TOKENS_PER_SECOND)
+    return load_with_fallback(choice.path, settings, progress)
 
 
 def check_args(args: argparse.Namespace, choice: ModelChoice) -> None:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         with_runtime = argparse.Namespace(**{**vars(args), "ctx": runtime.n_ctx,
                                              "threads": runtime.n_threads,
                                              "gpu_layers": runtime.gpu_layers})
-        return make_engine(with_runtime, choice, progress)
+        return make_engine(with_runtime, choice, progress, paced=True)
 
     try:
         choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,

@@ -10,6 +10,9 @@ from reflectchat.demo.answers import DEFAULT_TRIGGER, KEYWORDS, SCRIPTS
 from reflectchat.demo.scripted_model import chat_template, write_scripted_gguf
 
 DEMO_CONTEXT = 4096
+# The app replays the demo at a 70B's pace on a good GPU, so the panes can be watched filling
+# (and Esc tried); unpaced, an answer would appear at once.
+DEMO_TOKENS_PER_SECOND = 40.0
 
 
 def demo_model_path(cache_dir: Path | None = None) -> Path:

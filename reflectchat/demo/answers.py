@@ -85,3 +85,9 @@ KEYWORDS = [
     (("debug", "python", "factorial", "code"), DEBUG.trigger),
 ]
 DEFAULT_TRIGGER = ABOUT.trigger
+# What the app offers to ask the demo first: one prompt for each recorded answer.
+STARTERS = [
+    "Solve the equation: 2x^2 + 5x - 3 = 0",
+    "Translate 'It's raining cats and dogs' to French",
+    "Debug this Python code: def factorial(n): return n * factorial(n)",
+]

@@ -54,6 +54,7 @@ class EngineSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     template: str | None = None  # a chat template by name (prompt.OWN or llama.cpp's built-in)
+    pace: float | None = None  # at most this many tokens a second (the demo's replay)
 
     def check(self) -> None:
         for name in (self.type_k, self.type_v):
@@ -216,6 +217,11 @@ class LlamaGeneration:
                 text = turn_end.feed(decoder.decode(token))
                 if text:
                     yield text
+                if engine.settings.pace:  # never faster than pace, from the first token on
+                    ahead = first + stats.completion_tokens / engine.settings.pace \
+                        - time.perf_counter()
+                    if ahead > 0:
+                        time.sleep(ahead)
                 if turn_end.ended:
                     stats.finish_reason = FinishReason.STOP
                     break

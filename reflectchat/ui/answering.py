@@ -13,6 +13,7 @@ from textual.app import App
 
 from reflectchat.chat.answering import AnswerRun, length_note
 from reflectchat.chat.conversation import Conversation, Turn, answer_reserve, fit_context
+from reflectchat.demo.answers import STARTERS
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice
@@ -55,6 +56,15 @@ class AnsweringPart(App[None]):
             return
         self.query_one(PromptInput).clear()
         self.run_worker(self._start_turn(message.text))
+
+    def action_starter(self, n: int) -> None:
+        """Ask the demo one of its starter prompts."""
+        if not self.choice.is_demo or self.conversation.turns or not 1 <= n <= len(STARTERS):
+            return
+        if self.engine is None:
+            self.notify("The model is not loaded yet.", severity="warning")
+            return
+        self.run_worker(self._start_turn(STARTERS[n - 1]))
 
     async def _start_turn(self, prompt: str) -> None:
         engine = self.engine
@@ -159,6 +169,8 @@ class AnsweringPart(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self._live is not None or self._downloading is not None
+        if action == "starter":
+            return self.choice.is_demo and not self.conversation.turns
         return True
 
     def action_stop(self) -> None:

@@ -15,6 +15,7 @@ from textual.widgets.markdown import MarkdownBlock
 from reflectchat.chat.conversation import Turn
 from reflectchat.config import ConfigFile, UIConfig
 from reflectchat.reflection.events import Channel
+from reflectchat.ui.pane_feed import STARTER_LINK
 from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK
 from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
@@ -33,6 +34,7 @@ class LayoutPart(App[None]):
     _tab_chosen: bool  # the user picked a tab during this answer: don't switch it
     _live: Turn | None  # the turn being answered
     _refresh_raw: Callable[[], None]  # the pane feed's
+    action_starter: Callable[[int], None]  # the answering part's
 
     def _save_config(self, config: UIConfig) -> None:
         self.ui_config = config
@@ -134,6 +136,8 @@ class LayoutPart(App[None]):
             self.go_to_reflection(int(href.removeprefix(REFLECTION_LINK) or 0))
         elif href.startswith(THINKING_LINK):
             self._reveal(Channel.THINKING, f"({REFLECTION_LINK}{href.removeprefix(THINKING_LINK)})")
+        elif href.startswith(STARTER_LINK):
+            self.action_starter(int(href.removeprefix(STARTER_LINK) or 0))
         elif href.startswith(("https://", "http://")):
             self.open_url(href)
 

@@ -16,6 +16,8 @@ from textual.widgets import Log
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.config import UIConfig
+from reflectchat.demo.answers import STARTERS
+from reflectchat.models.choice import ModelChoice
 from reflectchat.reflection.events import Channel, EventKind
 from reflectchat.ui.messages import StreamBatch
 from reflectchat.ui.pane_text import PaneText
@@ -28,11 +30,13 @@ HINTS = {
     Channel.REFLECTION: "*Its self-corrections appear here, numbered.*",
     Channel.OUTPUT: "*The answer appears here. Type a question below and press Enter.*",
 }
+STARTER_LINK = "#starter-"
 TYPING_HOLD_S = 0.06  # pane updates wait this long after a keystroke, so typing paints first,
 TYPING_HOLD_MAX_S = 0.25  # but never longer than this
 
 
 class PaneFeedPart(App[None]):
+    choice: ModelChoice
     _panes: dict[int, PaneText]  # id(turn) -> its panes' text
     _viewed: Turn | None
     _status: Status
@@ -53,12 +57,21 @@ class PaneFeedPart(App[None]):
         self._drop_pending()
         if turn is None:
             for channel in Channel:
-                await self._pane(channel).show(HINTS[channel], streaming=False)
+                await self._pane(channel).show(self._hint(channel), streaming=False)
             self.query_one("#raw", Log).clear()
             return
         await self._render_turn(turn)
         if turn.finished:
             self.query_one(StatusBar).show(self._status_for(turn))
+
+    def _hint(self, channel: Channel) -> str:
+        """What an empty pane says; for the demo, the output pane offers prompts to start."""
+        if channel is not Channel.OUTPUT or not self.choice.is_demo:
+            return HINTS[channel]
+        starters = "\n".join(f"{n}. [{visible(prompt)}]({STARTER_LINK}{n}) (Alt+{n})"
+                              for n, prompt in enumerate(STARTERS, 1))
+        return ("*This is the demo model: it replays recorded answers. Type a question below, "
+                f"or start with one of these (click, or press the key):*\n\n{starters}")
 
     async def _render_turn(self, turn: Turn) -> None:
         panes = self._panes[id(turn)]

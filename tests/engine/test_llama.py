@@ -236,3 +236,32 @@ def test_loading_leaves_the_terminal_to_the_app(make_model):
     assert during and all(seen == before for seen in during)
     assert not engine._llm.verbose  # nothing printed while it generates either
     engine.close()
+
+
+def test_a_paced_engine_is_never_faster_than_its_pace(make_model):
+    import time
+
+    engine = LlamaEngine(make_model(REFLECTION), EngineSettings(n_ctx=256, pace=100.0))
+    generation = engine.generate([USER], Sampling(temperature=0.0))
+    start = time.perf_counter()
+    pieces = list(generation)
+    elapsed = time.perf_counter() - start
+    engine.close()
+    n = generation.stats.completion_tokens
+    assert n > 10 and pieces
+    assert elapsed >= (n - 1) / 100.0  # a lower bound: a slow machine only adds to it
+
+
+def test_only_the_apps_demo_is_paced():
+    from reflectchat.cli.args import make_engine
+    from reflectchat.cli.parser import build_parser
+    from reflectchat.demo import DEMO_TOKENS_PER_SECOND
+    from reflectchat.models.choice import choose_model
+
+    args = build_parser().parse_args(["--demo"])
+    demo = choose_model(None, None, demo=True)
+    app_engine = make_engine(args, demo, paced=True)
+    ask_engine = make_engine(args, demo)
+    assert (app_engine.settings.pace, ask_engine.settings.pace) == (DEMO_TOKENS_PER_SECOND, None)
+    app_engine.close()
+    ask_engine.close()

@@ -42,7 +42,7 @@ async def test_a_demo_answer_fills_each_pane_and_the_conversation():
         assert "Solve the equation" in str(item.query_one(".user-text").render())
         assert "two solutions" in str(item.query_one(".reply-text").render())
         status = str(app.query_one("#status-text").render())
-        assert "GPU 0/1 layers" in status and "ctx " in status and "tok/s" in status
+        assert "│ CPU │" in status and "ctx " in status and "tok/s" in status
         assert "think " in status and "out " in status
 
 
@@ -139,7 +139,7 @@ async def test_new_chat_empties_the_conversation():
         await pilot.pause(0.2)
         assert app.conversation.turns == []
         assert not app.query(TurnItem)
-        assert "appears here" in pane_text(app, "output")
+        assert "start with one of these" in pane_text(app, "output")  # the demo's starters
 
 
 UNTRUSTED = Script("<|go|>", [
@@ -309,3 +309,19 @@ async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(mak
         assert turn.prefilled and turn.answer.thinking == "Adding 2 and 3 gives 5."
         assert turn.answer.output.startswith("The sum is 5.")
         assert pane_source(app, "thinking") == "Adding 2 and 3 gives 5."
+
+
+async def test_the_demos_empty_screen_offers_its_starters_and_a_key_sends_one():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        hint = pane_source(app, "output")
+        assert "demo model" in hint and "(#starter-2)" in hint and "(Alt+2)" in hint
+        assert "Translate 'It's raining cats and dogs' to French" in hint
+        await pilot.press("alt+2")
+        await finished(pilot)
+        assert app.conversation.turns[0].prompt.startswith("Translate 'It's raining")
+        assert "Il pleut des cordes" in app.conversation.turns[0].answer.output
+        await pilot.press("alt+1")  # starters only start a chat
+        await pilot.pause(0.2)
+        assert len(app.conversation.turns) == 1
