@@ -55,10 +55,15 @@ class AnsweringPart(App[None]):
             self.notify("The model is not loaded yet.", severity="warning")
             return
         self.query_one(PromptInput).clear()
+        number = message.text.strip()
+        if self.check_action("starter", ()) and number in {str(n) for n in
+                                                           range(1, len(STARTERS) + 1)}:
+            self.action_starter(int(number))
+            return
         self.run_worker(self._start_turn(message.text))
 
     def action_starter(self, n: int) -> None:
-        """Ask the demo one of its starter prompts."""
+        """Ask the demo one of its starter prompts (a link in its empty output pane)."""
         if not self.choice.is_demo or self.conversation.turns or not 1 <= n <= len(STARTERS):
             return
         if self.engine is None:
@@ -86,7 +91,7 @@ class AnsweringPart(App[None]):
             sidebar.reload()
         conversation = self.query_one(ConversationList)
         await conversation.append(TurnItem(turn))
-        conversation.index = len(conversation) - 1
+        conversation.follow()
         await self._view(turn)
         self._show_column("thinking" if "thinking" in self.visible_columns() else "output")
         self._status = replace(self._status, tokens_per_second=None, first_token_s=None,
@@ -128,9 +133,12 @@ class AnsweringPart(App[None]):
         self.refresh_bindings()
         if turn not in self.conversation.turns:
             return  # a new chat started while this answer was stopping
-        item = self.query_one(ConversationList).item_for(turn)
+        conversation = self.query_one(ConversationList)
+        item = conversation.item_for(turn)
         if item is not None:
             item.refresh_reply()
+            if turn is self.conversation.turns[-1]:
+                conversation.follow()
         if self.store is not None:
             self.query_one(SessionsSidebar).reload()
         if self._panes[id(turn)].reclassified:  # the live replay is close; the raw text exact

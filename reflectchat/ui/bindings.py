@@ -29,9 +29,6 @@ BINDINGS = [
     Binding("ctrl+down", "select_turn(1)", "Later turn", show=False,
             tooltip="Show the panes of the turn after"),
     Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="Quit"),
-    *(Binding(f"alt+{n}", f"starter({n})", f"Starter {n}", show=False,
-              tooltip=f"With the demo and no answer yet: ask its starter prompt {n}")
-      for n in (1, 2, 3)),
 ]
 
 # Keys that belong to a widget rather than the app, for the help screen.

@@ -68,10 +68,11 @@ class PaneFeedPart(App[None]):
         """What an empty pane says; for the demo, the output pane offers prompts to start."""
         if channel is not Channel.OUTPUT or not self.choice.is_demo:
             return HINTS[channel]
-        starters = "\n".join(f"{n}. [{visible(prompt)}]({STARTER_LINK}{n}) (Alt+{n})"
+        starters = "\n".join(f"{n}. [{visible(prompt)}]({STARTER_LINK}{n})"
                               for n, prompt in enumerate(STARTERS, 1))
         return ("*This is the demo model: it replays recorded answers. Type a question below, "
-                f"or start with one of these (click, or press the key):*\n\n{starters}")
+                "or start with one of these: click it, or type its number and press Enter.*"
+                f"\n\n{starters}")
 
     async def _render_turn(self, turn: Turn) -> None:
         panes = self._panes[id(turn)]

@@ -102,8 +102,7 @@ class SessionActionsPart(App[None]):
             self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
                                                       turn.prefilled)
         await self._conversation.extend(TurnItem(turn) for turn in turns)
-        if turns:
-            self._conversation.index = len(turns) - 1
+        self._conversation.follow()
         await self._view(turns[-1] if turns else None)
         self._sidebar.current = self.recorder.session_id if self.recorder else None
         if self.store is not None:

@@ -39,8 +39,8 @@ async def test_a_demo_answer_fills_each_pane_and_the_conversation():
         assert "x = 1/2" in pane_text(app, "output")
         assert "<thinking>" not in pane_text(app, "output")
         item = app.query_one(TurnItem)
-        assert "Solve the equation" in str(item.query_one(".user-text").render())
-        assert "two solutions" in str(item.query_one(".reply-text").render())
+        assert "Solve the equation" in item.query_one(".user-text", Markdown).source
+        assert "two solutions" in item.query_one(".reply-text", Markdown).source
         status = str(app.query_one("#status-text").render())
         assert "│ CPU │" in status and "ctx " in status and "tok/s" in status
         assert "think " in status and "out " in status
@@ -97,7 +97,9 @@ async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(make_model):
         assert turn.stats.completion_tokens < 6000  # the script is far longer
         assert "Step 3:" in turn.answer.thinking
         assert "Step 3:" in pane_source(app, "thinking")
-        assert "stopped" in str(app.query_one(TurnItem).query_one(".reply-text").render())
+        assert "stopped" in str(app.query_one(TurnItem).query_one(".reply-note").render())
+        reply = app.query_one(TurnItem).query_one(".reply-text", Markdown).source
+        assert reply.startswith("*thinking:* ") and "<thinking>" not in reply  # no raw tags
 
 
 async def test_regenerate_replaces_the_last_answer():
@@ -311,17 +313,40 @@ async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(mak
         assert pane_source(app, "thinking") == "Adding 2 and 3 gives 5."
 
 
-async def test_the_demos_empty_screen_offers_its_starters_and_a_key_sends_one():
+async def test_the_demos_empty_screen_offers_its_starters_and_a_number_sends_one():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         hint = pane_source(app, "output")
-        assert "demo model" in hint and "(#starter-2)" in hint and "(Alt+2)" in hint
+        assert "demo model" in hint and "(#starter-2)" in hint and "type its number" in hint
         assert "Translate 'It's raining cats and dogs' to French" in hint
-        await pilot.press("alt+2")
+        await pilot.press("2", "enter")
         await finished(pilot)
         assert app.conversation.turns[0].prompt.startswith("Translate 'It's raining")
         assert "Il pleut des cordes" in app.conversation.turns[0].answer.output
-        await pilot.press("alt+1")  # starters only start a chat
+        await ask(pilot, "1")  # after the first answer a number is just a prompt
+        assert app.conversation.turns[1].prompt == "1"
+
+
+async def test_the_conversation_opens_at_its_end_and_follows_each_new_turn():
+    from reflectchat.chat.conversation import Conversation, Turn
+    from reflectchat.engine.base import GenerationStats, Sampling
+    from reflectchat.reflection.answer import Answer
+    from reflectchat.ui.widgets.conversation_list import ConversationList
+
+    turns = [Turn(f"Question {n}?", TagFormat.REFLECTION,
+                  Answer.from_raw(f"<thinking>t</thinking><output>**Answer {n}**\n\n"
+                                  "- one\n- two\n- three</output>", TagFormat.REFLECTION),
+                  stats=GenerationStats()) for n in range(20)]
+    app = make_app(conversation=Conversation("", Sampling(), turns))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
         await pilot.pause(0.2)
-        assert len(app.conversation.turns) == 1
+        listing = app.query_one(ConversationList)
+        assert listing.index == 19 and listing.max_scroll_y > 0
+        assert listing.scroll_y == listing.max_scroll_y  # opened at the end, as --resume does
+        first = listing.query(TurnItem).first()
+        assert "**Answer 0**" in first.query_one(".reply-text", Markdown).source  # Markdown
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        await pilot.pause(0.2)
+        assert listing.index == 20 and listing.scroll_y == listing.max_scroll_y

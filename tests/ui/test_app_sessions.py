@@ -76,7 +76,7 @@ async def test_a_session_opened_from_the_sidebar_continues_where_it_was():
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(app.conversation.turns) == 1, what="the session")
         assert app.recorder.session_id == sid
-        item = app.query_one(".reply-text")
+        item = app.query_one(".reply-note")
         assert "interrupted" in str(item.render())
         await ask(pilot, DEBUG)
     assert [m.raw for m in store.messages(sid) if m.role == "user"] == [SOLVE, DEBUG]

@@ -1,23 +1,29 @@
-"""The conversation: each turn's prompt and the start of its output. Selecting a turn shows its
-panes. Text is model or user text, so it is rendered as plain Content, never as markup."""
+"""The conversation: each turn's prompt and the start of its output, as Markdown like the panes
+(raw HTML and control characters shown literally), never the model's tags: an answer without
+output shows the start of its thinking. Selecting a turn shows its panes."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.content import Content
-from textual.widgets import ListItem, ListView, Static
+from textual.widgets import ListItem, ListView, Markdown, Static
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import FinishReason
+from reflectchat.ui.widgets.channel_pane import literal_markdown
 from reflectchat.untrusted import visible
 
 PREVIEW_LINES = 4
 
 
 def _preview(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in visible(text).strip().splitlines() if line.strip()]
     shown = "\n".join(lines[:PREVIEW_LINES])
     return shown + (" …" if len(lines) > PREVIEW_LINES else "")
+
+
+def _markdown(text: str, classes: str) -> Markdown:
+    return Markdown(text, classes=classes, parser_factory=literal_markdown, open_links=False)
 
 
 class TurnItem(ListItem):
@@ -26,33 +32,58 @@ class TurnItem(ListItem):
         self.turn = turn
 
     def compose(self) -> ComposeResult:
-        yield Static(Content(visible(self.turn.prompt.strip())), classes="user-text")
-        yield Static(self._reply(), classes="reply-text")
+        yield _markdown(_preview(self.turn.prompt), "user-text")
+        yield _markdown(self._reply(), "reply-text")
+        yield Static(self._note(), classes="reply-note")
 
-    def _reply(self) -> Content:
-        turn, stats = self.turn, self.turn.stats
+    def _reply(self) -> str:
+        answer = self.turn.answer
+        if answer.output.strip():
+            return _preview(answer.output)
+        if answer.thinking.strip():
+            return "*thinking:* " + _preview(answer.thinking)
+        return ""
+
+    def _note(self) -> Content:
+        stats = self.turn.stats
         if stats is None:
             return Content.styled("thinking…", "italic $text-muted")
-        body = Content(visible(_preview(turn.answer.output or turn.answer.raw)))
         if stats.finish_reason is FinishReason.INTERRUPTED:
-            return body + Content.styled("\n⚠ interrupted (the app closed mid-answer)",
-                                         "$warning")
+            return Content.styled("⚠ interrupted (the app closed mid-answer)", "$warning")
         if stats.finish_reason is FinishReason.CANCELLED:
-            return body + Content.styled("\n⏹ stopped", "$warning")
+            return Content.styled("⏹ stopped", "$warning")
         if stats.error:
-            return body + Content.styled(f"\n✗ {stats.error}", "$error")
+            return Content.styled(f"✗ {visible(stats.error)}", "$error")
         if stats.finish_reason is FinishReason.LENGTH:
-            return body + Content.styled("\n… cut at the token limit", "$warning")
-        return body
+            return Content.styled("… cut at the token limit", "$warning")
+        return Content("")
 
     def refresh_reply(self) -> None:
-        self.query_one(".reply-text", Static).update(self._reply())
+        self.query_one(".reply-text", Markdown).update(self._reply())
+        self.query_one(".reply-note", Static).update(self._note())
 
 
 class ConversationList(ListView):
     def __init__(self) -> None:
         super().__init__(id="conversation")
         self.border_title = "Conversation"
+
+    def follow(self) -> None:
+        """Show the newest turn: select it, and keep the list at its end (once the turns
+        overflow it: an anchored list shorter than its view would sink to the bottom)."""
+        if len(self):
+            self.index = len(self) - 1
+        self._refollow()
+
+    def on_resize(self) -> None:  # the size or the items' height (their Markdown lays out)
+        self._refollow()
+
+    def _refollow(self) -> None:
+        overflows = self.virtual_size.height > self.scrollable_content_region.height
+        if overflows and not self.is_anchored:
+            self.anchor()  # until the user scrolls up
+        elif not overflows and self.is_anchored:
+            self.anchor(False)
 
     def item_for(self, turn: Turn) -> TurnItem | None:
         for item in self.query(TurnItem):
