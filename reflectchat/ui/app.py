@@ -18,7 +18,7 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, ListView, Log, Tab, Tabs
+from textual.widgets import Footer, ListView, Tab, Tabs
 
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.chat.transcript import conversation_markdown
@@ -41,6 +41,7 @@ from reflectchat.ui.themes import load_themes
 from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
 from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
+from reflectchat.ui.widgets.raw_view import RawView
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 from reflectchat.ui.widgets.status_bar import Status, StatusBar
 
@@ -102,9 +103,7 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
             yield ChannelPane("Thinking", id="thinking")
             yield ChannelPane("Reflection", id="reflection")
             yield ChannelPane("Output", id="output")
-            raw = Log(id="raw", highlight=False)
-            raw.border_title = "Raw model text (tags included)"
-            yield raw
+            yield RawView()
         yield PromptInput()
         yield StatusBar(id="status")
         yield Footer(compact=True)

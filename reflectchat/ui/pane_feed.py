@@ -12,7 +12,6 @@ from dataclasses import replace
 
 from textual.app import App
 from textual.timer import Timer
-from textual.widgets import Log
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.config import UIConfig
@@ -22,6 +21,7 @@ from reflectchat.reflection.events import Channel, EventKind
 from reflectchat.ui.messages import StreamBatch
 from reflectchat.ui.pane_text import PaneText
 from reflectchat.ui.widgets.channel_pane import ChannelPane
+from reflectchat.ui.widgets.raw_view import RawView
 from reflectchat.ui.widgets.status_bar import Status, StatusBar
 from reflectchat.untrusted import visible
 
@@ -58,7 +58,7 @@ class PaneFeedPart(App[None]):
         if turn is None:
             for channel in Channel:
                 await self._pane(channel).show(self._hint(channel), streaming=False)
-            self.query_one("#raw", Log).clear()
+            self.query_one(RawView).clear()
             return
         await self._render_turn(turn)
         if turn.finished:
@@ -81,7 +81,7 @@ class PaneFeedPart(App[None]):
         self._refresh_raw()
 
     def _refresh_raw(self) -> None:
-        log = self.query_one("#raw", Log)
+        log = self.query_one(RawView)
         log.clear()
         if self._viewed is not None:
             log.write(visible(self._panes[id(self._viewed)].raw))
@@ -154,7 +154,7 @@ class PaneFeedPart(App[None]):
         if pending[Channel.OUTPUT]:
             self._show_column("output")
         if self.ui_config.raw_view and raw:
-            self.query_one("#raw", Log).write(visible(raw))
+            self.query_one(RawView).write(visible(raw))
 
     def _drop_pending(self) -> None:
         """The panes are being redrawn from the whole text: what was pending is in it."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from support.app_pilot import ask, finished, loaded, make_app, wait_for
-from textual.widgets import Log, Markdown, Tabs
+from textual.widgets import Markdown, Tabs
 from textual.widgets.markdown import MarkdownBlock
 
 from reflectchat.config import ConfigFile
@@ -15,6 +15,7 @@ from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import FinishReason, TagFormat
 from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.conversation_list import TurnItem
+from reflectchat.ui.widgets.raw_view import RawView
 
 
 def pane_text(app, name: str) -> str:
@@ -78,7 +79,7 @@ async def test_raw_view_shows_the_exact_model_text_with_tags():
         await ask(pilot, "Solve 2x")
         await pilot.press("f5")
         await pilot.pause()
-        raw = "\n".join(app.query_one("#raw", Log).lines)
+        raw = app.query_one(RawView).text
         assert "<thinking>" in raw and "<reflection>" in raw and "</output>" in raw
 
 
@@ -166,7 +167,7 @@ async def test_model_text_is_shown_literally(make_model):
         assert "[bold]not bold[/bold]" in pane_text(app, "thinking")
         await pilot.press("f5")
         await pilot.pause()
-        raw = "\n".join(app.query_one("#raw", Log).lines)
+        raw = app.query_one(RawView).text
         assert "␛[31m" in raw and "\x1b" not in raw
 
 
@@ -350,3 +351,27 @@ async def test_the_conversation_opens_at_its_end_and_follows_each_new_turn():
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
         await pilot.pause(0.2)
         assert listing.index == 20 and listing.scroll_y == listing.max_scroll_y
+
+
+async def test_nothing_is_cut_off_at_80_columns(make_model):
+    from textual.widgets._footer import FooterKey
+    from textual.widgets.markdown import MarkdownFence
+
+    code = "x = " + " + ".join(str(n) for n in range(60))  # far wider than any pane
+    script = Script("<|go|>", [Control("<output>"), "Code:\n\n```python\n", code, "\n```\n",
+                               "Done.", Control("</output>")])
+    app = make_app(make_model(script))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        keys = [k for k in app.query(FooterKey) if k.display]
+        shown = {k.key for k in keys}
+        assert {"escape", "f1", "f2", "f3", "f4", "f5", "f6"} <= shown | {"escape"}
+        assert all(k.region.width and k.region.right <= 80 for k in keys)  # none clipped
+        await ask(pilot, "go")
+        fence = app.query_one("#output").query_one(MarkdownFence)
+        assert fence.max_scroll_x > 0 and fence.scrollbar_size_horizontal == 1  # scrolls, visibly
+        await pilot.press("f5")
+        await pilot.pause(0.2)
+        raw = app.query_one(RawView)
+        assert code in raw.text and raw.soft_wrap
+        assert raw.virtual_size.width <= raw.scrollable_content_region.width  # wrapped, not cut

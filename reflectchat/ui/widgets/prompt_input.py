@@ -14,9 +14,11 @@ NEWLINE_KEYS = ("ctrl+j", "shift+enter", "alt+enter")
 
 
 class PromptInput(TextArea):
+    # Not in the footer: the placeholder says them, and at 80 columns the footer's room goes
+    # to the app's keys. The help screen (F1) lists them.
     BINDINGS = [
-        Binding("enter", "submit", "Send"),
-        Binding(",".join(NEWLINE_KEYS), "newline", "Newline", key_display="ctrl+j"),
+        Binding("enter", "submit", "Send", show=False),
+        Binding(",".join(NEWLINE_KEYS), "newline", "Newline", key_display="ctrl+j", show=False),
     ]
 
     @dataclass
