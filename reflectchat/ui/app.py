@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, ListView, Tab, Tabs
+from textual.widgets import Footer, Input, ListView, Tab, Tabs, TextArea
 
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.chat.transcript import conversation_markdown
@@ -143,6 +144,19 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
 
     def _theme_changed(self, theme: object) -> None:
         self._save_config(replace(self.ui_config, theme=self.theme))
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key pressed outside a text field goes to the prompt: nothing typed is
+        lost (keys bound where the focus is, like the sessions list's n, r, d and /, keep
+        their meaning)."""
+        if not event.is_printable or not event.character or self.screen is not self.screen_stack[0]:
+            return
+        if isinstance(self.focused, (TextArea, Input)) or event.key in self.screen.active_bindings:
+            return
+        prompt = self.query_one(PromptInput)
+        prompt.focus()
+        prompt.insert(event.character)
+        event.stop()
 
     # -- viewing turns --------------------------------------------------------------------------
 

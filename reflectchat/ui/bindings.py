@@ -34,5 +34,8 @@ BINDINGS = [
 # Keys that belong to a widget rather than the app, for the help screen.
 BEFORE = [("enter", "Send the prompt"), ("^j", "New line in the prompt")]
 AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search"),
+         ("tab, ←/→", "Below 120 columns: Tab to the column tabs, then ← and → (or a click) "
+                      "switch the column in view"),
+         ("any letter", "Typed outside a text field, it goes to the prompt"),
          ("end", "Follow the newest text in a pane (or click the cue)"),
          ("^p", "Command palette: every command, themes, code blocks, reflections")]

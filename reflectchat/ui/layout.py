@@ -18,6 +18,7 @@ from reflectchat.reflection.events import Channel
 from reflectchat.ui.pane_feed import STARTER_LINK
 from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK
 from reflectchat.ui.widgets.channel_pane import ChannelPane
+from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 
 NARROW_BELOW = 120  # columns: narrower terminals show one column at a time, under tabs
@@ -122,6 +123,9 @@ class LayoutPart(App[None]):
         self._toggle("show_sessions")
         if self.ui_config.show_sessions:
             self._show_column("sessions")
+            self.call_after_refresh(self.query_one(SessionsSidebar).focus_list)  # once shown
+        else:
+            self.query_one(PromptInput).focus()
 
     def action_search_sessions(self) -> None:
         if not self.ui_config.show_sessions:

@@ -180,3 +180,33 @@ def test_the_app_takes_the_answer_options_ask_takes():
     wrong = build_parser().parse_args(["--temperature", "40"])
     with pytest.raises(EngineError, match="between 0 and 5"):
         with_answer_options(wrong, choose_model(None, None, demo=True))
+
+
+async def test_focus_goes_where_the_user_expects():
+    from reflectchat.ui.widgets.conversation_list import ConversationList
+    from reflectchat.ui.widgets.prompt_input import PromptInput
+
+    from reflectchat.store.session_store import SessionStore
+
+    app = make_app(store=SessionStore.open(config_file().parent / "sessions.db"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        app.query_one(ConversationList).focus()
+        await pilot.press("h", "i", "space", "?")  # typed outside a text field
+        prompt = app.query_one(PromptInput)
+        assert app.focused is prompt and prompt.text == "hi ?"  # nothing typed is lost
+        prompt.clear()
+        await pilot.press("f6")
+        await pilot.pause()
+        sidebar = app.query_one("#sessions")
+        assert app.focused is not None and sidebar in app.focused.ancestors_with_self
+        await pilot.press("slash")
+        await pilot.pause()
+        assert app.focused is app.query_one("#session-search", Input)
+        await pilot.press("f6")  # hidden again: back to the prompt
+        await pilot.pause()
+        assert app.focused is prompt and prompt.text == ""
+        await pilot.press("f1")
+        await pilot.pause()
+        assert any("switch the column in view" in text for _, text in app.key_help())

@@ -195,5 +195,8 @@ class SessionsSidebar(Vertical):
         if info is not None:
             self.post_message(self.Delete(info))
 
+    def focus_list(self) -> None:
+        self.query_one(EntryList).focus()
+
     def action_search(self) -> None:
         self.query_one("#session-search", Input).focus()
