@@ -30,6 +30,7 @@ from reflectchat.paths import exports_dir, user_themes_dir
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
 from reflectchat.ui.answering import AnsweringPart
+from reflectchat.ui.clipboard import clean, copy_elsewhere, sent_by_osc52, tmux_drops_osc52
 from reflectchat.ui.commands import ReflectChatCommands
 from reflectchat.ui.layout import COLUMNS, NARROW_BELOW, TAB_LABELS, LayoutPart
 from reflectchat.ui.model_switching import EngineFactory, ModelSwitchingPart
@@ -186,9 +187,14 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
         return [t.content for t in tokens if t.type == "fence"]
 
     def copy_text(self, text: str, what: str) -> None:
-        self.copy_to_clipboard(text)
-        self.notify(f"Copied {what} ({len(text):,} characters) through the terminal's "
-                    "clipboard (OSC 52).")
+        text = clean(text)
+        if tmux_drops_osc52():
+            copied = copy_elsewhere(text, what)
+        else:
+            self.copy_to_clipboard(text)
+            copied = sent_by_osc52(text, what)
+        self.notify(copied.said, severity="warning" if copied.how == "file" else "information",
+                    timeout=10)
 
     def action_copy_output(self) -> None:
         if self._viewed is None or not self._viewed.answer.output.strip():

@@ -117,7 +117,8 @@ async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
         assert not app.ui_config.show_thinking
 
 
-async def test_copy_output_and_export_markdown():
+async def test_copy_output_and_export_markdown(monkeypatch):
+    monkeypatch.delenv("TMUX", raising=False)  # a plain terminal: the clipboard escape
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
@@ -183,10 +184,9 @@ def test_the_app_takes_the_answer_options_ask_takes():
 
 
 async def test_focus_goes_where_the_user_expects():
+    from reflectchat.store.session_store import SessionStore
     from reflectchat.ui.widgets.conversation_list import ConversationList
     from reflectchat.ui.widgets.prompt_input import PromptInput
-
-    from reflectchat.store.session_store import SessionStore
 
     app = make_app(store=SessionStore.open(config_file().parent / "sessions.db"))
     async with app.run_test(size=(160, 48)) as pilot:
@@ -210,3 +210,30 @@ async def test_focus_goes_where_the_user_expects():
         await pilot.press("f1")
         await pilot.pause()
         assert any("switch the column in view" in text for _, text in app.key_help())
+
+
+async def test_copy_inside_tmux_without_set_clipboard_does_not_claim_success(monkeypatch,
+                                                                           tmp_path):
+    from reflectchat.ui.clipboard import clean
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    tmux = fake / "tmux"
+    tmux.write_text("#!/bin/sh\necho off\n")  # `tmux show-options -gv set-clipboard`
+    tmux.chmod(0o755)
+    monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
+    monkeypatch.setenv("PATH", str(fake))  # and no wl-copy, xclip, xsel or pbcopy
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve 2x")
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        said = list(app._notifications)[-1].message
+        assert "Sent" not in said and "Copied" not in said
+        assert "set-clipboard is off" in said and "tmux set -g set-clipboard on" in said
+        path = Path(said.split(" is in ")[1].split(". To copy")[0])
+        assert path.read_text(encoding="utf-8") == \
+            app.conversation.turns[-1].answer.output.strip()
+        assert not app.clipboard  # no escape was sent for tmux to drop
+    assert clean("a\x1b]52;c;Zm9v\x07b\r\nc\x9bd\te") == "a]52;c;Zm9vb\nc" + "d\te"
