@@ -60,6 +60,7 @@ async def ask(pilot: Pilot, prompt: str, wait: bool = True) -> None:
     app = pilot.app
     assert isinstance(app, ReflectChatApp)
     before = len(app.conversation.turns)
+    app.query_one("#prompt").focus()  # as a user clicks into it (F6 takes the focus away)
     app.query_one("#prompt").insert(prompt)
     await pilot.press("enter")
     await wait_for(pilot, lambda: len(app.conversation.turns) > before, what="the turn")
