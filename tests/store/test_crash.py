@@ -36,7 +36,8 @@ def test_sigkill_mid_answer_keeps_every_message_and_the_last_checkpoint(make_mod
     done = reflectchat(*ask, "--max-tokens", "60", "first question")
     assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
 
-    killed = reflectchat(*ask, "--ctx", str(1 << 16), "second question")
+    killed = reflectchat(*ask, "--ctx", str(1 << 16), "--max-tokens", str(1 << 16),
+                         "second question")
     store = SessionStore.open(store_file())
     seen = ""
     deadline = time.monotonic() + 60

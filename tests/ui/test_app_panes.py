@@ -12,7 +12,7 @@ from textual.widgets.markdown import MarkdownBlock
 from reflectchat.config import ConfigFile
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import Control, Script
-from reflectchat.engine.base import FinishReason, TagFormat
+from reflectchat.engine.base import FinishReason, Sampling, TagFormat
 from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.raw_view import RawView
@@ -22,6 +22,10 @@ def pane_text(app, name: str) -> str:
     """What the pane shows, as the user reads it: the rendered text of its Markdown blocks."""
     blocks = app.query_one(f"#{name}", ChannelPane).document.query(MarkdownBlock)
     return "\n".join(str(block.render()) for block in blocks)
+
+
+# endless answers stay endless: only Esc or the (large) context ends them
+UNLIMITED = Sampling(temperature=0.0, max_tokens=1 << 20)
 
 
 def pane_source(app, name: str) -> str:
@@ -85,7 +89,7 @@ async def test_raw_view_shows_the_exact_model_text_with_tags():
 
 async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(make_model):
     script = long_script(steps=2000)
-    app = make_app(make_model(script))
+    app = make_app(make_model(script), sampling=UNLIMITED)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
@@ -268,7 +272,7 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
                      loops=True)
     # A long context keeps the answer streaming while the test types, however slow the machine;
     # and should it fill the context first, the test still holds: it is about typing, not Stop.
-    app = make_app(make_model(endless), n_ctx=32768)
+    app = make_app(make_model(endless), n_ctx=32768, sampling=UNLIMITED)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
@@ -297,7 +301,8 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
 async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(make_model):
     unopened = Script("<|go|>", ["Adding 2 and 3 ", "gives 5.\n", Control("</think>"),
                                  "\n\nThe sum is 5. "], loops=True)
-    app = make_app(make_model(unopened), tag_format=TagFormat.THINK, n_ctx=32768)
+    app = make_app(make_model(unopened), tag_format=TagFormat.THINK, n_ctx=32768,
+                   sampling=UNLIMITED)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
@@ -331,7 +336,7 @@ async def test_the_demos_empty_screen_offers_its_starters_and_a_number_sends_one
 
 async def test_the_conversation_opens_at_its_end_and_follows_each_new_turn():
     from reflectchat.chat.conversation import Conversation, Turn
-    from reflectchat.engine.base import GenerationStats, Sampling
+    from reflectchat.engine.base import GenerationStats
     from reflectchat.reflection.answer import Answer
     from reflectchat.ui.widgets.conversation_list import ConversationList
 
