@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     with _ctrl_c_stops(cancel):
         for event in answering.events():
             if view:
-                view.show(event, turn.tag_format is not TagFormat.PLAIN and not turn.prefilled)
+                view.show(event, turn.tag_format in (TagFormat.THINK, TagFormat.REFLECTION)
+                          and not turn.prefilled)
     stats = answering.stats
     session = recorder.session_id if recorder is not None else None
     if view:

@@ -1,10 +1,11 @@
 """`reflectchat ask` in a terminal: channel events streamed live, labelled and styled.
 
 A model that reasons may close a thinking section its prompt opened (`...</think>answer`), and
-a terminal cannot move text once printed. So while an answer in a reasoning format starts with
-untagged text, that text is held back (a status line counts it) until the model shows what it
-is: a closing thinking tag prints it as thinking, an opening one or the end of the answer as
-output."""
+a terminal cannot move text once printed. So while the answer of a model declared to reason
+(the think or reflection format) starts with untagged text, that text is held back (a status
+line counts it) until the model shows what it is: a closing thinking tag prints it as
+thinking, an opening one or the end of the answer as output. Under `auto` (a model of unknown
+kind, most often plain) text streams at once, and a late closing tag is noted below it."""
 
 from __future__ import annotations
 
@@ -74,7 +75,12 @@ class TerminalView:
             self._print(ChannelEvent(event.kind, channel, event.text))
 
     def _print(self, event: ChannelEvent) -> None:
-        if event.kind is EventKind.OPEN and event.channel is Channel.REFLECTION:
+        if event.kind is EventKind.RECLASSIFY:  # too late to move: say what the text was
+            self._out.print(Text("\n\n── the text above was thinking: the model closed it with "
+                                 f"{event.text} (its opening tag was in the prompt) ──",
+                                 style="dim"))
+            self._labelled = None
+        elif event.kind is EventKind.OPEN and event.channel is Channel.REFLECTION:
             self._reflections += 1
         elif event.kind is EventKind.TEXT:
             body = event.text

@@ -183,6 +183,9 @@ def test_thinking_its_prompt_opened_is_printed_saved_and_returned_as_thinking(ma
     message = json.loads(stored.stdout)["messages"][1]
     assert (message["thinking"], message["output"], message["prefilled"]) == \
         ("Adding 2 and 3 gives 5.", "The sum is 5.", True)
+    auto = ask("--model", model, "q")  # a GGUF by path: auto, streamed at once, then noted
+    assert "the text above was thinking: the model closed it with </think>" in auto.stdout
+    assert auto.stdout.index("Adding 2 and 3") < auto.stdout.index("the text above was")
     plain = ask("--model", model, "--format", "plain", "q")  # no reasoning: streamed as is
     assert [line for line in plain.stdout.splitlines() if line.startswith("── ")] == \
         ["── output ──"]
