@@ -22,6 +22,7 @@ from reflectchat.models.choice import settled_choice
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.records import SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
+from reflectchat.untrusted import visible
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def _recorder(args: argparse.Namespace, meta: SessionMeta) -> SessionRecorder | 
     def warn(text: str) -> None:
         if not warned:  # once: a full disk would otherwise warn at every checkpoint
             warned.append(text)
-            print(f"reflectchat: {text}", file=sys.stderr)
+            print(f"reflectchat: {visible(text)}", file=sys.stderr)
 
     try:
         store = SessionStore.open()

@@ -33,7 +33,7 @@ class TerminalView:
 
     def banner(self, label: str, is_demo: bool) -> None:
         style = "bold magenta" if is_demo else "dim"
-        self._err.print(Text(f"reflectchat · {label}", style=style))
+        self._err.print(Text(f"reflectchat · {visible(label)}", style=style))
 
     def show(self, event: ChannelEvent, may_be_thinking: bool) -> None:
         """`may_be_thinking`: untagged text at the start could be thinking whose opening tag

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from reflectchat.chat.conversation import Conversation
 from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
-from reflectchat.cli.output import EXIT_OK, fail
+from reflectchat.cli.output import EXIT_FAILED, EXIT_OK, fail
 from reflectchat.engine.base import Backend, Runtime
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
@@ -53,10 +53,11 @@ def run(args: argparse.Namespace) -> int:
                 fail(f"the session's model is not available ({exc}); using {choice.label}")
     from reflectchat.ui.app import ReflectChatApp
 
-    ReflectChatApp(choice, engine_for, conversation, choose=choose, store=store,
-                   store_problem=problem, session_id=session_id,
-                   runtime=Runtime(args.ctx, args.threads, args.gpu_layers)).run()
-    return EXIT_OK
+    app = ReflectChatApp(choice, engine_for, conversation, choose=choose, store=store,
+                         store_problem=problem, session_id=session_id,
+                         runtime=Runtime(args.ctx, args.threads, args.gpu_layers))
+    app.run()
+    return EXIT_FAILED if app.return_code else EXIT_OK  # a crash is a failure to the shell
 
 
 def _open_store() -> tuple[SessionStore | None, str | None]:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import sys
 
+from reflectchat.untrusted import visible
+
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
 
 
 def fail(message: object) -> int:
-    """Say why on stderr and return the failure exit code."""
-    print(f"reflectchat: {message}", file=sys.stderr)
+    """Say why on stderr and return the failure exit code. The message may quote outside text
+    (a server's error, a path), so it is shown literally: control characters visible."""
+    print(f"reflectchat: {visible(str(message))}", file=sys.stderr)
     return EXIT_FAILED

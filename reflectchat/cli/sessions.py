@@ -138,8 +138,8 @@ def _export(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         text = json.dumps(session_json(info, messages), ensure_ascii=False, indent=2) + "\n"
     else:
         text = session_markdown(info, messages)
-    if args.output is None:
-        sys.stdout.write(text)
+    if args.output is None:  # a file keeps the text exact; a terminal must not act on it
+        sys.stdout.write(visible(text) if sys.stdout.isatty() else text)
     else:
         args.output.write_text(text, encoding="utf-8")
         err.print(f"Wrote session {info.id} to {args.output}")

@@ -11,6 +11,7 @@ the bytes on disk. The finished file must match the hub's sha256; a mismatch del
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -229,17 +230,32 @@ class Download:
             _raise_for_status(response, url)
             if start and response.status_code != 206:
                 start = 0  # the server ignored the range: start again
-            with part.open("r+b" if start else "wb") as out:
-                out.seek(start)
-                out.truncate()
-                for chunk in response.iter_bytes(CHUNK):
-                    if cancelled():
-                        raise PullError("Download cancelled; the bytes so far are kept")
-                    out.write(chunk)
-                    out.flush()
-                    progress(len(chunk))
+            try:
+                with part.open("r+b" if start else "wb") as out:
+                    if start:  # ("wb" starts empty)
+                        out.seek(start)
+                        out.truncate()
+                    for chunk in response.iter_bytes(CHUNK):
+                        if cancelled():
+                            raise PullError("Download cancelled; the bytes so far are kept")
+                        out.write(chunk)
+                        out.flush()
+                        progress(len(chunk))
+            except OSError as exc:
+                raise self._write_failed(exc, part, size) from None
         if part.stat().st_size < size:
             raise _ShortBody(f"the server sent {part.stat().st_size:,} of {size:,} bytes")
+
+    def _write_failed(self, exc: OSError, part: Path, size: int) -> PullError:
+        """A disk that is full (or failing) mid-download: one sentence; the bytes stay."""
+        kept = part.stat().st_size if part.exists() else 0
+        if exc.errno == errno.ENOSPC:
+            folder = self.cache.repo_dir
+            return PullError(f"No space left on the disk of {folder}: {size_text(kept)} of "
+                             f"{size_text(size)} are kept; free {size_text(size - kept)} "
+                             "(plus 1 GiB to spare) and run the same command again")
+        return PullError(f"Could not write {part} ({exc.strerror or exc}); {size_text(kept)} "
+                         "are kept: run the same command again to continue")
 
     def _link(self, f: RemoteFile, commit: str) -> Path:
         """The snapshot entry huggingface_hub would make: a relative link to the blob."""

@@ -19,6 +19,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input, ListView, Tab, Tabs, TextArea
 
 from reflectchat.chat.conversation import Conversation, Turn
@@ -46,6 +47,7 @@ from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.raw_view import RawView
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 from reflectchat.ui.widgets.status_bar import Status, StatusBar
+from reflectchat.untrusted import visible
 
 
 class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionActionsPart,
@@ -145,6 +147,14 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
 
     def _theme_changed(self, theme: object) -> None:
         self._save_config(replace(self.ui_config, theme=self.theme))
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications carry text, never markup: a server's error, a path like `a[/x]` or a
+        model's name is shown as it is (control characters visible), and cannot crash the
+        app. (`markup` is accepted for Textual's signature and ignored.)"""
+        super().notify(visible(message), title=visible(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     def on_key(self, event: events.Key) -> None:
         """A printable key pressed outside a text field goes to the prompt: nothing typed is

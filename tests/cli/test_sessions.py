@@ -123,3 +123,39 @@ def test_delete_needs_confirmation(two_asked):
     gone = sessions("show", str(two_asked[0]))
     assert gone.returncode == 1 and f"no session {two_asked[0]}" in gone.stderr
     assert as_json("search", "sign") == []
+
+
+def test_export_to_a_terminal_shows_escape_sequences_as_symbols(tmp_path):
+    import os
+    import pty
+
+    from reflectchat.paths import store_file
+    from reflectchat.store.records import SessionMeta, StoredMessage
+    from reflectchat.store.session_store import SessionStore
+
+    store = SessionStore.open(store_file())
+    sid = store.create_session("escapes", SessionMeta("demo"))
+    store.add_messages(sid, [StoredMessage("user", "hi"), StoredMessage(
+        "assistant", "x", "", [], "set \x1b]0;owned\x07 and \x1b[2J", "reflection", False,
+        "stop", {})])
+    store.close()
+    main, secondary = pty.openpty()
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "export",
+                           str(sid)], stdout=secondary, stderr=subprocess.PIPE, timeout=60)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert done.returncode == 0
+    assert b"\x1b" not in shown and "␛]0;owned␇".encode() in shown
+    to_file = tmp_path / "s.md"
+    subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "export", str(sid), "-o",
+                    str(to_file)], check=True, capture_output=True, timeout=60)
+    assert "\x1b]0;owned\x07" in to_file.read_text(encoding="utf-8")  # a file stays exact

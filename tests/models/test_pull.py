@@ -210,3 +210,17 @@ def test_plans_read_exact_sizes_from_the_hub_headers_before_download(hub, tmp_pa
                 if r[0] == "GET" and r[1].endswith("qwq-32b-q4_k_m.gguf")]
     rows, err = models(HF_HUB_OFFLINE="1")
     assert rows["Q4_K_M"]["sizes_from"] == "catalog" and "Offline" in err
+
+
+def test_a_disk_that_fills_mid_download_gets_one_sentence(hub):
+    """The kernel's own ENOSPC: the partial file is /dev/full, where every write fails so."""
+    state, server = hub
+    f = state.repos[QWQ]["qwq-32b-q4_k_m.gguf"]
+    blobs = Path(os.environ["HF_HOME"]) / "hub" / "models--Qwen--QwQ-32B-GGUF" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{f.sha256}.incomplete").symlink_to("/dev/full")
+    result = pull(server, "qwq-32b", "--quant", "Q4_K_M")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "Errno" not in result.stderr
+    assert "No space left on the disk of" in result.stderr
+    assert "run the same command again" in result.stderr

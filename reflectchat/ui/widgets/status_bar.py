@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
 from reflectchat.sizes import size_text
+from reflectchat.untrusted import visible
 
 SEPARATOR = " │ "
 MODEL_MIN = 24  # characters of the model's name kept before other parts give way
@@ -33,7 +34,7 @@ class Status:
         parts that still do not fit in `width` left out, least useful first (0: no limit)."""
         parts: list[tuple[int, str]] = []  # (keep order: lower is dropped first, text)
         if self.template:
-            parts.append((1, f"{self.template} template"))
+            parts.append((1, f"{visible(self.template)} template"))
         if self.layer_count:
             where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
                 else "CPU"
@@ -45,7 +46,7 @@ class Status:
             parts.append((3, f"first token {self.first_token_s:.2f} s"))
         if self.reasoning_tokens or self.output_tokens:
             parts.append((4, f"think {self.reasoning_tokens:,} · out {self.output_tokens:,}"))
-        model = self.model
+        model = visible(self.model)  # a file or a server's name: outside text
         if width:
             room = width - 2  # the bar's padding
             shortest = min(len(model), MODEL_MIN)
@@ -70,7 +71,7 @@ class StatusBar(Horizontal):
     def loading(self, label: str, fraction: float) -> None:
         self._shown = None
         self.query_one("#status-text", Static).update(
-            Content.assemble(("Loading ", "$warning"), (label, "bold"), " …")
+            Content.assemble(("Loading ", "$warning"), (visible(label), "bold"), " …")
         )
         bar = self.query_one(ProgressBar)
         bar.display = True
@@ -80,7 +81,7 @@ class StatusBar(Horizontal):
         self._shown = None
         minutes = f"{left_s / 60:.0f} min" if left_s >= 90 else f"{left_s:.0f} s"
         self.query_one("#status-text", Static).update(Content.assemble(
-            ("Downloading ", "$warning"), (what, "bold"),
+            ("Downloading ", "$warning"), (visible(what), "bold"),
             f": {size_text(done)} of {size_text(total)}, {size_text(speed)}/s, "
             f"{minutes} left (Esc cancels)"))
         bar = self.query_one(ProgressBar)
@@ -90,7 +91,7 @@ class StatusBar(Horizontal):
     def message(self, text: str, style: str = "$error") -> None:
         self._shown = None
         self.query_one(ProgressBar).display = False
-        self.query_one("#status-text", Static).update(Content.styled(text, style))
+        self.query_one("#status-text", Static).update(Content.styled(visible(text), style))
 
     def show(self, status: Status) -> None:
         self._shown = status
