@@ -52,7 +52,13 @@ def diagnose_load_failure(path: Path, said: str = "") -> str:
     is llama.cpp's own last error, if any."""
     import gguf
 
+    from reflectchat.engine.gguf_header import HeaderError, read_local
+
     for shard in shard_paths(path):
+        try:  # our reader first: it bounds every count by the file's size, GGUFReader does not
+            read_local(shard)
+        except (HeaderError, OSError) as exc:
+            return f"{shard} has a damaged GGUF header ({exc}); download it again"
         try:
             reader = gguf.GGUFReader(shard)
         except (ValueError, IndexError, OSError) as exc:

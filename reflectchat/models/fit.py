@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from reflectchat.engine.gguf_header import Header, HeaderError, read_local
 from reflectchat.models.catalog import Arch
-from reflectchat.models.gguf_header import Header, HeaderError, read_local
 from reflectchat.models.hardware import Hardware
 from reflectchat.sizes import GIB
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import shard_paths
+from reflectchat.engine.gguf_header import HeaderError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.fit import Verdict, plan, shape_from_gguf
-from reflectchat.models.gguf_header import HeaderError
 from reflectchat.models.hardware import detect
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from reflectchat.engine.gguf_header import HeaderError, fetch
 from reflectchat.models.catalog import CatalogModel, Quant, load_catalog
 from reflectchat.models.choice import downloaded_files
 from reflectchat.models.fit import (
@@ -20,7 +21,6 @@ from reflectchat.models.fit import (
     shape_from_gguf,
     shape_from_headers,
 )
-from reflectchat.models.gguf_header import HeaderError, fetch
 from reflectchat.models.hardware import Hardware
 from reflectchat.models.pull import resolve_url
 

@@ -13,9 +13,9 @@ import gguf
 import pytest
 
 from reflectchat.engine.base import ChatMessage, FinishReason, Sampling
+from reflectchat.engine.gguf_header import read_local
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.fit import plan, shape_from_gguf
-from reflectchat.models.gguf_header import read_local
 from reflectchat.models.hardware import Hardware
 from reflectchat.sizes import GIB
 
@@ -85,3 +85,4 @@ def test_our_header_reader_agrees_with_gguf_reader(real_model):
         value = field.contents()
         assert ours.metadata[key] == value, key
     assert len(ours.metadata["tokenizer.ggml.tokens"]) == 262144
+

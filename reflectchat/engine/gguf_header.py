@@ -16,6 +16,7 @@ from reflectchat.paths import header_cache_dir
 
 FIRST_READ = 1 << 20
 MAX_HEADER = 64 << 20  # a Llama 3 header (128k tokens and their merges) is about 8 MB
+MAX_DIMS = 4  # ggml's tensors have at most four
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
             10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -36,8 +37,17 @@ class Header:
 
 
 class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
+    def __init__(self, data: bytes, limit: int) -> None:
+        """`limit`: the most bytes the header can span (the file's size, where known)."""
+        self.data, self.pos, self.limit = data, 0, limit
+
+    def count(self, n: int, item_bytes: int, what: str) -> int:
+        """A count read from the header, refused when its items could not fit in the file:
+        a damaged or hostile header must not make us loop or allocate without end."""
+        if n * item_bytes > self.limit - self.pos:
+            raise HeaderError(f"the header claims {n:,} {what}, more than the file's "
+                              f"{self.limit:,} bytes can hold; the file is damaged")
+        return n
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
@@ -50,7 +60,8 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
     def string(self) -> str:
-        return self.take(self.scalar("<Q")).decode("utf-8", errors="replace")
+        size = self.count(self.scalar("<Q"), 1, "bytes of text")
+        return self.take(size).decode("utf-8", errors="replace")
 
     def value(self, kind: int) -> Any:
         if kind in _SCALARS:
@@ -58,25 +69,29 @@ class _Reader:
         if kind == _STRING:
             return self.string()
         if kind == _ARRAY:
-            item, count = self.scalar("<I"), self.scalar("<Q")
+            item = self.scalar("<I")
+            width = struct.calcsize(_SCALARS[item]) if item in _SCALARS else 8
+            count = self.count(self.scalar("<Q"), width, "array values")
             if item in _SCALARS:  # only the count matters to us: skip the values
-                self.take(struct.calcsize(_SCALARS[item]) * count)
+                self.take(width * count)
                 return count
             return [self.value(item) for _ in range(count)]
         raise HeaderError(f"unknown GGUF value type {kind}")
 
 
-def parse(data: bytes) -> Header:
-    """The header in `data`; NeedMore if `data` stops inside it."""
+def parse(data: bytes, file_size: int | None = None) -> Header:
+    """The header in `data` (the start of a file of `file_size` bytes); NeedMore if `data`
+    stops inside it, HeaderError if it is not a GGUF header or claims more than can fit."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-    r = _Reader(data)
+    r = _Reader(data, file_size or MAX_HEADER)
     if r.take(4) != b"GGUF":
         raise HeaderError("not a GGUF file")
     version = r.scalar("<I")
     if version < 2:
         raise HeaderError(f"GGUF version {version} is too old")
-    n_tensors, n_kv = r.scalar("<Q"), r.scalar("<Q")
+    n_tensors = r.count(r.scalar("<Q"), 24, "tensors")  # name length, type, offset at least
+    n_kv = r.count(r.scalar("<Q"), 12, "metadata keys")
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
         key = r.string()
@@ -84,10 +99,16 @@ def parse(data: bytes) -> Header:
     tensors = {}
     for _ in range(n_tensors):
         name = r.string()
-        dims = [r.scalar("<Q") for _ in range(r.scalar("<I"))]
+        n_dims = r.scalar("<I")
+        if n_dims > MAX_DIMS:
+            raise HeaderError(f"tensor {name!r} claims {n_dims} dimensions; the file is damaged")
+        dims = [r.scalar("<Q") for _ in range(n_dims)]
         kind = r.scalar("<I")
         r.scalar("<Q")  # offset
-        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+        try:
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
+        except (ValueError, KeyError):
+            raise HeaderError(f"tensor {name!r} has an unknown type ({kind})") from None
         elements = 1
         for d in dims:
             elements *= d
@@ -97,12 +118,13 @@ def parse(data: bytes) -> Header:
 
 def read_local(path: Path) -> Header:
     size = FIRST_READ
+    file_size = path.stat().st_size
     with path.open("rb") as f:
         while True:
             f.seek(0)
             data = f.read(size)
             try:
-                return parse(data)
+                return parse(data, file_size)
             except NeedMore:
                 if len(data) < size or size >= MAX_HEADER:
                     raise HeaderError(f"{path.name}: the header is cut short") from None
