@@ -88,6 +88,10 @@ def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
         reason = turn.stats.finish_reason.value if turn.stats else "interrupted"
         if reason != "stop":
             out.print(Text(f"({reason})", style="yellow"))
+    for message in messages:
+        if message.damaged:
+            err.print(Text(f"Message {message.seq} could not be read in full (damaged: "
+                           f"{', '.join(message.damaged)}); the rest is shown.", style="yellow"))
     return EXIT_OK
 
 

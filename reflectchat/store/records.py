@@ -48,6 +48,7 @@ class StoredMessage:
     stats: dict[str, Any] | None = None
     created: float = 0.0
     seq: int = 0
+    damaged: tuple[str, ...] = ()  # stored fields that could not be read (shown as empty)
 
 
 @dataclass(frozen=True)

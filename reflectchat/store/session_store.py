@@ -10,6 +10,7 @@ never deleted, and a fresh store is started in its place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -19,6 +20,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from reflectchat.engine.base import Sampling
 from reflectchat.paths import store_file
@@ -35,6 +37,7 @@ from reflectchat.store.schema import APPLICATION_ID, MIGRATIONS
 from reflectchat.untrusted import visible
 
 BUSY_TIMEOUT_S = 10.0
+_WHOLE = {"top_k", "max_tokens", "seed"}  # Sampling's whole-number fields
 SNIPPET_TOKENS = 16
 
 
@@ -203,13 +206,7 @@ class SessionStore:
                 "finish_reason, stats, created, seq FROM messages WHERE session_id = ? "
                 "ORDER BY seq", (session_id,),
             ).fetchall()
-        return [
-            StoredMessage(role, raw, thinking, json.loads(reflections), output, tag_format,
-                          bool(prefilled), finish, json.loads(stats) if stats else None,
-                          created, seq)
-            for (role, raw, thinking, reflections, output, tag_format, prefilled, finish, stats,
-                 created, seq) in rows
-        ]
+        return [_message(row) for row in rows]
 
     # -- search -----------------------------------------------------------------------------
 
@@ -333,6 +330,40 @@ _SESSION_SELECT = (
 )
 
 
+def _message(row: tuple) -> StoredMessage:
+    """A stored message, read defensively: a damaged cell (a changed byte passes SQLite's own
+    checks) leaves that field empty and is named in `damaged`, and the rest is shown."""
+    (role, raw, thinking, reflections, output, tag_format, prefilled, finish, stats, created,
+     seq) = row
+    damaged = []
+    texts = []
+    for name, value in (("raw", raw), ("thinking", thinking), ("output", output)):
+        if not isinstance(value, str):
+            damaged.append(name)
+        texts.append(value if isinstance(value, str) else "")
+    kept_reflections = _json_cell(reflections, list)
+    if kept_reflections is None or not all(isinstance(r, str) for r in kept_reflections):
+        damaged.append("reflections")
+        kept_reflections = []
+    kept_stats = _json_cell(stats, dict) if stats is not None else None
+    if stats is not None and kept_stats is None:
+        damaged.append("stats")
+    return StoredMessage(
+        role if role in ("user", "assistant") else "assistant", texts[0], texts[1],
+        kept_reflections, texts[2], tag_format if isinstance(tag_format, str) else None,
+        bool(prefilled), finish if isinstance(finish, str) else None, kept_stats,
+        created if isinstance(created, int | float) else 0.0, seq, tuple(damaged))
+
+
+def _json_cell(text: object, kind: type) -> Any:
+    """The JSON in a stored cell if it is readable and of `kind`, else None."""
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, kind) else None
+
+
 def _meta_row(meta: SessionMeta) -> tuple[object, ...]:
     return (meta.model, meta.quant, meta.system_prompt, json.dumps(asdict(meta.sampling)),
             meta.gpu_layers, meta.n_ctx)
@@ -347,10 +378,17 @@ def _session_info(row: tuple) -> SessionInfo:
 
 
 def sampling_from_json(text: str | dict) -> Sampling:
-    """Sampling from stored JSON; unknown keys (from a newer version) are ignored."""
-    data = json.loads(text) if isinstance(text, str) else text
-    known = Sampling.__dataclass_fields__
-    return Sampling(**{k: v for k, v in data.items() if k in known})
+    """Sampling from stored JSON. Unknown keys (from a newer version) are ignored, and a value
+    of the wrong type, or a damaged cell, leaves the default."""
+    data = (_json_cell(text, dict) if isinstance(text, str) else text) or {}
+    kept: dict[str, int | float] = {}
+    for name in Sampling.__dataclass_fields__:
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value) or (name in _WHOLE and not isinstance(value, int)):
+            continue  # None, or not a number this field can take: the default
+        kept[name] = value
+    return Sampling(**kept)  # type: ignore[arg-type]
 
 
 def _content_row(m: StoredMessage) -> tuple[object, ...]:

@@ -39,7 +39,7 @@ def session_json(info: SessionInfo, messages: list[StoredMessage]) -> dict[str, 
         "quant": meta.quant,
         "settings": {"system_prompt": meta.system_prompt, "sampling": asdict(meta.sampling),
                      "gpu_layers": meta.gpu_layers, "n_ctx": meta.n_ctx},
-        "messages": [asdict(m) for m in messages],
+        "messages": [{k: v for k, v in asdict(m).items() if k != "damaged"} for m in messages],
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from reflectchat.chat.conversation import Conversation, Turn
@@ -27,11 +28,29 @@ def answer_message(turn: Turn, stats: GenerationStats | None = None) -> StoredMe
     )
 
 
+_NUMBERS = {"prompt_tokens": int, "completion_tokens": int, "time_to_first_token_s": float,
+            "tokens_per_second": float, "total_s": float}
+
+
+def _number(value: object, kind: type) -> int | float | None:
+    """A stored number of `kind`, or None for anything else (a damaged or hostile record)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or abs(value) > 1e15 or (kind is int and value != int(value)):
+        return None
+    return kind(value)
+
+
 def _stats(message: StoredMessage) -> GenerationStats:
+    """The stats of a stored answer; a value of the wrong kind is left out."""
     data = message.stats or {}
-    known = GenerationStats.__dataclass_fields__
-    stats = GenerationStats(**{k: v for k, v in data.items() if k in known and k !=
-                               "finish_reason"})
+    stats = GenerationStats()
+    for name, kind in _NUMBERS.items():
+        value = _number(data.get(name), kind)
+        if value is not None:
+            setattr(stats, name, value)
+    if isinstance(data.get("error"), str):
+        stats.error = data["error"]
     try:
         stats.finish_reason = FinishReason(message.finish_reason or "interrupted")
     except ValueError:
@@ -61,7 +80,8 @@ def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conve
             turn.prefilled = message.prefilled
             turn.answer = Answer(message.thinking, list(message.reflections), message.output,
                                  message.raw,
-                                 int((message.stats or {}).get("reasoning_tokens", 0)))
+                                 int(_number((message.stats or {}).get("reasoning_tokens"),
+                                             int) or 0))
             turn.stats = _stats(message)
             turn = None
     return conversation

@@ -194,3 +194,40 @@ def test_a_store_from_a_newer_version_is_refused_and_left_alone(tmp_path):
         SessionStore.open(path)
     assert path.read_bytes() == before
     assert list(tmp_path.glob("*.unreadable-*")) == []
+
+
+def test_a_damaged_cell_does_not_crash_a_view(tmp_path):
+    """One byte changed in a stored stats cell (SQLite's quick_check still passes): the
+    message is read with that field empty and named, and the views carry on."""
+    import subprocess
+    import sys
+
+    from reflectchat.store.turns import conversation_from
+
+    store = SessionStore.open(store_file())
+    sid = store.create_session("damaged", SessionMeta("demo"))
+    store.add_messages(sid, [StoredMessage("user", "q"), StoredMessage(
+        "assistant", "<output>a</output>", "", [], "a", "reflection", False, "stop",
+        {"prompt_tokens": 3, "completion_tokens": 5, "tokens_per_second": 10.0})])
+    store.close()
+    db = sqlite3.connect(store_file())
+    db.execute("UPDATE messages SET stats = replace(stats, '\"prompt_tokens\": 3,', "
+               "'\"prompt_tokens\": 3;') WHERE role = 'assistant'")
+    db.execute("""UPDATE sessions SET sampling = '{"temperature": "hot", "top_k": 1.5}'""")
+    db.commit()
+    assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    db.close()
+    store = SessionStore.open(store_file())
+    [question, answer] = store.messages(sid)
+    assert answer.damaged == ("stats",) and answer.stats is None and answer.output == "a"
+    info = store.session(sid)
+    assert info.meta.sampling == Sampling()  # the hostile values left the defaults
+    conversation = conversation_from(info, [question, answer])
+    assert conversation.turns[0].answer.output == "a"
+    for command in (["show", str(sid)], ["export", str(sid)], ["show", str(sid), "--json"]):
+        done = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", *command],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    shown = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "show", str(sid)],
+                           capture_output=True, text=True, timeout=60)
+    assert "could not be read in full (damaged: stats)" in shown.stderr
