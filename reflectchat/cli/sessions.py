@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reflectchat.cli.output import EXIT_OK, fail
+from reflectchat.sizes import size_text
 from reflectchat.store.records import MARK_END, MARK_START, SearchHit
 from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.transfer import (
@@ -24,6 +25,8 @@ from reflectchat.store.transfer import (
 )
 from reflectchat.store.turns import conversation_from
 from reflectchat.untrusted import visible
+
+MAX_IMPORT_BYTES = 256 << 20  # far above any real chat's export
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,10 +154,16 @@ def _export(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
 
 
 def _import(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
+    if args.file.stat().st_size > MAX_IMPORT_BYTES:
+        raise TransferError(f"{args.file} is {size_text(args.file.stat().st_size)}; a session "
+                            f"export of more than {size_text(MAX_IMPORT_BYTES)} is not imported")
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TransferError(f"{args.file} is not JSON: {exc}") from None
+    except RecursionError:
+        raise TransferError(f"{args.file} nests its JSON too deeply to be a session export") \
+            from None
     try:
         session_id = import_session(store, data)
     except TransferError as exc:

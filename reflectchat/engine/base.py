@@ -18,6 +18,14 @@ DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server sa
 # to a model that never ends its turn (a base model, a wrong template).
 DEFAULT_ANSWER_TOKENS = 4096
 MAX_TEMPERATURE = 5.0
+# What each sampling setting may be, for the settings form and imported sessions alike:
+# field -> (whole number, lowest, highest)
+SAMPLING_LIMITS: dict[str, tuple[bool, float, float]] = {
+    "temperature": (False, 0.0, MAX_TEMPERATURE), "top_p": (False, 0.0, 1.0),
+    "top_k": (True, 0, 100_000), "min_p": (False, 0.0, 1.0),
+    "repeat_penalty": (False, 0.5, 2.0), "max_tokens": (True, 1, 1 << 20),
+    "seed": (True, 0, 2**31 - 1),
+}
 
 
 class TagFormat(str, Enum):

@@ -111,15 +111,17 @@ class SessionStore:
 
     def create_session(self, title: str, meta: SessionMeta, created: float | None = None,
                        updated: float | None = None) -> int:
-        now = time.time()
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO sessions (title, created, updated, model, quant, system_prompt, "
-                "sampling, gpu_layers, n_ctx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (title, created or now, updated or created or now, *_meta_row(meta)),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+            return _insert_session(db, title, meta, created, updated)
+
+    def import_session(self, title: str, meta: SessionMeta, created: float, updated: float,
+                       messages: Sequence[StoredMessage]) -> int:
+        """A whole session in one transaction: all of it is stored, or none."""
+        with self._write() as db:
+            session_id = _insert_session(db, title, meta, created, updated)
+            _insert_messages(db, session_id, messages)
+            db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (updated, session_id))
+            return session_id
 
     def update_meta(self, session_id: int, meta: SessionMeta) -> None:
         with self._write() as db:
@@ -159,25 +161,8 @@ class SessionStore:
 
     def add_messages(self, session_id: int, messages: Sequence[StoredMessage]) -> list[int]:
         """Append messages in one transaction; returns their ids. Sets each one's `seq`."""
-        ids = []
         with self._write() as db:
-            (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM messages WHERE "
-                                 "session_id = ?", (session_id,)).fetchone()
-            for message in messages:
-                last += 1
-                message.seq = last
-                message.created = message.created or time.time()
-                cursor = db.execute(
-                    "INSERT INTO messages (session_id, seq, role, raw, thinking, reflections, "
-                    "output, tag_format, prefilled, finish_reason, stats, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (session_id, last, message.role, *_content_row(message), message.created),
-                )
-                assert cursor.lastrowid is not None
-                ids.append(cursor.lastrowid)
-                _index(db, cursor.lastrowid, message)
-            _touch(db, session_id, max((m.created for m in messages), default=time.time()))
-        return ids
+            return _insert_messages(db, session_id, messages)
 
     def update_message(self, message_id: int, message: StoredMessage) -> None:
         """Replace a message's content (an answer's checkpoint or its final text)."""
@@ -328,6 +313,40 @@ _SESSION_SELECT = (
     "s.sampling, s.gpu_layers, s.n_ctx, "
     "(SELECT count(*) FROM messages m WHERE m.session_id = s.id) FROM sessions s"
 )
+
+
+def _insert_session(db: sqlite3.Connection, title: str, meta: SessionMeta,
+                    created: float | None, updated: float | None) -> int:
+    now = time.time()
+    cursor = db.execute(
+        "INSERT INTO sessions (title, created, updated, model, quant, system_prompt, "
+        "sampling, gpu_layers, n_ctx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (title, created or now, updated or created or now, *_meta_row(meta)),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _insert_messages(db: sqlite3.Connection, session_id: int,
+                     messages: Sequence[StoredMessage]) -> list[int]:
+    ids = []
+    (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?",
+                         (session_id,)).fetchone()
+    for message in messages:
+        last += 1
+        message.seq = last
+        message.created = message.created or time.time()
+        cursor = db.execute(
+            "INSERT INTO messages (session_id, seq, role, raw, thinking, reflections, output, "
+            "tag_format, prefilled, finish_reason, stats, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_id, last, message.role, *_content_row(message), message.created),
+        )
+        assert cursor.lastrowid is not None
+        ids.append(cursor.lastrowid)
+        _index(db, cursor.lastrowid, message)
+    _touch(db, session_id, max((m.created for m in messages), default=time.time()))
+    return ids
 
 
 def _message(row: tuple) -> StoredMessage:

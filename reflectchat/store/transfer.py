@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
 from reflectchat.chat.transcript import conversation_markdown
+from reflectchat.engine.base import SAMPLING_LIMITS, Sampling
 from reflectchat.store.records import SessionInfo, SessionMeta, StoredMessage
 from reflectchat.store.session_store import SessionStore, sampling_from_json
 from reflectchat.store.turns import conversation_from
 
 FORMAT = "reflectchat-session"
+MAX_MESSAGES = 100_000  # a million took 968 MB to import and more to resume
+LATEST_TIME = 4_102_444_800.0  # 2100-01-01
+_STAT_NUMBERS = {"prompt_tokens", "completion_tokens", "time_to_first_token_s",
+                 "tokens_per_second", "total_s", "reasoning_tokens"}
 VERSION = 1
 
 
@@ -51,21 +57,20 @@ def import_session(store: SessionStore, data: object) -> int:
         raise TransferError(f"export version {data.get('version')!r} is newer than this "
                             f"reflectchat reads ({VERSION}); upgrade reflectchat")
     settings = _field(data, "settings", dict, "the export")
-    try:
-        sampling = sampling_from_json(_field(settings, "sampling", dict, "settings"))
-    except TypeError as exc:
-        raise TransferError(f"settings.sampling: {exc}") from None
+    sampling = _sampling(settings)
     meta = SessionMeta(
-        _field(data, "model", str, "the export"), _optional(data, "quant", str),
-        _field(settings, "system_prompt", str, "settings"), sampling,
-        _optional(settings, "gpu_layers", int), _optional(settings, "n_ctx", int),
+        _text(data, "model", "the export"), _optional(data, "quant", str),
+        _text(settings, "system_prompt", "settings"), sampling,
+        _whole(settings, "gpu_layers", -1, 100_000), _whole(settings, "n_ctx", 0, 1 << 24),
     )
-    messages = [_message(m, i) for i, m in enumerate(_field(data, "messages", list, "the export"))]
-    created = _field(data, "created", (int, float), "the export")
-    session_id = store.create_session(_field(data, "title", str, "the export"), meta, created,
-                                      _field(data, "updated", (int, float), "the export"))
-    store.add_messages(session_id, messages)
-    return session_id
+    found = _field(data, "messages", list, "the export")
+    if len(found) > MAX_MESSAGES:
+        raise TransferError(f"the export holds {len(found):,} messages; at most "
+                            f"{MAX_MESSAGES:,} are imported")
+    messages = [_message(m, i) for i, m in enumerate(found)]
+    return store.import_session(_text(data, "title", "the export"), meta,
+                                _time(data, "created", "the export"),
+                                _time(data, "updated", "the export"), messages)
 
 
 def _message(m: object, i: int) -> StoredMessage:
@@ -76,14 +81,59 @@ def _message(m: object, i: int) -> StoredMessage:
     if role not in ("user", "assistant"):
         raise TransferError(f"{where}.role must be \"user\" or \"assistant\", not {role!r}")
     reflections = _field(m, "reflections", list, where)
-    if not all(isinstance(r, str) for r in reflections):
-        raise TransferError(f"{where}.reflections must be a list of strings")
+    for n, reflection in enumerate(reflections):
+        _text({"r": reflection}, "r", f"{where}.reflections[{n}]")
+    stats = _optional(m, "stats", dict)
+    for name, value in (stats or {}).items():
+        if name in _STAT_NUMBERS and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value) or abs(value) > 1e15):
+            raise TransferError(f"{where}.stats.{name} must be a number, not {value!r}")
     return StoredMessage(
-        role, _field(m, "raw", str, where), _field(m, "thinking", str, where), reflections,
-        _field(m, "output", str, where), _optional(m, "tag_format", str),
+        role, _text(m, "raw", where), _text(m, "thinking", where), reflections,
+        _text(m, "output", where), _optional(m, "tag_format", str),
         bool(_field(m, "prefilled", bool, where)), _optional(m, "finish_reason", str),
-        _optional(m, "stats", dict), float(_field(m, "created", (int, float), where)),
+        stats, _time(m, "created", where),
     )
+
+
+def _text(data: dict, key: str, where: str) -> str:
+    """A string that SQLite can store: no lone surrogates (JSON can carry them)."""
+    value = _field(data, key, str, where)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TransferError(f"{where}: {key!r} holds text that is not valid Unicode (a lone "
+                            "surrogate)") from None
+    return value
+
+
+def _time(data: dict, key: str, where: str) -> float:
+    value = float(_field(data, key, (int, float), where))
+    if not (math.isfinite(value) and 0 <= value <= LATEST_TIME):
+        raise TransferError(f"{where}: {key!r} is not a time between 1970 and 2100: {value!r}")
+    return value
+
+
+def _whole(data: dict, key: str, low: int, high: int) -> int | None:
+    value = _optional(data, key, int)
+    if value is not None and not low <= value <= high:
+        raise TransferError(f"settings: {key!r} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _sampling(settings: dict) -> Sampling:
+    given = _field(settings, "sampling", dict, "settings")
+    for name, value in given.items():
+        if name not in SAMPLING_LIMITS or value is None:
+            continue
+        whole, low, high = SAMPLING_LIMITS[name]
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float) \
+                or not low <= value <= high:
+            raise TransferError(f"settings.sampling.{name} must be "
+                                f"{'a whole number' if whole else 'a number'} between {low:g} "
+                                f"and {high:g}, not {value!r}")
+    return sampling_from_json(given)
 
 
 def _field(data: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -159,3 +159,40 @@ def test_export_to_a_terminal_shows_escape_sequences_as_symbols(tmp_path):
     subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "export", str(sid), "-o",
                     str(to_file)], check=True, capture_output=True, timeout=60)
     assert "\x1b]0;owned\x07" in to_file.read_text(encoding="utf-8")  # a file stays exact
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda d: d.update(updated=1e300), "'updated' is not a time between 1970 and 2100"),
+    (lambda d: d.update(created=-1e18), "'created' is not a time"),
+    (lambda d: d["settings"].update(gpu_layers=10**30), "'gpu_layers' must be between -1"),
+    (lambda d: d["settings"]["sampling"].update(temperature="hot"),
+     "settings.sampling.temperature must be a number"),
+    (lambda d: d["messages"][1]["stats"].update(tokens_per_second="fast"),
+     "messages[1].stats.tokens_per_second must be a number"),
+    (lambda d: d["messages"][1].update(output="a lone \ud800 surrogate"),
+     "messages[1]: 'output' holds text that is not valid Unicode"),
+])
+def test_a_hostile_import_is_refused_whole(two_asked, tmp_path, change, said):
+    data = as_json("show", str(two_asked[0]))
+    change(data)
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(data))  # a lone surrogate goes out as \ud800, as JSON allows
+    result = sessions("import", str(path))
+    assert result.returncode == 1 and said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(as_json("list")) == 2  # all or nothing: no orphan session
+    assert sessions("list").returncode == 0
+
+
+def test_deeply_nested_or_oversized_imports_are_refused(two_asked, tmp_path):
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    result = sessions("import", str(nested))
+    assert result.returncode == 1 and "nests its JSON too deeply" in result.stderr
+    assert "Traceback" not in result.stderr
+    data = as_json("show", str(two_asked[0]))
+    data["messages"] = [data["messages"][0]] * 100_001
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps(data))
+    result = sessions("import", str(huge))
+    assert result.returncode == 1 and "at most 100,000 are imported" in result.stderr

@@ -12,19 +12,17 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
-from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, MAX_TEMPERATURE, Runtime, Sampling
+from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, SAMPLING_LIMITS, Runtime, Sampling
 
 # field, label, type, lowest value, highest value, may be empty
 Field = tuple[str, str, type, float, float, bool]
+_LABELS = {"temperature": "Temperature", "top_p": "Top p", "top_k": "Top k (0: off)",
+           "min_p": "Min p", "repeat_penalty": "Repeat penalty (1: off)",
+           "max_tokens": f"Max answer tokens (empty: {DEFAULT_ANSWER_TOKENS:,})",
+           "seed": "Seed (empty: random)"}
 SAMPLING_FIELDS: list[Field] = [
-    ("temperature", "Temperature", float, 0.0, MAX_TEMPERATURE, False),
-    ("top_p", "Top p", float, 0.0, 1.0, False),
-    ("top_k", "Top k (0: off)", int, 0, 100_000, False),
-    ("min_p", "Min p", float, 0.0, 1.0, False),
-    ("repeat_penalty", "Repeat penalty (1: off)", float, 0.5, 2.0, False),
-    ("max_tokens", f"Max answer tokens (empty: {DEFAULT_ANSWER_TOKENS:,})", int, 1, 1 << 20,
-     True),
-    ("seed", "Seed (empty: random)", int, 0, 2**31 - 1, True),
+    (name, _LABELS[name], int if whole else float, low, high, name in ("max_tokens", "seed"))
+    for name, (whole, low, high) in SAMPLING_LIMITS.items()
 ]
 RUNTIME_FIELDS: list[Field] = [
     ("n_ctx", "Context tokens (empty: the default)", int, 256, 1 << 20, True),
