@@ -12,11 +12,13 @@ the bytes on disk. The finished file must match the hub's sha256; a mismatch del
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -114,6 +116,11 @@ class CachePaths:
     def blob(self, sha256: str) -> Path:
         return self.repo_dir / "blobs" / sha256
 
+    def lock(self, sha256: str) -> Path:
+        """Where huggingface_hub itself locks this blob (its FileLock uses flock too), so a
+        download by `hf` and one by us do not write the same file either."""
+        return self.repo_dir.parent / ".locks" / self.repo_dir.name / f"{sha256}.lock"
+
     def incomplete(self, sha256: str) -> Path:
         return self.repo_dir / "blobs" / f"{sha256}.incomplete"
 
@@ -181,10 +188,17 @@ class Download:
 
     def _fetch(self, client: httpx.Client, url: str, f: RemoteFile, progress: Progress,
                cancelled: Callable[[], bool]) -> str:
-        blob, part = self.cache.blob(f.sha256), self.cache.incomplete(f.sha256)
+        blob = self.cache.blob(f.sha256)
         commit = self._commit(client, url)
         if blob.exists():
             return commit
+        with _only_download(self.cache.lock(f.sha256), f.path):
+            return commit if blob.exists() else self._fetch_missing(client, url, f, progress,
+                                                                    cancelled, commit)
+
+    def _fetch_missing(self, client: httpx.Client, url: str, f: RemoteFile, progress: Progress,
+                       cancelled: Callable[[], bool], commit: str) -> str:
+        blob, part = self.cache.blob(f.sha256), self.cache.incomplete(f.sha256)
         failures = 0
         while True:
             start = part.stat().st_size if part.exists() else 0
@@ -192,7 +206,7 @@ class Download:
                 try:
                     self._get_range(client, url, part, start, f.size, progress, cancelled)
                     failures = 0
-                except (httpx.TransportError, _ShortBody) as exc:
+                except (httpx.TransportError, _ShortBody, _Busy) as exc:
                     got = (part.stat().st_size if part.exists() else 0) - start
                     failures = 0 if got else failures + 1
                     self.retries += 1
@@ -201,7 +215,8 @@ class Download:
                                         f"{part.stat().st_size if part.exists() else 0:,} of "
                                         f"{f.size:,} bytes are kept: run the same command "
                                         "again to continue") from None
-                    time.sleep(min(2 ** failures, 30) if failures else 0.2)
+                    wait = min(2 ** failures, 30) if failures else 0.2
+                    time.sleep(max(wait, exc.retry_after) if isinstance(exc, _Busy) else wait)
                     continue
             if part.stat().st_size > f.size:
                 part.unlink()
@@ -215,12 +230,22 @@ class Download:
             return commit
 
     def _commit(self, client: httpx.Client, url: str) -> str:
-        try:
-            response = client.head(url)
-        except httpx.TransportError as exc:
-            raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the network") \
-                from None
-        _raise_for_status(response, url)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = client.head(url)
+            except httpx.TransportError as exc:
+                raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the "
+                                "network") from None
+            try:
+                _raise_for_status(response, url)
+            except _Busy as busy:
+                if attempt == ATTEMPTS:
+                    raise PullError(f"The hub keeps answering HTTP {response.status_code} for "
+                                    f"{url}; try again later") from None
+                self.retries += 1
+                time.sleep(max(min(2 ** attempt, 30), busy.retry_after))
+                continue
+            break
         return response.headers.get("X-Repo-Commit") or self.revision
 
     def _get_range(self, client: httpx.Client, url: str, part: Path, start: int, size: int,
@@ -275,6 +300,31 @@ class _ShortBody(Exception):
     pass
 
 
+class _Busy(Exception):
+    """The hub answered 429 or 5xx: worth trying again, after the wait it asks for if any."""
+
+    def __init__(self, status: int, retry_after: float) -> None:
+        super().__init__(f"the hub answered HTTP {status}")
+        self.retry_after = retry_after
+
+
+@contextmanager
+def _only_download(lock: Path, what: str) -> Iterator[None]:
+    """One process at a time downloads a file: a second one is told, never let to write the
+    same partial file."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PullError(f"Another download of {what} is running right now; let it finish "
+                            "(or stop it), then run this again") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _raise_for_status(response: httpx.Response, url: str) -> None:
     if response.status_code < 400:
         return
@@ -285,6 +335,12 @@ def _raise_for_status(response: httpx.Response, url: str) -> None:
                         "`hf auth login`")
     if response.status_code == 404:
         raise PullError(f"Not found on the hub: {url}")
+    if response.status_code == 429 or response.status_code >= 500:
+        try:
+            retry_after = min(float(response.headers.get("Retry-After", 0)), 60.0)
+        except ValueError:
+            retry_after = 0.0
+        raise _Busy(response.status_code, retry_after)
     raise PullError(f"The hub answered HTTP {response.status_code} for {url}")
 
 

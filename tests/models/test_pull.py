@@ -224,3 +224,31 @@ def test_a_disk_that_fills_mid_download_gets_one_sentence(hub):
     assert "Traceback" not in result.stderr and "Errno" not in result.stderr
     assert "No space left on the disk of" in result.stderr
     assert "run the same command again" in result.stderr
+
+
+def test_a_busy_hub_is_waited_for_and_retried(hub):
+    state, server = hub
+    f = state.repos[QWQ]["qwq-32b-q4_k_m.gguf"]
+    f.fault = "busy"
+    result = pull(server, "qwq-32b", "--quant", "Q4_K_M")
+    assert result.returncode == 0, result.stderr
+    assert len(gets(state, "qwq-32b-q4_k_m.gguf")) == 2  # the 503, then the file
+    assert cached(QWQ, "qwq-32b-q4_k_m.gguf").read_bytes() == f.data
+
+
+def test_a_second_pull_of_the_same_file_says_so_and_leaves_the_first_alone(hub):
+    state, server = hub
+    f = state.repos[QWQ]["qwq-32b-q4_k_m.gguf"]
+    f.fault = "slow"
+    first = pull(server, "qwq-32b", "--quant", "Q4_K_M", wait=False)
+    part = Path(os.environ["HF_HOME"]) / "hub" / "models--Qwen--QwQ-32B-GGUF" / "blobs" / \
+        f"{f.sha256}.incomplete"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 0):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = pull(server, "qwq-32b", "--quant", "Q4_K_M")
+    assert second.returncode == 1 and "Another download of" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.wait(120) == 0, first.stderr.read()
+    assert cached(QWQ, "qwq-32b-q4_k_m.gguf").read_bytes() == f.data

@@ -22,7 +22,7 @@ COMMIT = "c0ffee" * 6 + "c0ff"
 @dataclass
 class HubFile:
     data: bytes
-    fault: str | None = None  # drop | reset | corrupt | slow (each "drop"/"reset" once)
+    fault: str | None = None  # drop | reset | busy | corrupt | slow (drop, reset, busy once)
     size_claim: int | None = None  # what paths-info says, if not the real size
     faulted: bool = False
 
@@ -134,6 +134,13 @@ class Handler(BaseHTTPRequestHandler):
         self.server.hub.log.append(("GET", unquote(self.path), byte_range))
         f = self._file()
         if f is None:
+            return
+        if f.fault == "busy" and not f.faulted:  # a 503 asking for a second's wait, once
+            f.faulted = True
+            self.send_response(503)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         start = int(byte_range.removeprefix("bytes=").split("-")[0]) if byte_range else 0
         body = f.data[start:]
