@@ -46,6 +46,10 @@ def with_answer_options(args: argparse.Namespace, choice: ModelChoice) -> ModelC
 def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
     config = ConfigFile()
     endpoint = resolve_endpoint(args.endpoint, config.endpoint_tables(), args.api_key_env)
+    if args.timeout is not None:
+        if not 0 < args.timeout <= 86_400:
+            raise EngineError(f"--timeout takes seconds between 0 and 86400, not {args.timeout}")
+        endpoint = replace(endpoint, timeout=args.timeout)
     if model:
         endpoint = replace(endpoint, model=model)
     name = endpoint.model or "the server's model"

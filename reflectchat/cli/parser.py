@@ -34,6 +34,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "its URL, or an [endpoints.NAME] table in config.toml")
     m.add_argument("--api-key-env", metavar="VAR",
                    help="the environment variable holding the server's API key")
+    m.add_argument("--timeout", type=float, metavar="S",
+                   help="with --endpoint: seconds to wait for the server's next streamed "
+                        "event (default: the endpoint's, else 180)")
     m.add_argument("--format", choices=FORMATS,
                    help="how the model marks reasoning (default: the catalog's, else auto)")
     r = p.add_argument_group("runtime")

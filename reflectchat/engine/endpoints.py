@@ -8,7 +8,7 @@ how to reach them, from `--endpoint` or a named `[endpoints.NAME]` table in conf
     format = "reflection"           # optional: reflection | think | plain | auto
     context = 32768                 # optional: the server's context, if it does not say
     verify_tls = true               # optional: false only for a self-signed test server
-    timeout = 600                   # optional: seconds to wait for the next streamed event
+    timeout = 180                   # optional: seconds to wait for the next streamed event
 
 The key itself is never written anywhere: it is read from the environment when connecting.
 """
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.errors import EngineError
 
-DEFAULT_TIMEOUT_S = 600.0  # a 70B can take minutes to read a long prompt before its first token
+DEFAULT_TIMEOUT_S = 180.0  # a 70B can take minutes to read a long prompt: --timeout for more
 
 
 @dataclass(frozen=True)

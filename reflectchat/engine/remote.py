@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from httpx_sse import SSEError, connect_sse
 
 from reflectchat.engine.base import (
     DEFAULT_CTX,
@@ -34,6 +33,8 @@ from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.errors import EngineError
 
 CONNECT_TIMEOUT_S = 10.0
+MODELS_TIMEOUT_S = 30.0  # for /v1/models, which answers at once
+MAX_SSE_LINE = 8 * 1024**2  # one streamed chunk is a few hundred bytes
 CHARS_PER_TOKEN = 3  # for estimating prompt size: errs towards trimming a little early
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH,
            "eos": FinishReason.STOP, "tool_calls": FinishReason.STOP}
@@ -56,14 +57,18 @@ def _server_error(response: httpx.Response) -> str:
                                                                        if body else "")
 
 
-def _network_error(exc: httpx.HTTPError, endpoint: Endpoint) -> str:
+def _network_error(exc: httpx.HTTPError, endpoint: Endpoint, waited: float) -> str:
+    """One sentence for a failed request; `waited` is the read timeout it ran with."""
     if isinstance(exc, httpx.ConnectTimeout):
         return f"Could not connect to {endpoint.host} within {CONNECT_TIMEOUT_S:.0f} s"
+    if isinstance(exc, httpx.ConnectError) and ("SSL" in str(exc) or "certificate" in str(exc)):
+        return (f"The TLS handshake with {endpoint.host} failed: {exc} (a self-signed "
+                "certificate needs verify_tls = false in the endpoint's table)")
     if isinstance(exc, httpx.ConnectError):
         return f"Cannot reach {endpoint.url}: {exc}. Is the server running?"
     if isinstance(exc, httpx.ReadTimeout):
-        return (f"{endpoint.host} sent nothing for {endpoint.timeout:g} s; gave up waiting "
-                "(raise the endpoint's timeout for slow prompts)")
+        return (f"{endpoint.host} sent nothing for {waited:g} s; gave up waiting (--timeout "
+                "or the endpoint's timeout allows longer, for slow prompts)")
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
         return f"The connection to {endpoint.host} dropped mid-answer ({exc})"
     return f"{endpoint.host}: {exc}"
@@ -78,10 +83,10 @@ def _client(endpoint: Endpoint, key: str | None, timeout: float) -> httpx.Client
 def list_models(endpoint: Endpoint, key: str | None = None) -> list[dict[str, Any]]:
     """What the server offers (`GET /v1/models`); EngineError says why not."""
     try:
-        with _client(endpoint, key or endpoint.api_key(), 30.0) as client:
+        with _client(endpoint, key or endpoint.api_key(), MODELS_TIMEOUT_S) as client:
             response = client.get("/models")
     except httpx.HTTPError as exc:
-        raise EngineError(_network_error(exc, endpoint)) from None
+        raise EngineError(_network_error(exc, endpoint, MODELS_TIMEOUT_S)) from None
     if response.status_code != 200:
         raise EngineError(f"{endpoint.host} /v1/models: {_server_error(response)}")
     try:
@@ -205,21 +210,24 @@ class RemoteGeneration:
         watcher = threading.Thread(target=self._watch_cancel, daemon=True)
         watcher.start()
         try:
-            with self._engine._client() as client, connect_sse(
-                client, "POST", "/chat/completions", json=self._body,
-                extensions={"trace": self._trace},
-            ) as source:
-                response = source.response
+            with self._engine._client() as client, client.stream(
+                "POST", "/chat/completions", json=self._body,
+                headers={"Accept": "text/event-stream"}, extensions={"trace": self._trace},
+            ) as response:
                 if response.status_code != 200:
                     stats.error = f"{endpoint.host}: {_server_error(response)}"
                     return
-                for event in source.iter_sse():
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    raise _Malformed(f"{endpoint.host}: the server did not send an event "
+                                     "stream (content type "
+                                     f"{response.headers.get('content-type', 'none')!r})")
+                for data in _event_data(response, endpoint):
                     if self._cancel.is_set():
                         break
-                    if event.data.strip() == "[DONE]":
+                    if data.strip() == "[DONE]":
                         ended = True
                         break
-                    chunk = _chunk(event.data, endpoint)
+                    chunk = _chunk(data, endpoint)
                     if "error" in chunk:
                         error = chunk["error"]
                         text = error.get("message", error) if isinstance(error, dict) else error
@@ -251,14 +259,13 @@ class RemoteGeneration:
                                    "finished")
                 elif stats.finish_reason is FinishReason.ERROR:
                     stats.finish_reason = FinishReason.STOP  # [DONE] without a reason
-        except (httpx.HTTPError, SSEError, _Malformed) as exc:
+        except (httpx.HTTPError, _Malformed) as exc:
             if self._cancel.is_set():
                 stats.finish_reason = FinishReason.CANCELLED
             else:
                 stats.finish_reason = FinishReason.ERROR
-                stats.error = str(exc) if isinstance(exc, _Malformed) else (
-                    f"{endpoint.host}: the server did not send an event stream ({exc})"
-                    if isinstance(exc, SSEError) else _network_error(exc, endpoint))
+                stats.error = str(exc) if isinstance(exc, _Malformed) else \
+                    _network_error(exc, endpoint, endpoint.timeout)
         finally:
             self._done.set()
             end = time.perf_counter()
@@ -273,6 +280,28 @@ class RemoteGeneration:
                     stats.tokens_per_second = (counted - 1) / (end - first)
         if in_reasoning:  # the answer ended inside reasoning: close it as the server would
             yield self._engine.think_tags[1]
+
+
+def _event_data(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
+    """The data of each server-sent event. A line is never longer than `MAX_SSE_LINE`: a
+    server that sends one without end is an error, not a buffer that grows until memory is
+    gone."""
+    buffer, data = "", []
+    for text in response.iter_text():
+        buffer += text
+        *lines, buffer = buffer.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if len(buffer) > MAX_SSE_LINE:
+            raise _Malformed(f"{endpoint.host} sent an event line longer than "
+                             f"{MAX_SSE_LINE // 1024**2} MiB; gave up on the answer")
+        for line in lines:
+            if not line:  # a blank line ends an event
+                if data:
+                    yield "\n".join(data)
+                data = []
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+    if data:
+        yield "\n".join(data)
 
 
 class _Malformed(Exception):

@@ -188,6 +188,31 @@ def test_silence_beyond_the_timeout_is_an_error(faults):
     assert stats.error and "sent nothing for 0.5 s" in stats.error
 
 
+def test_an_endless_event_line_is_cut_off_not_buffered(faults):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "endless-line")
+    answer, stats = answer_from(engine)
+    assert stats.finish_reason is FinishReason.ERROR
+    assert stats.error and "sent an event line longer than 8 MiB" in stats.error
+    assert answer.raw == ""
+
+
+def test_timeouts_and_tls_failures_are_named_as_they_are(faults):
+    from reflectchat.engine.remote import _network_error
+
+    endpoint = Endpoint(api_base(faults.url))
+    said = _network_error(httpx.ReadTimeout("timed out"), endpoint, 30.0)
+    assert "sent nothing for 30 s" in said
+    tls = _network_error(httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate "
+                                            "verify failed: self-signed certificate"),
+                         endpoint, 180.0)
+    assert "TLS handshake" in tls and "verify_tls = false" in tls
+    assert "Is the server running?" not in tls
+    waited = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--endpoint",
+                             faults.url, "--model", "silent", "--timeout", "1", "--no-save",
+                             "hi"], capture_output=True, text=True, timeout=60)
+    assert waited.returncode == 1 and "sent nothing for 1 s" in waited.stderr
+
+
 def test_stop_closes_the_connection_so_the_server_stops(faults):
     engine = RemoteEngine(Endpoint(api_base(faults.url)), "stall")
     cancel = threading.Event()

@@ -12,8 +12,8 @@ from typing import Any
 
 from support.local_server import LocalServer
 
-MODES = ["reasoning", "reasoning-field", "tags", "unopened", "error500", "drop", "garbage", "html",
-         "stall", "silent", "auth", "long"]
+MODES = ["reasoning", "reasoning-field", "tags", "unopened", "endless-line", "error500", "drop",
+         "garbage", "html", "stall", "silent", "auth", "long"]
 API_KEY = "sk-test-0123456789"
 
 
@@ -157,6 +157,20 @@ class Handler(BaseHTTPRequestHandler):
         self._start_stream()
         self._send(chunk({"content": "Thinking about it"}))
         self._wait_for_client_to_leave(20)
+
+    def mode_endless_line(self) -> None:
+        """An event line that never ends (no newline): at most 16 MiB, or until the client
+        leaves."""
+        self._start_stream()
+        piece = b"data: " + b"x" * (256 * 1024)
+        for _ in range(64):
+            try:
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.flush()
+            except OSError:
+                break
+            piece = b"x" * (256 * 1024)
+        self.close_connection = True
 
     def mode_silent(self) -> None:
         self._start_stream()
