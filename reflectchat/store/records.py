@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,3 +73,12 @@ def title_for(prompt: str) -> str:
     if len(line) > TITLE_CHARS:
         line = line[:TITLE_CHARS - 1].rstrip() + "…"
     return line or "Untitled"
+
+
+def plain_number(value: object) -> bool:
+    """A number as stored records hold them: not a bool, finite, and within 10^15 either way
+    (JSON can carry 1e300 and a 400-digit integer, which turn into crashes later)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return abs(value) <= 1e15 if isinstance(value, int) else math.isfinite(value) and \
+        abs(value) <= 1e15

@@ -10,7 +10,6 @@ never deleted, and a fresh store is started in its place.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sqlite3
@@ -32,6 +31,7 @@ from reflectchat.store.records import (
     SessionInfo,
     SessionMeta,
     StoredMessage,
+    plain_number,
 )
 from reflectchat.store.schema import APPLICATION_ID, MIGRATIONS
 from reflectchat.untrusted import visible
@@ -403,8 +403,7 @@ def sampling_from_json(text: str | dict) -> Sampling:
     kept: dict[str, int | float] = {}
     for name in Sampling.__dataclass_fields__:
         value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value) or (name in _WHOLE and not isinstance(value, int)):
+        if not plain_number(value) or (name in _WHOLE and not isinstance(value, int)):
             continue  # None, or not a number this field can take: the default
         kept[name] = value
     return Sampling(**kept)  # type: ignore[arg-type]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
 from reflectchat.chat.transcript import conversation_markdown
 from reflectchat.engine.base import SAMPLING_LIMITS, Sampling
-from reflectchat.store.records import SessionInfo, SessionMeta, StoredMessage
+from reflectchat.store.records import SessionInfo, SessionMeta, StoredMessage, plain_number
 from reflectchat.store.session_store import SessionStore, sampling_from_json
 from reflectchat.store.turns import conversation_from
 
@@ -85,9 +84,7 @@ def _message(m: object, i: int) -> StoredMessage:
         _text({"r": reflection}, "r", f"{where}.reflections[{n}]")
     stats = _optional(m, "stats", dict)
     for name, value in (stats or {}).items():
-        if name in _STAT_NUMBERS and value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-                or not math.isfinite(value) or abs(value) > 1e15):
+        if name in _STAT_NUMBERS and value is not None and not plain_number(value):
             raise TransferError(f"{where}.stats.{name} must be a number, not {value!r}")
     return StoredMessage(
         role, _text(m, "raw", where), _text(m, "thinking", where), reflections,
@@ -109,10 +106,10 @@ def _text(data: dict, key: str, where: str) -> str:
 
 
 def _time(data: dict, key: str, where: str) -> float:
-    value = float(_field(data, key, (int, float), where))
-    if not (math.isfinite(value) and 0 <= value <= LATEST_TIME):
+    value = _field(data, key, (int, float), where)
+    if not (plain_number(value) and 0 <= value <= LATEST_TIME):
         raise TransferError(f"{where}: {key!r} is not a time between 1970 and 2100: {value!r}")
-    return value
+    return float(value)
 
 
 def _whole(data: dict, key: str, low: int, high: int) -> int | None:
@@ -128,7 +125,7 @@ def _sampling(settings: dict) -> Sampling:
         if name not in SAMPLING_LIMITS or value is None:
             continue
         whole, low, high = SAMPLING_LIMITS[name]
-        if isinstance(value, bool) or not isinstance(value, int if whole else int | float) \
+        if not plain_number(value) or (whole and not isinstance(value, int)) \
                 or not low <= value <= high:
             raise TransferError(f"settings.sampling.{name} must be "
                                 f"{'a whole number' if whole else 'a number'} between {low:g} "

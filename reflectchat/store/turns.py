@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import FinishReason, GenerationStats, TagFormat
 from reflectchat.reflection.answer import Answer
-from reflectchat.store.records import SessionInfo, StoredMessage
+from reflectchat.store.records import SessionInfo, StoredMessage, plain_number
 
 
 def user_message(turn: Turn) -> StoredMessage:
@@ -34,9 +33,7 @@ _NUMBERS = {"prompt_tokens": int, "completion_tokens": int, "time_to_first_token
 
 def _number(value: object, kind: type) -> int | float | None:
     """A stored number of `kind`, or None for anything else (a damaged or hostile record)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or abs(value) > 1e15 or (kind is int and value != int(value)):
+    if not plain_number(value) or (kind is int and value != int(value)):  # type: ignore[call-overload]
         return None
     return kind(value)
 
