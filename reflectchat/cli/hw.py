@@ -10,6 +10,7 @@ from reflectchat.cli.output import EXIT_OK
 from reflectchat.engine.llama_build import BACKENDS
 from reflectchat.models.hardware import detect
 from reflectchat.sizes import size_text
+from reflectchat.untrusted import visible
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
               "Apple Silicon)")
     for i, gpu in enumerate(hw.gpus):
         kind = "unified memory usable by the GPU" if gpu.unified else "VRAM"
-        print(f"GPU {i}: {gpu.name}: {size_text(gpu.total_bytes)} {kind}, "
+        print(f"GPU {i}: {visible(gpu.name)}: {size_text(gpu.total_bytes)} {kind}, "
               f"{size_text(gpu.free_bytes)} free")
     built = ", ".join(BACKENDS[b][0] for b in hw.build_backends) or "the CPU only"
     verdict = "can" if hw.build_offloads else "cannot"

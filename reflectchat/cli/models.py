@@ -68,7 +68,8 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
 
 
 def _machine_line(hw: Hardware, n_ctx: int) -> str:
-    gpus = ", ".join(f"{g.name} {size_text(g.free_bytes)} free" for g in hw.gpus) or "no GPU"
+    gpus = ", ".join(f"{visible(g.name)} {size_text(g.free_bytes)} free" for g in hw.gpus) \
+        or "no GPU"
     return (f"This machine: {gpus}; RAM {size_text(hw.ram_available_bytes)} available; "
             f"context {n_ctx:,} tokens")
 

@@ -133,3 +133,26 @@ async def test_the_picker_opens_at_once_and_plans_on_a_worker_thread(monkeypatch
         assert any("QwQ 32B Q4_K_M" in line for line in lines) and len(lines) > 10
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, ModelPicker), what="close")
+
+
+async def test_a_full_disk_mid_download_is_a_message_and_the_app_stays(hub):
+    """ENOSPC from the kernel itself: the partial file is /dev/full."""
+    state, _ = hub
+    f = state.repos[QWQ][FILE]
+    blobs = Path(os.environ["HF_HOME"]) / "hub" / "models--Qwen--QwQ-32B-GGUF" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / f"{f.sha256}.incomplete").symlink_to("/dev/full")
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
+        await planned(pilot)
+        await choose(pilot, "QwQ 32B Q4_K_M")
+        await wait_for(pilot, lambda: app._downloading is None and any(
+            n.title == "Download stopped" for n in app._notifications), timeout=30,
+            what="the download to stop")
+        said = next(n.message for n in app._notifications if n.title == "Download stopped")
+        assert "No space left on the disk of" in said and "run the same command again" in said
+        assert app.is_running and app.choice.model_id == "demo"
+        await ask(pilot, "Solve 2x")  # the chat goes on
