@@ -122,3 +122,13 @@ def test_a_valid_export_with_any_one_value_changed_is_stored_or_refused(path, va
         store.messages(session_id)  # what was stored reads back
         assert session_id in {s.id for s in store.sessions()}
     store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=200), JSON.map(lambda v: json.dumps(v).encode())),
+       st.sampled_from([400, 401, 429, 500, 503]))
+def test_any_error_body_from_a_server_or_hub_becomes_a_bounded_sentence(body, status):
+    from reflectchat.engine.remote import _server_error
+
+    said = _server_error(httpx.Response(status, content=body))
+    assert said.startswith(f"HTTP {status}") and len(said) < 600

@@ -219,3 +219,25 @@ def test_a_model_that_never_ends_its_turn_stops_at_the_limit_and_says_so(make_mo
     runaway = ask("--model", str(endless), "--ctx", "16384", "--json", "--no-save", "q")
     stats = json.loads(runaway.stdout)["stats"]  # no limit given: the default one, not the end
     assert (stats["completion_tokens"], stats["finish_reason"]) == (4096, "length")
+
+
+def test_the_shell_sees_an_app_that_crashed_as_failed(monkeypatch):
+    """Textual sets the app's return code to 1 when a handler raises; the command must pass
+    that on instead of 0."""
+    from reflectchat.cli import chat
+    from reflectchat.cli.parser import build_parser
+    from reflectchat.ui.app import ReflectChatApp
+
+    class Crashed(ReflectChatApp):
+        def run(self, *args, **kwargs) -> None:  # what Textual leaves after an exception
+            self._return_code = 1
+
+    class Closed(ReflectChatApp):
+        def run(self, *args, **kwargs) -> None:  # a user who quit
+            self._return_code = 0
+
+    args = build_parser().parse_args(["--demo"])
+    monkeypatch.setattr("reflectchat.ui.app.ReflectChatApp", Crashed)
+    assert chat.run(args) == 1
+    monkeypatch.setattr("reflectchat.ui.app.ReflectChatApp", Closed)
+    assert chat.run(args) == 0
