@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from reflectchat.cli.output import EXIT_FAILED, EXIT_OK
 from reflectchat.engine.llama_build import BACKENDS, build_backends
 from reflectchat.models.hardware import detect_accelerator
+from reflectchat.untrusted import visible
 
 
 @dataclass
@@ -49,8 +50,9 @@ def diagnose() -> Report:
     if accelerator is not None and accelerator not in compiled and (compiled or not offloads):
         what, flag, _ = BACKENDS[accelerator]
         built = ", ".join(BACKENDS[c][0] for c in compiled) or "the CPU only"
-        problem = (f"This machine has {what} ({'; '.join(devices) or 'found'}), but llama.cpp "
-                   f"was built for {built}: models run on the CPU, many times slower.")
+        found = visible("; ".join(devices)) or "found"
+        problem = (f"This machine has {what} ({found}), but llama.cpp was built for {built}: "
+                   "models run on the CPU, many times slower.")
         fix = (f'CMAKE_ARGS="{flag}" {sys.executable} -m pip install --force-reinstall '
                f"--no-deps --no-cache-dir llama-cpp-python=={llama_version}")
     return Report(_version("reflectchat"), f"{platform.python_version()} ({sys.executable})",
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"llama-cpp-python {report.llama_cpp_python}: built for {built}; "
           f"can offload to a GPU: {'yes' if report.build_offloads else 'no'}")
     print(f"Accelerator on this machine: {found}"
-          + (f" ({'; '.join(report.devices)})" if report.devices else ""))
+          + (f" ({visible('; '.join(report.devices))})" if report.devices else ""))
     if report.problem:
         print(f"\nProblem: {report.problem}")
         print(f"Fix (rebuilds llama.cpp; takes several minutes):\n  {report.fix}")

@@ -20,6 +20,7 @@ from reflectchat.engine.base import DEFAULT_CTX
 from reflectchat.models.catalog import CatalogError, CatalogModel, Quant, load_catalog
 from reflectchat.models.pull import PullError, quant_download
 from reflectchat.sizes import size_text
+from reflectchat.untrusted import visible
 
 
 class _Transfer(ProgressColumn):
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         job = quant_download(entry, quant)
         if job.complete:
             paths = job.run(lambda n: None)
-            err.print(f"{entry.id} {quant.name} is already downloaded: {paths[0]}")
+            err.print(f"{entry.id} {quant.name} is already downloaded: {visible(str(paths[0]))}",
+                      markup=False)
             return EXIT_OK
         done = job.total - job.needed()
         if done:
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         fail("interrupted; the bytes so far are kept: run the same command again to continue")
         return EXIT_CANCELLED
     note = f" ({job.retries} interrupted transfer(s) resumed)" if job.retries else ""
-    err.print(f"Downloaded and verified (sha256){note}: {paths[0]}")
+    err.print(f"Downloaded and verified (sha256){note}: {visible(str(paths[0]))}",
+              markup=False)
     err.print(f"Run it with: reflectchat --model {entry.id} --quant {quant.name}")
     return EXIT_OK

@@ -124,7 +124,7 @@ def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return EXIT_OK
     if not hits:
-        err.print(f"Nothing matches {args.query!r}.")
+        err.print(f"Nothing matches {visible(repr(args.query))}.", markup=False)
         return EXIT_OK
     for hit in hits:
         snippet, spans = _highlighted(hit.snippet)
@@ -149,7 +149,7 @@ def _export(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         sys.stdout.write(visible(text) if sys.stdout.isatty() else text)
     else:
         args.output.write_text(text, encoding="utf-8")
-        err.print(f"Wrote session {info.id} to {args.output}")
+        err.print(f"Wrote session {info.id} to {visible(str(args.output))}", markup=False)
     return EXIT_OK
 
 

@@ -196,3 +196,12 @@ def test_deeply_nested_or_oversized_imports_are_refused(two_asked, tmp_path):
     huge.write_text(json.dumps(data))
     result = sessions("import", str(huge))
     assert result.returncode == 1 and "at most 100,000 are imported" in result.stderr
+
+
+def test_a_path_that_looks_like_markup_is_printed_as_it_is(two_asked, tmp_path):
+    folder = tmp_path / "[bold]"  # rich would eat it as a style
+    folder.mkdir()
+    target = folder / "out.md"
+    done = sessions("export", str(two_asked[0]), "-o", str(target))
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert str(target) in done.stderr.replace("\n", "") and target.exists()
