@@ -64,6 +64,17 @@ def gets(state: Hub, filename: str) -> list[str | None]:
     return [r for m, p, r in state.log if m == "GET" and p.endswith(filename)]
 
 
+def partial_once_written(f: HubFile, process: subprocess.Popen, at_least: int) -> Path:
+    """The file a running pull writes to, once it holds `at_least` bytes."""
+    part = Path(os.environ["HF_HOME"]) / "hub" / "models--Qwen--QwQ-32B-GGUF" / "blobs" / \
+        f"{f.sha256}.incomplete"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size >= at_least):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    return part
+
+
 def test_a_split_quant_is_one_job_into_the_shared_cache(hub):
     state, server = hub
     result = pull(server, "reflection-llama-3.1-70b", "--quant", "Q8_0")
@@ -103,12 +114,7 @@ def test_a_killed_pull_continues_where_it_stopped(hub):
     f = state.repos[QWQ]["qwq-32b-q4_k_m.gguf"]
     f.fault = "slow"
     process = pull(server, "qwq-32b", "--quant", "Q4_K_M", wait=False)
-    part = Path(os.environ["HF_HOME"]) / "hub" / "models--Qwen--QwQ-32B-GGUF" / "blobs" / \
-        f"{f.sha256}.incomplete"
-    deadline = time.monotonic() + 60
-    while not (part.exists() and part.stat().st_size > 500_000):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+    part = partial_once_written(f, process, 500_000)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(10)
     kept = part.stat().st_size
@@ -241,12 +247,7 @@ def test_a_second_pull_of_the_same_file_says_so_and_leaves_the_first_alone(hub):
     f = state.repos[QWQ]["qwq-32b-q4_k_m.gguf"]
     f.fault = "slow"
     first = pull(server, "qwq-32b", "--quant", "Q4_K_M", wait=False)
-    part = Path(os.environ["HF_HOME"]) / "hub" / "models--Qwen--QwQ-32B-GGUF" / "blobs" / \
-        f"{f.sha256}.incomplete"
-    deadline = time.monotonic() + 60
-    while not (part.exists() and part.stat().st_size > 0):
-        assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.05)
+    partial_once_written(f, first, 1)
     second = pull(server, "qwq-32b", "--quant", "Q4_K_M")
     assert second.returncode == 1 and "Another download of" in second.stderr
     assert "Traceback" not in second.stderr
