@@ -48,15 +48,14 @@ def _quant(entry: CatalogModel, wanted: str) -> Quant:
 
 
 def run(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, markup=False)  # paths are text, not markup
     try:
         entry = load_catalog().get(args.model)
         quant = _quant(entry, args.quant)
         job = quant_download(entry, quant)
         if job.complete:
             paths = job.run(lambda n: None)
-            err.print(f"{entry.id} {quant.name} is already downloaded: {visible(str(paths[0]))}",
-                      markup=False)
+            err.print(f"{entry.id} {quant.name} is already downloaded: {visible(str(paths[0]))}")
             return EXIT_OK
         done = job.total - job.needed()
         if done:
@@ -72,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
         fail("interrupted; the bytes so far are kept: run the same command again to continue")
         return EXIT_CANCELLED
     note = f" ({job.retries} interrupted transfer(s) resumed)" if job.retries else ""
-    err.print(f"Downloaded and verified (sha256){note}: {visible(str(paths[0]))}",
-              markup=False)
+    err.print(f"Downloaded and verified (sha256){note}: {visible(str(paths[0]))}")
     err.print(f"Run it with: reflectchat --model {entry.id} --quant {quant.name}")
     return EXIT_OK

@@ -30,8 +30,9 @@ MAX_IMPORT_BYTES = 256 << 20  # far above any real chat's export
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    # markup off: titles, paths and queries are outside text, never rich markup
+    out = Console(highlight=False, soft_wrap=True, markup=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
     try:
         store = SessionStore.open()
     except StoreError as exc:
@@ -124,7 +125,7 @@ def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return EXIT_OK
     if not hits:
-        err.print(f"Nothing matches {visible(repr(args.query))}.", markup=False)
+        err.print(f"Nothing matches {visible(repr(args.query))}.")
         return EXIT_OK
     for hit in hits:
         snippet, spans = _highlighted(hit.snippet)
@@ -149,7 +150,7 @@ def _export(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         sys.stdout.write(visible(text) if sys.stdout.isatty() else text)
     else:
         args.output.write_text(text, encoding="utf-8")
-        err.print(f"Wrote session {info.id} to {visible(str(args.output))}", markup=False)
+        err.print(f"Wrote session {info.id} to {visible(str(args.output))}")
     return EXIT_OK
 
 
