@@ -46,6 +46,13 @@ async def planned(pilot) -> None:
                    what="the quants' plans")
 
 
+async def open_planned_picker(pilot) -> None:
+    """Ctrl+L, and wait for the picker to fill in every quant's plan."""
+    await pilot.press("ctrl+l")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ModelPicker), what="picker")
+    await planned(pilot)
+
+
 async def choose(pilot, text: str) -> None:
     app = pilot.app
     lines = picker_lines(app)
@@ -60,9 +67,7 @@ async def test_the_picker_shows_each_quants_plan_and_downloads_then_loads_one(hu
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
-        await planned(pilot)
+        await open_planned_picker(pilot)
         lines = picker_lines(app)
         q4 = next(line for line in lines if "QwQ 32B Q4_K_M" in line)
         assert "download" in q4 and "GiB" in q4
@@ -86,9 +91,7 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
-        await planned(pilot)
+        await open_planned_picker(pilot)
         await choose(pilot, "QwQ 32B Q4_K_M")
         status = app.query_one(StatusBar).query_one("#status-text")
         await wait_for(pilot, lambda: "Downloading" in str(status.render()), timeout=30,
@@ -145,9 +148,7 @@ async def test_a_full_disk_mid_download_is_a_message_and_the_app_stays(hub):
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker), what="picker")
-        await planned(pilot)
+        await open_planned_picker(pilot)
         await choose(pilot, "QwQ 32B Q4_K_M")
         await wait_for(pilot, lambda: app._downloading is None and any(
             n.title == "Download stopped" for n in app._notifications), timeout=30,
