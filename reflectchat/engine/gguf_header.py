@@ -34,6 +34,7 @@ class HeaderError(Exception):
 class Header:
     metadata: dict[str, Any]
     tensors: dict[str, int]  # name -> bytes
+    params: int = 0  # elements of every tensor: the model's parameter count
 
 
 class _Reader:
@@ -97,6 +98,7 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
         key = r.string()
         metadata[key] = r.value(r.scalar("<I"))
     tensors = {}
+    params = 0
     for _ in range(n_tensors):
         name = r.string()
         n_dims = r.scalar("<I")
@@ -113,7 +115,8 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
         for d in dims:
             elements *= d
         tensors[name] = elements // block * size
-    return Header(metadata, tensors)
+        params += elements
+    return Header(metadata, tensors, params)
 
 
 def read_local(path: Path) -> Header:

@@ -11,11 +11,16 @@ llama.cpp logs when loading generated models: tests/test_fit.py):
   output terms for a 512-token micro-batch; on the GPU when any layer is offloaded;
 - output buffer: the logits, vocabulary x 4 bytes;
 - a safety margin of 1 GiB per GPU and 1 GiB of RAM.
+With several GPUs, llama.cpp spreads the offloaded layers over them by `tensor_split` (by
+default each card's free memory): layer i of the `a` offloaded ones goes to the first card whose
+running share of the split exceeds i / a. Each card must hold its layers, their KV cache and a
+compute buffer.
 Estimators err; the loader retries with fewer GPU layers when a load fails for memory.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,14 +29,13 @@ from pathlib import Path
 
 from reflectchat.engine.gguf_header import Header, HeaderError, read_local
 from reflectchat.models.catalog import Arch
-from reflectchat.models.hardware import Hardware
+from reflectchat.models.hardware import GPU, Hardware
 from reflectchat.sizes import GIB
 
 CTX_ALIGN = 256
 N_UBATCH = 512
 GPU_MARGIN = GIB
 RAM_MARGIN = GIB
-ENOUGH_ON_GPU = 0.5  # a partial offload worth recommending keeps at least half the layers there
 # bytes per element of each KV cache type (block types: block bytes / 32 elements)
 KV_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32,
                  "q4_1": 20 / 32, "q4_0": 18 / 32, "iq4_nl": 18 / 32}
@@ -51,6 +55,15 @@ class ModelShape:
     output_bytes: int  # output.weight and output_norm: the "output layer"
     embd_bytes: int  # token_embd: stays in RAM (memory-mapped)
     exact: bool  # read from a GGUF header; False: estimated from the catalog
+    params: int = 0  # parameters (tensor elements)
+    output_tied: bool = False  # no output.weight: the output reuses token_embd
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Weight bytes read to decode one token: every layer and the output layer (the
+        token embedding when the output reuses it; else one row of it, negligible)."""
+        return sum(self.layer_bytes) + self.output_bytes + \
+            (self.embd_bytes if self.output_tied else 0)
 
     @property
     def weights_bytes(self) -> int:
@@ -88,9 +101,11 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
                 output += size
     tokens = meta.get("tokenizer.ggml.tokens")
     n_vocab = len(tokens) if isinstance(tokens, list) else int(tokens or 0)
+    tied = not any("output.weight" in h.tensors for h in headers)
     return ModelShape(n_layer, n_embd, n_head, number("attention.head_count_kv", n_head),
                       head_k, number("attention.value_length", head_k),
-                      number("feed_forward_length"), n_vocab, tuple(layers), output, embd, True)
+                      number("feed_forward_length"), n_vocab, tuple(layers), output, embd, True,
+                      sum(h.params for h in headers), tied)
 
 
 def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
@@ -100,11 +115,22 @@ def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
     kv = arch.kv_heads * arch.head_dim
     per_layer = arch.hidden * (2 * arch.heads * arch.head_dim + 2 * kv) + 3 * arch.hidden * n_ff
     vocab_params = arch.vocab * arch.hidden
-    bytes_per_param = file_bytes / (arch.layers * per_layer + 2 * vocab_params)
+    params = arch_params(arch)
+    bytes_per_param = file_bytes / params
     layer = int(per_layer * bytes_per_param)
     side = int(vocab_params * bytes_per_param)
     return ModelShape(arch.layers, arch.hidden, arch.heads, arch.kv_heads, arch.head_dim,
-                      arch.head_dim, n_ff, arch.vocab, (layer,) * arch.layers, side, side, False)
+                      arch.head_dim, n_ff, arch.vocab, (layer,) * arch.layers, side, side, False,
+                      params)
+
+
+def arch_params(arch: Arch) -> int:
+    """Parameters of a transformer of this shape: each layer's attention and gated
+    feed-forward, the token embedding and the output layer (norms are negligible)."""
+    kv = arch.kv_heads * arch.head_dim
+    per_layer = arch.hidden * (2 * arch.heads * arch.head_dim + 2 * kv) \
+        + 3 * arch.hidden * arch.ffn
+    return arch.layers * per_layer + 2 * arch.vocab * arch.hidden
 
 
 def context_rounded(n_ctx: int) -> int:
@@ -135,6 +161,15 @@ class Verdict(str, Enum):
 
 
 @dataclass(frozen=True)
+class CardUse:
+    """What one GPU holds under a plan."""
+    gpu: GPU
+    layers: int  # repeating layers (the output layer is counted in `output`)
+    output: bool
+    bytes: int  # weights, KV cache and compute buffer, margin included
+
+
+@dataclass(frozen=True)
 class Plan:
     n_gpu_layers: int  # as llama.cpp counts: n_layer + 1 puts the output layer there too
     n_layer: int
@@ -143,6 +178,8 @@ class Plan:
     ram_bytes: int  # needed in RAM, margin included
     kv_bytes: int
     compute_bytes: int
+    cards: tuple[CardUse, ...] = ()  # each GPU that holds layers
+    capped_at: int | None = None  # a load with this many GPU layers failed for memory
 
     @property
     def layers_on_gpu(self) -> int:
@@ -154,44 +191,83 @@ class Plan:
             return f"partial: {self.layers_on_gpu} of {self.n_layer} layers on the GPU"
         return self.verdict.value
 
+    @property
+    def short_label(self) -> str:
+        """The verdict in at most 14 characters, for tables: "partial 41/81"."""
+        if self.verdict is Verdict.PARTIAL:
+            return f"partial {self.n_gpu_layers}/{self.n_layer + 1}"
+        return self.verdict.value
+
+
+def layer_cards(n_layer: int, n_gpu_layers: int, split: Sequence[float]) -> list[int]:
+    """The card each GPU slot goes to, as llama.cpp assigns them: the offloaded repeating
+    layers, then the output layer when `n_gpu_layers` is n_layer + 1."""
+    total = sum(split)
+    if n_gpu_layers <= 0 or total <= 0:
+        return []
+    running, bounds = 0.0, []
+    for share in split:
+        running += share
+        bounds.append(running / total)
+    active = min(n_gpu_layers, n_layer + 1)
+    slots = range(max(n_layer - n_gpu_layers, 0), n_layer + (1 if n_gpu_layers > n_layer else 0))
+    start = slots.start
+    return [min(bisect.bisect_right(bounds, (il - start) / active), len(split) - 1)
+            for il in slots]
+
 
 def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
-         type_v: str = "f16", flash_attn: bool = False) -> Plan:
-    """The most layers this machine can hold on its GPUs, and whether the rest fits in RAM."""
+         type_v: str = "f16", flash_attn: bool = False,
+         tensor_split: Sequence[float] | None = None,
+         max_gpu_layers: int | None = None) -> Plan:
+    """The most layers this machine can hold on its GPUs (each card by its share of the
+    split), and whether the rest fits in RAM. `max_gpu_layers`: start below a count that
+    failed for memory before."""
     kv_layer = kv_bytes_per_layer(shape, n_ctx, type_k, type_v)
     compute = compute_bytes(shape, n_ctx, flash_attn)
     logits = shape.n_vocab * 4
-    usable = [g for g in hw.gpus if g.free_bytes > GPU_MARGIN] if hw.build_offloads else []
-    gpu_budget = sum(g.free_bytes - GPU_MARGIN for g in usable)
-    unified = any(g.unified for g in usable)
+    gpus = list(hw.gpus) if hw.build_offloads else []
+    shares = list(tensor_split) if tensor_split else [float(g.free_bytes) for g in gpus]
+    shares = (shares + [0.0] * len(gpus))[:len(gpus)]  # as many shares as cards
+    used = [(g, share) for g, share in zip(gpus, shares, strict=True)
+            if share > 0 and g.free_bytes > GPU_MARGIN]
+    gpus, split = [g for g, _ in used], [share for _, share in used]
+    unified = any(g.unified for g in gpus)
     n = shape.n_layer
-    for ngl in range(n + 1 if usable else 0, -1, -1):
+    top = n + 1 if gpus else 0
+    if max_gpu_layers is not None:
+        top = min(top, max(max_gpu_layers, 0))
+    for ngl in range(top, -1, -1):
         on_gpu = min(ngl, n)
-        gpu = (sum(shape.layer_bytes[n - on_gpu:]) + kv_layer * on_gpu
-               + (shape.output_bytes if ngl > n else 0) + (compute if ngl else 0))
+        cards = _cards(shape, gpus, split, ngl, kv_layer, compute)
+        gpu = sum(c.bytes for c in cards)
         ram = (sum(shape.layer_bytes[:n - on_gpu]) + kv_layer * (n - on_gpu) + shape.embd_bytes
                + (0 if ngl > n else shape.output_bytes) + logits
                + (0 if ngl else compute) + RAM_MARGIN)
         if unified:  # the GPU's memory is the RAM: both must fit in it together
-            ram += gpu
-        if gpu <= gpu_budget and ram <= hw.ram_available_bytes:
+            ram += gpu - GPU_MARGIN * len(cards)
+        if all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_available_bytes:
             verdict = (Verdict.FULL_GPU if ngl > n else Verdict.PARTIAL if ngl
                        else Verdict.CPU_ONLY)
-            return Plan(ngl, n, verdict, gpu + (GPU_MARGIN * len(usable) if ngl else 0), ram,
-                        kv_layer * n, compute)
+            return Plan(ngl, n, verdict, gpu, ram, kv_layer * n, compute, tuple(cards),
+                        max_gpu_layers)
     ram_all = shape.weights_bytes + kv_layer * n + logits + compute + RAM_MARGIN
-    return Plan(0, n, Verdict.NO_FIT, 0, ram_all, kv_layer * n, compute)
+    return Plan(0, n, Verdict.NO_FIT, 0, ram_all, kv_layer * n, compute, (), max_gpu_layers)
 
 
-def recommend(plans: Sequence[tuple[int, Plan]]) -> int | None:
-    """Index of the quant to use, from (file bytes, plan) pairs: the largest that fits fully
-    on the GPUs, else the largest partial offload keeping enough layers there, else the
-    largest that runs at all."""
-    def largest(ok: list[int]) -> int | None:
-        return max(ok, key=lambda i: plans[i][0]) if ok else None
-
-    full = [i for i, (_, p) in enumerate(plans) if p.verdict is Verdict.FULL_GPU]
-    partial = [i for i, (_, p) in enumerate(plans) if p.verdict is Verdict.PARTIAL
-               and p.layers_on_gpu >= ENOUGH_ON_GPU * p.n_layer]
-    runs = [i for i, (_, p) in enumerate(plans) if p.verdict is not Verdict.NO_FIT]
-    return largest(full) if full else largest(partial) if partial else largest(runs)
+def _cards(shape: ModelShape, gpus: list[GPU], split: list[float], ngl: int, kv_layer: int,
+           compute: int) -> list[CardUse]:
+    n = shape.n_layer
+    assigned = layer_cards(n, ngl, split)
+    first = max(n - ngl, 0)
+    cards = []
+    for index, gpu in enumerate(gpus):
+        slots = [first + k for k, card in enumerate(assigned) if card == index]
+        layers = [il for il in slots if il < n]
+        if not slots:
+            continue
+        output = n in slots
+        size = (sum(shape.layer_bytes[il] for il in layers) + kv_layer * len(layers)
+                + (shape.output_bytes if output else 0) + compute + GPU_MARGIN)
+        cards.append(CardUse(gpu, len(layers), output, size))
+    return cards
