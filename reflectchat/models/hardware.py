@@ -31,6 +31,7 @@ class GPU:
     total_bytes: int
     free_bytes: int
     unified: bool = False  # shares RAM with the CPU (Apple Silicon)
+    bandwidth: float | None = None  # memory bandwidth in bytes/s, where the driver says
 
 
 @dataclass
@@ -92,10 +93,27 @@ def nvidia_gpus() -> list[GPU]:
             name = pynvml.nvmlDeviceGetName(handle)
             info = pynvml.nvmlDeviceGetMemoryInfo(handle)
             gpus.append(GPU(name.decode() if isinstance(name, bytes) else name, "nvidia",
-                            int(info.total), int(info.free)))
+                            int(info.total), int(info.free),
+                            bandwidth=_nvml_bandwidth(pynvml, handle)))
         return gpus
     finally:
         pynvml.nvmlShutdown()
+
+
+def _nvml_bandwidth(pynvml: object, handle: object) -> float | None:
+    """Peak memory bandwidth from the bus width and the top memory clock: NVML's clock is
+    half the transfer rate (GDDR and HBM move data on both edges)."""
+    try:
+        bus_bits = pynvml.nvmlDeviceGetMemoryBusWidth(handle)  # type: ignore[attr-defined]
+        clock_mhz = pynvml.nvmlDeviceGetMaxClockInfo(  # type: ignore[attr-defined]
+            handle, pynvml.NVML_CLOCK_MEM)  # type: ignore[attr-defined]
+    except Exception:  # an old driver or library without these calls
+        return None
+    return peak_bandwidth(int(bus_bits), int(clock_mhz))
+
+
+def peak_bandwidth(bus_bits: int, clock_mhz: int) -> float | None:
+    return bus_bits / 8 * clock_mhz * 1e6 * 2 if bus_bits > 0 and clock_mhz > 0 else None
 
 
 def _nvidia_smi_gpus() -> list[GPU]:
