@@ -4,6 +4,7 @@
 |-------------------------------|---------------------------------------------------|
 | settings, user themes         | `~/.config/reflectchat/config.toml`, `themes/`    |
 | session history               | `~/.local/share/reflectchat/sessions.db`          |
+| measured loads and speeds     | `~/.local/share/reflectchat/measurements.db`      |
 | Markdown exports from the app | `~/.local/share/reflectchat/exports/`             |
 | demo model, hub header cache  | `~/.cache/reflectchat/`, `headers/`               |
 | model catalog, built-in themes| package data: `models.toml`, `themes/`            |
@@ -39,6 +40,10 @@ def data_dir() -> Path:
 
 def store_file() -> Path:
     return data_dir() / "sessions.db"
+
+
+def measurements_file() -> Path:
+    return data_dir() / "measurements.db"
 
 
 def exports_dir() -> Path:

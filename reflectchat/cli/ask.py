@@ -19,6 +19,7 @@ from reflectchat.engine.base import FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import settled_choice
+from reflectchat.models.loading import measure_answer
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.records import SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 view.show(event, turn.tag_format in (TagFormat.THINK, TagFormat.REFLECTION)
                           and not turn.prefilled)
     stats = answering.stats
+    measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
     if view:
         view.finish(stats, sampling.answer_limit)

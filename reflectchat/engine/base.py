@@ -80,6 +80,7 @@ class Runtime:
 class GenerationStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prompt_evaluated: int | None = None  # prompt tokens not already in the model's cache
     time_to_first_token_s: float | None = None
     tokens_per_second: float | None = None
     total_s: float = 0.0

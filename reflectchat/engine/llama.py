@@ -189,6 +189,7 @@ class LlamaGeneration:
             return
         limit = min(sampling.answer_limit, room)
         llm = engine._llm
+        stats.prompt_evaluated = len(self._tokens) - _cached_prefix(llm, self._tokens)
         if sampling.seed is not None:
             llm.set_seed(sampling.seed)
         decoder = PieceDecoder(engine._vocab)
@@ -244,6 +245,17 @@ class LlamaGeneration:
             stats.time_to_first_token_s = first - start
             if stats.completion_tokens > 1 and end > first:
                 stats.tokens_per_second = (stats.completion_tokens - 1) / (end - first)
+
+
+def _cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
+    """How many of `tokens` llama.cpp keeps from the last prompt instead of evaluating them
+    again (as `Llama.generate` reckons it: the last token is always evaluated)."""
+    same = 0
+    for cached, token in zip(llm._input_ids[:llm.n_tokens], tokens[:-1], strict=False):
+        if cached != token:
+            break
+        same += 1
+    return same
 
 
 _load_lock = threading.Lock()

@@ -1,29 +1,36 @@
 """Loading a GGUF with as many GPU layers as fit: the memory plan's number first, then fewer
-after each failed load (estimates err, and VRAM is shared with other programs)."""
+after each failed load (estimates err, and VRAM is shared with other programs). Every load is
+measured: what llama.cpp allocated, or that it ran out of memory (`measured.py`), so the next
+plan for this file starts from what really happened."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from reflectchat.engine.base import Backend
+from reflectchat.engine.base import Backend, GenerationStats
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import shard_paths
 from reflectchat.engine.gguf_header import HeaderError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.fit import Verdict, plan, shape_from_gguf
 from reflectchat.models.hardware import detect
+from reflectchat.models.measured import Measurements, file_key, machine_key
 
 
 def planned_gpu_layers(path: Path, n_ctx: int, type_k: str, type_v: str,
                        flash_attn: bool) -> int:
-    """The GPU layers the memory plan gives this file on this machine (-1: all of them)."""
+    """The GPU layers the memory plan gives this file on this machine (-1: all of them),
+    below any count that failed for memory here before."""
     try:
         shape = shape_from_gguf(shard_paths(path))
     except (HeaderError, EngineError, OSError, ValueError):
         return -1  # unreadable here: llama.cpp will say why when it loads it
-    chosen = plan(shape, detect(), n_ctx, type_k, type_v, flash_attn)
+    hw = detect()
+    cap = Measurements().memory_cap(machine_key(hw), file_key(path), n_ctx)
+    chosen = plan(shape, hw, n_ctx, type_k, type_v, flash_attn, max_gpu_layers=cap)
     return -1 if chosen.verdict is Verdict.FULL_GPU else chosen.n_gpu_layers
 
 
@@ -31,9 +38,10 @@ def load_with_fallback(path: Path, settings: EngineSettings,
                        progress: Callable[[float], bool] | None = None) -> Backend:
     """Load; if a load with layers on the GPU fails (estimates err, and VRAM is shared with
     other programs), try again with a third fewer each time down to none. The engine's
-    `load_note` says what happened."""
+    `load_note` says what happened; each attempt is recorded in the measurements."""
     failures: list[str] = []
     layers = settings.n_gpu_layers
+    record = _Recorder(path, settings.n_ctx)
     while True:
         try:
             engine = LlamaEngine(path, replace(settings, n_gpu_layers=layers), progress)
@@ -43,9 +51,11 @@ def load_with_fallback(path: Path, settings: EngineSettings,
                     raise EngineError(f"{exc} (also failed with {', '.join(failures)})") \
                         from None
                 raise
+            record.failed(layers)
             failures.append(f"{'all' if layers < 0 else layers} GPU layers")
             layers = fewer_layers(layers, path)
             continue
+        record.loaded(engine)
         if failures:
             fallback = (f"Loaded with {engine.gpu_layers} GPU layers after the load with "
                         f"{failures[0]} failed (probably not enough GPU memory).")
@@ -53,10 +63,72 @@ def load_with_fallback(path: Path, settings: EngineSettings,
         return engine
 
 
+@functools.cache
+def this_machine() -> str:
+    """The machine's key: its CPU, RAM and GPUs do not change while we run."""
+    return machine_key(detect())
+
+
+@functools.cache
+def _params(path: Path) -> int:
+    try:
+        return shape_from_gguf(shard_paths(path)).params
+    except (HeaderError, EngineError, OSError, ValueError):
+        return 0
+
+
+def measure_answer(engine: Backend, stats: GenerationStats) -> None:
+    """Record how fast a local model answered (a paced demo or a server: nothing)."""
+    if not isinstance(engine, LlamaEngine) or engine.settings.pace or \
+            stats.time_to_first_token_s is None:
+        return
+    layers = llama_gpu_layers(engine)
+    where = "cpu" if layers == 0 else "gpu" if layers > engine.layer_count else "split"
+    decode_s = stats.total_s - stats.time_to_first_token_s
+    Measurements().record_speed(
+        this_machine(), file_key(engine.path), engine.settings.n_ctx, layers, where,
+        _params(engine.path),
+        (stats.prompt_evaluated or 0, stats.time_to_first_token_s),
+        (max(stats.completion_tokens - 1, 0), decode_s if decode_s > 0 else None))
+
+
+class _Recorder:
+    """Each load's outcome. A failed load counts as out of memory once a load with fewer GPU
+    layers works (a file that fails at every count is broken, not too big)."""
+
+    def __init__(self, path: Path, n_ctx: int) -> None:
+        self.measurements = Measurements()
+        self.machine = this_machine()
+        self.file, self.n_ctx, self.path = file_key(path), n_ctx, path
+        self.failures: list[int] = []
+
+    def failed(self, layers: int) -> None:
+        self.failures.append(layers if layers >= 0 else _all_layers(self.path))
+
+    def loaded(self, engine: LlamaEngine) -> None:
+        for count in self.failures:
+            self.measurements.record_load(self.machine, self.file, self.n_ctx, count, None)
+        self.measurements.record_load(self.machine, self.file, self.n_ctx,
+                                      llama_gpu_layers(engine), engine.buffers)
+
+
+def llama_gpu_layers(engine: LlamaEngine) -> int:
+    """The engine's GPU layers as llama.cpp and the plan count them (n_layer + 1: all, with
+    the output layer)."""
+    if engine.gpu_layers == 0:
+        return 0
+    wanted = engine.settings.n_gpu_layers
+    return engine.layer_count + 1 if wanted < 0 or wanted > engine.layer_count else wanted
+
+
+def _all_layers(path: Path) -> int:
+    try:
+        return shape_from_gguf(shard_paths(path)).n_layer + 1
+    except (HeaderError, EngineError, OSError, ValueError):
+        return 128  # a header we cannot read: step down from a large count
+
+
 def fewer_layers(layers: int, path: Path) -> int:
     if layers < 0:
-        try:
-            layers = shape_from_gguf(shard_paths(path)).n_layer + 1
-        except (HeaderError, EngineError, OSError, ValueError):
-            layers = 128  # a header we cannot read: step down from a large count
+        layers = _all_layers(path)
     return layers * 2 // 3

@@ -27,7 +27,8 @@ def answer_message(turn: Turn, stats: GenerationStats | None = None) -> StoredMe
     )
 
 
-_NUMBERS = {"prompt_tokens": int, "completion_tokens": int, "time_to_first_token_s": float,
+_NUMBERS = {"prompt_tokens": int, "completion_tokens": int, "prompt_evaluated": int,
+            "time_to_first_token_s": float,
             "tokens_per_second": float, "total_s": float}
 
 

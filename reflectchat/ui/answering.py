@@ -17,6 +17,7 @@ from reflectchat.demo.answers import STARTERS
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice
+from reflectchat.models.loading import measure_answer
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.answer_worker import stream_answer
@@ -128,6 +129,8 @@ class AnsweringPart(App[None]):
     def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats
         turn.stats = stats
+        if self.engine is not None:
+            measure_answer(self.engine, stats)
         if self._live is turn:
             self._live = None
         self.refresh_bindings()
