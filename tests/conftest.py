@@ -12,8 +12,12 @@ from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Keep the demo model and any cache out of the user's real directories."""
+    """Keep the demo model, any cache and other tools' models out of the user's real
+    directories."""
     home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for tool in ("OLLAMA_MODELS", "LLAMA_CACHE", "HF_HUB_CACHE"):
+        monkeypatch.delenv(tool, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))

@@ -1,5 +1,6 @@
-"""`reflectchat models [MODEL]`: every catalog quant and how it fits this machine;
-`reflectchat models --endpoint X`: what a server offers instead."""
+"""`reflectchat models [MODEL]`: every catalog quant, how it fits this machine, how fast it will
+run and whether it keeps quality; `--local`: the GGUFs other tools downloaded, used in place;
+`reflectchat models FILE.gguf`: one file's plan; `--endpoint X`: what a server offers instead."""
 
 from __future__ import annotations
 
@@ -7,20 +8,30 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from reflectchat.cli.model_table import (
+    HEADER,
+    LEGEND,
+    group_header,
+    grouped,
+    pick_lines,
+    reason_lines,
+    row_lines,
+)
 from reflectchat.cli.output import EXIT_OK, fail
 from reflectchat.config import ConfigFile
 from reflectchat.engine.base import DEFAULT_CTX
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
+from reflectchat.models.advice import Row, best_pick
 from reflectchat.models.catalog import CatalogError, load_catalog
-from reflectchat.models.fit import plan
 from reflectchat.models.hardware import Hardware, detect
-from reflectchat.models.quant_plans import fit_rows
+from reflectchat.models.quality import params_text
+from reflectchat.models.quant_plans import Planner, fit_rows, local_rows
 from reflectchat.sizes import size_text
 from reflectchat.untrusted import visible
 
@@ -34,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _file_plan(args: argparse.Namespace, path: Path) -> int:
-    """The memory plan of one GGUF file (a split model: its first shard), from its header."""
+    """The plan of one GGUF file (a split model: its first shard), from its header."""
     from reflectchat.engine.gguf_file import check_before_load, shard_paths
     from reflectchat.engine.gguf_header import HeaderError
     from reflectchat.models.fit import shape_from_gguf
@@ -47,24 +58,66 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
     except (EngineError, HeaderError, OSError, ValueError) as exc:
         return fail(f"cannot plan {path}: {exc}")
     hw = detect()
-    chosen = plan(shape, hw, n_ctx)
     size = sum(p.stat().st_size for p in shards)
+    row = Planner(hw, n_ctx).row(shape, path.name, size, group=path.name,
+                                 group_key=str(path), quant_name=path.name, source="file",
+                                 downloaded=True, path=path)
     if args.json:
-        print(json.dumps({"file": str(path), "size_bytes": size,
-                          "verdict": chosen.verdict.value, "n_gpu_layers": chosen.n_gpu_layers,
-                          "layers": chosen.n_layer, "gpu_bytes": chosen.gpu_bytes,
-                          "ram_bytes": chosen.ram_bytes, "kv_bytes": chosen.kv_bytes,
-                          "compute_bytes": chosen.compute_bytes, "n_ctx": n_ctx}, indent=2))
+        print(json.dumps({"file": str(path), "n_ctx": n_ctx, **_row_json(row)}, indent=2))
         return EXIT_OK
+    chosen = row.plan
     print(_machine_line(hw, n_ctx))
-    print(visible(path.name) + f"  {size_text(size)}  {shape.n_layer} layers")
-    on_gpu = f"{size_text(chosen.gpu_bytes)} on the GPU and " if chosen.gpu_bytes else ""
+    print(visible(path.name) + f"  {size_text(size)}  {shape.n_layer} layers, "
+          f"{params_text(shape.params)} parameters, {row.bpw or 0:.2f} bits per weight"
+          + ("  (quality loss)" if row.quality_loss else ""))
     layers = f"; GPU layers {chosen.n_gpu_layers}/{chosen.n_layer + 1}" if hw.gpus else ""
     print(f"  fit: {chosen.label}{layers}")
-    print(f"  needs {on_gpu}{size_text(chosen.ram_bytes)} of RAM (KV cache "
-          f"{size_text(chosen.kv_bytes)}, compute {size_text(chosen.compute_bytes)}; "
-          "1 GiB to spare)")
+    for card in chosen.cards:
+        print(f"    {visible(card.gpu.name)}: {card.layers} layers"
+              + (" and the output layer" if card.output else "")
+              + f", {size_text(card.bytes)} of {size_text(card.gpu.free_bytes)} free")
+    on_gpu = f"{size_text(chosen.gpu_bytes)} on the GPU and " if chosen.gpu_bytes else ""
+    basis = "measured at this load's settings" if row.memory_measured else \
+        f"KV cache {size_text(chosen.kv_bytes)}, compute {size_text(chosen.compute_bytes)}"
+    print(f"  needs {on_gpu}{size_text(chosen.ram_bytes)} of RAM ({basis}; 1 GiB to spare)")
+    print(f"  speed: {_speed_sentence(row)}")
+    if chosen.capped_at is not None:
+        print(f"  a load with more GPU layers ran out of memory here before: planned at most "
+              f"{chosen.capped_at}")
     return EXIT_OK
+
+
+def _speed_sentence(row: Row) -> str:
+    s = row.speed
+    if s.decode_tps is None:
+        return "unknown (no bandwidth figure for this device)"
+    decode = (f"{s.decode_tps:.1f} tokens/s measured here" if s.decode_measured else
+              f"at most {s.decode_tps:.1f} tokens/s (memory bandwidth bound)")
+    if s.prompt_tps is None:
+        return decode
+    how = "measured" if s.prompt_measured else "estimated from prompts measured here"
+    return f"{decode}; prompts {s.prompt_tps:,.0f} tokens/s ({how})"
+
+
+def _row_json(r: Row) -> dict[str, object]:
+    return {
+        "model": r.model.id if r.model else r.group, "quant": r.quant_name,
+        "path": str(r.path) if r.path else None, "size_bytes": r.size,
+        "params": r.shape.params, "bpw": round(r.bpw, 3) if r.bpw else None,
+        "quality_loss": r.quality_loss, "verdict": r.plan.verdict.value,
+        "n_gpu_layers": r.plan.n_gpu_layers, "layers": r.plan.n_layer,
+        "gpu_bytes": r.plan.gpu_bytes, "ram_bytes": r.plan.ram_bytes,
+        "kv_bytes": r.plan.kv_bytes, "compute_bytes": r.plan.compute_bytes,
+        "gpus": [{"name": c.gpu.name, "layers": c.layers, "output_layer": c.output,
+                  "bytes": c.bytes} for c in r.plan.cards],
+        "memory": "measured" if r.memory_measured else "estimated",
+        "decode_tokens_per_s": r.speed.decode_tps,
+        "decode": "measured" if r.speed.decode_measured else "estimated",
+        "prompt_tokens_per_s": r.speed.prompt_tps,
+        "prompt": "measured" if r.speed.prompt_measured else "estimated",
+        "capped_at_gpu_layers": r.plan.capped_at, "sizes_from": r.source,
+        "downloaded": r.downloaded, "recommended": r.recommended, "reason": r.reason,
+    }
 
 
 def _machine_line(hw: Hardware, n_ctx: int) -> str:
@@ -98,39 +151,46 @@ def _catalog_models(args: argparse.Namespace) -> int:
     hw = detect()
     n_ctx = args.ctx or DEFAULT_CTX
     notes: list[str] = []
-    try:
-        wanted = [load_catalog().get(args.model_id).id] if args.model_id else []
-    except CatalogError as exc:
-        return fail(exc)
-    if wanted and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        notes.append("Offline (HF_HUB_OFFLINE): sizes of quants not on disk are the catalog's")
-    rows = [r for r in fit_rows(hw, n_ctx, from_hub=wanted, notes=notes)
-            if not wanted or r.model.id in wanted]
+    planner = Planner(hw, n_ctx)
+    if args.local:
+        rows = local_rows(hw, n_ctx, notes=notes, planner=planner)
+        if not rows and not args.json:
+            print("No GGUF files found from other tools (Hugging Face cache, llama.cpp cache, "
+                  "Ollama, LM Studio).", file=sys.stderr)
+    else:
+        try:
+            wanted = [load_catalog().get(args.model_id).id] if args.model_id else []
+        except CatalogError as exc:
+            return fail(exc)
+        if wanted and os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+            notes.append("Offline (HF_HUB_OFFLINE): sizes of quants not on disk are the "
+                         "catalog's")
+        rows = [r for r in fit_rows(hw, n_ctx, from_hub=wanted, notes=notes, planner=planner)
+                if not wanted or r.group_key in wanted]
     for note in notes:
-        print(note, file=sys.stderr)
+        print(visible(note), file=sys.stderr)
+    best = best_pick(rows)
     if args.json:
-        print(json.dumps([{
-            "model": r.model.id, "quant": r.quant.name, "size_bytes": r.quant.size,
-            "verdict": r.plan.verdict.value, "n_gpu_layers": r.plan.n_gpu_layers,
-            "layers": r.plan.n_layer, "gpu_bytes": r.plan.gpu_bytes,
-            "ram_bytes": r.plan.ram_bytes, "sizes_from": r.source,
-            "downloaded": r.downloaded, "recommended": r.recommended,
-        } for r in rows], indent=2))
+        print(json.dumps([{**_row_json(r), "best": r is best} for r in rows], indent=2))
         return EXIT_OK
+    console = Console(highlight=False, markup=False, emoji=False)
     print(_machine_line(hw, n_ctx))
-    table = Table("model", "quant", "size", "fit", "GPU layers", "GPU + RAM", "on disk",
-                  box=None, header_style="bold")
-    for r in rows:
-        style = "bold green" if r.recommended else ("dim" if r.plan.verdict.value ==
-                                                    "does not fit" else "")
-        mark = " ★" if r.recommended else ""
-        table.add_row(r.model.id, r.quant.name + mark, size_text(r.quant.size),
-                      r.plan.label, f"{r.plan.n_gpu_layers}/{r.plan.n_layer + 1}",
-                      f"{size_text(r.plan.gpu_bytes)} + {size_text(r.plan.ram_bytes)}"
-                      + (" (est.)" if r.source == "catalog" else ""),
-                      "yes" if r.downloaded else "no", style=style)
-    Console(highlight=False).print(table)
-    print("★ recommended for this machine. GPU layers count the output layer as llama.cpp "
-          "does. (est.): sizes estimated from the catalog; `reflectchat models MODEL` reads "
-          "exact sizes from the hub's file headers. Sizes in GiB (1024³ bytes).")
+    for line in pick_lines(best) if rows else []:
+        console.print(line, style="bold", soft_wrap=True)
+    for _key, members in grouped(rows):
+        print()
+        console.print(group_header(members), style="bold", soft_wrap=True)
+        print(HEADER)
+        for r in members:
+            style = "bold green" if r.recommended else ("dim" if not r.runs else "")
+            for line in row_lines(r):
+                console.print(line, style=style, soft_wrap=True)
+        for line in reason_lines(members):
+            print(line)
+    if rows:
+        print()
+        print("\n".join(textwrap.wrap(LEGEND + (
+            "" if args.local or args.model_id else " Sizes of quants not on disk are "
+            "estimated from the catalog; `reflectchat models MODEL` reads them from the "
+            "hub's file headers."), 80)))
     return EXIT_OK

@@ -142,5 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"context size to plan for (default {DEFAULT_CTX})")
     models.add_argument("--api-key-env", metavar="VAR",
                         help="the environment variable holding the server's API key")
-    models.add_argument("--json", action="store_true", help="print the server's JSON list")
+    models.add_argument("--local", action="store_true",
+                        help="GGUFs other tools downloaded (Hugging Face and llama.cpp caches, "
+                             "Ollama, LM Studio), planned from their headers; run one with "
+                             "--model PATH")
+    models.add_argument("--json", action="store_true",
+                        help="print JSON: the plans (sizes in bytes), or the server's list")
     return parser

@@ -38,12 +38,15 @@ def _quant(entry: CatalogModel, wanted: str) -> Quant:
     from reflectchat.models.hardware import detect
     from reflectchat.models.quant_plans import fit_rows
 
-    rows = [r for r in fit_rows(detect(), DEFAULT_CTX) if r.model.id == entry.id]
-    best = next((r for r in rows if r.recommended), None)
-    if best is None:
-        raise CatalogError(f"No quant of {entry.id} fits this machine (see `reflectchat "
-                           "models`); name one with --quant to download it anyway")
-    print(f"Chose {best.quant.name} for this machine: {best.plan.label}", file=sys.stderr)
+    rows = [r for r in fit_rows(detect(), DEFAULT_CTX) if r.group_key == entry.id]
+    best = next((r for r in rows if r.recommended and r.quant), None)
+    if best is None or best.quant is None:
+        why = "fits this machine" if not any(r.runs for r in rows) else \
+            "fits this machine without quality loss"
+        raise CatalogError(f"No quant of {entry.id} {why} (see `reflectchat models`); name "
+                           "one with --quant to download it anyway")
+    print(f"Chose {best.quant.name} for this machine: {best.plan.label}; {best.reason}",
+          file=sys.stderr)
     return best.quant
 
 

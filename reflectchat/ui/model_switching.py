@@ -16,11 +16,12 @@ from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import Backend, Runtime
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.prompt import OWN
+from reflectchat.models.advice import Row
 from reflectchat.models.catalog import CatalogError, load_catalog
 from reflectchat.models.choice import ModelChoice, context_for, settled_choice
 from reflectchat.models.hardware import detect
 from reflectchat.models.pull import PullError, quant_download
-from reflectchat.models.quant_plans import Row, fit_rows
+from reflectchat.models.quant_plans import Planner, fit_rows, local_rows
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.records import SessionMeta
 from reflectchat.ui.messages import (
@@ -115,7 +116,9 @@ class ModelSwitchingPart(App[None]):
         n_ctx = self.engine.n_ctx if self.engine is not None else context_for(self.choice)
 
         def plan_rows() -> list[Row]:  # on the picker's worker thread
-            return fit_rows(detect(), n_ctx)
+            hw = detect()
+            planner = Planner(hw, n_ctx)
+            return fit_rows(hw, n_ctx, planner=planner) + local_rows(hw, n_ctx, planner=planner)
 
         self.push_screen(ModelPicker(plan_rows, self.choice.label, self.choice.model_id),
                          self._switch_to)

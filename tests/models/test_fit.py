@@ -13,17 +13,17 @@ import pytest
 from support.shaped_model import write_shaped_gguf
 
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
-from reflectchat.models.catalog import Arch, load_catalog
+from reflectchat.models.catalog import Arch
 from reflectchat.models.fit import (
     Verdict,
     compute_bytes,
     kv_bytes_per_layer,
     plan,
-    recommend,
     shape_from_catalog,
     shape_from_gguf,
 )
 from reflectchat.models.hardware import GPU, Hardware, detect
+from reflectchat.models.quant_plans import fit_rows
 from reflectchat.sizes import GIB
 
 LLAMA_70B = Arch(layers=80, heads=64, kv_heads=8, head_dim=128, hidden=8192, vocab=128256,
@@ -64,27 +64,13 @@ def test_plans_for_typical_machines():
     assert cpu_build.verdict is Verdict.CPU_ONLY  # the GPU is there but llama.cpp can't use it
 
 
-def test_the_recommendation_prefers_full_gpu_then_enough_layers_then_what_runs():
-    entry = load_catalog().get("reflection-llama-3.1-70b")
-    shapes = [(q, shape_from_catalog(entry.arch, q.size)) for q in entry.quants]
-
-    def pick(hw: Hardware) -> tuple[str, Verdict]:
-        plans = [(q.size, plan(s, hw, 8192)) for q, s in shapes]
-        best = recommend(plans)
-        assert best is not None
-        return entry.quants[best].name, plans[best][1].verdict
-
-    name, verdict = pick(machine(128, 80))
-    assert verdict is Verdict.FULL_GPU
-    fits = [q.size for q, s in shapes if plan(s, machine(128, 80), 8192).verdict
-            is Verdict.FULL_GPU]
-    assert entry.quant(name).size == max(fits)  # the largest that fits fully
-    name, verdict = pick(machine(64, 24))
-    assert verdict is Verdict.PARTIAL
-    chosen = plan(shape_from_catalog(entry.arch, entry.quant(name).size), machine(64, 24), 8192)
-    assert chosen.layers_on_gpu >= 40
-    assert pick(machine(48))[1] is Verdict.CPU_ONLY
-    assert recommend([(1, plan(shapes[0][1], machine(4), 8192))]) is None
+def test_the_star_goes_to_the_largest_quant_that_fits_fully_on_the_gpu():
+    hw = machine(128, 80)
+    rows = [r for r in fit_rows(hw, 8192) if r.group_key == "reflection-llama-3.1-70b"]
+    star = [r for r in rows if r.recommended]
+    assert len(star) == 1 and star[0].plan.verdict is Verdict.FULL_GPU
+    assert star[0].size == max(r.size for r in rows if r.plan.verdict is Verdict.FULL_GPU)
+    assert [r for r in fit_rows(machine(4), 8192) if r.recommended] == []  # nothing fits
 
 
 def test_catalog_estimates_are_close_to_the_header(tmp_path):
@@ -157,7 +143,7 @@ def test_models_table_uses_the_header_of_a_cached_file(tmp_path):
         assert all(r["verdict"] != "does not fit" for r in picks)
     text = subprocess.run([sys.executable, "-m", "reflectchat", "models"], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "COLUMNS": "160"}).stdout
-    assert "GPU layers" in text and "qwq-32b" in text
+    assert "qwq-32b  32.8B  Qwen/QwQ-32B-GGUF" in text and "tok/s" in text
 
 
 def test_models_plans_a_gguf_file_given_by_path(tmp_path):

@@ -1,6 +1,7 @@
-"""Switch model or quant: the demo and every catalog quant, with how it fits this machine (the
-memory plan's verdict and GPU layers), its size, and whether it is on disk. Choosing one that
-is not on disk downloads it first.
+"""Switch model or quant: the demo, every catalog quant and every GGUF other tools downloaded,
+grouped by model (a header line each, the model in use first), each quant with its size, bits
+per weight, fit, speed and whether it is on disk, and the ★ with its reason. Choosing one that
+is not on disk downloads it first; a local file is used where it lies.
 
 Planning reads the hardware and GGUF headers, which can take seconds: the picker opens at once
 with the demo and a "planning" line, and a worker thread fills in the rest."""
@@ -20,8 +21,10 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from reflectchat.models.advice import Row, best_pick
 from reflectchat.models.fit import Verdict
-from reflectchat.models.quant_plans import Row
+from reflectchat.models.quality import params_text
+from reflectchat.models.speed import speed_text
 from reflectchat.sizes import size_text
 
 PLANNING = "Planning each quant for this machine …"
@@ -68,21 +71,47 @@ class ModelPicker(ModalScreen[ModelPick | None]):
     def _show_rows(self, rows: list[Row]) -> None:
         if not self.is_attached:
             return
-        # the current model's quants first, then the rest of the catalog
-        self._rows = sorted(rows, key=lambda r: r.model.id != self._current_model)
+        # the current model's quants first, then the catalog, then files from other tools
+        self._rows = sorted(rows, key=lambda r: r.group_key != self._current_model)
         options = self.query_one(OptionList)
         options.remove_option("planning")
-        options.add_options(self._option(i, row) for i, row in enumerate(self._rows))
+        best = best_pick(self._rows)
+        if best is not None:
+            options.add_option(Option(Content.assemble(
+                ("Best for this machine: ", "bold"), f"{best.group} {best.quant_name}",
+                (f" ({best.reason})", "$text-muted")), id="best", disabled=True))
+        group = None
+        for i, row in enumerate(self._rows):
+            if row.group_key != group:
+                group = row.group_key
+                members = [r for r in self._rows if r.group_key == group]
+                options.add_option(Option(self._header(members), disabled=True))
+            options.add_option(self._option(i, row))
+
+    @staticmethod
+    def _header(members: list[Row]) -> Content:
+        first = members[0]
+        params = params_text(first.shape.params) if first.shape.params else ""
+        starred = next((r for r in members if r.recommended), None)
+        why = f"  ★ {starred.quant_name}: {starred.reason}" if starred else ""
+        return Content.assemble((first.group, "bold"), f"  {params}", (why, "$text-muted"))
 
     @staticmethod
     def _option(i: int, row: Row) -> Option:
         fits = row.plan.verdict is not Verdict.NO_FIT
         state = ("on disk", "$success") if row.downloaded else ("download", "$text-muted")
+        measured = row.memory_measured or row.speed.decode_measured
         return Option(Content.assemble(
             ("★ " if row.recommended else "  ", "$success"),
-            (row.model.name, "bold"), " ", (row.quant.name, "$accent"),
-            f"  {size_text(row.quant.size)}  ",
-            (row.plan.label, "$text" if fits else "$error"), "  ", state,
+            (row.quant_name, "$accent"), f"  {size_text(row.size)}",
+            f"  {row.bpw:.1f} bpw" if row.bpw else "", "  ",
+            (row.plan.short_label, "$text" if fits else "$error"),
+            f"  {speed_text(row.speed.decode_tps, row.speed.decode_measured)} tok/s"
+            if row.speed.decode_tps else "",
+            f"  prompt {speed_text(row.speed.prompt_tps, row.speed.prompt_measured)}"
+            if row.speed.prompt_tps else "", "  ", state,
+            (" · measured", "$text-muted") if measured else "",
+            (" · quality loss", "$warning") if row.quality_loss else "",
         ), id=str(i))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -90,6 +119,9 @@ class ModelPicker(ModalScreen[ModelPick | None]):
             self.dismiss(ModelPick(None, None))
             return
         row = self._rows[int(event.option.id or 0)]
+        if row.model is None or row.quant is None:  # a file another tool downloaded
+            self.dismiss(ModelPick(str(row.path), None))
+            return
         self.dismiss(ModelPick(row.model.id, row.quant.name, download=not row.downloaded))
 
     def action_cancel(self) -> None:
