@@ -65,7 +65,7 @@ def main() -> None:
         for n_ctx in args.ctx:
             planned = plan(shape, hw, n_ctx)
             print(f"\nctx {n_ctx}: plan {planned.label}, n_gpu_layers {planned.n_gpu_layers}, "
-                  f"GPU estimate {(planned.gpu_bytes - GPU_MARGIN * len(hw.gpus)) / GIB:.2f} "
+                  f"GPU estimate {(planned.gpu_bytes - GPU_MARGIN * len(planned.cards)) / GIB:.2f} "
                   "GiB without margins")
             for ngl in sorted({0, shape.n_layer // 2, shape.n_layer + 1,
                                planned.n_gpu_layers}):

@@ -83,6 +83,19 @@ def check_args(args: argparse.Namespace, choice: ModelChoice) -> None:
         engine_settings(args, choice).check()
 
 
+def tensor_split(args: argparse.Namespace) -> tuple[float, ...] | None:
+    """--tensor-split A,B,...: each GPU's share of the layers."""
+    if not args.tensor_split:
+        return None
+    try:
+        split = tuple(float(x) for x in args.tensor_split.split(","))
+    except ValueError:
+        split = ()
+    if not split or any(x < 0 for x in split) or not sum(split) > 0:
+        raise EngineError(f"--tensor-split takes shares like 3,1, not {args.tensor_split!r}")
+    return split
+
+
 def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
     import llama_cpp
 
@@ -90,16 +103,12 @@ def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSett
     from reflectchat.models.loading import planned_gpu_layers
 
     n_ctx = context_for(choice, args.ctx)
+    split = tensor_split(args)
     gpu_layers = args.gpu_layers
     if gpu_layers is None:  # as many as the memory plan says fit
         gpu_layers = planned_gpu_layers(choice.path, n_ctx, args.cache_type_k,
-                                        args.cache_type_v, args.flash_attn) \
+                                        args.cache_type_v, args.flash_attn, split) \
             if llama_cpp.llama_supports_gpu_offload() else 0
-    try:
-        split = tuple(float(x) for x in args.tensor_split.split(",")) if args.tensor_split else None
-    except ValueError:
-        raise EngineError(f"--tensor-split takes numbers like 3,1, not {args.tensor_split!r}") \
-            from None
     return EngineSettings(
         n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
         type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,

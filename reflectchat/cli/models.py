@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from reflectchat.cli.args import tensor_split
 from reflectchat.cli.model_table import (
     HEADER,
     LEGEND,
@@ -55,11 +56,12 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
         check_before_load(path)
         shards = shard_paths(path)
         shape = shape_from_gguf(shards)
+        split = tensor_split(args)
     except (EngineError, HeaderError, OSError, ValueError) as exc:
         return fail(f"cannot plan {path}: {exc}")
     hw = detect()
     size = sum(p.stat().st_size for p in shards)
-    row = Planner(hw, n_ctx).row(shape, path.name, size, group=path.name,
+    row = Planner(hw, n_ctx, tensor_split=split).row(shape, path.name, size, group=path.name,
                                  group_key=str(path), quant_name=path.name, source="file",
                                  downloaded=True, path=path)
     if args.json:
@@ -151,7 +153,10 @@ def _catalog_models(args: argparse.Namespace) -> int:
     hw = detect()
     n_ctx = args.ctx or DEFAULT_CTX
     notes: list[str] = []
-    planner = Planner(hw, n_ctx)
+    try:
+        planner = Planner(hw, n_ctx, tensor_split=tensor_split(args))
+    except EngineError as exc:
+        return fail(exc)
     if args.local:
         rows = local_rows(hw, n_ctx, notes=notes, planner=planner)
         if not rows and not args.json:

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"context size to plan for (default {DEFAULT_CTX})")
     models.add_argument("--api-key-env", metavar="VAR",
                         help="the environment variable holding the server's API key")
+    models.add_argument("--tensor-split", metavar="A,B,...",
+                        help="plan each GPU's share of the layers, e.g. 3,1 (default: by free "
+                             "memory, as llama.cpp does)")
     models.add_argument("--local", action="store_true",
                         help="GGUFs other tools downloaded (Hugging Face and llama.cpp caches, "
                              "Ollama, LM Studio), planned from their headers; run one with "

@@ -6,7 +6,7 @@ plan for this file starts from what really happened."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from reflectchat.models.measured import Measurements, file_key, machine_key
 
 
 def planned_gpu_layers(path: Path, n_ctx: int, type_k: str, type_v: str,
-                       flash_attn: bool) -> int:
+                       flash_attn: bool, tensor_split: Sequence[float] | None = None) -> int:
     """The GPU layers the memory plan gives this file on this machine (-1: all of them),
     below any count that failed for memory here before."""
     try:
@@ -30,7 +30,7 @@ def planned_gpu_layers(path: Path, n_ctx: int, type_k: str, type_v: str,
         return -1  # unreadable here: llama.cpp will say why when it loads it
     hw = detect()
     cap = Measurements().memory_cap(machine_key(hw), file_key(path), n_ctx)
-    chosen = plan(shape, hw, n_ctx, type_k, type_v, flash_attn, max_gpu_layers=cap)
+    chosen = plan(shape, hw, n_ctx, type_k, type_v, flash_attn, tensor_split, cap)
     return -1 if chosen.verdict is Verdict.FULL_GPU else chosen.n_gpu_layers
 
 

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,8 +40,10 @@ class Planner:
     """Plans on one machine, with what it measured before."""
 
     def __init__(self, hw: Hardware, n_ctx: int, cache_type: str = "f16",
-                 measurements: Measurements | None = None) -> None:
+                 measurements: Measurements | None = None,
+                 tensor_split: Sequence[float] | None = None) -> None:
         self.hw, self.n_ctx, self.cache_type = hw, n_ctx, cache_type
+        self.tensor_split = tensor_split
         self.measurements = measurements or Measurements()
         self.machine = machine_key(hw)
         self._ram_bandwidth: float | None = None
@@ -62,7 +64,7 @@ class Planner:
         for memory here, with measured bytes and speeds where this machine has them."""
         cap = self.measurements.memory_cap(self.machine, file, self.n_ctx)
         chosen = plan(shape, self.hw, self.n_ctx, self.cache_type, self.cache_type,
-                      max_gpu_layers=cap)
+                      tensor_split=self.tensor_split, max_gpu_layers=cap)
         loaded = self.measurements.loaded(self.machine, file, self.n_ctx, chosen.n_gpu_layers)
         if loaded is not None and chosen.verdict.value != "does not fit":
             chosen = replace(chosen, ram_bytes=loaded.ram_bytes + RAM_MARGIN,

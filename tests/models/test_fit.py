@@ -159,6 +159,10 @@ def test_models_plans_a_gguf_file_given_by_path(tmp_path):
                                      capture_output=True, text=True, timeout=120).stdout)
     expected = plan(shape_from_gguf([shaped]), detect(), 2048)
     assert (data["layers"], data["kv_bytes"], data["n_ctx"]) == (4, expected.kv_bytes, 2048)
+    bad_split = subprocess.run([*run, str(shaped), "--tensor-split", "3,x"],
+                               capture_output=True, text=True, timeout=120)
+    assert bad_split.returncode == 1 and "--tensor-split takes shares like 3,1" in \
+        bad_split.stderr
     missing = subprocess.run([*run, str(tmp_path / "gone.gguf")], capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode == 1 and "Model file not found" in missing.stderr

@@ -28,6 +28,7 @@ from reflectchat.models.speed import speed_text
 from reflectchat.sizes import size_text
 
 PLANNING = "Planning each quant for this machine …"
+NAME_COLUMN = 12  # quant names up to this long line up in a column; longer file names wrap
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class ModelPicker(ModalScreen[ModelPick | None]):
         if not self.is_attached:
             return
         # the current model's quants first, then the catalog, then files from other tools
-        self._rows = sorted(rows, key=lambda r: r.group_key != self._current_model)
+        current = {r.group_key for r in rows if r.group_key == self._current_model
+                   or (r.path is not None and str(r.path.resolve()) == self._current_model)}
+        self._rows = sorted(rows, key=lambda r: r.group_key not in current)
         options = self.query_one(OptionList)
         options.remove_option("planning")
         best = best_pick(self._rows)
@@ -80,33 +83,37 @@ class ModelPicker(ModalScreen[ModelPick | None]):
             options.add_option(Option(Content.assemble(
                 ("Best for this machine: ", "bold"), f"{best.group} {best.quant_name}",
                 (f" ({best.reason})", "$text-muted")), id="best", disabled=True))
-        group = None
+        group, width = None, 0
         for i, row in enumerate(self._rows):
             if row.group_key != group:
                 group = row.group_key
                 members = [r for r in self._rows if r.group_key == group]
                 options.add_option(Option(self._header(members), disabled=True))
-            options.add_option(self._option(i, row))
+                width = max(len(r.quant_name) for r in members)
+                width = width if width <= NAME_COLUMN else 0  # long names: a line of their own
+            options.add_option(self._option(i, row, width))
 
     @staticmethod
     def _header(members: list[Row]) -> Content:
         first = members[0]
         params = params_text(first.shape.params) if first.shape.params else ""
         starred = next((r for r in members if r.recommended), None)
-        why = f"  ★ {starred.quant_name}: {starred.reason}" if starred else ""
+        why = f"\n★ {starred.quant_name}: {starred.reason}" if starred else ""
         return Content.assemble((first.group, "bold"), f"  {params}", (why, "$text-muted"))
 
     @staticmethod
-    def _option(i: int, row: Row) -> Option:
+    def _option(i: int, row: Row, width: int) -> Option:
+        """One quant, its columns lined up with the others of its model."""
         fits = row.plan.verdict is not Verdict.NO_FIT
         state = ("on disk", "$success") if row.downloaded else ("download", "$text-muted")
         measured = row.memory_measured or row.speed.decode_measured
         return Option(Content.assemble(
             ("★ " if row.recommended else "  ", "$success"),
-            (row.quant_name, "$accent"), f"  {size_text(row.size)}",
-            f"  {row.bpw:.1f} bpw" if row.bpw else "", "  ",
-            (row.plan.short_label, "$text" if fits else "$error"),
-            f"  {speed_text(row.speed.decode_tps, row.speed.decode_measured)} tok/s"
+            (f"{row.quant_name:<{width}}", "$accent"),
+            f"  {size_text(row.size):>9}" if width else f"\n{size_text(row.size):>11}",
+            f"  {row.bpw:4.1f} bpw" if row.bpw else "", "  ",
+            (f"{row.plan.short_label:<13}", "$text" if fits else "$error"),
+            f"  {speed_text(row.speed.decode_tps, row.speed.decode_measured):>6} tok/s"
             if row.speed.decode_tps else "",
             f"  prompt {speed_text(row.speed.prompt_tps, row.speed.prompt_measured)}"
             if row.speed.prompt_tps else "", "  ", state,
