@@ -8,6 +8,8 @@ would get (`BenchApp._display`), so painting is part of the cost. Timing:
 - floor: llama-cpp-python's bare `Llama.generate` loop, no text at all.
 Keystrokes: while the answer streams, a key is posted every 25 ms; latency is from posting the
 key event to the end of the first painted frame whose prompt text contains it.
+Status bar: the same answer with the status bar (context meter, tokens and time per channel)
+turned off, interleaved, for its cost (target: on / off <= 1.02).
 
     python bench/ui_stream.py [--rounds 5]
 """
@@ -32,6 +34,7 @@ from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.choice import ModelChoice
 from reflectchat.ui.app import ReflectChatApp
+from reflectchat.ui.widgets.status_bar import StatusBar
 
 KEY_EVERY_S = 0.025
 PROMPT = "Sum the numbers."
@@ -63,12 +66,18 @@ class BenchApp(ReflectChatApp):
             self.painted.append(now)
 
 
-async def run_app(path: Path, typing: bool) -> tuple[float, int, list[float], int]:
+async def run_app(path: Path, typing: bool, status: bool = True
+                  ) -> tuple[float, int, list[float], int]:
     app = BenchApp(path)
     async with app.run_test(size=(160, 48)) as pilot:
         while app.engine is None:
             await pilot.pause(0.02)
         await pilot.pause(0.2)
+        if not status:  # no status bar: nothing computed for it, nothing drawn
+            bar = app.query_one(StatusBar)
+            bar.display = False
+            bar.show = lambda shown: None  # type: ignore[method-assign]
+            app._status_for = lambda turn: app._status  # type: ignore[method-assign]
         prompt = app.query_one("#prompt")
         prompt.insert(PROMPT)
         start = time.perf_counter()
@@ -80,7 +89,9 @@ async def run_app(path: Path, typing: bool) -> tuple[float, int, list[float], in
                 app.typed.append(time.perf_counter())
                 app.post_message(events.Key("q", "q"))
             await asyncio.sleep(KEY_EVERY_S)
-        await pilot.pause(0.3)  # the final render, then quiet
+        while any(w.group == "render" and not w.is_finished for w in app.workers):
+            await asyncio.sleep(0.01)  # the final render
+        await pilot.pause(0.3)  # then quiet
         elapsed = app.last_frame - start
         latencies = [p - t for t, p in zip(app.typed, app.painted, strict=False)]
         tokens = app.conversation.turns[-1].stats.completion_tokens
@@ -105,7 +116,7 @@ def main() -> None:
         engine.close()
         raw_llm = llama_cpp.Llama(str(path), n_ctx=4096, verbose=False)
         asyncio.run(run_app(path, typing=False))  # warm-up
-        raw_times, loop_times, app_times, typed_times = [], [], [], []
+        raw_times, loop_times, app_times, typed_times, bare_times = [], [], [], [], []
         latencies: list[float] = []
         n_tokens = 0
         for _ in range(args.rounds):
@@ -116,8 +127,10 @@ def main() -> None:
             elapsed, _, lat, _ = asyncio.run(run_app(path, typing=True))
             typed_times.append(elapsed)
             latencies += lat
+            bare_times.append(asyncio.run(run_app(path, typing=False, status=False))[0])
         raw, loop = statistics.median(raw_times), statistics.median(loop_times)
         app, typed = statistics.median(app_times), statistics.median(typed_times)
+        bare = statistics.median(bare_times)
         print(f"answer: {n_tokens} tokens, {args.rounds} interleaved rounds, medians")
         print(f"raw llama-cpp-python create_completion stream: {raw:6.3f} s "
               f"({n_tokens / raw:5.0f} tok/s)")
@@ -126,8 +139,10 @@ def main() -> None:
         print(f"headless app, all three panes:                 {app:6.3f} s "
               f"({n_tokens / app:5.0f} tok/s, {frames} frames painted)")
         print(f"headless app while typing every 25 ms:         {typed:6.3f} s")
+        print(f"headless app, status bar off:                  {bare:6.3f} s")
         print(f"ratio app / raw stream:  {app / raw:.3f}  (target <= 1.15)")
         print(f"ratio app / bare loop:   {app / loop:.3f}")
+        print(f"ratio status bar on / off: {app / bare:.3f}  (target <= 1.02)")
         ms = [x * 1000 for x in latencies]
         print(f"keystroke to painted frame while streaming: {len(ms)} keys, "
               f"p50 {percentile(ms, 0.5):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "

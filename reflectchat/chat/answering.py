@@ -6,6 +6,7 @@ event as it comes."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -52,6 +53,7 @@ class AnswerRun:
 
     def events(self) -> Iterator[ChannelEvent]:
         turn = self.turn
+        turn.answer.facts.start = time.perf_counter()  # the request: times count from here
         try:
             generation = self.backend.generate(self.messages, self.sampling, self.cancel)
             turn.prefilled = generation.prefilled_thinking

@@ -40,19 +40,42 @@ class Conversation:
     sampling: Sampling
     turns: list[Turn] = field(default_factory=list)
     with_reasoning: bool = False  # send earlier answers' reasoning back to the model too
+    first_sent: int = 0  # turns before this one are kept in the chat but not sent back
+
+    def sent_turns(self) -> list[Turn]:
+        """The finished turns that go back to the model."""
+        return [t for t in self.turns[self.first_sent:] if t.finished]
+
+    def reasoning_sent(self) -> int | None:
+        """Tokens of earlier reasoning that go back to the model (None: reasoning is not sent
+        back, the default)."""
+        if not self.with_reasoning:
+            return None
+        return sum(t.answer.reasoning_tokens for t in self.sent_turns())
 
     def messages_for(self, prompt: str) -> list[ChatMessage]:
         """What goes to the model: earlier turns as user prompt and reply, then `prompt`.
         By default a reply is the output alone, as reasoning models expect; a turn with no
         output sends its raw text so the model sees what it said."""
         messages = [ChatMessage("system", self.system_prompt)] if self.system_prompt else []
-        for turn in self.turns:
-            if not turn.finished:
-                continue
+        for turn in self.sent_turns():
             messages.append(ChatMessage("user", turn.prompt))
             messages.append(ChatMessage("assistant", turn.reply(self.with_reasoning)))
         messages.append(ChatMessage("user", prompt))
         return messages
+
+    def free_context(self) -> str:
+        """Send less back to the model: earlier reasoning, if it is sent; else the oldest
+        turn. Says what was dropped ("" when nothing earlier is sent)."""
+        sent = self.sent_turns()
+        if self.with_reasoning and self.reasoning_sent():
+            self.with_reasoning = False
+            return f"the reasoning of {len(sent)} earlier answer{'s' * (len(sent) != 1)}"
+        if not sent:
+            return ""
+        self.first_sent = self.turns.index(sent[0]) + 1
+        prompt = " ".join(sent[0].prompt.split())
+        return f"the oldest turn (“{prompt[:40]}{'…' * (len(prompt) > 40)}”)"
 
 
 def answer_reserve(n_ctx: int, sampling: Sampling) -> int:

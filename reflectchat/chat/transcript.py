@@ -1,17 +1,37 @@
 """A conversation as a Markdown transcript: prompts and outputs as text, each answer's thinking
-and reflections in collapsible `<details>` blocks (rendered by GitHub and most viewers)."""
+and reflections in collapsible `<details>` blocks (rendered by GitHub and most viewers), what
+each reflection changed (the claim before it and after it, side by side), and each answer's
+tokens and time per channel."""
 
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Callable
 
 from reflectchat.chat.conversation import Conversation
 from reflectchat.engine.base import FinishReason
+from reflectchat.reflection.corrections import Correction, corrections
+from reflectchat.reflection.facts import facts_text
 
 
 def _details(summary: str, body: str) -> str:
     # The body stays Markdown; only the summary is HTML, so it is escaped.
     return f"<details>\n<summary>{html.escape(summary)}</summary>\n\n{body.strip()}\n\n</details>\n"
+
+
+def quoted(sentence: str) -> str:
+    """A sentence in quotes as literal Markdown: no markup, links or table breaks ("" for
+    none)."""
+    if not sentence:
+        return ""
+    return "“" + re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", sentence) + "”"
+
+
+def what_changed(c: Correction, literal: Callable[[str], str] = str) -> str:
+    """The claim before a reflection and the one after it, side by side in a table."""
+    return ("| before the reflection | after it |\n|---|---|\n"
+            f"| {quoted(literal(c.before)) or '—'} | {quoted(literal(c.after)) or '—'} |\n")
 
 
 def conversation_markdown(conversation: Conversation, title: str, model: str) -> str:
@@ -24,9 +44,17 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
         parts.append("### Answer\n")
         if answer.thinking.strip():
             parts.append(_details("Thinking", answer.thinking))
+        found = corrections(answer.raw, turn.tag_format, turn.prefilled) \
+            if answer.reflections else []
         for i, reflection in enumerate(answer.reflections, 1):
             parts.append(_details(f"Reflection {i}", reflection))
+            if i <= len(found):
+                parts.append(f"What changed with reflection {i}:\n\n"
+                             + what_changed(found[i - 1]))
         parts.append((answer.output.strip() or "*(no output)*") + "\n")
+        facts = facts_text(answer.facts)
+        if facts:
+            parts.append(f"*{facts}*\n")
         if turn.stats is not None and turn.stats.finish_reason is not FinishReason.STOP:
             parts.append(f"*Finished: {turn.stats.finish_reason.value}*\n")
     return "\n".join(parts)

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
     if view:
-        view.finish(stats, sampling.answer_limit)
+        view.finish(stats, sampling.answer_limit, turn.answer.facts)
         if session is not None:
             view.saved(session)
     else:

@@ -16,6 +16,7 @@ from rich.text import Text
 from reflectchat.chat.answering import length_note
 from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
+from reflectchat.reflection.facts import ChannelFacts, facts_text
 from reflectchat.untrusted import visible
 
 STYLES = {Channel.THINKING: "dim", Channel.REFLECTION: "yellow", Channel.OUTPUT: ""}
@@ -103,9 +104,11 @@ class TerminalView:
         self._labelled = channel
         self._any_label = True
 
-    def finish(self, stats: GenerationStats, limit: int) -> None:
+    def finish(self, stats: GenerationStats, limit: int, facts: ChannelFacts) -> None:
         self._release(as_thinking=False)
         self._out.print()
+        if facts_text(facts):
+            self._err.print(Text(facts_text(facts), style="dim"))
         parts = [f"{stats.prompt_tokens} prompt + {stats.completion_tokens} answer tokens"]
         if stats.time_to_first_token_s is not None:
             parts.append(f"first token {stats.time_to_first_token_s:.2f} s")

@@ -17,6 +17,7 @@ COMMANDS = {
     "hw": "reflectchat.cli.hw",
     "doctor": "reflectchat.cli.doctor",
     "models": "reflectchat.cli.models",
+    "web": "reflectchat.cli.web",
     None: "reflectchat.cli.chat",
 }
 

@@ -73,14 +73,19 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("id", type=int)
     c.add_argument("--json", action="store_true", help="print the session as JSON")
     c = cmd.add_parser("search", help="full-text search across sessions")
-    c.add_argument("query", help="words to find (the last may be the start of a word)")
+    c.add_argument("query", nargs="?", default="",
+                   help="words to find (the last may be the start of a word); with "
+                        "--corrected it may be left out")
     c.add_argument("--channel", action="append", choices=CHANNELS,
                    help="search only this channel (repeatable)")
+    c.add_argument("--corrected", action="store_true",
+                   help="only answers where the model corrected itself (with reflections)")
     c.add_argument("--limit", type=int, default=50, metavar="N", help="at most N hits")
     c.add_argument("--json", action="store_true", help="print JSON")
     c = cmd.add_parser("export", help="write a session as Markdown or JSON")
     c.add_argument("id", type=int)
-    c.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    c.add_argument("--format", choices=("markdown", "md", "json"), default="markdown",
+                   help="markdown (or md) for reading, json to import again")
     c.add_argument("-o", "--output", type=Path, metavar="FILE", help="file (default: stdout)")
     c = cmd.add_parser("import", help="add a session from a JSON export")
     c.add_argument("file", type=Path)
@@ -99,6 +104,26 @@ def _add_answer_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return g
 
 
+def _add_web_options(web: argparse.ArgumentParser) -> None:
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only)")
+    web.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    web.add_argument("--public", action="store_true",
+                     help="allow a non-loopback --host: anyone who reaches it can chat with "
+                          "your model and read your sessions (there is no login)")
+    _add_model_options(web)
+    _add_answer_options(web)
+    web.add_argument("--resume", nargs="?", const="latest", metavar="ID",
+                     help="open the app on a saved session (default: the latest)")
+
+
+def web_parser() -> argparse.ArgumentParser:
+    """`web`'s own options, alone: which of them go on to the app it serves."""
+    parser = argparse.ArgumentParser(prog="reflectchat web", add_help=False)
+    _add_web_options(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reflectchat",
@@ -115,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Ask one question and stream the thinking, reflections "
                                      "and output to the terminal.")
     ask.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
+    web = sub.add_parser("web", help="serve the app to a browser (needs the web extra)",
+                         description="Serve the same app in a browser with textual-serve. "
+                                     "Model and answer options go on to the app.")
+    _add_web_options(web)
     _add_model_options(ask)
     g = _add_answer_options(ask)
     g.add_argument("--json", action="store_true", help="print one JSON object at the end")

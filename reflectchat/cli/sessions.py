@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reflectchat.cli.output import EXIT_OK, fail
+from reflectchat.reflection.facts import facts_text
 from reflectchat.sizes import size_text
 from reflectchat.store.records import MARK_END, MARK_START, SearchHit
 from reflectchat.store.session_store import SessionStore, StoreError
@@ -89,6 +90,8 @@ def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
             if text.strip():
                 out.print(Text(f"── {label} ──", style=style))
                 out.print(Text(visible(text.strip())))
+        if facts_text(answer.facts):
+            out.print(Text(facts_text(answer.facts), style="dim"))
         reason = turn.stats.finish_reason.value if turn.stats else "interrupted"
         if reason != "stop":
             out.print(Text(f"({reason})", style="yellow"))
@@ -114,7 +117,10 @@ def _hit_label(hit: SearchHit) -> str:
 
 
 def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Console) -> int:
-    hits = store.search(args.query, args.channel or (), args.limit)
+    if not args.query.strip() and not args.corrected:
+        return fail("Give words to search for, or --corrected to list the answers where the "
+                    "model corrected itself.")
+    hits = store.search(args.query, args.channel or (), args.limit, corrected=args.corrected)
     if args.json:
         rows: list[dict[str, Any]] = []
         for hit in hits:
@@ -125,7 +131,8 @@ def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return EXIT_OK
     if not hits:
-        err.print(f"Nothing matches {visible(repr(args.query))}.")
+        what = f" {visible(repr(args.query))}" if args.query.strip() else ""
+        err.print(f"Nothing matches{what}{' among corrected answers' * args.corrected}.")
         return EXIT_OK
     for hit in hits:
         snippet, spans = _highlighted(hit.snippet)

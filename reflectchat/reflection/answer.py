@@ -7,6 +7,7 @@ from typing import Any
 
 from reflectchat.engine.base import TagFormat
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
+from reflectchat.reflection.facts import ChannelFacts
 from reflectchat.reflection.parser import parse_whole
 
 
@@ -18,26 +19,26 @@ class Answer:
     reflections: list[str] = field(default_factory=list)
     output: str = ""
     raw: str = ""
-    reasoning_tokens: int = 0  # pieces that went to thinking or reflection (about one a token)
-    _output_pieces: int = field(default=0, repr=False)
+    facts: ChannelFacts = field(default_factory=ChannelFacts)  # tokens and time per channel
     _section_starts: dict[Channel, bool] = field(
         default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
     )
 
-    def add_raw(self, piece: str, channel: Channel) -> None:
-        """Record a piece of model text and the channel it went to."""
+    @property
+    def reasoning_tokens(self) -> int:
+        """Pieces that went to thinking or reflection (about one a token)."""
+        return self.facts.reasoning_tokens
+
+    def add_raw(self, piece: str, channel: Channel, at: float | None = None) -> None:
+        """Record a piece of model text, the channel it went to and when it came."""
         self.raw += piece
-        if channel is Channel.OUTPUT:
-            self._output_pieces += 1
-        else:
-            self.reasoning_tokens += 1
+        self.facts.piece(channel, at)
 
     def apply(self, event: ChannelEvent) -> None:
         if event.kind is EventKind.RECLASSIFY:  # the output so far was thinking
             self.thinking = "\n\n".join(t for t in (self.thinking, self.output) if t)
             self.output = ""
-            self.reasoning_tokens += self._output_pieces
-            self._output_pieces = 0
+            self.facts.output_was_thinking()
             self._section_starts[Channel.OUTPUT] = False
         elif event.channel is Channel.REFLECTION:
             if event.kind is EventKind.OPEN:
@@ -64,11 +65,13 @@ class Answer:
         return answer
 
     def to_dict(self, finish_reason: str, stats: dict[str, Any]) -> dict[str, Any]:
+        """`stats` with this answer's facts per channel added."""
         return {
             "thinking": self.thinking.strip(),
             "reflections": [r.strip() for r in self.reflections],
             "output": self.output.strip(),
             "raw": self.raw,
             "finish_reason": finish_reason,
-            "stats": stats,
+            "stats": {**stats, **self.facts.to_dict(),
+                      "reasoning_tokens": self.reasoning_tokens},
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from reflectchat.engine.base import Generation, TagFormat
@@ -15,9 +16,11 @@ def channel_events(
 ) -> Iterator[ChannelEvent]:
     """Parse the generation live, recording raw text and events into `answer`."""
     parser = ReflectionParser(tag_format, prefilled=generation.prefilled_thinking)
+    if answer.facts.start is None:
+        answer.facts.start = time.perf_counter()
     for piece in generation:
         events = parser.feed(piece)
-        answer.add_raw(piece, parser.channel)
+        answer.add_raw(piece, parser.channel, time.perf_counter())
         for event in events:
             answer.apply(event)
             yield event

@@ -39,6 +39,7 @@ from reflectchat.untrusted import visible
 BUSY_TIMEOUT_S = 10.0
 _WHOLE = {"top_k", "max_tokens", "seed"}  # Sampling's whole-number fields
 SNIPPET_TOKENS = 16
+SNIPPET_CHARS = 120  # of a reflection listed without search words
 
 
 class StoreError(Exception):
@@ -195,21 +196,24 @@ class SessionStore:
 
     # -- search -----------------------------------------------------------------------------
 
-    def search(self, text: str, channels: Collection[str] = (), limit: int = 100
-               ) -> list[SearchHit]:
+    def search(self, text: str, channels: Collection[str] = (), limit: int = 100,
+               corrected: bool = False) -> list[SearchHit]:
         """Texts matching every word of `text`, most recently saved first, limited to
         `channels` if any are given. Snippets mark each match with MARK_START/MARK_END.
+        `corrected`: only in answers where the model corrected itself (with reflections);
+        with no words, each such answer's first reflection.
         (Ranking by relevance, bm25, costs 120 ms for a common word in 1,000 sessions;
         newest first costs 1 ms: see docs/benchmarks.md.)"""
         query = fts_query(text)
-        if query is None:
-            return []
         unknown = set(channels) - set(CHANNELS)
         if unknown:
             raise ValueError(f"unknown channel(s) {sorted(unknown)}; use {', '.join(CHANNELS)}")
+        if query is None:
+            return self._corrections(limit) if corrected else []
         query = f"body : ({query})"
         if channels:
             query = f"channel : ({' OR '.join(sorted(channels))}) AND {query}"
+        only_corrected = "AND json_array_length(m.reflections) > 0 " if corrected else ""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT m.session_id, s.title, s.updated, m.seq, t.channel, t.n, "
@@ -217,8 +221,22 @@ class SessionStore:
                 "JOIN texts t ON t.id = texts_fts.rowid "
                 "JOIN messages m ON m.id = t.message_id "
                 "JOIN sessions s ON s.id = m.session_id "
-                "WHERE texts_fts MATCH ? ORDER BY texts_fts.rowid DESC LIMIT ?",
+                f"WHERE texts_fts MATCH ? {only_corrected}"
+                "ORDER BY texts_fts.rowid DESC LIMIT ?",
                 (MARK_START, MARK_END, SNIPPET_TOKENS, query, limit),
+            ).fetchall()
+        return [SearchHit(*row) for row in rows]
+
+    def _corrections(self, limit: int) -> list[SearchHit]:
+        """Every answer with reflections, newest first, as a hit on its first reflection."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT m.session_id, s.title, s.updated, m.seq, t.channel, t.n, "
+                "substr(t.body, 1, ?) FROM texts t "
+                "JOIN messages m ON m.id = t.message_id "
+                "JOIN sessions s ON s.id = m.session_id "
+                "WHERE t.channel = 'reflection' AND t.n = 1 ORDER BY t.id DESC LIMIT ?",
+                (SNIPPET_CHARS, limit),
             ).fetchall()
         return [SearchHit(*row) for row in rows]
 

@@ -7,6 +7,7 @@ from typing import Any
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import FinishReason, GenerationStats, TagFormat
 from reflectchat.reflection.answer import Answer
+from reflectchat.reflection.facts import ChannelFacts
 from reflectchat.store.records import SessionInfo, StoredMessage, plain_number
 
 
@@ -20,6 +21,7 @@ def answer_message(turn: Turn, stats: GenerationStats | None = None) -> StoredMe
     answer = turn.answer
     finish = stats.finish_reason.value if stats else FinishReason.INTERRUPTED.value
     data: dict[str, Any] = stats.to_dict() if stats else {}
+    data.update(answer.facts.to_dict())
     data["reasoning_tokens"] = answer.reasoning_tokens
     return StoredMessage(
         "assistant", answer.raw, answer.thinking.strip(), [r.strip() for r in answer.reflections],
@@ -77,9 +79,7 @@ def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conve
             turn.tag_format = _tag_format(message.tag_format)
             turn.prefilled = message.prefilled
             turn.answer = Answer(message.thinking, list(message.reflections), message.output,
-                                 message.raw,
-                                 int(_number((message.stats or {}).get("reasoning_tokens"),
-                                             int) or 0))
+                                 message.raw, ChannelFacts.from_dict(message.stats))
             turn.stats = _stats(message)
             turn = None
     return conversation

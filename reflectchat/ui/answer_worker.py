@@ -30,7 +30,7 @@ def stream_answer(post: Callable[[Message], object], run: AnswerRun) -> None:
     def flush(now: float) -> None:
         nonlocal sent_raw, events
         post(StreamBatch(turn, events, answer.raw[sent_raw:], run.stats.prompt_tokens,
-                         run.stats.completion_tokens, answer.reasoning_tokens, first,
+                         run.stats.completion_tokens, answer.facts.snapshot(), first,
                          now - start))
         sent_raw = len(answer.raw)
         events = []

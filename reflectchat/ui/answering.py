@@ -96,7 +96,7 @@ class AnsweringPart(App[None]):
         await self._view(turn)
         self._show_column("thinking" if "thinking" in self.visible_columns() else "output")
         self._status = replace(self._status, tokens_per_second=None, first_token_s=None,
-                               reasoning_tokens=0, output_tokens=0)
+                               facts=None)
         self.query_one(StatusBar).show(self._status)
         self.refresh_bindings()
         self._generate(engine, turn, self.conversation.sampling, messages, self._cancel,
@@ -147,6 +147,8 @@ class AnsweringPart(App[None]):
         if self._panes[id(turn)].reclassified:  # the live replay is close; the raw text exact
             self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
                                                       turn.prefilled)
+        else:
+            self._panes[id(turn)].settle(turn.tag_format, turn.prefilled)
         if turn is self._viewed:
             # In a worker, so keys and scrolling are handled while the panes re-render.
             self.run_worker(self._finish_panes(self._panes[id(turn)]), group="render")
@@ -166,14 +168,12 @@ class AnsweringPart(App[None]):
         if last is not None and last.stats is not None:
             status = replace(status, ctx_used=last.stats.prompt_tokens
                              + last.stats.completion_tokens)
+        status = replace(status, ctx_reasoning=self.conversation.reasoning_sent())
         if turn is not None and turn.stats is not None:
             stats = turn.stats
-            status = replace(
-                status, tokens_per_second=stats.tokens_per_second,
-                first_token_s=stats.time_to_first_token_s,
-                reasoning_tokens=turn.answer.reasoning_tokens,
-                output_tokens=max(stats.completion_tokens - turn.answer.reasoning_tokens, 0),
-            )
+            status = replace(status, tokens_per_second=stats.tokens_per_second,
+                             first_token_s=stats.time_to_first_token_s,
+                             facts=turn.answer.facts)
         self._status = status
         return status
 
@@ -183,6 +183,35 @@ class AnsweringPart(App[None]):
         if action == "starter":
             return self.choice.is_demo and not self.conversation.turns
         return True
+
+    def action_free_context(self) -> None:
+        if self._live is not None:
+            self.notify("Stop the answer first (Esc), then free context.", severity="warning")
+            return
+        before = self._context_sent()
+        dropped = self.conversation.free_context()
+        if not dropped:
+            self.notify("Nothing earlier is sent back to the model: only the next prompt will "
+                        "be.", title="Free context")
+            return
+        after = self._context_sent()
+        freed = f": about {before - after:,} tokens freed" if before and after is not None \
+            else ""
+        self.notify(f"No longer sent back to the model: {dropped}{freed}. It stays in the chat "
+                    "and in the history.", title="Context freed", timeout=10)
+        if after is not None:
+            self._status = replace(self._status, ctx_used=after)
+        self._status = replace(self._status, ctx_reasoning=self.conversation.reasoning_sent())
+        self.query_one(StatusBar).show(self._status)
+
+    def _context_sent(self) -> int | None:
+        """Tokens of what the next request would send before the new prompt."""
+        if self.engine is None:
+            return None
+        try:
+            return self.engine.count_tokens(self.conversation.messages_for(""))
+        except EngineError:
+            return None
 
     def action_stop(self) -> None:
         self._cancel.set()

@@ -22,6 +22,9 @@ BINDINGS = [
             tooltip="Copy the output in view (code blocks: command palette)"),
     Binding("ctrl+l", "switch_model", "Switch model", show=False,
             tooltip="Load another model or quant, keeping the conversation"),
+    Binding("f9", "free_context", "Free context", show=False,
+            tooltip="Send less back to the model: earlier reasoning if it is sent, else the "
+                    "oldest turn (it stays in the chat)"),
     Binding("f8", "settings", "Settings", show=False,
             tooltip="Edit the system prompt and sampling settings"),
     Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,

@@ -36,6 +36,8 @@ class ReflectChatCommands(Provider):
             ("Copy output", "Copy the answer in view to the clipboard (Ctrl+O)",
              app.action_copy_output),
             ("Export conversation", "Write the conversation as Markdown", app.action_export),
+            ("Free context", "Drop earlier reasoning, else the oldest turn, from what is sent "
+             "back (F9)", app.action_free_context),
             ("Settings", "System prompt and sampling (F8)", app.action_settings),
             ("Help", "Keys and panes (F1)", app.action_help),
         ]

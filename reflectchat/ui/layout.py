@@ -161,11 +161,16 @@ class LayoutPart(App[None]):
             self._active_column = channel.value
             self._tab_chosen = True
         self._apply_layout()
-        if link is None:
-            return
+        if link is not None:
+            self.scroll_to_text(channel, link)
+
+    def scroll_to_text(self, channel: Channel, text: str, any_case: bool = False) -> None:
+        """Scroll `channel`'s pane to the first block whose Markdown holds `text`."""
         pane = self._pane(channel)
+        wanted = text.casefold() if any_case else text
         for block in pane.document.query(MarkdownBlock):
-            if link in (block.source or ""):
+            source = block.source or ""
+            if wanted in (source.casefold() if any_case else source):
                 pane.release_anchor()
                 self.call_after_refresh(block.scroll_visible, top=True, animate=False)
                 break

@@ -10,6 +10,7 @@ from textual.message import Message
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import GenerationStats
 from reflectchat.reflection.events import ChannelEvent
+from reflectchat.reflection.facts import ChannelFacts
 
 
 @dataclass
@@ -21,7 +22,7 @@ class StreamBatch(Message):
     raw: str
     prompt_tokens: int
     completion_tokens: int
-    reasoning_tokens: int
+    facts: ChannelFacts  # a copy, as it stood when the batch was sent
     first_token_s: float | None
     elapsed_s: float
 

@@ -77,7 +77,7 @@ class PaneFeedPart(App[None]):
     async def _render_turn(self, turn: Turn) -> None:
         panes = self._panes[id(turn)]
         for channel in Channel:
-            await self._pane(channel).show(panes.text[channel], streaming=not turn.finished)
+            await self._pane(channel).show(panes.pane(channel), streaming=not turn.finished)
         self._refresh_raw()
 
     def _refresh_raw(self) -> None:
@@ -112,9 +112,7 @@ class PaneFeedPart(App[None]):
             speed = (tokens - 1) / (batch.elapsed_s - batch.first_token_s)
         self._status = replace(
             self._status, tokens_per_second=speed, first_token_s=batch.first_token_s,
-            reasoning_tokens=batch.reasoning_tokens,
-            output_tokens=tokens - batch.reasoning_tokens,
-            ctx_used=batch.prompt_tokens + tokens,
+            facts=batch.facts, ctx_used=batch.prompt_tokens + tokens,
         )
         self.query_one(StatusBar).show(self._status)
 
@@ -168,4 +166,4 @@ class PaneFeedPart(App[None]):
     async def _finish_panes(self, panes: PaneText) -> None:
         await self._flush_panes()
         for channel in Channel:
-            await self._pane(channel).finish(panes.text[channel])
+            await self._pane(channel).finish(panes.pane(channel))

@@ -16,7 +16,7 @@ from reflectchat.engine.base import Backend
 from reflectchat.models.choice import ModelChoice
 from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
-from reflectchat.store.records import SessionMeta
+from reflectchat.store.records import MARK_END, MARK_START, SearchHit, SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.transfer import model_label
 from reflectchat.store.turns import conversation_from
@@ -47,6 +47,7 @@ class SessionActionsPart(App[None]):
     _show_column: Callable[[str], None]
     _reveal: Callable[[Channel, str | None], None]
     go_to_reflection: Callable[[int], None]
+    scroll_to_text: Callable[..., None]
 
     @property
     def _sidebar(self) -> SessionsSidebar:
@@ -92,7 +93,7 @@ class SessionActionsPart(App[None]):
         await self._conversation.clear()
         await self._show_conversation()
         self._status = replace(self._status, ctx_used=0, tokens_per_second=None,
-                               first_token_s=None, reasoning_tokens=0, output_tokens=0)
+                               first_token_s=None, facts=None)
         if self.engine is not None:
             self.query_one(StatusBar).show(self._status_for(self._viewed))
 
@@ -130,26 +131,32 @@ class SessionActionsPart(App[None]):
                             f"{self.choice.label} (Ctrl+L switches).", timeout=10)
         if event.hit is not None:
             turn_index = sum(m.role == "user" and m.seq <= event.hit.seq for m in messages) - 1
-            self._reveal_hit(max(turn_index, 0), event.hit.channel, event.hit.reflection)
+            self._reveal_hit(max(turn_index, 0), event.hit)
         else:
             self._show_column("output")
         self.query_one(PromptInput).focus()  # ready to continue the session
 
-    def _reveal_hit(self, turn_index: int, channel: str, reflection: int) -> None:
+    def _reveal_hit(self, turn_index: int, hit: SearchHit) -> None:
+        """Show the hit's turn and scroll its pane to the matched words."""
         turns = self.conversation.turns
         if not turns:
             return
         turn_index = min(turn_index, len(turns) - 1)
         self._conversation.index = turn_index
+        matched = hit.snippet.partition(MARK_START)[2].partition(MARK_END)[0]
 
         async def show() -> None:
             await self._view(turns[turn_index])
-            if reflection:
-                self.go_to_reflection(reflection)
-            elif channel == "thinking":
+            if hit.reflection:
+                self.go_to_reflection(hit.reflection)
+            elif hit.channel == "thinking":
                 self._reveal(Channel.THINKING, None)
+                self.scroll_to_text(Channel.THINKING, matched, any_case=True)
+            elif hit.channel == "output":
+                self._show_column("output")
+                self.scroll_to_text(Channel.OUTPUT, matched, any_case=True)
             else:
-                self._show_column("conversation" if channel == "user" else "output")
+                self._show_column("conversation")
 
         self.run_worker(show())
 

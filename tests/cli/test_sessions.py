@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from reflectchat.demo.scripted_model import Script
+
 SOLVE = "Solve the equation: 2x^2 + 5x - 3 = 0"
 
 
@@ -205,3 +207,42 @@ def test_a_path_that_looks_like_markup_is_printed_as_it_is(two_asked, tmp_path):
     done = sessions("export", str(two_asked[0]), "-o", str(target))
     assert done.returncode == 0 and "Traceback" not in done.stderr
     assert str(target) in done.stderr.replace("\n", "") and target.exists()
+
+
+def test_each_answers_tokens_and_time_per_channel_are_returned_stored_and_shown():
+    asked = json.loads(run("ask", "--demo", "--json", SOLVE).stdout)
+    stats = asked["stats"]
+    channels = stats["channels"]
+    assert channels["thinking"]["tokens"] > 0 and channels["reflection"]["tokens"] > 0
+    assert channels["output"]["tokens"] > 0 and stats["first_output_s"] > 0
+    pieces = sum(c["tokens"] for c in channels.values())  # about one piece a token
+    assert 0.95 * stats["completion_tokens"] <= pieces <= stats["completion_tokens"]
+    stored = as_json("show", str(asked["session"]))["messages"][1]["stats"]
+    assert stored["channels"] == channels
+    shown = sessions("show", str(asked["session"])).stdout
+    thinking = channels["thinking"]["tokens"]
+    assert f"thinking {thinking:,} tokens in " in shown and "output after " in shown
+    terminal = run("ask", "--demo", SOLVE)
+    assert f"thinking {thinking:,} tokens in " in terminal.stderr
+
+
+def test_markdown_export_shows_what_each_reflection_changed(two_asked):
+    for name in ("markdown", "md"):
+        text = sessions("export", str(two_asked[0]), "--format", name).stdout
+        assert "What changed with reflection 1:" in text
+        assert "| before the reflection | after it |" in text
+        assert "| “First the discriminant: b² - 4ac = 5² - 4·2·(-3) = 25 - 24 = 1.” |" in text
+        assert "*thinking " in text and " tokens in " in text
+
+
+def test_search_can_keep_to_answers_where_the_model_corrected_itself(two_asked, make_model):
+    plain = make_model(Script("<|go|>", ["<think>\nthe plain path\n</think>\n\nthe end"]))
+    uncorrected = json.loads(run("ask", "--model", str(plain), "--json", "go").stdout)
+    corrected = as_json("search", "--corrected")
+    assert {h["session"] for h in corrected} == set(two_asked)  # demo answers all reflect
+    assert all(h["channel"] == "reflection" and h["reflection"] == 1 for h in corrected)
+    words = as_json("search", "the", "--corrected")
+    assert words and {h["session"] for h in words} == set(two_asked)
+    assert uncorrected["session"] in {h["session"] for h in as_json("search", "the")}
+    bare = sessions("search")
+    assert bare.returncode == 1 and "--corrected" in bare.stderr

@@ -382,3 +382,50 @@ async def test_nothing_is_cut_off_at_80_columns(make_model):
         raw = app.query_one(RawView)
         assert code in raw.text and raw.soft_wrap
         assert raw.virtual_size.width <= raw.scrollable_content_region.width  # wrapped, not cut
+
+
+async def test_a_whole_answer_lists_its_corrections_and_what_each_changed():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        await wait_for(pilot, lambda: "1 correction" in pane_text(app, "reflection"),
+                       what="the corrections at a glance")
+        shown = pane_text(app, "reflection")
+        assert "First the discriminant" in shown.split("Reflection 1")[0]  # the header list
+        source = pane_source(app, "reflection")
+        assert "| before the reflection | after it |" in source  # rendered as a table
+        assert "“With the discriminant 49, its square root is 7:”" in source  # corrected
+        assert "](#reflection-1)" in source  # the list item jumps to it
+
+
+async def test_f9_frees_context_earlier_reasoning_first_then_the_oldest_turn():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        app.conversation.with_reasoning = True
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        await ask(pilot, "Debug this Python code")
+        assert app._status_for(None).ctx_reasoning == \
+            sum(t.answer.reasoning_tokens for t in app.conversation.turns)
+        before = app.engine.count_tokens(app.conversation.messages_for(""))
+        await pilot.press("f9")
+        await pilot.pause()
+        said = app._notifications
+        freed = [n.message for n in said if n.title == "Context freed"]
+        assert freed and "the reasoning of 2 earlier answers" in freed[-1]
+        assert not app.conversation.with_reasoning
+        after = app.engine.count_tokens(app.conversation.messages_for(""))
+        assert after < before and f"about {before - after:,} tokens freed" in freed[-1]
+        assert app._status.ctx_used == after and app._status.ctx_reasoning is None
+        await pilot.press("f9")
+        await pilot.pause()
+        freed = [n.message for n in app._notifications if n.title == "Context freed"]
+        assert "the oldest turn (“Solve the equation" in freed[-1]
+        sent = app.conversation.messages_for("next")
+        assert [m.content for m in sent if m.role == "user"] == ["Debug this Python code",
+                                                                 "next"]
+        assert len(app.conversation.turns) == 2  # still in the chat
+        await pilot.press("f9", "f9")
+        await pilot.pause()
+        assert any("Nothing earlier is sent back" in n.message for n in app._notifications)

@@ -216,3 +216,38 @@ async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
     [moved] = path.parent.glob("sessions.db.unreadable-*")
     assert moved.read_bytes().startswith(b"my notes")
     assert len(open_store().sessions()) == 1
+
+
+async def test_a_thinking_hit_scrolls_to_the_matched_line_and_corrected_filters(make_model):
+    lines = [f"Step {n}: nothing to see." for n in range(80)]
+    thinking = "\n\n".join([*lines, "Step 80: the zebra appears here."])
+    model = make_model(Script("<|go|>", [Control("<thinking>"), thinking,
+                                         Control("</thinking>"), Control("<output>"), "Done.",
+                                         Control("</output>")]))
+    store = open_store()
+    app = make_app(model, store=store, n_ctx=4096,
+                   sampling=Sampling(temperature=0.0, max_tokens=4000))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go")
+        asked = app.recorder.session_id
+        await pilot.press("ctrl+n")
+        await pilot.press("f6")
+        app.query_one("#session-search", Input).value = "zebra"
+        await wait_for(pilot, lambda: len(sidebar(app).entries) == 1
+                       and isinstance(sidebar(app).entries[0], SearchHit), what="the hit")
+        assert sidebar(app).entries[0].channel == "thinking"
+        options = entry_list(app)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.recorder.session_id == asked, what="the session")
+        pane = app.query_one("#thinking")
+        await wait_for(pilot, lambda: pane.scroll_y > 0 and any(
+            "zebra" in (b.source or "") for b in pane.document.query("MarkdownBlock")
+            if b.region.y >= 0 and pane.region.contains(b.region.x, b.region.y)),
+            what="the thinking scrolled to the zebra")
+        app.query_one("#session-search", Input).value = ""
+        app.query_one("#search-channel", Select).value = "corrected"
+        await wait_for(pilot, lambda: sidebar(app).entries == [], what="no corrected answer")
+        assert "No matches." in listed(app)

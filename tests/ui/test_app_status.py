@@ -32,9 +32,15 @@ async def test_the_context_meter_counts_while_the_answer_streams(make_model):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        await wait_for(pilot, lambda: app._status.output_tokens > 50, what="tokens to stream")
+        await wait_for(pilot, lambda: app._status.facts is not None
+                       and app._status.facts.tokens["output"] > 50, what="tokens to stream")
         assert app.conversation.turns[-1].stats is None  # still streaming
         assert app._status.ctx_used > 50 and f"ctx {app._status.ctx_used:,}/" in status_text(app)
+        facts = app._status.facts
+        shown = status_text(app)
+        assert f"think {facts.tokens['thinking']:,} · " in shown
+        assert f"out {facts.tokens['output']:,} · " in shown and "output after " in shown
+        assert facts.seconds["output"] > 0 and facts.first_output_s is not None
         await pilot.press("escape")
         await finished(pilot)
 
@@ -51,7 +57,8 @@ async def test_the_status_bar_fits_one_line_at_80_columns():
         assert "ctx " in text and "tok/s" in text  # the most useful parts stay
         await pilot.resize_terminal(160, 48)
         await pilot.pause()
-        assert "first token" in status_text(app)  # room again: everything is back
+        wide = status_text(app)  # room again: the facts of each channel are back
+        assert "output after" in wide and "reflect " in wide and "think " in wide
 
 
 def test_a_long_model_name_is_shortened_last():
@@ -60,3 +67,14 @@ def test_a_long_model_name_is_shortened_last():
     wide, narrow = str(status.render(200)), str(status.render(60))
     assert "GPU 40/80 layers" in wide and wide.startswith("Reflection Llama")
     assert len(narrow) <= 58 and "ctx 1,000/8,192" in narrow and "…" in narrow
+
+
+def test_the_context_meter_warns_near_the_limit_and_shows_earlier_reasoning():
+    calm = Status(model="m", ctx_used=1000, ctx_total=8192).context_meter()
+    assert str(calm) == "ctx 1,000/8,192 12%" and not calm.spans
+    near = Status(model="m", ctx_used=7000, ctx_total=8192).context_meter()
+    full = Status(model="m", ctx_used=8000, ctx_total=8192).context_meter()
+    assert str(near) == "ctx 7,000/8,192 85%" and near.spans[0].style == "$warning"
+    assert full.spans[0].style == "$error"
+    sent = Status(model="m", ctx_used=1000, ctx_total=8192, ctx_reasoning=400)
+    assert str(sent.context_meter()) == "ctx 1,000/8,192 12% (reasoning 40%)"

@@ -27,7 +27,9 @@ RAW = (
 
 def resumed() -> Conversation:
     answer = Answer.from_raw(RAW, TagFormat.REFLECTION)
-    answer.reasoning_tokens = 104
+    answer.facts.tokens.update(thinking=96, reflection=8, output=27)
+    answer.facts.seconds.update(thinking=6.5, reflection=0.6, output=1.9)
+    answer.facts.first_output_s = 7.5
     turn = Turn("How many r's are in strawberry?", TagFormat.REFLECTION, answer)
     turn.stats = GenerationStats(prompt_tokens=212, completion_tokens=131,
                                  time_to_first_token_s=0.42, tokens_per_second=14.6,

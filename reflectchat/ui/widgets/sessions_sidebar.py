@@ -30,6 +30,8 @@ SEARCH_DELAY_S = 0.15  # wait for a pause in typing before searching
 LEAD_CHARS = 12  # a snippet shows this much text before its first match
 CHANNEL_LABELS = {"user": "Your prompts", "thinking": "Thinking", "reflection": "Reflections",
                   "output": "Outputs"}
+CORRECTED = "corrected"  # the filter: answers where the model corrected itself
+FILTERS = {**CHANNEL_LABELS, CORRECTED: "Corrected itself"}
 
 Entry = SessionInfo | SearchHit
 
@@ -101,7 +103,7 @@ class SessionsSidebar(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search all sessions…", id="session-search")
-        yield Select([(label, channel) for channel, label in CHANNEL_LABELS.items()],
+        yield Select([(label, value) for value, label in FILTERS.items()],
                      prompt="All channels", id="search-channel", compact=True)
         yield EntryList(id="session-list")
 
@@ -122,10 +124,14 @@ class SessionsSidebar(Vertical):
         value = self.query_one("#search-channel", Select).value
         return value if isinstance(value, str) and value in CHANNELS else None
 
+    @property
+    def corrected(self) -> bool:
+        return self.query_one("#search-channel", Select).value == CORRECTED
+
     def reload(self) -> None:
         """Show the sessions (or the search hits) as the store has them now."""
         if self.store is not None:
-            self._fetch(self.store, self.query_text, self.channel)
+            self._fetch(self.store, self.query_text, self.channel, self.corrected)
 
     @on(Input.Changed, "#session-search")
     @on(Select.Changed, "#search-channel")
@@ -140,17 +146,19 @@ class SessionsSidebar(Vertical):
         self.query_one(EntryList).focus()
 
     @work(thread=True, exclusive=True, group="sessions")
-    def _fetch(self, store: SessionStore, text: str, channel: str | None) -> None:
+    def _fetch(self, store: SessionStore, text: str, channel: str | None,
+               corrected: bool) -> None:
         """Query and build the list's rows here, off the UI thread; the UI only swaps them in."""
         entries: list[Entry]
-        if text.strip():
-            entries = list(store.search(text, [channel] if channel else ()))
+        searching = bool(text.strip()) or corrected
+        if searching:
+            entries = list(store.search(text, [channel] if channel else (), corrected=corrected))
         else:
             entries = list(store.sessions())
         rows = [hit_row(e) if isinstance(e, SearchHit) else session_row(e, e.id == self.current)
                 for e in entries]
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_entries, entries, rows, bool(text.strip()))
+            self.app.call_from_thread(self.show_entries, entries, rows, searching)
 
     def show_entries(self, entries: list[Entry], rows: list[Row], searching: bool) -> None:
         self.entries = entries

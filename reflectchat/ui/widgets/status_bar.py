@@ -1,4 +1,5 @@
-"""The status bar: model, GPU offload, context use, speed and token counts, or load progress."""
+"""The status bar: model, GPU offload, the context meter, speed, and tokens and time per channel
+(thinking, reflection, output); or load progress."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
+from reflectchat.reflection.facts import ChannelFacts, duration_text
 from reflectchat.sizes import size_text
 from reflectchat.untrusted import visible
 
 SEPARATOR = " │ "
 MODEL_MIN = 24  # characters of the model's name kept before other parts give way
+
+
+WARN_AT, FULL_AT = 0.8, 0.95  # context shares shown in warning, then error colours
 
 
 @dataclass
@@ -24,28 +29,53 @@ class Status:
     layer_count: int = 0  # 0: unknown (a server)
     ctx_used: int = 0
     ctx_total: int = 0
+    ctx_reasoning: int | None = None  # earlier reasoning sent back (None: it is not sent)
     tokens_per_second: float | None = None
     first_token_s: float | None = None
-    reasoning_tokens: int = 0
-    output_tokens: int = 0
+    facts: ChannelFacts | None = None  # the answer's tokens and time per channel
+
+    def parts(self) -> list[tuple[int, Content]]:
+        """(keep order: lower is dropped first, text) of everything but the model's name."""
+        parts: list[tuple[int, Content]] = []
+        if self.template:
+            parts.append((1, Content(f"{visible(self.template)} template")))
+        if self.layer_count:
+            where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
+                else "CPU"
+            parts.append((8, Content(where)))
+        parts.append((10, self.context_meter()))
+        if self.tokens_per_second is not None:
+            parts.append((9, Content(f"{self.tokens_per_second:,.1f} tok/s")))
+        if self.first_token_s is not None:
+            parts.append((3, Content(f"first token {self.first_token_s:.2f} s")))
+        facts = self.facts
+        if facts is not None:
+            if facts.first_output_s is not None:
+                parts.append((5, Content(f"output after {duration_text(facts.first_output_s)}")))
+            for keep, name, label in ((7, "thinking", "think"), (4, "reflection", "reflect"),
+                                      (6, "output", "out")):
+                if facts.tokens[name] or name != "reflection":
+                    parts.append((keep, Content(
+                        f"{label} {facts.tokens[name]:,} · {duration_text(facts.seconds[name])}")))
+        return parts
+
+    def context_meter(self) -> Content:
+        """"ctx 5,120/8,192 62%", warning colours near the limit, and the share of earlier
+        reasoning when it is sent back."""
+        text = f"ctx {self.ctx_used:,}/{self.ctx_total:,}"
+        if not self.ctx_total:
+            return Content(text)
+        share = self.ctx_used / self.ctx_total
+        text += f" {share:.0%}"
+        if self.ctx_reasoning and self.ctx_used:
+            text += f" (reasoning {min(self.ctx_reasoning / self.ctx_used, 1):.0%})"
+        style = "$error" if share >= FULL_AT else "$warning" if share >= WARN_AT else ""
+        return Content.styled(text, style) if style else Content(text)
 
     def render(self, width: int = 0) -> Content:
         """One line: the model's name shortened to `MODEL_MIN` characters if need be, then the
         parts that still do not fit in `width` left out, least useful first (0: no limit)."""
-        parts: list[tuple[int, str]] = []  # (keep order: lower is dropped first, text)
-        if self.template:
-            parts.append((1, f"{visible(self.template)} template"))
-        if self.layer_count:
-            where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
-                else "CPU"
-            parts.append((2, where))
-        parts.append((6, f"ctx {self.ctx_used:,}/{self.ctx_total:,}"))
-        if self.tokens_per_second is not None:
-            parts.append((5, f"{self.tokens_per_second:,.1f} tok/s"))
-        if self.first_token_s is not None:
-            parts.append((3, f"first token {self.first_token_s:.2f} s"))
-        if self.reasoning_tokens or self.output_tokens:
-            parts.append((4, f"think {self.reasoning_tokens:,} · out {self.output_tokens:,}"))
+        parts = self.parts()
         model = visible(self.model)  # a file or a server's name: outside text
         if width:
             room = width - 2  # the bar's padding
@@ -56,7 +86,7 @@ class Status:
             if len(model) > room:
                 model = model[:max(room - 1, 1)] + "…"
         return Content(SEPARATOR).join([Content.styled(model, "bold"),
-                                        *(Content(text) for _, text in parts)])
+                                        *(text for _, text in parts)])
 
 
 class StatusBar(Horizontal):
