@@ -73,9 +73,8 @@ async def run_app(path: Path, typing: bool, status: bool = True
         while app.engine is None:
             await pilot.pause(0.02)
         await pilot.pause(0.2)
-        if not status:  # no status bar: nothing computed for it, nothing drawn
+        if not status:  # the status bar stays (same layout) but is never computed or redrawn
             bar = app.query_one(StatusBar)
-            bar.display = False
             bar.show = lambda shown: None  # type: ignore[method-assign]
             app._status_for = lambda turn: app._status  # type: ignore[method-assign]
         prompt = app.query_one("#prompt")
@@ -119,7 +118,9 @@ def main() -> None:
         raw_times, loop_times, app_times, typed_times, bare_times = [], [], [], [], []
         latencies: list[float] = []
         n_tokens = 0
-        for _ in range(args.rounds):
+        for n in range(args.rounds):
+            if n % 2:  # the status-off run goes first in every other round: no order bias
+                bare_times.append(asyncio.run(run_app(path, typing=False, status=False))[0])
             elapsed, n_tokens, _, frames = asyncio.run(run_app(path, typing=False))
             app_times.append(elapsed)
             raw_times.append(time_raw(raw_llm, tokens, n_tokens)[0])
@@ -127,7 +128,8 @@ def main() -> None:
             elapsed, _, lat, _ = asyncio.run(run_app(path, typing=True))
             typed_times.append(elapsed)
             latencies += lat
-            bare_times.append(asyncio.run(run_app(path, typing=False, status=False))[0])
+            if n % 2 == 0:
+                bare_times.append(asyncio.run(run_app(path, typing=False, status=False))[0])
         raw, loop = statistics.median(raw_times), statistics.median(loop_times)
         app, typed = statistics.median(app_times), statistics.median(typed_times)
         bare = statistics.median(bare_times)
