@@ -18,6 +18,7 @@ COMMANDS = {
     "doctor": "reflectchat.cli.doctor",
     "models": "reflectchat.cli.models",
     "web": "reflectchat.cli.web",
+    "tune": "reflectchat.cli.tune",
     None: "reflectchat.cli.chat",
 }
 

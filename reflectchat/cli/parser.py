@@ -117,6 +117,39 @@ def _add_web_options(web: argparse.ArgumentParser) -> None:
                      help="open the app on a saved session (default: the latest)")
 
 
+def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser("tune", help="Selective Reflection-Tuning: a dataset from your chats",
+                          description="Score your saved (prompt, output) pairs (IFD, r-IFD), "
+                                      "have a teacher reflect on them, select by the rule and "
+                                      "export a JSONL dataset.")
+    steps = tune.add_subparsers(dest="action", metavar="STEP", required=True)
+
+    def pick(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sessions", metavar="IDS", help="only these sessions, e.g. 3,7")
+        p.add_argument("--all", action="store_true", help="every session (the default)")
+
+    score = steps.add_parser("score", help="IFD and r-IFD of each pair, with the loaded model")
+    pick(score)
+    _add_model_options(score)
+    score.add_argument("--json", action="store_true", help="print the scores as JSON")
+    reflect = steps.add_parser("reflect", help="the teacher rewrites each scored pair")
+    pick(reflect)
+    _add_model_options(reflect)
+    _add_answer_options(reflect)
+    reflect.add_argument("--redo", action="store_true", help="reflect pairs done before again")
+    reflect.add_argument("--json", action="store_true", help="print the rewrites as JSON")
+    select = steps.add_parser("select", help="the selection rule's verdict per pair")
+    pick(select)
+    select.add_argument("--json", action="store_true", help="print JSON")
+    export = steps.add_parser("export", help="the kept pairs as a JSONL dataset")
+    pick(export)
+    export.add_argument("--format", choices=("alpaca", "sharegpt", "messages"),
+                        default="messages", help="record format (default: messages)")
+    export.add_argument("-o", "--output", required=True, metavar="FILE.jsonl")
+    export.add_argument("--reasoning", choices=("drop", "keep"), default="drop",
+                        help="keep: original answers keep their thinking and reflection tags")
+
+
 def web_parser() -> argparse.ArgumentParser:
     """`web`'s own options, alone: which of them go on to the app it serves."""
     parser = argparse.ArgumentParser(prog="reflectchat web", add_help=False)
@@ -140,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Ask one question and stream the thinking, reflections "
                                      "and output to the terminal.")
     ask.add_argument("prompt", nargs="?", help="the question (read from stdin when omitted)")
+    _add_tune_parser(sub)
     web = sub.add_parser("web", help="serve the app to a browser (needs the web extra)",
                          description="Serve the same app in a browser with textual-serve. "
                                      "Model and answer options go on to the app.")

@@ -79,4 +79,24 @@ INSERT INTO texts (message_id, channel, n, body)
     WHERE role = 'assistant' AND output != '';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_SESSIONS, _V2_SEARCH)
+# Selective Reflection-Tuning: one row per (prompt, answer) pair, keyed by the answer message,
+# with its scores, the teacher's rewrites and their scores, and the user's keep/drop choice.
+_V3_TUNE = """
+CREATE TABLE tune_pairs (
+    message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+    scored_by TEXT,                 -- the model that scored it (its file name)
+    scores TEXT,                    -- JSON: ifd, rifd and the four span losses
+    skipped TEXT,                   -- why it was not scored (longer than the context)
+    new_instruction TEXT,           -- instruction reflection: the teacher's new pair
+    new_answer TEXT,
+    instruction_scores TEXT,        -- JSON, as scores, of (new_instruction, new_answer)
+    better_answer TEXT,             -- response reflection: the teacher's better answer
+    answer_scores TEXT,             -- JSON, of (the original prompt, better_answer)
+    teacher_raw TEXT,               -- JSON: the teacher's two answers, exactly as they came
+    teacher_error TEXT,             -- why the teacher's answer could not be used
+    choice TEXT CHECK (choice IN ('keep', 'drop')),  -- the user's, over the rule
+    updated REAL NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_SESSIONS, _V2_SEARCH, _V3_TUNE)

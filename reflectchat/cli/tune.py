@@ -1,0 +1,203 @@
+"""`reflectchat tune`: Selective Reflection-Tuning on the user's own chats.
+
+    tune score    IFD and r-IFD of each saved (prompt, output) pair, with the loaded model
+    tune reflect  the teacher rewrites each scored pair's instruction and answer
+    tune select   the selection rule's verdict per pair, and a summary
+    tune export   the kept pairs as a JSONL dataset (alpaca, sharegpt or messages)
+
+Every step saves each pair as it goes (the store's tune_pairs table), so a killed run loses at
+most the pair it was on, and running it again carries on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reflectchat.cli.args import choice_from_args, make_engine, with_answer_options
+from reflectchat.cli.output import EXIT_CANCELLED, EXIT_OK, fail
+from reflectchat.engine.base import Backend
+from reflectchat.engine.errors import EngineError
+from reflectchat.models.catalog import CatalogError
+from reflectchat.store.session_store import SessionStore, StoreError
+from reflectchat.store.tune_pairs import StoredPair, pairs
+from reflectchat.tune.dataset import Decision, decide, summary, write_jsonl
+from reflectchat.tune.runs import pending, score_pending
+from reflectchat.untrusted import visible
+
+NO_LOGITS = ("Scoring needs the model's logits for every token of a prompt, which a server's "
+             "API does not give: load a GGUF here (--model) to score.")
+
+if TYPE_CHECKING:
+    from reflectchat.engine.scoring import Scorer
+
+NOTHING = ("No finished answers to work on yet: chat in the app or run `reflectchat ask` "
+           "first (answers that were stopped or have no output are left out).")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = SessionStore.open()
+    except StoreError as exc:
+        return fail(exc)
+    try:
+        wanted = _sessions(args)
+        found = pairs(store, wanted)
+        if not found:
+            return fail(NOTHING)
+        action = {"score": _score, "reflect": _reflect, "select": _select,
+                  "export": _export}[args.action]
+        return action(args, store, found)
+    except (EngineError, CatalogError, ValueError) as exc:
+        return fail(exc)
+    finally:
+        store.close()
+
+
+def _sessions(args: argparse.Namespace) -> tuple[int, ...]:
+    if not getattr(args, "sessions", None) or getattr(args, "all", False):
+        return ()
+    try:
+        return tuple(int(x) for x in args.sessions.split(","))
+    except ValueError:
+        raise ValueError(f"--sessions takes session ids like 3,7, not {args.sessions!r}") \
+            from None
+
+
+def _engine(args: argparse.Namespace) -> Backend:
+    choice = with_answer_options(args, choice_from_args(args, args.model, args.quant, args.demo))
+    engine = make_engine(args, choice)
+    if engine.load_note:
+        print(f"reflectchat: {visible(engine.load_note)}", file=sys.stderr)
+    return engine
+
+
+def _scorer(engine: Backend) -> Scorer:
+    from reflectchat.engine.llama import LlamaEngine
+    from reflectchat.engine.scoring import Scorer
+
+    if not isinstance(engine, LlamaEngine):
+        raise EngineError(NO_LOGITS)
+    return Scorer(engine)
+
+
+def _score(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if args.endpoint:
+        return fail(NO_LOGITS)
+    engine = _engine(args)
+    scorer = _scorer(engine)
+    model = engine.path.name  # type: ignore[attr-defined]
+    todo = pending(found, model)
+    done_before = len(found) - len({p.message_id for p, w in todo if w == "scores"})
+    start = time.perf_counter()
+    err = Console(stderr=True, highlight=False, markup=False)
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), console=err,
+                  disable=args.json or not todo) as progress:
+        task = progress.add_task("score", total=len(todo), rate="")
+
+        def tick() -> None:
+            seconds = max(time.perf_counter() - start, 1e-9)
+            done = progress.tasks[0].completed + 1
+            progress.update(task, advance=1, rate=f"{done / seconds:.2f} pairs/s, "
+                            f"{scorer.tokens_evaluated / seconds:,.0f} tokens/s")
+
+        try:
+            results, too_long = score_pending(scorer, store, todo, model, tick)
+        except KeyboardInterrupt:
+            err.print("Stopped; every pair scored so far is saved: run the same command to "
+                      "carry on.")
+            return EXIT_CANCELLED
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        err.print(f"Scored {len(results)} ({done_before} were already scored with {model}).")
+    if too_long:
+        print(f"{too_long} pair{'s' * (too_long != 1)} longer than the "
+              f"{engine.n_ctx:,}-token context {'were' if too_long != 1 else 'was'} skipped, "
+              "not cut: --ctx N scores them.", file=sys.stderr)
+    return EXIT_OK
+
+
+def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:
+    from reflectchat.tune.reflecting import reflect_pair
+
+    scored = [p for p in found if p.saved.get("scores")]
+    if not scored:
+        return fail("No pair is scored yet: run `reflectchat tune score` first.")
+    todo = [p for p in scored if args.redo or not p.saved.get("teacher_raw")]
+    engine = _engine(args)
+    from reflectchat.engine.llama import LlamaEngine
+
+    student = _scorer(engine) if isinstance(engine, LlamaEngine) else None
+    view = None
+    if not args.json:
+        from rich.console import Console
+
+        from reflectchat.cli.ask_view import TerminalView
+
+        view = TerminalView(Console(highlight=False), Console(stderr=True, highlight=False))
+    results = []
+    for n, pair in enumerate(todo, 1):
+        if view is not None:
+            print(f"\n== pair {n} of {len(todo)} (session {pair.session_id}): "
+                  f"{visible(pair.prompt.strip()[:60])}", file=sys.stderr)
+        outcome = reflect_pair(engine, pair, store, view)
+        if student is not None and not outcome.get("error"):
+            model = engine.path.name  # type: ignore[attr-defined]
+            score_pending(student, store,
+                          [w for w in pending([pair], model) if w[1] != "scores"], model)
+        results.append(outcome)
+        if outcome.get("error"):
+            print(f"reflectchat: pair {pair.message_id}: {outcome['error']} (the teacher's "
+                  "answer is kept)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+    if student is None:
+        print("The teacher is a server: run `reflectchat tune score` with the local model to "
+              "score its rewrites.", file=sys.stderr)
+    return EXIT_OK
+
+
+def _select(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:
+    decisions = [decide(p) for p in found]
+    if args.json:
+        print(json.dumps([{"message": d.pair.message_id, "session": d.pair.session_id,
+                           "kept": d.kept, "rule": d.rule,
+                           "scores": d.pair.saved.get("scores")} for d in decisions],
+                         indent=2))
+        return EXIT_OK
+    for d in decisions:
+        scores = d.pair.saved.get("scores") or {}
+        figures = f"IFD {scores['ifd']:.3f}  r-IFD {scores['rifd']:.3f}" if scores else \
+            "not scored"
+        print(f"{d.pair.message_id:>6}  session {d.pair.session_id:<5} {figures:<28} "
+              f"{d.kept or 'dropped':<12} {d.rule}")
+    _print_summary(decisions)
+    return EXIT_OK
+
+
+def _print_summary(decisions: list[Decision]) -> None:
+    kept = sum(d.kept is not None for d in decisions)
+    counts = ", ".join(f"{n} {rule}" for rule, n in summary(decisions).most_common())
+    print(f"Kept {kept} of {len(decisions)}: {counts}.", file=sys.stderr)
+
+
+def _export(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:
+    decisions = [decide(p) for p in found]
+    path = Path(args.output).expanduser()
+    try:
+        written = write_jsonl(decisions, args.format, path, args.reasoning == "keep")
+    except OSError as exc:
+        return fail(f"Cannot write {path}: {exc.strerror or exc}")
+    print(f"Wrote {written} record{'s' * (written != 1)} to {visible(str(path))} "
+          f"({args.format}).", file=sys.stderr)
+    _print_summary(decisions)
+    return EXIT_OK

@@ -1,0 +1,84 @@
+"""Selective Reflection-Tuning's records in the session store: every finished (prompt, output)
+pair of the saved chats, with its scores, the teacher's rewrites and the user's choice.
+
+A pair is a user message and the assistant message after it; its key is the assistant
+message's id, so deleting the session deletes its tuning rows too.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from reflectchat.store.session_store import SessionStore
+
+# what may be written per pair, and the columns that hold JSON
+FIELDS = ("scored_by", "scores", "skipped", "new_instruction", "new_answer",
+          "instruction_scores", "better_answer", "answer_scores", "teacher_raw",
+          "teacher_error", "choice")
+JSON_FIELDS = {"scores", "instruction_scores", "answer_scores", "teacher_raw"}
+
+
+@dataclass
+class StoredPair:
+    message_id: int
+    session_id: int
+    session_title: str
+    prompt: str
+    output: str
+    raw: str  # the whole answer, reasoning tags included
+    tag_format: str | None
+    prefilled: bool
+    saved: dict[str, Any] = field(default_factory=dict)  # the tune_pairs columns, JSON read
+
+
+def pairs(store: SessionStore, sessions: Collection[int] = ()) -> list[StoredPair]:
+    """Every finished answer with output and the prompt before it, oldest first, limited to
+    `sessions` if given."""
+    where = f"AND a.session_id IN ({','.join('?' * len(sessions))})" if sessions else ""
+    with store._lock:
+        rows = store._conn.execute(
+            "SELECT a.id, a.session_id, s.title, u.raw, a.output, a.raw, a.tag_format, "
+            "a.prefilled, t.scored_by, t.scores, t.skipped, t.new_instruction, t.new_answer, "
+            "t.instruction_scores, t.better_answer, t.answer_scores, t.teacher_raw, "
+            "t.teacher_error, t.choice FROM messages a "
+            "JOIN messages u ON u.session_id = a.session_id AND u.seq = a.seq - 1 "
+            "AND u.role = 'user' "
+            "JOIN sessions s ON s.id = a.session_id "
+            "LEFT JOIN tune_pairs t ON t.message_id = a.id "
+            "WHERE a.role = 'assistant' AND a.finish_reason = 'stop' AND a.output != '' "
+            f"{where} ORDER BY a.id", tuple(sessions)).fetchall()
+    found = []
+    for row in rows:
+        saved = {}
+        for name, value in zip(FIELDS, row[8:], strict=True):
+            if value is not None:
+                saved[name] = _json(value) if name in JSON_FIELDS else value
+        found.append(StoredPair(*row[:7], bool(row[7]), saved))
+    return found
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # a damaged cell reads as missing: the pair is scored again
+
+
+def save(store: SessionStore, message_id: int, **values: Any) -> None:
+    """Write some of a pair's columns; the others keep what they hold."""
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown tune_pairs fields {sorted(unknown)}")
+    cells = {k: json.dumps(v) if k in JSON_FIELDS and v is not None else v
+             for k, v in values.items()}
+    columns = ", ".join(cells)
+    updates = ", ".join(f"{k} = excluded.{k}" for k in cells)
+    with store._write() as db:
+        db.execute(f"INSERT INTO tune_pairs (message_id, updated, {columns}) "
+                   f"VALUES (?, ?, {', '.join('?' * len(cells))}) "
+                   f"ON CONFLICT (message_id) DO UPDATE SET updated = excluded.updated, "
+                   f"{updates}", (message_id, time.time(), *cells.values()))

@@ -1,0 +1,116 @@
+"""Which pairs go into the dataset, and the dataset file.
+
+The rule (Selective Reflection-Tuning, DOMAIN.md §9), from the scores of the original pair
+(IFD, r-IFD), of the teacher's new instruction and answer, and of the original prompt with the
+teacher's better answer:
+- keep the new instruction pair when its IFD rose over the original's and its r-IFD fell, with
+  IFD < 1 and r-IFD < 1;
+- otherwise keep the better answer (with the original prompt) when its r-IFD fell, with both
+  < 1;
+- otherwise drop the pair.
+A user's keep/drop choice overrides the rule (kept: the rule's pick, else the original).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reflectchat.store.tune_pairs import StoredPair
+
+FORMATS = ("alpaca", "sharegpt", "messages")
+REASONING_TAGS = re.compile(r"</?(?:thinking|reflection|output|think)>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Decision:
+    pair: StoredPair
+    kept: str | None  # "instruction", "answer", "original" or None (dropped)
+    rule: str  # why, in a few words
+
+    @property
+    def record(self) -> tuple[str, str, dict[str, Any] | None]:
+        """(instruction, answer, its scores) of what is kept."""
+        saved = self.pair.saved
+        if self.kept == "instruction":
+            return saved["new_instruction"], saved["new_answer"], saved.get("instruction_scores")
+        if self.kept == "answer":
+            return self.pair.prompt, saved["better_answer"], saved.get("answer_scores")
+        return self.pair.prompt, self.pair.output, saved.get("scores")
+
+
+def _both_below_one(scores: dict[str, Any] | None) -> bool:
+    return bool(scores) and scores["ifd"] < 1 and scores["rifd"] < 1  # type: ignore[index]
+
+
+def decide(pair: StoredPair) -> Decision:
+    kept, rule = _rule(pair.saved)
+    choice = pair.saved.get("choice")
+    if choice == "drop":
+        return Decision(pair, None, "dropped by you")
+    if choice == "keep":
+        return Decision(pair, kept or "original", "kept by you")
+    return Decision(pair, kept, rule)
+
+
+def _rule(saved: dict[str, Any]) -> tuple[str | None, str]:
+    original = saved.get("scores")
+    if not isinstance(original, dict):
+        return None, "not scored"
+    new = saved.get("instruction_scores")
+    better = saved.get("answer_scores")
+    if not isinstance(new, dict) and not isinstance(better, dict):
+        return None, "not reflected"
+    if isinstance(new, dict) and new["ifd"] > original["ifd"] and \
+            new["rifd"] < original["rifd"] and _both_below_one(new):
+        return "instruction", "new instruction: IFD rose, r-IFD fell"
+    if isinstance(better, dict) and better["rifd"] < original["rifd"] and \
+            _both_below_one(better):
+        return "answer", "better answer: r-IFD fell"
+    return None, "dropped by the rule"
+
+
+def summary(decisions: list[Decision]) -> Counter[str]:
+    return Counter(d.rule for d in decisions)
+
+
+def answer_text(pair: StoredPair, kept: str | None, reasoning: bool) -> str:
+    """The answer as it goes into the dataset: the model's output, or with `reasoning` the
+    whole answer with its tags (only for the original answer: rewrites have none)."""
+    _, answer, _ = Decision(pair, kept, "").record
+    if reasoning and kept == "original" and pair.raw.strip():
+        return pair.raw.strip()
+    return REASONING_TAGS.sub("", answer).strip() if kept != "original" else answer.strip()
+
+
+def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool) -> int:
+    """The kept pairs as JSON lines in `fmt`; each record carries its scores and source.
+    Written to a temporary file first and renamed, so a failure leaves no half file."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    lines = []
+    for d in decisions:
+        if d.kept is None:
+            continue
+        instruction, _, scores = d.record
+        answer = answer_text(d.pair, d.kept, reasoning)
+        source = {"session": d.pair.session_id, "message": d.pair.message_id,
+                  "kept": d.kept, "rule": d.rule, "scores": scores,
+                  "original_scores": d.pair.saved.get("scores")}
+        if fmt == "alpaca":
+            record: dict[str, Any] = {"instruction": instruction, "input": "", "output": answer}
+        elif fmt == "sharegpt":
+            record = {"conversations": [{"from": "human", "value": instruction},
+                                        {"from": "gpt", "value": answer}]}
+        else:
+            record = {"messages": [{"role": "user", "content": instruction},
+                                   {"role": "assistant", "content": answer}]}
+        lines.append(json.dumps({**record, "reflectchat": source}, ensure_ascii=False))
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    partial.replace(path)
+    return len(lines)

@@ -1,0 +1,98 @@
+"""The selection rule, the teacher's answer format, and the dataset file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reflectchat.store.tune_pairs import StoredPair
+from reflectchat.tune.dataset import decide, summary, write_jsonl
+from reflectchat.tune.teacher import (
+    TeacherFormatError,
+    parse_instruction_reflection,
+    parse_response_reflection,
+)
+
+RAW = "<thinking>\nadd them\n</thinking>\n<output>\n4\n</output>"
+
+
+def pair(**saved) -> StoredPair:
+    return StoredPair(7, 3, "Sums", "What is 2 + 2?", "4", RAW, "reflection", False, saved)
+
+
+def s(ifd: float, rifd: float) -> dict[str, float]:
+    return {"ifd": ifd, "rifd": rifd}
+
+
+@pytest.mark.parametrize(("saved", "kept", "rule"), [
+    ({}, None, "not scored"),
+    ({"scores": s(0.8, 0.9)}, None, "not reflected"),
+    # the new instruction raised IFD and lowered r-IFD, both below 1: it is kept
+    ({"scores": s(0.5, 0.9), "instruction_scores": s(0.7, 0.6), "answer_scores": s(0.4, 0.5)},
+     "instruction", "new instruction: IFD rose, r-IFD fell"),
+    # its IFD fell: the better answer is tried next
+    ({"scores": s(0.5, 0.9), "instruction_scores": s(0.4, 0.6), "answer_scores": s(0.4, 0.5)},
+     "answer", "better answer: r-IFD fell"),
+    # its IFD rose to 1 or more: not kept either
+    ({"scores": s(0.5, 0.9), "instruction_scores": s(1.2, 0.6), "answer_scores": s(0.6, 0.95)},
+     None, "dropped by the rule"),
+    # the better answer's r-IFD must fall, and both must be below 1
+    ({"scores": s(0.5, 0.9), "answer_scores": s(1.1, 0.5)}, None, "dropped by the rule"),
+    ({"scores": s(0.5, 0.9), "answer_scores": s(0.9, 0.8)}, "answer",
+     "better answer: r-IFD fell"),
+])
+def test_the_selection_rule(saved, kept, rule):
+    filled = {"new_instruction": "Q*", "new_answer": "A*", "better_answer": "A'", **saved}
+    decision = decide(pair(**filled))
+    assert (decision.kept, decision.rule) == (kept, rule)
+
+
+def test_the_users_choice_overrides_the_rule():
+    dropped = {"scores": s(0.5, 0.9), "answer_scores": s(1.1, 0.5), "better_answer": "A'"}
+    assert decide(pair(**dropped, choice="keep")).kept == "original"
+    kept = {"scores": s(0.5, 0.9), "answer_scores": s(0.4, 0.5), "better_answer": "A'"}
+    assert decide(pair(**kept, choice="keep")).kept == "answer"
+    assert decide(pair(**kept, choice="drop")).kept is None
+
+
+def test_teacher_rewrites_are_read_from_their_markers():
+    text = ("The instruction is vague.\n[New Instruction] What is 2 + 2, in words? [End]\n"
+            "[New Answer] Four. [End]")
+    rewrite = parse_instruction_reflection(text)
+    assert (rewrite.instruction, rewrite.answer) == ("What is 2 + 2, in words?", "Four.")
+    no_end = "[New Instruction] Say hi\n[New Answer] Hi"  # [End] forgotten: the next marker ends
+    assert parse_instruction_reflection(no_end).instruction == "Say hi"
+    assert parse_response_reflection("ok\n[better answer]\nFour (4). [End] trailing") == \
+        "Four (4)."
+    with pytest.raises(TeacherFormatError, match=r"no \[Better Answer\] \.\.\. \[End\] part"):
+        parse_response_reflection("The answer is fine as it is.")
+    with pytest.raises(TeacherFormatError, match="New Answer"):
+        parse_instruction_reflection("[New Instruction] only this [End]")
+
+
+@pytest.mark.parametrize("fmt", ["alpaca", "sharegpt", "messages"])
+def test_export_writes_kept_pairs_with_scores_and_source(tmp_path, fmt):
+    kept = pair(scores=s(0.5, 0.9), answer_scores=s(0.4, 0.5), better_answer="Four, as 2+2=4.")
+    dropped = StoredPair(9, 3, "x", "q", "a", "a", None, False, {"scores": s(0.5, 0.9)})
+    out = tmp_path / "set.jsonl"
+    decisions = [decide(kept), decide(dropped)]
+    assert write_jsonl(decisions, fmt, out, reasoning=False) == 1
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    source = record["reflectchat"]
+    assert (source["session"], source["message"], source["kept"]) == (3, 7, "answer")
+    assert source["scores"] == s(0.4, 0.5) and source["original_scores"] == s(0.5, 0.9)
+    text = json.dumps(record)
+    assert "Four, as 2+2=4." in text and "What is 2 + 2?" in text
+    assert summary(decisions) == {"better answer: r-IFD fell": 1, "not reflected": 1}
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_reasoning_is_kept_or_dropped_for_original_answers(tmp_path):
+    mine = pair(scores=s(0.5, 0.9), choice="keep")
+    out = tmp_path / "r.jsonl"
+    write_jsonl([decide(mine)], "messages", out, reasoning=True)
+    kept = json.loads(out.read_text())["messages"][1]["content"]
+    assert kept == RAW.strip() and "<thinking>" in kept
+    write_jsonl([decide(mine)], "messages", out, reasoning=False)
+    assert json.loads(out.read_text())["messages"][1]["content"] == "4"
