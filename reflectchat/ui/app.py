@@ -39,6 +39,7 @@ from reflectchat.ui.pane_feed import PaneFeedPart
 from reflectchat.ui.pane_text import PaneText
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
+from reflectchat.ui.screens.tune_screen import TuneScreen
 from reflectchat.ui.session_actions import SessionActionsPart
 from reflectchat.ui.themes import load_themes
 from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
@@ -262,6 +263,9 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))
+
+    def action_tune(self) -> None:
+        self.push_screen(TuneScreen(self.store))
 
     async def action_quit(self) -> None:
         """Stop generating and loading first: llama.cpp must not run while we close it."""

@@ -25,6 +25,8 @@ BINDINGS = [
     Binding("f9", "free_context", "Free context", show=False,
             tooltip="Send less back to the model: earlier reasoning if it is sent, else the "
                     "oldest turn (it stays in the chat)"),
+    Binding("ctrl+t", "tune", "Tune", show=False,
+            tooltip="Pairs for Selective Reflection-Tuning: scores, rewrites, keep or drop"),
     Binding("f8", "settings", "Settings", show=False,
             tooltip="Edit the system prompt and sampling settings"),
     Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,

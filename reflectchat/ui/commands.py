@@ -38,6 +38,8 @@ class ReflectChatCommands(Provider):
             ("Export conversation", "Write the conversation as Markdown", app.action_export),
             ("Free context", "Drop earlier reasoning, else the oldest turn, from what is sent "
              "back (F9)", app.action_free_context),
+            ("Tune", "Your pairs for Selective Reflection-Tuning: IFD, r-IFD, rewrites, "
+             "keep or drop (Ctrl+T)", app.action_tune),
             ("Settings", "System prompt and sampling (F8)", app.action_settings),
             ("Help", "Keys and panes (F1)", app.action_help),
         ]
