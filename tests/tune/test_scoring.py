@@ -18,10 +18,13 @@ from reflectchat.tune.ifd import REVERSE_PROMPT, score_pair
 
 def numpy_loss(path, n_batch: int, prefix: list[int], target: list[int]) -> float:
     """Mean -log p of `target` after `prefix`, from every position's logits, in float64."""
-    with _model_params(None):  # the engine's load parameters (no extra CPU weight buffers)
-        llm = llama_cpp.Llama(str(path), n_ctx=2048, n_batch=n_batch, logits_all=True,
-                              verbose=False)
     tokens = prefix + target
+    with _model_params(None):  # the engine's load parameters (no extra CPU weight buffers)
+        # a context just big enough: logits_all keeps n_ctx x vocabulary floats (Gemma: 1 MiB
+        # per position)
+        llm = llama_cpp.Llama(str(path), n_ctx=256, n_batch=n_batch, logits_all=True,
+                              verbose=False)
+    assert len(tokens) <= 256
     llm.eval(tokens)
     scores = np.asarray(llm.scores[:len(tokens)], dtype=np.float64)
     llm.close()
@@ -40,13 +43,14 @@ def test_span_loss_matches_numpy_on_the_real_gemma(real_model, n_batch):
     scorer = Scorer(engine)
     prefix = scorer.chat_prefix("What is the capital of France?")
     target = scorer.text_tokens("The capital of France is Paris, on the Seine.")
+    start = scorer.start()
     given = scorer.span_loss(prefix, target)
-    alone = scorer.span_loss(scorer.start(), target)
-    engine.close()
+    alone = scorer.span_loss(start, target)
+    engine.close()  # (the scorer's tokenizer goes with it)
     assert given.tokens == len(target) and alone.tokens == len(target)
     assert given.loss == pytest.approx(numpy_loss(real_model, n_batch, prefix, target),
                                        rel=1e-4)
-    assert alone.loss == pytest.approx(numpy_loss(real_model, n_batch, scorer.start(), target),
+    assert alone.loss == pytest.approx(numpy_loss(real_model, n_batch, start, target),
                                        rel=1e-4)
     assert given.loss < alone.loss  # the question helps: the answer is less surprising
 

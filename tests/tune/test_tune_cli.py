@@ -82,6 +82,7 @@ def test_pairs_longer_than_the_context_are_skipped_with_a_count():
     short = run("tune", "score", "--demo", "--ctx", "256")
     assert short.returncode == 0, short.stderr
     assert "1 pair longer than the 256-token context was skipped, not cut" in short.stderr
+    assert "pairs/s" in short.stderr and "tokens/s" in short.stderr  # the progress bar
     store = SessionStore.open(store_file())
     [pair] = pairs(store)
     store.close()

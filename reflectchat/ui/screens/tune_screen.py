@@ -23,6 +23,7 @@ from reflectchat.untrusted import visible
 
 COLUMNS = ("pair", "session", "prompt", "IFD", "r-IFD", "rewrites", "verdict")
 SORTS = {"IFD": "ifd", "r-IFD": "rifd"}
+PROMPT_CHARS = 28
 NEXT_CHOICE = {None: "keep", "keep": "drop", "drop": None}  # the rule, keep, drop, the rule
 
 
@@ -84,8 +85,8 @@ class TuneScreen(ModalScreen[None]):
         else:
             scored = sum(_score(d.pair, "ifd") is not None for d in decisions)
             kept = sum(d.kept is not None for d in decisions)
-            note.update(f"{len(decisions)} pairs, {scored} scored, {kept} kept. Scores come "
-                        "from `reflectchat tune score`, rewrites from `tune reflect`.")
+            hint = "" if scored else " (scores: `reflectchat tune score`)"
+            note.update(f"{len(decisions)} pairs, {scored} scored, {kept} kept{hint}")
         self._fill()
 
     def _fill(self) -> None:
@@ -97,10 +98,9 @@ class TuneScreen(ModalScreen[None]):
             rewrites = " ".join(mark for mark, key in (("instruction", "new_instruction"),
                                                        ("answer", "better_answer"))
                                 if saved.get(key)) or "-"
-            verdict = Content.styled(f"{d.kept or 'dropped'}: {d.rule}",
-                                     "$success" if d.kept else "$text-muted")
+            verdict = f"{d.kept or 'dropped'}: {d.rule}"
             prompt = " ".join(visible(d.pair.prompt).split())
-            table.add_row(str(d.pair.message_id), str(d.pair.session_id), prompt[:40],
+            table.add_row(str(d.pair.message_id), str(d.pair.session_id), prompt[:PROMPT_CHARS],
                           _figure(_score(d.pair, "ifd")), _figure(_score(d.pair, "rifd")),
                           rewrites, verdict, key=str(n))
         if self.decisions:
