@@ -112,7 +112,25 @@ def test_a_host_other_than_loopback_is_refused_without_public(host):
     assert refused.returncode == 1 and "Add --public to serve there anyway" in err
 
 
-def test_public_warns_and_only_the_app_options_go_on_to_the_app():
+def test_public_serves_elsewhere_with_a_printed_warning():
+    port = free_port()
+    server = web("--host", "0.0.0.0", "--public", "--port", str(port), "--demo")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "Warning: serving on 0.0.0.0" in err and "There is no login" in err
+
+
+def test_only_the_app_options_go_on_to_the_app():
     from reflectchat.cli.parser import build_parser, web_parser
     from reflectchat.cli.web import app_command, is_loopback
 
