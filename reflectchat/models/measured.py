@@ -110,18 +110,22 @@ class Measurements:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection | None]:
+        """The open database, or None when it cannot be used (then nothing is measured)."""
+        conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=5)
+            conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error):
+            if conn is not None:
+                conn.close()
             yield None
             return
         try:
-            conn.executescript(_SCHEMA)
             with conn:
                 yield conn
         except sqlite3.Error:
-            pass
+            pass  # a failed write or read: that measurement is lost, nothing else
         finally:
             conn.close()
 

@@ -22,6 +22,7 @@ from reflectchat.models.fit import (
     RAM_MARGIN,
     ModelShape,
     Plan,
+    Verdict,
     plan,
     shape_from_catalog,
     shape_from_gguf,
@@ -66,7 +67,7 @@ class Planner:
         chosen = plan(shape, self.hw, self.n_ctx, self.cache_type, self.cache_type,
                       tensor_split=self.tensor_split, max_gpu_layers=cap)
         loaded = self.measurements.loaded(self.machine, file, self.n_ctx, chosen.n_gpu_layers)
-        if loaded is not None and chosen.verdict.value != "does not fit":
+        if loaded is not None and chosen.verdict is not Verdict.NO_FIT:
             chosen = replace(chosen, ram_bytes=loaded.ram_bytes + RAM_MARGIN,
                              gpu_bytes=loaded.gpu_bytes + GPU_MARGIN * len(chosen.cards)
                              if chosen.cards else 0)
@@ -74,7 +75,7 @@ class Planner:
                    memory_measured=loaded is not None, **fields)  # type: ignore[arg-type]
 
     def _speed(self, shape: ModelShape, chosen: Plan, file: str) -> Speed:
-        if chosen.verdict.value == "does not fit":
+        if chosen.verdict is Verdict.NO_FIT:
             return Speed(None, False, None, False)
         seen = self.measurements.speed(self.machine, file, chosen.n_gpu_layers)
         where = placement(shape, chosen)

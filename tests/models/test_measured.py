@@ -94,3 +94,8 @@ def test_an_unwritable_store_loses_nothing_but_the_measurement(tmp_path):
     assert measurements.loaded("m", "f.gguf", 512, 0) is None
     assert measurements.memory_cap("m", "f.gguf", 512) is None
     assert Path(blocked).read_text() == ""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all, " * 100)  # a damaged file
+    damaged = Measurements(garbage)
+    damaged.record_speed("m", "f.gguf", 512, 0, "cpu", 1, (20, 1.0), (20, 1.0))
+    assert damaged.speed("m", "f.gguf", 0) is None and damaged.fact("m", "x") is None
