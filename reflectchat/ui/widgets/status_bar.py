@@ -15,7 +15,7 @@ from reflectchat.sizes import size_text
 from reflectchat.untrusted import visible
 
 SEPARATOR = " │ "
-MODEL_MIN = 24  # characters of the model's name kept before other parts give way
+MODEL_MIN = 20  # characters of the model's name kept before other parts give way
 
 
 WARN_AT, FULL_AT = 0.8, 0.95  # context shares shown in warning, then error colours
@@ -42,17 +42,17 @@ class Status:
         if self.layer_count:
             where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
                 else "CPU"
-            parts.append((8, Content(where)))
+            parts.append((5, Content(where)))  # the load note said it; thinking facts first
         parts.append((10, self.context_meter()))
         if self.tokens_per_second is not None:
             parts.append((9, Content(f"{self.tokens_per_second:,.1f} tok/s")))
         if self.first_token_s is not None:
-            parts.append((3, Content(f"first token {self.first_token_s:.2f} s")))
+            parts.append((2, Content(f"first token {self.first_token_s:.2f} s")))
         facts = self.facts
         if facts is not None:
             if facts.first_output_s is not None:
-                parts.append((5, Content(f"output after {duration_text(facts.first_output_s)}")))
-            for keep, name, label in ((7, "thinking", "think"), (4, "reflection", "reflect"),
+                parts.append((4, Content(f"output after {duration_text(facts.first_output_s)}")))
+            for keep, name, label in ((7, "thinking", "think"), (3, "reflection", "reflect"),
                                       (6, "output", "out")):
                 if facts.tokens[name] or name != "reflection":
                     parts.append((keep, Content(
