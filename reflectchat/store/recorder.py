@@ -45,10 +45,12 @@ class SessionRecorder:
     def start_turn(self, turn: Turn) -> None:
         """Commit the prompt and an empty answer, before generation starts."""
         try:
+            messages = [user_message(turn), answer_message(turn)]
             if self.session_id is None:
-                self.session_id = self.store.create_session(title_for(turn.prompt), self.meta)
-            _, answer_id = self.store.add_messages(
-                self.session_id, [user_message(turn), answer_message(turn)])
+                self.session_id, (_, answer_id) = self.store.start_session(
+                    title_for(turn.prompt), self.meta, messages)
+            else:
+                _, answer_id = self.store.add_messages(self.session_id, messages)
         except (sqlite3.Error, StoreError, OSError) as exc:
             self._failed(exc)
             return

@@ -115,6 +115,14 @@ class SessionStore:
         with self._write() as db:
             return _insert_session(db, title, meta, created, updated)
 
+    def start_session(self, title: str, meta: SessionMeta,
+                      messages: Sequence[StoredMessage]) -> tuple[int, list[int]]:
+        """A new session with its first messages, in one transaction: no reader, and no
+        process killed in between, ever sees the session without them."""
+        with self._write() as db:
+            session_id = _insert_session(db, title, meta, None, None)
+            return session_id, _insert_messages(db, session_id, messages)
+
     def import_session(self, title: str, meta: SessionMeta, created: float, updated: float,
                        messages: Sequence[StoredMessage]) -> int:
         """A whole session in one transaction: all of it is stored, or none."""

@@ -231,3 +231,15 @@ def test_a_damaged_cell_does_not_crash_a_view(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "show", str(sid)],
                            capture_output=True, text=True, timeout=60)
     assert "could not be read in full (damaged: stats)" in shown.stderr
+
+
+def test_a_session_starts_with_its_first_messages_or_not_at_all(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    sid, ids = store.start_session("Hello", META, [StoredMessage("user", "hi"),
+                                                   answer("", [], "")])
+    assert [m.role for m in store.messages(sid)] == ["user", "assistant"] and len(ids) == 2
+    with pytest.raises(sqlite3.IntegrityError):  # a message the schema refuses
+        store.start_session("Broken", META, [StoredMessage("user", "hi"),
+                                             StoredMessage("system", "not a chat role")])
+    assert [s.title for s in store.sessions()] == ["Hello"]  # no empty session left behind
+    store.close()
