@@ -166,6 +166,7 @@ class CardUse:
     gpu: GPU
     layers: int  # repeating layers (the output layer is counted in `output`)
     output: bool
+    weights: int  # its layers' weights and the output layer's: read for every token
     bytes: int  # weights, KV cache and compute buffer, margin included
 
 
@@ -267,7 +268,8 @@ def _cards(shape: ModelShape, gpus: list[GPU], split: list[float], ngl: int, kv_
         if not slots:
             continue
         output = n in slots
-        size = (sum(shape.layer_bytes[il] for il in layers) + kv_layer * len(layers)
-                + (shape.output_bytes if output else 0) + compute + GPU_MARGIN)
-        cards.append(CardUse(gpu, len(layers), output, size))
+        weights = sum(shape.layer_bytes[il] for il in layers) + \
+            (shape.output_bytes if output else 0)
+        size = weights + kv_layer * len(layers) + compute + GPU_MARGIN
+        cards.append(CardUse(gpu, len(layers), output, weights, size))
     return cards

@@ -15,7 +15,7 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import shard_paths
 from reflectchat.engine.gguf_header import HeaderError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
-from reflectchat.models.fit import Verdict, plan, shape_from_gguf
+from reflectchat.models.fit import ModelShape, Verdict, plan, shape_from_gguf
 from reflectchat.models.hardware import detect
 from reflectchat.models.measured import Measurements, file_key, machine_key
 
@@ -70,11 +70,12 @@ def this_machine() -> str:
 
 
 @functools.cache
-def _params(path: Path) -> int:
+def _shape(path: Path) -> ModelShape | None:
+    """The file's shape from its header, read once; None when it cannot be read."""
     try:
-        return shape_from_gguf(shard_paths(path)).params
+        return shape_from_gguf(shard_paths(path))
     except (HeaderError, EngineError, OSError, ValueError):
-        return 0
+        return None
 
 
 def measure_answer(engine: Backend, stats: GenerationStats) -> None:
@@ -85,9 +86,10 @@ def measure_answer(engine: Backend, stats: GenerationStats) -> None:
     layers = llama_gpu_layers(engine)
     where = "cpu" if layers == 0 else "gpu" if layers > engine.layer_count else "split"
     decode_s = stats.total_s - stats.time_to_first_token_s
+    shape = _shape(engine.path)
     Measurements().record_speed(
         this_machine(), file_key(engine.path), engine.settings.n_ctx, layers, where,
-        _params(engine.path),
+        shape.params if shape else 0,
         (stats.prompt_evaluated or 0, stats.time_to_first_token_s),
         (max(stats.completion_tokens - 1, 0), decode_s if decode_s > 0 else None))
 
@@ -122,10 +124,8 @@ def llama_gpu_layers(engine: LlamaEngine) -> int:
 
 
 def _all_layers(path: Path) -> int:
-    try:
-        return shape_from_gguf(shard_paths(path)).n_layer + 1
-    except (HeaderError, EngineError, OSError, ValueError):
-        return 128  # a header we cannot read: step down from a large count
+    shape = _shape(path)
+    return shape.n_layer + 1 if shape else 128  # unreadable: step down from a large count
 
 
 def fewer_layers(layers: int, path: Path) -> int:

@@ -94,19 +94,12 @@ class Placement:
 
 
 def placement(shape: ModelShape, chosen: Plan) -> Placement:
-    n = shape.n_layer
-    first_gpu = n - chosen.layers_on_gpu
-    cards = []
-    start = first_gpu
-    for card in chosen.cards:
-        layers = sum(shape.layer_bytes[start:start + card.layers])
-        start += card.layers
-        cards.append((card.gpu, layers + (shape.output_bytes if card.output else 0)))
     output_on_gpu = any(c.output for c in chosen.cards)
-    ram = sum(shape.layer_bytes[:first_gpu]) + (0 if output_on_gpu else shape.output_bytes)
+    ram = sum(shape.layer_bytes[:shape.n_layer - chosen.layers_on_gpu]) + \
+        (0 if output_on_gpu else shape.output_bytes)
     if shape.output_tied:
         ram += shape.embd_bytes
-    return Placement(tuple(cards), ram)
+    return Placement(tuple((card.gpu, card.weights) for card in chosen.cards), ram)
 
 
 def decode_bound(where: Placement, ram_bandwidth: float | None) -> float | None:

@@ -42,6 +42,14 @@ class Decision:
             return self.pair.prompt, saved["better_answer"], saved.get("answer_scores")
         return self.pair.prompt, self.pair.output, saved.get("scores")
 
+    def answer(self, reasoning: bool) -> str:
+        """The kept answer as it goes into the dataset: the model's output, or with
+        `reasoning` the original answer whole, tags and all (rewrites have no reasoning)."""
+        _, answer, _ = self.record
+        if self.kept != "original":
+            return REASONING_TAGS.sub("", answer).strip()
+        return self.pair.raw.strip() if reasoning and self.pair.raw.strip() else answer.strip()
+
 
 def _both_below_one(scores: dict[str, Any] | None) -> bool:
     return bool(scores) and scores["ifd"] < 1 and scores["rifd"] < 1  # type: ignore[index]
@@ -78,15 +86,6 @@ def summary(decisions: list[Decision]) -> Counter[str]:
     return Counter(d.rule for d in decisions)
 
 
-def answer_text(pair: StoredPair, kept: str | None, reasoning: bool) -> str:
-    """The answer as it goes into the dataset: the model's output, or with `reasoning` the
-    whole answer with its tags (only for the original answer: rewrites have none)."""
-    _, answer, _ = Decision(pair, kept, "").record
-    if reasoning and kept == "original" and pair.raw.strip():
-        return pair.raw.strip()
-    return REASONING_TAGS.sub("", answer).strip() if kept != "original" else answer.strip()
-
-
 def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool) -> int:
     """The kept pairs as JSON lines in `fmt`; each record carries its scores and source.
     Written to a temporary file first and renamed, so a failure leaves no half file."""
@@ -97,7 +96,7 @@ def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool
         if d.kept is None:
             continue
         instruction, _, scores = d.record
-        answer = answer_text(d.pair, d.kept, reasoning)
+        answer = d.answer(reasoning)
         source = {"session": d.pair.session_id, "message": d.pair.message_id,
                   "kept": d.kept, "rule": d.rule, "scores": scores,
                   "original_scores": d.pair.saved.get("scores")}
