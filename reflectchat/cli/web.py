@@ -4,6 +4,8 @@ Each browser tab that connects starts its own `reflectchat` process with the mod
 options given here, and sees exactly the terminal app. The server listens on the loopback
 address by default: the app has no login, and whoever reaches it can chat with the model and
 read the saved sessions. Another host is refused unless `--public` says so, with a warning.
+Either way the page and its socket need the secret token in the printed URL, and only that
+page's own origin may open the socket (`web_server.py`).
 """
 
 from __future__ import annotations
@@ -49,17 +51,17 @@ def run(args: argparse.Namespace) -> int:
                     "can reach this address could use your model and read your sessions. "
                     "Add --public to serve there anyway.")
     try:
-        from textual_serve.server import Server
+        from reflectchat.cli.web_server import GuardedServer
     except ImportError:
         return fail("reflectchat web needs textual-serve: pip install 'reflectchat[web]'")
     from reflectchat.cli.parser import web_parser
 
     if not is_loopback(args.host):
-        print(f"Warning: serving on {args.host}:{args.port} to anyone who can reach it. There "
-              "is no login: they can chat with your model and read your saved sessions.",
-              file=sys.stderr)
-    command = app_command(args, web_parser())
-    print(f"Serving reflectchat at http://{args.host}:{args.port} (Ctrl+C stops)",
-          file=sys.stderr)
-    Server(command, host=args.host, port=args.port, title="reflectchat").serve()
+        print(f"Warning: serving on {args.host}:{args.port} beyond this machine, over plain "
+              "http. Anyone who can reach it and has the URL's token can chat with your model "
+              "and read your saved sessions.", file=sys.stderr)
+    server = GuardedServer(app_command(args, web_parser()), host=args.host, port=args.port,
+                           loopback=is_loopback(args.host))
+    print(f"Serving reflectchat at {server.url} (Ctrl+C stops)", file=sys.stderr, flush=True)
+    server.serve()
     return EXIT_OK
