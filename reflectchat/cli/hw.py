@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from reflectchat.cli.output import EXIT_OK
+from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.llama_build import BACKENDS
 from reflectchat.models.hardware import detect
 from reflectchat.sizes import size_text
@@ -15,10 +16,14 @@ from reflectchat.untrusted import visible
 
 def run(args: argparse.Namespace) -> int:
     hw = detect()
+    threads = default_threads()
     if args.json:
-        print(json.dumps(asdict(hw), indent=2))
+        print(json.dumps({**asdict(hw), "llama_threads": asdict(threads)}, indent=2))
         return EXIT_OK
     print(f"CPU: {hw.cpu_threads} threads")
+    print(f"llama.cpp threads: {threads.text()}; --threads N sets both")
+    repack = "on" if repack_default() else "off (this CPU has AMX: llama.cpp #20824)"
+    print(f"Repacked CPU weights: {repack} unless they would not fit; --repack on|off sets it")
     print(f"RAM: {size_text(hw.ram_total_bytes)} total, "
           f"{size_text(hw.ram_available_bytes)} available")
     if not hw.gpus:

@@ -22,7 +22,10 @@ def test_hw_reports_this_machine():
     assert 0 < report["ram_available_bytes"] <= report["ram_total_bytes"]
     text = subprocess.run([sys.executable, "-m", "reflectchat", "hw"], capture_output=True,
                           text=True, timeout=60).stdout
-    assert text.startswith(f"CPU: {report['cpu_threads']} threads\nRAM: ")
+    threads = report["llama_threads"]
+    assert text.startswith(f"CPU: {report['cpu_threads']} threads\nllama.cpp threads: "
+                           f"{threads['decode']} for answers, {threads['batch']} for prompts")
+    assert 1 <= threads["decode"] <= threads["batch"] <= report["cpu_threads"]
     if not report["gpus"]:  # a CPU-only machine, like CI
         assert "GPU: no GPU found" in text
     assert ("cannot offload" in text) == (not report["build_offloads"])

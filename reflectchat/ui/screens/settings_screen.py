@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
 from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, SAMPLING_LIMITS, Runtime, Sampling
+from reflectchat.engine.cpu import default_threads
 
 # field, label, type, lowest value, highest value, may be empty
 Field = tuple[str, str, type, float, float, bool]
@@ -26,7 +27,8 @@ SAMPLING_FIELDS: list[Field] = [
 ]
 RUNTIME_FIELDS: list[Field] = [
     ("n_ctx", "Context tokens (empty: the default)", int, 256, 1 << 20, True),
-    ("n_threads", "CPU threads (empty: llama.cpp's choice)", int, 1, 1024, True),
+    ("n_threads", f"CPU threads (empty: {default_threads().decode}, one per physical core)",
+     int, 1, 1024, True),
     ("gpu_layers", "GPU layers (-1: all; empty: as many as fit)", int, -1, 10_000, True),
 ]
 

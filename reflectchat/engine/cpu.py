@@ -1,0 +1,143 @@
+"""How llama.cpp uses this CPU when the user does not say: threads and repacked weights.
+
+Threads, as llama.cpp's own tools
+choose (`cpu_get_num_math` in its `common/common.cpp`, https://github.com/ggml-org/llama.cpp):
+one thread per physical core for decoding, since a core's second hardware thread shares its
+vector units and memory port and only adds contention. Prompt processing is compute-bound
+batched matrix work, so it gets every logical CPU.
+
+llama-cpp-python's own default is `os.cpu_count() // 2` for decoding, which assumes two
+hardware threads per core: on a machine without SMT (most cloud VMs, many AMD and ARM parts) it
+uses half the cores. Both counts here are limited to what this process may actually use: its CPU
+affinity (`taskset`, containers' cpusets) and a cgroup CPU quota (`docker --cpus`).
+
+Repacked weights ("extra buffer types"): llama.cpp copies the CPU layers' matrices into a layout
+its vector kernels read faster (CPU_REPACK, or AMX tiles on Intel CPUs with AMX). Measured on
+an AMD EPYC without AMX, decode is faster with them (docs/benchmarks.md); on CPUs with AMX,
+decoding some models crashes with them (https://github.com/ggml-org/llama.cpp/issues/20824:
+Gemma 3 270M Q4_K_M segfaulted on our earlier Xeon). So they are on unless the CPU has AMX.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+SYSFS_CPU = Path("/sys/devices/system/cpu")
+CPUINFO = Path("/proc/cpuinfo")
+CGROUP = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class ThreadCounts:
+    decode: int  # n_threads: one per physical core available
+    batch: int  # n_threads_batch: every logical CPU available
+    why: str  # what limited them, for `hw`
+
+    def text(self) -> str:
+        return f"{self.decode} for answers, {self.batch} for prompts ({self.why})"
+
+
+def allowed_cpus() -> set[int]:
+    """The logical CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def core_of(cpu: int, sysfs: Path) -> str:
+    """The physical core a logical CPU belongs to, named by its hardware-thread siblings (the
+    same text for every thread of one core); the CPU itself where sysfs does not say."""
+    topology = sysfs / f"cpu{cpu}" / "topology"
+    for name in ("core_cpus_list", "thread_siblings_list"):
+        try:
+            return (topology / name).read_text().strip()
+        except OSError:
+            continue
+    return str(cpu)
+
+
+def cgroup_cpu_limit(cgroup: Path) -> float | None:
+    """The CPU quota of this process's cgroup in whole CPUs, or None without one (v2's
+    `cpu.max` "QUOTA PERIOD", v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us`)."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
+def default_threads(cpus: set[int] | None = None, sysfs: Path = SYSFS_CPU,
+                    cgroup: Path = CGROUP) -> ThreadCounts:
+    """llama.cpp's thread default for this process: physical cores to decode, logical CPUs for
+    prompts, each capped by the cgroup quota (rounded up: a 1.5-CPU quota still runs 2)."""
+    cpus = allowed_cpus() if cpus is None else cpus
+    logical = max(1, len(cpus))
+    physical = max(1, len({core_of(cpu, sysfs) for cpu in cpus}))
+    why = "physical cores" if physical < logical else "cores, no SMT"
+    quota = cgroup_cpu_limit(cgroup)
+    if quota is not None and math.ceil(quota) < logical:
+        cap = max(1, math.ceil(quota))
+        return ThreadCounts(min(physical, cap), cap, f"a cgroup quota of {quota:g} CPUs")
+    return ThreadCounts(physical, logical, f"{why} available to this process")
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+    """The CPU's feature flags as Linux lists them ("flags" on x86, "Features" on ARM); on a
+    Mac with Apple Silicon, the ARM features every M-series chip has; else none."""
+    try:
+        with cpuinfo.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if line.startswith(("flags", "Features")):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return {"asimddp"}
+    return set()
+
+
+def has_amx(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU has Intel AMX (the `amx_tile` flag)."""
+    return "amx_tile" in cpu_flags(cpuinfo)
+
+
+# Weight types llama.cpp repacks, and the row multiple each needs, by CPU feature: its
+# ggml-cpu/repack.cpp (`ggml_repack_get_optimal_repack_type`) and, with AMX, ggml-cpu/amx
+# (`qtype_has_amx_kernels`), which is tried first.
+REPACK_X86_AVX2 = {"Q4_0": 8, "Q4_K": 8, "IQ4_NL": 8, "MXFP4": 8}
+REPACK_X86_AVX512 = {"Q2_K": 8}
+REPACK_ARM_DOTPROD = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "IQ4_NL": 4, "MXFP4": 4,
+                      "Q8_0": 4}
+REPACK_AMX = {"Q4_0": 1, "Q4_1": 1, "Q8_0": 1, "Q4_K": 1, "Q5_K": 1, "Q6_K": 1, "IQ4_XS": 1}
+
+
+def repacked_types(cpuinfo: Path = CPUINFO) -> dict[str, int]:
+    """The weight types llama.cpp copies into repacked buffers on this CPU (type name -> the
+    multiple its row count must be), when repacking is on."""
+    flags = cpu_flags(cpuinfo)
+    types: dict[str, int] = {}
+    if "asimddp" in flags:
+        types.update(REPACK_ARM_DOTPROD)
+    if "avx2" in flags:
+        types.update(REPACK_X86_AVX2)
+    if "avx512f" in flags:
+        types.update(REPACK_X86_AVX512)
+    if "amx_tile" in flags:
+        types.update(REPACK_AMX)
+    return types
+
+
+def repack_default(cpuinfo: Path = CPUINFO) -> bool:
+    """Repacked CPU weights on, except on CPUs with AMX (see the module's docstring)."""
+    return not has_amx(cpuinfo)

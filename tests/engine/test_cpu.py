@@ -1,0 +1,107 @@
+"""The CPU thread default follows llama.cpp's: one decode thread per physical core this process
+may use, every usable logical CPU for prompts, within a cgroup quota. Each case lays out the
+sysfs topology and cgroup files a real machine of that kind has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reflectchat.engine.cpu import default_threads, has_amx, repack_default, repacked_types
+
+
+def machine(root: Path, siblings: list[str], cpu_max: str | None = None,
+            v1_quota: tuple[int, int] | None = None) -> tuple[Path, Path]:
+    """A sysfs CPU folder (cpuN/topology/core_cpus_list = that CPU's core siblings) and a
+    cgroup folder with a v2 `cpu.max` or v1 quota files."""
+    sysfs, cgroup = root / "cpu", root / "cgroup"
+    for cpu, listed in enumerate(siblings):
+        topology = sysfs / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "core_cpus_list").write_text(listed + "\n")
+    cgroup.mkdir()
+    if cpu_max is not None:
+        (cgroup / "cpu.max").write_text(cpu_max + "\n")
+    if v1_quota is not None:
+        (cgroup / "cpu").mkdir()
+        (cgroup / "cpu" / "cpu.cfs_quota_us").write_text(f"{v1_quota[0]}\n")
+        (cgroup / "cpu" / "cpu.cfs_period_us").write_text(f"{v1_quota[1]}\n")
+    return sysfs, cgroup
+
+
+# 8 cores with 2 hardware threads each, numbered as Linux does on x86: CPU n and n+8 share a core
+SMT_16 = [f"{n % 8},{n % 8 + 8}" for n in range(16)]
+
+
+def test_a_two_core_vm_without_smt_decodes_on_both_cores(tmp_path):
+    """The reporter's machine: llama-cpp-python's cpu_count() // 2 gave 1 thread, a third
+    slower than llama.cpp's 2."""
+    sysfs, cgroup = machine(tmp_path, ["0", "1"], cpu_max="max 100000")
+    counts = default_threads({0, 1}, sysfs, cgroup)
+    assert (counts.decode, counts.batch) == (2, 2)
+
+
+def test_hyperthreads_are_not_counted_for_decoding_but_are_for_prompts(tmp_path):
+    sysfs, cgroup = machine(tmp_path, SMT_16)
+    counts = default_threads(set(range(16)), sysfs, cgroup)
+    assert (counts.decode, counts.batch) == (8, 16)
+    assert "physical cores" in counts.text()
+
+
+def test_cpu_affinity_limits_both_counts(tmp_path):
+    """taskset -c 0,8,1: two threads of core 0 and one of core 1."""
+    sysfs, cgroup = machine(tmp_path, SMT_16)
+    counts = default_threads({0, 8, 1}, sysfs, cgroup)
+    assert (counts.decode, counts.batch) == (2, 3)
+
+
+def test_a_cgroup_v2_quota_caps_the_threads(tmp_path):
+    """docker --cpus=2.5 on 16 CPUs: 3 threads, not 8 fighting over 2.5 CPUs of time."""
+    sysfs, cgroup = machine(tmp_path, SMT_16, cpu_max="250000 100000")
+    counts = default_threads(set(range(16)), sysfs, cgroup)
+    assert (counts.decode, counts.batch) == (3, 3)
+    assert "cgroup quota of 2.5 CPUs" in counts.text()
+
+
+def test_a_cgroup_v1_quota_caps_the_threads_and_minus_one_means_none(tmp_path):
+    sysfs, cgroup = machine(tmp_path / "a", SMT_16, v1_quota=(100000, 100000))
+    assert default_threads(set(range(16)), sysfs, cgroup).batch == 1
+    sysfs, cgroup = machine(tmp_path / "b", SMT_16, v1_quota=(-1, 100000))
+    assert default_threads(set(range(16)), sysfs, cgroup).batch == 16
+
+
+def test_without_topology_each_cpu_counts_as_a_core(tmp_path):
+    """macOS or a container without /sys: no sibling information, so no CPU is dropped."""
+    counts = default_threads({0, 1, 2, 3}, tmp_path / "none", tmp_path / "none")
+    assert (counts.decode, counts.batch) == (4, 4)
+
+
+def test_this_process_gets_at_least_one_thread_of_each():
+    counts = default_threads()
+    assert 1 <= counts.decode <= counts.batch
+
+
+def cpuinfo(tmp_path: Path, line: str) -> Path:
+    path = tmp_path / f"cpuinfo-{abs(hash(line))}"
+    path.write_text(f"processor\t: 0\nmodel name\t: test\n{line}\n\nprocessor\t: 1\n{line}\n")
+    return path
+
+
+def test_repacked_weights_are_off_on_cpus_with_amx_and_on_elsewhere(tmp_path):
+    """AMX: llama.cpp #20824 (a crash decoding Gemma 3 on one Xeon) and slower decoding on
+    another (docs/benchmarks.md); AMD EPYC with AVX-512: faster with them."""
+    xeon = cpuinfo(tmp_path, "flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8")
+    assert has_amx(xeon) and not repack_default(xeon)
+    epyc = cpuinfo(tmp_path, "flags\t\t: fpu avx2 avx512f avx512_vnni")
+    assert not has_amx(epyc) and repack_default(epyc)
+    assert repack_default(tmp_path / "no-such-file")
+
+
+def test_repacked_types_follow_the_cpu_features_llama_cpp_checks(tmp_path):
+    avx2 = repacked_types(cpuinfo(tmp_path, "flags\t\t: fpu sse avx2"))
+    assert set(avx2) == {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"} and avx2["Q4_K"] == 8
+    assert "Q2_K" in repacked_types(cpuinfo(tmp_path, "flags\t\t: avx2 avx512f"))
+    arm = repacked_types(cpuinfo(tmp_path, "Features\t: fp asimd asimddp i8mm"))
+    assert {"Q4_0", "Q4_K", "Q6_K", "Q8_0"} <= set(arm) and arm["Q4_0"] == 4
+    amx = repacked_types(cpuinfo(tmp_path, "flags\t\t: avx2 avx512f amx_tile"))
+    assert {"Q4_1", "Q5_K", "Q6_K", "IQ4_XS"} <= set(amx)
+    assert repacked_types(cpuinfo(tmp_path, "flags\t\t: fpu sse2")) == {}
