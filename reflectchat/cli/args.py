@@ -96,22 +96,28 @@ def tensor_split(args: argparse.Namespace) -> tuple[float, ...] | None:
     return split
 
 
+REPACK = {"auto": None, "on": True, "off": False}
+
+
 def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
     import llama_cpp
 
     from reflectchat.engine.llama import EngineSettings
-    from reflectchat.models.loading import planned_gpu_layers
+    from reflectchat.models.loading import planned_load
 
     n_ctx = context_for(choice, args.ctx)
     split = tensor_split(args)
-    gpu_layers = args.gpu_layers
-    if gpu_layers is None:  # as many as the memory plan says fit
-        gpu_layers = planned_gpu_layers(choice.path, n_ctx, args.cache_type_k,
-                                        args.cache_type_v, args.flash_attn, split) \
-            if llama_cpp.llama_supports_gpu_offload() else 0
+    gpu_layers, repack = args.gpu_layers, REPACK[args.repack]
+    if gpu_layers is None or repack is None:  # as the memory plan says
+        planned, planned_repack = planned_load(choice.path, n_ctx, args.cache_type_k,
+                                               args.cache_type_v, args.flash_attn, split,
+                                               gpu_layers, repack)
+        if gpu_layers is None:
+            gpu_layers = planned if llama_cpp.llama_supports_gpu_offload() else 0
+        repack = planned_repack
     return EngineSettings(
         n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
         type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
         n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
-        template=args.template,
+        template=args.template, repack=repack,
     )

@@ -52,7 +52,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="KV cache type for V (quantized types need --flash-attn)")
     r.add_argument("--tensor-split", metavar="A,B,...",
                    help="share of the model per GPU, e.g. 3,1")
-    r.add_argument("--threads", type=int, metavar="N", help="CPU threads")
+    r.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for answers and prompts (default: one per physical core "
+                        "for answers, every CPU for prompts, as llama.cpp; `hw` shows them)")
+    r.add_argument("--repack", choices=("auto", "on", "off"), default="auto",
+                   help="llama.cpp's repacked CPU weights: faster CPU kernels (default auto: on, "
+                        "except on CPUs with AMX, where they crash some models)")
     r.add_argument("--template", metavar="NAME",
                    help="chat template: 'model' (the GGUF's own, the default when it has one) "
                         "or one of llama.cpp's built-in templates (chatml, llama3, gemma, ...); "

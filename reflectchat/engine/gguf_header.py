@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ class Header:
     metadata: dict[str, Any]
     tensors: dict[str, int]  # name -> bytes
     params: int = 0  # elements of every tensor: the model's parameter count
+    layouts: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (type, rows)
 
 
 class _Reader:
@@ -97,7 +98,7 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
     for _ in range(n_kv):
         key = r.string()
         metadata[key] = r.value(r.scalar("<I"))
-    tensors = {}
+    tensors, layouts = {}, {}
     params = 0
     for _ in range(n_tensors):
         name = r.string()
@@ -115,8 +116,9 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
         for d in dims:
             elements *= d
         tensors[name] = elements // block * size
+        layouts[name] = (GGMLQuantizationType(kind).name, dims[1] if n_dims > 1 else 1)
         params += elements
-    return Header(metadata, tensors, params)
+    return Header(metadata, tensors, params, layouts)
 
 
 def read_local(path: Path) -> Header:

@@ -19,6 +19,7 @@ from pathlib import Path
 import llama_cpp
 
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
 from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
@@ -53,6 +54,7 @@ class EngineSettings:
     n_threads: int | None = None
     use_mmap: bool = True
     use_mlock: bool = False
+    repack: bool | None = None  # llama.cpp's repacked CPU weights; None: cpu.repack_default()
     template: str | None = None  # a chat template by name (prompt.OWN or llama.cpp's built-in)
     pace: float | None = None  # at most this many tokens a second (the demo's replay)
 
@@ -87,11 +89,15 @@ class LlamaEngine:
         check_before_load(self.path)
         capture_llama_log()
         s = self.settings
+        chosen = default_threads()
+        # --threads names one count for both, as llama.cpp's -t does when -tb is not given
+        self.threads = (s.n_threads or chosen.decode, s.n_threads or chosen.batch)
+        self.repack = repack_default() if s.repack is None else s.repack
         try:
             # verbose=False would have llama-cpp-python point file descriptors 1 and 2 at
             # /dev/null for the whole load: an app painting the terminal meanwhile loses its
             # frames (the panes stayed blank until a resize). Its own prints go to a buffer.
-            with _model_params(progress), redirect_stderr(io.StringIO()):
+            with _model_params(progress, self.repack), redirect_stderr(io.StringIO()):
                 self._llm = llama_cpp.Llama(
                     str(self.path),
                     n_gpu_layers=s.n_gpu_layers,
@@ -101,7 +107,8 @@ class LlamaEngine:
                     type_k=KV_CACHE_TYPES[s.type_k],
                     type_v=KV_CACHE_TYPES[s.type_v],
                     tensor_split=list(s.tensor_split) if s.tensor_split else None,
-                    n_threads=s.n_threads,
+                    n_threads=self.threads[0],
+                    n_threads_batch=self.threads[1],
                     use_mmap=s.use_mmap,
                     use_mlock=s.use_mlock,
                     verbose=True,
@@ -263,14 +270,12 @@ _load_aborted = threading.Event()
 
 
 @contextmanager
-def _model_params(progress: Callable[[float], bool] | None) -> Iterator[None]:
+def _model_params(progress: Callable[[float], bool] | None, repack: bool) -> Iterator[None]:
     """Model parameters `Llama()` does not expose, set on those it builds from
     `llama_model_default_params` while this one load runs:
     - a progress callback, when `progress` is given;
-    - no extra CPU weight buffers. llama.cpp would copy every matrix of the layers on the CPU
-      into a second, repacked buffer (AMX or CPU_REPACK): up to twice the RAM for those layers,
-      and on CPUs with AMX it crashes decoding some models (llama.cpp #20824; Gemma 3 Q4_K_M
-      here). Without it the weights stay in the memory-mapped file, as the memory plan counts.
+    - whether llama.cpp copies the CPU layers' matrices into repacked buffers (CPU_REPACK, or
+      AMX): faster kernels, but a crash on CPUs with AMX for some models (`cpu.py`).
     """
     callback = None
     if progress is not None:
@@ -285,7 +290,7 @@ def _model_params(progress: Callable[[float], bool] | None) -> Iterator[None]:
 
     def defaults_with_progress() -> llama_cpp.llama_model_params:
         params = make_defaults()
-        params.use_extra_bufts = False
+        params.use_extra_bufts = repack
         if callback is not None:
             params.progress_callback = callback
         return params

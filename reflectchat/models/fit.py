@@ -23,10 +23,11 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
+from reflectchat.engine.cpu import repack_default, repacked_types
 from reflectchat.engine.gguf_header import Header, HeaderError, read_local
 from reflectchat.models.catalog import Arch
 from reflectchat.models.hardware import GPU, Hardware
@@ -57,6 +58,14 @@ class ModelShape:
     exact: bool  # read from a GGUF header; False: estimated from the catalog
     params: int = 0  # parameters (tensor elements)
     output_tied: bool = False  # no output.weight: the output reuses token_embd
+    # Of those, what llama.cpp copies into repacked buffers on this CPU when repacking is on
+    # (engine/cpu.py), per layer and for the output layer: a second copy beside the mapped file.
+    repack_layer_bytes: tuple[int, ...] = ()
+    repack_output_bytes: int = 0
+
+    def repack_bytes(self, cpu_layers: int, output_on_cpu: bool) -> int:
+        return sum(self.repack_layer_bytes[:cpu_layers]) + \
+            (self.repack_output_bytes if output_on_cpu else 0)
 
     @property
     def bytes_per_token(self) -> int:
@@ -89,23 +98,29 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
     n_layer, n_embd, n_head = (number("block_count"), number("embedding_length"),
                                number("attention.head_count"))
     head_k = number("attention.key_length", n_embd // n_head)
-    layers = [0] * n_layer
-    output = embd = 0
+    layers, repacked = [0] * n_layer, [0] * n_layer
+    output = embd = repacked_output = 0
+    repackable = repacked_types()
     for header in headers:
         for tensor, size in header.tensors.items():
+            kind, rows = header.layouts.get(tensor, ("", 0))
+            multiple = repackable.get(kind)
+            copied = size if multiple and rows % multiple == 0 else 0
             if tensor.startswith("blk."):
                 layers[int(tensor.split(".")[1])] += size
-            elif tensor == "token_embd.weight":
+                repacked[int(tensor.split(".")[1])] += copied
+            elif tensor == "token_embd.weight":  # looked up by row: never repacked
                 embd += size
             else:
                 output += size
+                repacked_output += copied
     tokens = meta.get("tokenizer.ggml.tokens")
     n_vocab = len(tokens) if isinstance(tokens, list) else int(tokens or 0)
     tied = not any("output.weight" in h.tensors for h in headers)
     return ModelShape(n_layer, n_embd, n_head, number("attention.head_count_kv", n_head),
                       head_k, number("attention.value_length", head_k),
                       number("feed_forward_length"), n_vocab, tuple(layers), output, embd, True,
-                      sum(h.params for h in headers), tied)
+                      sum(h.params for h in headers), tied, tuple(repacked), repacked_output)
 
 
 def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
@@ -181,6 +196,7 @@ class Plan:
     compute_bytes: int
     cards: tuple[CardUse, ...] = ()  # each GPU that holds layers
     capped_at: int | None = None  # a load with this many GPU layers failed for memory
+    repack: bool = False  # the CPU layers' weights are repacked (their copies counted in RAM)
 
     @property
     def layers_on_gpu(self) -> int:
@@ -220,10 +236,23 @@ def layer_cards(n_layer: int, n_gpu_layers: int, split: Sequence[float]) -> list
 def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
          type_v: str = "f16", flash_attn: bool = False,
          tensor_split: Sequence[float] | None = None,
-         max_gpu_layers: int | None = None) -> Plan:
+         max_gpu_layers: int | None = None, repack: bool | None = None) -> Plan:
     """The most layers this machine can hold on its GPUs (each card by its share of the
     split), and whether the rest fits in RAM. `max_gpu_layers`: start below a count that
-    failed for memory before."""
+    failed for memory before. `repack`: the CPU layers' repacked copies count too (llama.cpp
+    allocates them beside the mapped file; the file's pages of those tensors then sit unused
+    in the page cache, which the kernel may reclaim, so this errs on the safe side). None:
+    repacked where this CPU gains from it (`cpu.repack_default`) and the copies fit without
+    taking a layer off the GPU."""
+    args = (shape, hw, n_ctx, type_k, type_v, flash_attn, tensor_split)
+    if repack is None:
+        without = plan(*args, max_gpu_layers=max_gpu_layers, repack=False)
+        if not repack_default() or without.verdict is Verdict.NO_FIT:
+            return without
+        copied = plan(*args, max_gpu_layers=without.n_gpu_layers, repack=True)
+        fits = copied.verdict is not Verdict.NO_FIT and \
+            copied.n_gpu_layers == without.n_gpu_layers
+        return replace(copied, capped_at=max_gpu_layers) if fits else without
     kv_layer = kv_bytes_per_layer(shape, n_ctx, type_k, type_v)
     compute = compute_bytes(shape, n_ctx, flash_attn)
     logits = shape.n_vocab * 4
@@ -244,16 +273,19 @@ def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
         gpu = sum(c.bytes for c in cards)
         ram = (sum(shape.layer_bytes[:n - on_gpu]) + kv_layer * (n - on_gpu) + shape.embd_bytes
                + (0 if ngl > n else shape.output_bytes) + logits
-               + (0 if ngl else compute) + RAM_MARGIN)
+               + (0 if ngl else compute) + RAM_MARGIN
+               + (shape.repack_bytes(n - on_gpu, ngl <= n) if repack else 0))
         if unified:  # the GPU's memory is the RAM: both must fit in it together
             ram += gpu - GPU_MARGIN * len(cards)
         if all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_available_bytes:
             verdict = (Verdict.FULL_GPU if ngl > n else Verdict.PARTIAL if ngl
                        else Verdict.CPU_ONLY)
             return Plan(ngl, n, verdict, gpu, ram, kv_layer * n, compute, tuple(cards),
-                        max_gpu_layers)
-    ram_all = shape.weights_bytes + kv_layer * n + logits + compute + RAM_MARGIN
-    return Plan(0, n, Verdict.NO_FIT, 0, ram_all, kv_layer * n, compute, (), max_gpu_layers)
+                        max_gpu_layers, repack)
+    ram_all = shape.weights_bytes + kv_layer * n + logits + compute + RAM_MARGIN + \
+        (shape.repack_bytes(n, True) if repack else 0)
+    return Plan(0, n, Verdict.NO_FIT, 0, ram_all, kv_layer * n, compute, (), max_gpu_layers,
+                repack)
 
 
 def _cards(shape: ModelShape, gpus: list[GPU], split: list[float], ngl: int, kv_layer: int,

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reflectchat.engine.base import Backend, GenerationStats
+from reflectchat.engine.cpu import repack_default
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import shard_paths
 from reflectchat.engine.gguf_header import HeaderError
@@ -20,18 +21,23 @@ from reflectchat.models.hardware import detect
 from reflectchat.models.measured import Measurements, file_key, machine_key
 
 
-def planned_gpu_layers(path: Path, n_ctx: int, type_k: str, type_v: str,
-                       flash_attn: bool, tensor_split: Sequence[float] | None = None) -> int:
+def planned_load(path: Path, n_ctx: int, type_k: str, type_v: str, flash_attn: bool,
+                 tensor_split: Sequence[float] | None = None, gpu_layers: int | None = None,
+                 repack: bool | None = None) -> tuple[int, bool]:
     """The GPU layers the memory plan gives this file on this machine (-1: all of them),
-    below any count that failed for memory here before."""
+    below any count that failed for memory here before and at most `gpu_layers`, and whether
+    its CPU layers are repacked (`repack` None: where this CPU gains and the copies fit)."""
     try:
         shape = shape_from_gguf(shard_paths(path))
     except (HeaderError, EngineError, OSError, ValueError):
-        return -1  # unreadable here: llama.cpp will say why when it loads it
+        # unreadable here: llama.cpp will say why when it loads it
+        return -1, repack_default() if repack is None else repack
     hw = detect()
     cap = Measurements().memory_cap(machine_key(hw), file_key(path), n_ctx)
-    chosen = plan(shape, hw, n_ctx, type_k, type_v, flash_attn, tensor_split, cap)
-    return -1 if chosen.verdict is Verdict.FULL_GPU else chosen.n_gpu_layers
+    if gpu_layers is not None and gpu_layers >= 0:
+        cap = gpu_layers if cap is None else min(cap, gpu_layers)
+    chosen = plan(shape, hw, n_ctx, type_k, type_v, flash_attn, tensor_split, cap, repack)
+    return -1 if chosen.verdict is Verdict.FULL_GPU else chosen.n_gpu_layers, chosen.repack
 
 
 def load_with_fallback(path: Path, settings: EngineSettings,

@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from support.shaped_model import write_shaped_gguf
 
+from reflectchat.engine.cpu import repack_default
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.catalog import Arch
 from reflectchat.models.fit import (
@@ -166,3 +168,24 @@ def test_models_plans_a_gguf_file_given_by_path(tmp_path):
     missing = subprocess.run([*run, str(tmp_path / "gone.gguf")], capture_output=True,
                              text=True, timeout=120)
     assert missing.returncode == 1 and "Model file not found" in missing.stderr
+
+
+def test_repacked_copies_count_only_for_cpu_layers_and_only_where_they_fit():
+    """A 70B Q4_K_M whose CPU layers are mostly repackable (70% of each layer here): the copies
+    add RAM for the layers on the CPU alone; where they would not fit, auto plans without
+    them (so repacking never costs a GPU layer or makes a model not fit)."""
+    base = shape_from_catalog(LLAMA_70B, int(42.5 * GB))
+    layer = base.layer_bytes[0]
+    shape = replace(base, repack_layer_bytes=(int(layer * 0.7),) * base.n_layer)
+    partial = plan(shape, machine(128, 24), 8192, repack=True)
+    without = plan(shape, machine(128, 24), 8192, repack=False)
+    cpu_layers = base.n_layer - partial.layers_on_gpu
+    assert partial.ram_bytes - without.ram_bytes == int(layer * 0.7) * cpu_layers
+    full = plan(shape, machine(128, 48, 48), 8192, repack=True)
+    assert full.verdict is Verdict.FULL_GPU and full.ram_bytes == \
+        plan(shape, machine(128, 48, 48), 8192, repack=False).ram_bytes  # nothing on the CPU
+    tight = machine(without.ram_bytes / GIB + 1, 24)  # room for the layers, not their copies
+    assert not plan(shape, tight, 8192).repack
+    assert plan(shape, tight, 8192).layers_on_gpu == without.layers_on_gpu
+    roomy = plan(shape, machine(256, 24), 8192)
+    assert roomy.repack == repack_default()

@@ -9,7 +9,7 @@ import pytest
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama import EngineSettings
-from reflectchat.models.loading import fewer_layers, load_with_fallback, planned_gpu_layers
+from reflectchat.models.loading import fewer_layers, load_with_fallback, planned_load
 
 SCRIPT = Script("<|go|>", [Control("<output>"), "Hi.", Control("</output>")])
 
@@ -44,6 +44,6 @@ def test_the_plan_gives_no_gpu_layers_on_a_cpu_build(make_model):
 
     args = argparse.Namespace(gpu_layers=None, ctx=None, tensor_split=None, flash_attn=False,
                               cache_type_k="f16", cache_type_v="f16", threads=None,
-                              no_mmap=False, mlock=False, template=None)
+                              no_mmap=False, mlock=False, template=None, repack="auto")
     assert engine_settings(args, choose_model(str(path), None, False)).n_gpu_layers == 0
-    assert planned_gpu_layers(path, 512, "f16", "f16", False) == 0  # no usable GPU here
+    assert planned_load(path, 512, "f16", "f16", False)[0] == 0  # no usable GPU here

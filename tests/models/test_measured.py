@@ -13,6 +13,7 @@ import pytest
 from support.shaped_model import write_shaped_gguf
 
 from reflectchat.demo.scripted_model import Script
+from reflectchat.engine.cpu import repacked_types
 from reflectchat.engine.llama import EngineSettings
 from reflectchat.models.fit import GPU_MARGIN, RAM_MARGIN, plan, shape_from_gguf
 from reflectchat.models.hardware import detect
@@ -99,3 +100,23 @@ def test_an_unwritable_store_loses_nothing_but_the_measurement(tmp_path):
     damaged = Measurements(garbage)
     damaged.record_speed("m", "f.gguf", 512, 0, "cpu", 1, (20, 1.0), (20, 1.0))
     assert damaged.speed("m", "f.gguf", 0) is None and damaged.fact("m", "x") is None
+
+
+@pytest.mark.skipif(not repacked_types(), reason="llama.cpp repacks no weight type on this CPU")
+def test_repacked_copies_are_planned_as_llama_cpp_allocates_them(real_model):
+    """With repacking on, llama.cpp copies this CPU's repackable matrices (Gemma's Q4_K ones,
+    on x86 with AVX2) beside the mapped file; the plan counts exactly those bytes, and with
+    repacking off there is no copy."""
+    shape = shape_from_gguf([real_model])
+    extra = {}
+    for repack in (True, False):
+        engine = load_with_fallback(real_model, EngineSettings(n_ctx=2048, repack=repack))
+        engine.close()
+        extra[repack] = sum(v for k, v in engine.buffers.items()
+                            if k.endswith(" model") and k != "CPU_Mapped model")
+    assert extra[False] == 0
+    assert extra[True] == pytest.approx(shape.repack_bytes(shape.n_layer, True), rel=0.01)
+    hw = detect()
+    on, off = plan(shape, hw, 2048, repack=True), plan(shape, hw, 2048, repack=False)
+    assert on.repack and not off.repack
+    assert on.ram_bytes - off.ram_bytes == shape.repack_bytes(shape.n_layer, True)
