@@ -27,8 +27,8 @@ SAMPLING_FIELDS: list[Field] = [
 ]
 RUNTIME_FIELDS: list[Field] = [
     ("n_ctx", "Context tokens (empty: the default)", int, 256, 1 << 20, True),
-    ("n_threads", f"CPU threads (empty: {default_threads().decode}, one per physical core)",
-     int, 1, 1024, True),
+    ("n_threads", f"CPU threads (empty: {default_threads().decode} for answers, "
+                  f"{default_threads().batch} for prompts)", int, 1, 1024, True),
     ("gpu_layers", "GPU layers (-1: all; empty: as many as fit)", int, -1, 10_000, True),
 ]
 
