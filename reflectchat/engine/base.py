@@ -109,6 +109,7 @@ class Backend(Protocol):
     model: str | None  # the model a server says it serves; None for a file run in-process
     template: str  # the chat template: "model" (the GGUF's own), a llama.cpp built-in, "server"
     load_note: str | None  # how the load went, when the user should hear of it
+    context_stated: bool  # n_ctx is the model's real context (a server may not say)
 
     @property
     def n_ctx(self) -> int: ...

@@ -75,6 +75,7 @@ class LlamaEngine:
 
     name = "llama.cpp"
     model = None
+    context_stated = True
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -127,7 +128,9 @@ class RemoteEngine:
                               f"{', '.join(map(str, ids))}")
         self.model = model
         entry = next((m for m in offered if isinstance(m, dict) and m.get("id") == model), {})
-        self._n_ctx = endpoint.context or _int(entry.get("max_model_len")) or DEFAULT_CTX
+        stated = endpoint.context or _int(entry.get("max_model_len"))
+        self.context_stated = stated is not None  # else n_ctx is a guess, for trimming only
+        self._n_ctx = stated or DEFAULT_CTX
 
     def _client(self) -> httpx.Client:
         return _client(self.endpoint, self._key, self.endpoint.timeout)
@@ -178,6 +181,7 @@ class RemoteGeneration:
                  cancel: threading.Event) -> None:
         self._engine = engine
         self._body = request_body(engine.model, messages, sampling)
+        self._limit = sampling.answer_limit
         self._cancel = cancel
         self.stats = GenerationStats(prompt_tokens=engine.count_tokens(messages))
         self._socket: socket.socket | None = None
@@ -221,37 +225,35 @@ class RemoteGeneration:
                     raise _Malformed(f"{endpoint.host}: the server did not send an event "
                                      "stream (content type "
                                      f"{response.headers.get('content-type', 'none')!r})")
+                limit = self._limit
                 for data in _event_data(response, endpoint):
                     if self._cancel.is_set():
                         break
                     if data.strip() == "[DONE]":
                         ended = True
                         break
-                    chunk = _chunk(data, endpoint)
-                    if "error" in chunk:
-                        error = chunk["error"]
-                        text = error.get("message", error) if isinstance(error, dict) else error
-                        stats.error = f"{endpoint.host} reported an error mid-answer: {text}"
-                        return
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                        content = delta.get("content")
-                        for piece, is_reasoning in ((reasoning, True), (content, False)):
-                            if not isinstance(piece, str) or not piece:
-                                continue
-                            if first is None:
-                                first = time.perf_counter()
-                            counted += 1
-                            if is_reasoning != in_reasoning:
-                                in_reasoning = is_reasoning
-                                yield self._engine.think_tags[0 if is_reasoning else 1]
-                            yield piece
-                        if choice.get("finish_reason"):
-                            ended = True
-                            stats.finish_reason = _FINISH.get(choice["finish_reason"],
-                                                              FinishReason.STOP)
+                    delta = _delta(_chunk(data, endpoint), endpoint)
+                    usage = delta.usage or usage
+                    if ended:  # after the finish reason only usage counts
+                        continue
+                    for piece, is_reasoning in ((delta.reasoning, True), (delta.content, False)):
+                        if not piece:
+                            continue
+                        if first is None:
+                            first = time.perf_counter()
+                        counted += 1
+                        if is_reasoning != in_reasoning:
+                            in_reasoning = is_reasoning
+                            yield self._engine.think_tags[0 if is_reasoning else 1]
+                        yield piece
+                    if delta.finish_reason:
+                        ended = True
+                        stats.finish_reason = _FINISH.get(delta.finish_reason,
+                                                          FinishReason.STOP)
+                    elif counted >= limit:  # a server that ignores max_tokens
+                        ended = True
+                        stats.finish_reason = FinishReason.LENGTH
+                        break
                 if self._cancel.is_set():
                     stats.finish_reason = FinishReason.CANCELLED
                 elif not ended:
@@ -283,10 +285,10 @@ class RemoteGeneration:
 
 
 def _event_data(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
-    """The data of each server-sent event. A line is never longer than `MAX_SSE_LINE`: a
-    server that sends one without end is an error, not a buffer that grows until memory is
-    gone."""
-    buffer, data = "", []
+    """The data of each server-sent event. Neither a line nor an event's data (its `data:`
+    lines together) is ever longer than `MAX_SSE_LINE`: a server that sends one without end is
+    an error, not a buffer that grows until memory is gone."""
+    buffer, data, size = "", [], 0
     for text in response.iter_text():
         buffer += text
         *lines, buffer = buffer.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -297,15 +299,67 @@ def _event_data(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
             if not line:  # a blank line ends an event
                 if data:
                     yield "\n".join(data)
-                data = []
+                data, size = [], 0
             elif line.startswith("data:"):
                 data.append(line[5:].removeprefix(" "))
+                size += len(data[-1]) + 1
+                if size > MAX_SSE_LINE:
+                    raise _Malformed(f"{endpoint.host} sent an event longer than "
+                                     f"{MAX_SSE_LINE // 1024**2} MiB; gave up on the answer")
     if data:
         yield "\n".join(data)
 
 
 class _Malformed(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _Delta:
+    """What one streamed chunk adds to the answer (choice 0 only: we ask for one)."""
+
+    reasoning: str | None = None
+    content: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+def _delta(chunk: dict[str, Any], endpoint: Endpoint) -> _Delta:
+    """The chunk's delta with every field's type checked: a chunk of another shape ends the
+    answer with one sentence (`_Malformed`), never a crash that loses what arrived."""
+    def wrong(field: str, value: object) -> _Malformed:
+        return _Malformed(f"{endpoint.host} sent a malformed chunk ({field} is "
+                          f"{type(value).__name__}: {str(value)[:100]!r}); the answer stops here")
+
+    if "error" in chunk:
+        error = chunk["error"]
+        text = error.get("message", error) if isinstance(error, dict) else error
+        raise _Malformed(f"{endpoint.host} reported an error mid-answer: {str(text)[:500]}")
+    usage = chunk.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise wrong("usage", usage)
+    choices = chunk.get("choices")
+    if choices is None:
+        return _Delta(usage=usage)
+    if not isinstance(choices, list):
+        raise wrong("choices", choices)
+    for choice in choices:
+        if not isinstance(choice, dict):
+            raise wrong("a choice", choice)
+        if choice.get("index", 0) != 0:
+            continue  # another completion than the one we asked for
+        delta = choice.get("delta")
+        if delta is None:
+            delta = {}
+        if not isinstance(delta, dict):
+            raise wrong("delta", delta)
+        fields = {"reasoning": delta.get("reasoning_content") or delta.get("reasoning"),
+                  "content": delta.get("content"), "finish_reason": choice.get("finish_reason")}
+        for name, value in fields.items():
+            if value is not None and not isinstance(value, str):
+                raise wrong(name, value)
+        return _Delta(**fields, usage=usage)  # type: ignore[arg-type]
+    return _Delta(usage=usage)
 
 
 def _chunk(data: str, endpoint: Endpoint) -> dict[str, Any]:

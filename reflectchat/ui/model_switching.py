@@ -101,7 +101,7 @@ class ModelSwitchingPart(App[None]):
             self.recorder.update_meta(self._meta())
         self._status = replace(self._status, model=self.choice.label,
                                gpu_layers=engine.gpu_layers, layer_count=engine.layer_count,
-                               ctx_total=engine.n_ctx,
+                               ctx_total=engine.n_ctx if engine.context_stated else 0,
                                template="" if engine.template in (OWN, "server") else
                                engine.template)
         self._status_bar.show(self._status)

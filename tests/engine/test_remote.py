@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from support.fault_server import API_KEY, FaultServer
+from support.fault_server import API_KEY, MALFORMED, FaultServer
 
 from reflectchat.chat.answering import AnswerRun
 from reflectchat.chat.conversation import Turn
@@ -300,3 +300,58 @@ def test_sampling_goes_to_the_server(faults):
                                                         "min_p": 0.1, "max_tokens": 9,
                                                         "seed": 3, "repeat_penalty": 1.1}
 
+
+
+# A server is untrusted input: any shape of chunk ends the answer with one sentence and keeps
+# what arrived; it never raises out of the generation (the app exited and lost the answer).
+
+@pytest.mark.parametrize("mode", list(MALFORMED))
+def test_a_malformed_chunk_ends_the_answer_and_keeps_what_arrived(faults, mode):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), mode)
+    answer, stats = answer_from(engine)
+    assert stats.finish_reason is FinishReason.ERROR
+    assert stats.error and "sent a malformed chunk" in stats.error
+    assert "the answer stops here" in stats.error and "127.0.0.1" in stats.error
+    assert answer.raw == "Partial "
+
+
+def test_ask_saves_the_partial_answer_of_a_malformed_stream_without_a_traceback(faults):
+    result = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--endpoint",
+                             api_base(faults.url), "--model", "delta-str", "--json", "Hi"],
+                            capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in result.stderr and result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["raw"] == "Partial " and data["finish_reason"] == "error"
+    saved = SessionStore.open(store_file()).messages(data["session"])[-1]
+    assert (saved.raw, saved.finish_reason) == ("Partial ", "error")
+
+
+def test_an_event_of_many_data_lines_is_capped_like_one_line(faults):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "many-lines")
+    answer, stats = answer_from(engine)
+    assert stats.error and "sent an event longer than 8 MiB" in stats.error
+    assert answer.raw == ""
+
+
+def test_the_answer_limit_holds_when_the_server_ignores_max_tokens(faults):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "endless-deltas")
+    generation = engine.generate(QUESTION, Sampling(max_tokens=50))
+    text = "".join(generation)
+    assert faults.requests[-1]["body"]["max_tokens"] == 50
+    assert text == "word " * 50
+    assert generation.stats.finish_reason is FinishReason.LENGTH
+
+
+def test_text_after_the_finish_reason_and_other_choices_are_ignored(faults):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "after-finish")
+    answer, stats = answer_from(engine)
+    assert answer.raw == "The answer."
+    assert stats.finish_reason is FinishReason.STOP and stats.completion_tokens == 2
+
+
+def test_a_server_that_states_no_context_gets_no_context_percentage(faults):
+    stated = RemoteEngine(Endpoint(api_base(faults.url)), "long")  # max_model_len 4096
+    unstated = RemoteEngine(Endpoint(api_base(faults.url)), "tags")
+    assert (stated.context_stated, stated.n_ctx) == (True, 4096)
+    assert not unstated.context_stated
+    assert RemoteEngine(Endpoint(api_base(faults.url), context=2048), "tags").context_stated

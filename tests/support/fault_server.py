@@ -15,6 +15,17 @@ from support.local_server import LocalServer
 MODES = ["reasoning", "reasoning-field", "tags", "unopened", "endless-line", "error500", "drop",
          "garbage", "html", "stall", "silent", "auth", "long"]
 API_KEY = "sk-test-0123456789"
+# chunks of the wrong shape, each sent after a good one ("Partial ") and before more text
+MALFORMED = {
+    "choices-str": {"choices": "oops"},
+    "choices-num": {"choices": 7},
+    "choice-null": {"choices": [None]},
+    "delta-str": {"choices": [{"index": 0, "delta": "hi"}]},
+    "content-num": {"choices": [{"index": 0, "delta": {"content": 5}}]},
+    "usage-list": {"choices": [], "usage": [1, 2]},
+    "finish-list": {"choices": [{"index": 0, "delta": {}, "finish_reason": ["stop"]}]},
+}
+MODES += [*MALFORMED, "many-lines", "endless-deltas", "after-finish"]
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
@@ -77,7 +88,51 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append({"headers": dict(self.headers), "body": body})
+        if body["model"] in MALFORMED:
+            self.malformed(MALFORMED[body["model"]])
+            return
         getattr(self, "mode_" + body["model"].replace("-", "_"))()
+
+    def malformed(self, bad: dict[str, Any]) -> None:
+        self._start_stream()
+        self._send(chunk({"content": "Partial "}))
+        self._send(bad)
+        self._send(chunk({"content": "never shown"}, finish="stop"))
+        self._end()
+
+    def mode_many_lines(self) -> None:
+        """One event of many 1 MiB `data:` lines and no blank line: at most 16 MiB, or until
+        the client leaves."""
+        self._start_stream()
+        line = b"data: " + b"x" * 2**20 + b"\n"
+        for _ in range(16):
+            try:
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            except OSError:
+                break
+        self.close_connection = True
+
+    def mode_endless_deltas(self) -> None:
+        """A server that ignores max_tokens: 5,000 one-word deltas, or until the client
+        leaves."""
+        self._start_stream()
+        for _ in range(5000):
+            try:
+                self._send(chunk({"content": "word "}))
+            except OSError:
+                break
+        self.close_connection = True
+
+    def mode_after_finish(self) -> None:
+        """Text after the finish reason, and a second choice (index 1) we never asked for."""
+        self._start_stream()
+        self._send({"choices": [{"index": 0, "delta": {"content": "The answer."}},
+                                {"index": 1, "delta": {"content": "Another completion."}}]})
+        self._send(chunk({}, finish="stop"))
+        self._send(chunk({"content": " Appended after the end."}))
+        self._send(chunk(usage={"prompt_tokens": 3, "completion_tokens": 2}))
+        self._end()
 
     def _reasoning(self, field: str) -> None:
         self._start_stream()

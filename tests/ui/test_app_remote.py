@@ -64,3 +64,18 @@ async def test_a_server_error_is_shown():
             await ask(pilot, "Hello")
             errors = [n.message for n in app._notifications if n.title == "Answer failed"]
             assert len(errors) == 1 and "CUDA out of memory" in errors[0]
+
+
+async def test_a_malformed_chunk_keeps_the_app_and_the_partial_answer():
+    """`delta` as a string gave a traceback that ended the app and saved the turn as
+    "(interrupted)" without its text (saving is checked through `ask`, in test_remote)."""
+    with FaultServer() as server:
+        app = remote_app(server, "delta-str")
+        async with app.run_test(size=(160, 40)) as pilot:
+            await loaded(pilot)
+            await ask(pilot, "Hello")
+            turn = app.conversation.turns[-1]
+            assert turn.answer.raw == "Partial " and turn.answer.output == "Partial"
+            errors = [n.message for n in app._notifications if n.title == "Answer failed"]
+            assert len(errors) == 1 and "malformed chunk" in errors[0]
+            assert app.is_running

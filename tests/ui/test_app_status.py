@@ -78,3 +78,8 @@ def test_the_context_meter_warns_near_the_limit_and_shows_earlier_reasoning():
     assert full.spans[0].style == "$error"
     sent = Status(model="m", ctx_used=1000, ctx_total=8192, ctx_reasoning=400)
     assert str(sent.context_meter()) == "ctx 1,000/8,192 12% (reasoning 40%)"
+
+
+def test_no_context_percentage_when_the_server_does_not_state_its_context():
+    """A remote answer of 60,000 tokens showed 1465% of a context the server never stated."""
+    assert str(Status(model="m", ctx_used=60_000, ctx_total=0).context_meter()) == "ctx 60,000"

@@ -62,9 +62,9 @@ class Status:
     def context_meter(self) -> Content:
         """"ctx 5,120/8,192 62%", warning colours near the limit, and the share of earlier
         reasoning when it is sent back."""
+        if not self.ctx_total:  # a server that does not say its context
+            return Content(f"ctx {self.ctx_used:,}")
         text = f"ctx {self.ctx_used:,}/{self.ctx_total:,}"
-        if not self.ctx_total:
-            return Content(text)
         share = self.ctx_used / self.ctx_total
         text += f" {share:.0%}"
         if self.ctx_reasoning and self.ctx_used:
