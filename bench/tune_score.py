@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import llama_cpp
 from support.shaped_model import write_shaped_gguf
 
-from reflectchat.engine.llama import EngineSettings, LlamaEngine, _model_params
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.engine.llama_cpp_api import model_params
 from reflectchat.engine.scoring import Scorer
 from reflectchat.tune.ifd import REVERSE_PROMPT, score_pair
 
@@ -75,7 +76,7 @@ def bench(name: str, path: Path, n_pairs: int, rounds: int) -> None:
     pairs = texts(n_pairs)
     seqs = sequences(scorer, pairs)
     n_tokens = sum(len(s) for s in seqs)
-    with _model_params(None, engine.repack):  # the same load parameters as the engine's
+    with model_params(repack=engine.repack):  # the same load parameters as the engine's
         llm = llama_cpp.Llama(str(path), n_ctx=N_CTX, n_batch=engine.settings.n_batch,
                               verbose=False)
     time_scoring(scorer, pairs[:2])  # warm-up

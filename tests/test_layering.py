@@ -124,3 +124,23 @@ def test_the_layering_check_catches_a_ui_import():
                            json.dumps(["reflectchat.ui.themes"])],
                           capture_output=True, text=True, check=True)
     assert "textual" in json.loads(done.stdout)["reflectchat.ui.themes"]
+
+
+ADAPTER = "reflectchat.engine.llama_cpp_api"
+PRIVATE = ("._llm", "._model", "._ctx", "._batch", "._input_ids")
+
+
+def test_only_the_adapter_touches_llama_cpp_python():
+    """One home for llama-cpp-python: no other module imports it or reaches into its objects'
+    private attributes, so an upgrade is checked in one place."""
+    wrong = []
+    for module in ALL - {ADAPTER}:
+        path = PACKAGE.joinpath(*module.split(".")[1:])
+        source = (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text(
+            encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            wrong += [f"{module} imports {n}" for n in names if n.split(".")[0] == "llama_cpp"]
+        wrong += [f"{module} reads {p}" for p in PRIVATE if p in source]
+    assert wrong == []

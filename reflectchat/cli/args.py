@@ -100,9 +100,8 @@ REPACK = {"auto": None, "on": True, "off": False}
 
 
 def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSettings:
-    import llama_cpp
-
     from reflectchat.engine.llama import EngineSettings
+    from reflectchat.engine.llama_cpp_api import supports_gpu_offload
     from reflectchat.models.loading import planned_load
 
     n_ctx = context_for(choice, args.ctx)
@@ -113,7 +112,7 @@ def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSett
                                                args.cache_type_v, args.flash_attn, split,
                                                gpu_layers, repack)
         if gpu_layers is None:
-            gpu_layers = planned if llama_cpp.llama_supports_gpu_offload() else 0
+            gpu_layers = planned if supports_gpu_offload() else 0
         repack = planned_repack
     return EngineSettings(
         n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,

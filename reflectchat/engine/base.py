@@ -66,6 +66,9 @@ class Sampling:
         return self.max_tokens or DEFAULT_ANSWER_TOKENS
 
 
+OWN = "model"  # the chat template name that picks the GGUF's own template
+
+
 @dataclass(frozen=True)
 class Runtime:
     """How a local model runs, as the user may change it in the app (F8) or on the command

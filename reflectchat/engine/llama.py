@@ -12,30 +12,19 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stderr
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-
-import llama_cpp
 
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
 from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
+from reflectchat.engine.llama_cpp_api import KV_CACHE_TYPES, LoadedModel, supports_gpu_offload
 from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
 
-KV_CACHE_TYPES = {
-    "f32": llama_cpp.GGML_TYPE_F32,
-    "f16": llama_cpp.GGML_TYPE_F16,
-    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
-    "q5_1": llama_cpp.GGML_TYPE_Q5_1,
-    "q5_0": llama_cpp.GGML_TYPE_Q5_0,
-    "q4_1": llama_cpp.GGML_TYPE_Q4_1,
-    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
-    "iq4_nl": llama_cpp.GGML_TYPE_IQ4_NL,
-}
 _UNQUANTIZED = {"f32", "f16"}
 _THINK_OPENERS = ("<think>", "<thinking>")
 
@@ -94,27 +83,26 @@ class LlamaEngine:
         # --threads names one count for both, as llama.cpp's -t does when -tb is not given
         self.threads = (s.n_threads or chosen.decode, s.n_threads or chosen.batch)
         self.repack = repack_default() if s.repack is None else s.repack
+        aborted = threading.Event()
+
+        def report(value: float) -> bool:
+            keep_going = bool(progress(value)) if progress is not None else True
+            if not keep_going:
+                aborted.set()
+            return keep_going
+
         try:
             # verbose=False would have llama-cpp-python point file descriptors 1 and 2 at
             # /dev/null for the whole load: an app painting the terminal meanwhile loses its
             # frames (the panes stayed blank until a resize). Its own prints go to a buffer.
-            with _model_params(progress, self.repack), redirect_stderr(io.StringIO()):
-                self._llm = llama_cpp.Llama(
-                    str(self.path),
-                    n_gpu_layers=s.n_gpu_layers,
-                    n_ctx=s.n_ctx,
-                    n_batch=s.n_batch,
-                    flash_attn=s.flash_attn,
-                    type_k=KV_CACHE_TYPES[s.type_k],
-                    type_v=KV_CACHE_TYPES[s.type_v],
-                    tensor_split=list(s.tensor_split) if s.tensor_split else None,
-                    n_threads=self.threads[0],
-                    n_threads_batch=self.threads[1],
-                    use_mmap=s.use_mmap,
-                    use_mlock=s.use_mlock,
-                    verbose=True,
-                )
-            self._llm.verbose = False  # and no prints while generating
+            with redirect_stderr(io.StringIO()):
+                self.model = LoadedModel.load(
+                    str(self.path), progress=report if progress is not None else None,
+                    repack=self.repack, n_gpu_layers=s.n_gpu_layers, n_ctx=s.n_ctx,
+                    n_batch=s.n_batch, flash_attn=s.flash_attn, type_k=s.type_k,
+                    type_v=s.type_v, tensor_split=s.tensor_split, n_threads=self.threads[0],
+                    n_threads_batch=self.threads[1], use_mmap=s.use_mmap,
+                    use_mlock=s.use_mlock)
         except (ValueError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or "context" in str(exc):
                 raise EngineError(
@@ -122,7 +110,7 @@ class LlamaEngine:
                     "memory; try a smaller context (--ctx), a quantized KV cache or fewer GPU "
                     "layers"
                 ) from None
-            if progress is not None and _load_aborted.is_set():
+            if aborted.is_set():
                 raise EngineError("Loading the model was cancelled") from None
             said = recent_errors[0] if recent_errors else ""  # the cause; later lines follow it
             problem = diagnose_load_failure(self.path, said)
@@ -130,11 +118,11 @@ class LlamaEngine:
                 problem += f" (llama.cpp: {said})"
             raise EngineError(problem) from None
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
-        self._vocab = self._llm._model.vocab
         try:
-            self.prompt = ChatPrompt(self._llm, choose_template(self._llm.metadata, s.template))
+            self.prompt = ChatPrompt(self.model, choose_template(self.model.metadata,
+                                                                 s.template))
         except EngineError:
-            self._llm.close()
+            self.model.close()
             raise
         self.template = self.prompt.template.name
         notes = [self.prompt.template.note, self.prompt.turn_end_note()]
@@ -142,17 +130,17 @@ class LlamaEngine:
 
     @property
     def n_ctx(self) -> int:
-        return self._llm.n_ctx()
+        return self.model.n_ctx
 
     @property
     def layer_count(self) -> int:
         """Repeating layers in the model (llama.cpp offloads them plus the output layer)."""
-        return int(llama_cpp.llama_model_n_layer(self._llm._model.model))
+        return self.model.n_layer
 
     @property
     def gpu_layers(self) -> int:
         """Repeating layers this engine put on a GPU."""
-        if not llama_cpp.llama_supports_gpu_offload():
+        if not supports_gpu_offload():
             return 0
         wanted = self.settings.n_gpu_layers
         return self.layer_count if wanted < 0 else min(wanted, self.layer_count)
@@ -172,7 +160,7 @@ class LlamaEngine:
         )
 
     def close(self) -> None:
-        self._llm.close()
+        self.model.close()
 
 
 class LlamaGeneration:
@@ -196,54 +184,51 @@ class LlamaGeneration:
                            f"{engine.n_ctx:,}-token context; start a new chat or raise --ctx")
             return
         limit = min(sampling.answer_limit, room)
-        llm = engine._llm
-        stats.prompt_evaluated = len(self._tokens) - _cached_prefix(llm, self._tokens)
-        if sampling.seed is not None:
-            llm.set_seed(sampling.seed)
-        decoder = PieceDecoder(engine._vocab)
+        model = engine.model
+        stats.prompt_evaluated = len(self._tokens) - model.cached_prefix(self._tokens)
+        decoder = PieceDecoder(model.vocab)
         turn_end = TurnEndWatch(engine.prompt.template.end_of_turn)
-        is_eog = llama_cpp.llama_vocab_is_eog
+        is_eog = model.vocab.is_eog
         start = time.perf_counter()
         first = None
         stats.finish_reason = FinishReason.LENGTH
-        abort = _AbortOnEvent(llm, self._cancel)
         try:
-            tokens = llm.generate(
-                self._tokens, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p,
-                temp=sampling.temperature, repeat_penalty=sampling.repeat_penalty,
-            )
-            for token in tokens:
-                if first is None:
-                    first = time.perf_counter()
-                    abort.release()
-                if self._cancel.is_set():
-                    stats.finish_reason = FinishReason.CANCELLED
-                    break
-                if is_eog(engine._vocab, token):
-                    stats.finish_reason = FinishReason.STOP
-                    break
-                stats.completion_tokens += 1
-                text = turn_end.feed(decoder.decode(token))
-                if text:
-                    yield text
-                if engine.settings.pace:  # never faster than pace, from the first token on
-                    ahead = first + stats.completion_tokens / engine.settings.pace \
-                        - time.perf_counter()
-                    if ahead > 0:
-                        time.sleep(ahead)
-                if turn_end.ended:
-                    stats.finish_reason = FinishReason.STOP
-                    break
-                if stats.completion_tokens >= limit:
-                    break
+            with model.abort_on(self._cancel) as prompt_done:
+                tokens = model.generate(
+                    self._tokens, top_k=sampling.top_k, top_p=sampling.top_p,
+                    min_p=sampling.min_p, temperature=sampling.temperature,
+                    repeat_penalty=sampling.repeat_penalty, seed=sampling.seed,
+                )
+                for token in tokens:
+                    if first is None:
+                        first = time.perf_counter()
+                        prompt_done()
+                    if self._cancel.is_set():
+                        stats.finish_reason = FinishReason.CANCELLED
+                        break
+                    if is_eog(token):
+                        stats.finish_reason = FinishReason.STOP
+                        break
+                    stats.completion_tokens += 1
+                    text = turn_end.feed(decoder.decode(token))
+                    if text:
+                        yield text
+                    if engine.settings.pace:  # never faster than pace, from the first token on
+                        ahead = first + stats.completion_tokens / engine.settings.pace \
+                            - time.perf_counter()
+                        if ahead > 0:
+                            time.sleep(ahead)
+                    if turn_end.ended:
+                        stats.finish_reason = FinishReason.STOP
+                        break
+                    if stats.completion_tokens >= limit:
+                        break
         except RuntimeError as exc:
             if self._cancel.is_set():
                 stats.finish_reason = FinishReason.CANCELLED
             else:
                 stats.finish_reason = FinishReason.ERROR
                 stats.error = f"llama.cpp failed while generating: {exc}"
-        finally:
-            abort.release()
         tail = "" if turn_end.ended else turn_end.feed(decoder.flush()) + turn_end.flush()
         if tail:
             yield tail
@@ -253,70 +238,3 @@ class LlamaGeneration:
             stats.time_to_first_token_s = first - start
             if stats.completion_tokens > 1 and end > first:
                 stats.tokens_per_second = (stats.completion_tokens - 1) / (end - first)
-
-
-def _cached_prefix(llm: llama_cpp.Llama, tokens: list[int]) -> int:
-    """How many of `tokens` llama.cpp keeps from the last prompt instead of evaluating them
-    again (as `Llama.generate` reckons it: the last token is always evaluated)."""
-    same = 0
-    for cached, token in zip(llm._input_ids[:llm.n_tokens], tokens[:-1], strict=False):
-        if cached != token:
-            break
-        same += 1
-    return same
-
-
-_load_lock = threading.Lock()
-_load_aborted = threading.Event()
-
-
-@contextmanager
-def _model_params(progress: Callable[[float], bool] | None, repack: bool) -> Iterator[None]:
-    """Model parameters `Llama()` does not expose, set on those it builds from
-    `llama_model_default_params` while this one load runs:
-    - a progress callback, when `progress` is given;
-    - whether llama.cpp copies the CPU layers' matrices into repacked buffers (CPU_REPACK, or
-      AMX): faster kernels, but a crash on CPUs with AMX for some models (`cpu.py`).
-    """
-    callback = None
-    if progress is not None:
-        def report(value: float, _data: object) -> bool:
-            keep_going = bool(progress(value))
-            if not keep_going:
-                _load_aborted.set()
-            return keep_going
-
-        callback = llama_cpp.llama_progress_callback(report)
-    make_defaults = llama_cpp.llama_cpp.llama_model_default_params
-
-    def defaults_with_progress() -> llama_cpp.llama_model_params:
-        params = make_defaults()
-        params.use_extra_bufts = repack
-        if callback is not None:
-            params.progress_callback = callback
-        return params
-
-    with _load_lock:
-        _load_aborted.clear()
-        llama_cpp.llama_cpp.llama_model_default_params = defaults_with_progress
-        try:
-            yield
-        finally:
-            llama_cpp.llama_cpp.llama_model_default_params = make_defaults
-
-
-class _AbortOnEvent:
-    """Lets a stop request interrupt a long prompt evaluation inside llama.cpp."""
-
-    def __init__(self, llm: llama_cpp.Llama, cancel: threading.Event) -> None:
-        self._ctx = llm._ctx.ctx
-        self._callback = llama_cpp.ggml_abort_callback(lambda _data: cancel.is_set())
-        llama_cpp.llama_set_abort_callback(self._ctx, self._callback, None)
-        self._active = True
-
-    def release(self) -> None:
-        """Drop the callback once decoding starts: the token loop checks the event itself."""
-        if self._active:
-            llama_cpp.llama_set_abort_callback(self._ctx, llama_cpp.ggml_abort_callback(), None)
-            self._active = False
-

@@ -14,8 +14,8 @@ BACKENDS = {
 
 def build_backends() -> tuple[bool, list[str]]:
     """Whether llama.cpp can offload, and the accelerators it was compiled for."""
-    import llama_cpp
+    from reflectchat.engine.llama_cpp_api import supports_gpu_offload, system_info
 
-    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    info = system_info()
     compiled = [name for name, (_, _, marker) in BACKENDS.items() if marker in info]
-    return bool(llama_cpp.llama_supports_gpu_offload()), compiled
+    return supports_gpu_offload(), compiled

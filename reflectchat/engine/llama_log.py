@@ -3,11 +3,10 @@ the buffer sizes it reports while a model loads (what it really allocated, for t
 
 from __future__ import annotations
 
-import ctypes
 import re
 from collections import deque
 
-import llama_cpp
+from reflectchat.engine.llama_cpp_api import route_log
 
 _ERROR_LEVEL = 4  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
 _LOAD_LOG_LIMIT = 1 << 20  # characters kept from one load's log
@@ -16,9 +15,7 @@ recent_errors: deque[str] = deque(maxlen=20)
 _load_log: list[str] = []
 
 
-@llama_cpp.llama_log_callback
-def _on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    line = text.decode("utf-8", errors="replace")
+def _on_log(level: int, line: str) -> None:
     if level == _ERROR_LEVEL and line.strip():
         recent_errors.append(line.strip())
     if sum(map(len, _load_log)) < _LOAD_LOG_LIMIT:
@@ -30,7 +27,7 @@ def capture_llama_log() -> None:
     model)."""
     recent_errors.clear()
     _load_log.clear()
-    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+    route_log(_on_log)
 
 
 def loaded_buffers() -> dict[str, int]:

@@ -2,22 +2,20 @@
 
 llama-cpp-python's streaming detokenizes with `special=False` (control tokens such as a
 Reflection GGUF's `<thinking>` come out empty) into a 32-byte buffer (longer pieces, like a run
-of 64 dashes, vanish). This decoder renders special tokens, grows its buffer to fit any piece,
-and joins UTF-8 characters split across byte tokens.
+of 64 dashes, vanish). This decoder renders special tokens and any piece whole
+(`Vocab.piece`), and joins UTF-8 characters split across byte tokens.
 """
 
 from __future__ import annotations
 
 import codecs
-import ctypes
 
-import llama_cpp
+from reflectchat.engine.llama_cpp_api import Vocab
 
 
 class PieceDecoder:
-    def __init__(self, vocab: llama_cpp.llama_vocab_p) -> None:
+    def __init__(self, vocab: Vocab) -> None:
         self._vocab = vocab
-        self._buf = ctypes.create_string_buffer(64)
         self._cache: dict[int, bytes] = {}
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -26,13 +24,7 @@ class PieceDecoder:
         cached = self._cache.get(token)
         if cached is not None:
             return cached
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._buf, len(self._buf), 0, True)
-        if n < 0:
-            self._buf = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(
-                self._vocab, token, self._buf, len(self._buf), 0, True
-            )
-        data = self._buf.raw[:n]
+        data = self._vocab.piece(token)
         self._cache[token] = data
         return data
 

@@ -19,19 +19,19 @@ real prompt.
 
 from __future__ import annotations
 
-import ctypes
 import re
 from dataclasses import dataclass
 
-import llama_cpp
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-from reflectchat.engine.base import ChatMessage
+from reflectchat.engine.base import OWN, ChatMessage
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.llama_cpp_api import (
+    LoadedModel,
+    apply_builtin_template,
+    builtin_templates,
+    jinja_template,
+)
 
-OWN = "model"  # the name that picks the GGUF's own template
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
-_SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
 # general.architecture -> llama.cpp's built-in template for a GGUF without one
 _BY_ARCH = {
     "gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma",
@@ -49,14 +49,6 @@ END_OF_TURN = {
     "exaone3": "[|endofturn|]",
     "chatglm4": "<|user|>", "llama4": "<|eot|>", "falcon3": "<|endoftext|>", "minicpm": "</s>",
 }
-
-
-def builtin_templates() -> list[str]:
-    """The names of llama.cpp's built-in chat templates."""
-    count = llama_cpp.llama_chat_builtin_templates(None, 0)
-    names = (ctypes.c_char_p * count)()
-    llama_cpp.llama_chat_builtin_templates(names, count)
-    return [n.decode() for n in names if n]
 
 
 @dataclass(frozen=True)
@@ -95,18 +87,13 @@ def choose_template(metadata: dict[str, str], wanted: str | None) -> TemplateCho
 class ChatPrompt:
     """A chat template bound to one model's tokenizer."""
 
-    def __init__(self, llm: llama_cpp.Llama, template: TemplateChoice) -> None:
+    def __init__(self, model: LoadedModel, template: TemplateChoice) -> None:
         self.template = template
-        self._llm = llm
-        self._vocab = llm._model.vocab
-        self._bos = self._token_text(llm.token_bos())
-        self._render_own = Jinja2ChatFormatter(
-            template=llm.metadata.get("tokenizer.chat_template") or "",
-            eos_token=self._token_text(llm.token_eos()), bos_token=self._bos,
-        ) if template.name == OWN else None
-
-    def _token_text(self, token: int) -> str:
-        return self._llm._model.token_get_text(token) if token >= 0 else ""
+        self._vocab = model.vocab
+        self._bos = self._vocab.text(self._vocab.bos)
+        self._render_own = jinja_template(
+            model.metadata.get("tokenizer.chat_template") or "", self._bos,
+            self._vocab.text(self._vocab.eos)) if template.name == OWN else None
 
     def render(self, messages: list[ChatMessage]) -> str:
         """The prompt as text."""
@@ -115,18 +102,18 @@ class ChatPrompt:
     def tokens(self, messages: list[ChatMessage]) -> list[int]:
         parts = self._parts(messages)
         runs = self._runs(parts)
-        add_bos = llama_cpp.llama_vocab_get_add_bos(self._vocab) and not (
+        add_bos = self._vocab.adds_bos and not (
             self._bos and "".join(text for text, _ in parts).startswith(self._bos))
-        tokens = [self._llm.token_bos()] if add_bos else []
+        tokens = [self._vocab.bos] if add_bos else []
         for text, special in runs:
-            tokens += self._llm.tokenize(text.encode(), add_bos=False, special=special)
+            tokens += self._vocab.tokenize(text, special=special)
         return tokens
 
     def turn_end_note(self) -> str | None:
         """Why answers may run on to the token limit: nothing ends this model's turn."""
         marker = self.template.end_of_turn
-        eog = [t for t in (self._llm.token_eos(), llama_cpp.llama_vocab_eot(self._vocab))
-               if t >= 0 and llama_cpp.llama_vocab_is_eog(self._vocab, t)]
+        eog = [t for t in (self._vocab.eos, self._vocab.eot)
+               if t >= 0 and self._vocab.is_eog(t)]
         if eog or marker:
             return None
         return ("This model's vocabulary has no end-of-turn token, so its answers end only at "
@@ -156,8 +143,8 @@ class ChatPrompt:
     def _render(self, dicts: list[dict[str, str]]) -> str:
         try:
             if self._render_own is not None:
-                return self._render_own(messages=dicts).prompt
-            return _apply_builtin(self.template.name, dicts)
+                return self._render_own(dicts)
+            return apply_builtin_template(self.template.name, dicts)
         except Exception as exc:  # Jinja errors of any kind, raised by the model's template
             raise EngineError(f"The chat template ({self.template.name}) failed on this "
                               f"conversation: {exc}; --template NAME picks another") from None
@@ -181,9 +168,8 @@ class ChatPrompt:
 
     def _split_markup(self, markup: str) -> list[tuple[str, bool]]:
         """The template's own text, cut at the special tokens llama.cpp finds in it."""
-        found = self._llm.tokenize(markup.encode(), add_bos=False, special=True)
-        specials = {self._token_text(t) for t in found
-                    if llama_cpp.llama_vocab_get_attr(self._vocab, t) & _SPECIAL}
+        found = self._vocab.tokenize(markup, special=True)
+        specials = {self._vocab.text(t) for t in found if self._vocab.is_special(t)}
         specials.discard("")
         if not specials:
             return [(markup, False)]
@@ -217,20 +203,3 @@ class TurnEndWatch:
     def flush(self) -> str:
         held, self._held = self._held, ""
         return held
-
-
-def _apply_builtin(name: str, messages: list[dict[str, str]]) -> str:
-    chat = (llama_cpp.llama_chat_message * len(messages))()
-    keep = []  # the encoded strings must outlive the call
-    for i, m in enumerate(messages):
-        role, content = m["role"].encode(), m["content"].encode()
-        keep += [role, content]
-        chat[i].role, chat[i].content = role, content
-    needed = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
-                                                 None, 0)
-    if needed < 0:
-        raise EngineError(f"llama.cpp has no chat template named {name!r}")
-    buffer = ctypes.create_string_buffer(needed + 1)
-    written = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
-                                                  buffer, needed + 1)
-    return buffer.raw[:written].decode("utf-8", errors="replace")

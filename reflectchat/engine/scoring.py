@@ -49,21 +49,19 @@ class Scorer:
 
     def __init__(self, engine: LlamaEngine) -> None:
         self.engine = engine
-        self._llm = engine._llm
-        self.n_vocab = self._llm.n_vocab()
+        self._loaded = engine.model
+        self.n_vocab = self._loaded.vocab.size
         self.tokens_evaluated = 0  # every token decoded, prefixes included
 
     def text_tokens(self, text: str) -> list[int]:
         """`text` as plain text: no start token, and special-token markup kept literal."""
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        return self._loaded.vocab.tokenize(text, special=False)
 
     def start(self) -> list[int]:
         """What the model's text starts with when nothing comes before it: its start token,
         if its vocabulary adds one."""
-        import llama_cpp
-
-        vocab = self.engine._vocab
-        return [self._llm.token_bos()] if llama_cpp.llama_vocab_get_add_bos(vocab) else []
+        vocab = self._loaded.vocab
+        return [vocab.bos] if vocab.adds_bos else []
 
     def chat_prefix(self, user_text: str) -> list[int]:
         """The chat template up to where the assistant's answer begins, for `user_text`."""
@@ -77,23 +75,16 @@ class Scorer:
         if len(tokens) > n_ctx:
             raise TooLong(f"{len(tokens):,} tokens do not fit the {n_ctx:,}-token context")
         first = max(len(prefix), 1)  # the first scored token's position
-        llm, batch = self._llm, self._llm._batch
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        llm.n_tokens = 0  # the chat's cached prompt is gone
+        self._loaded.clear_cache()  # the chat's cached prompt is gone
         total, count = 0.0, 0
         n_batch = self.engine.settings.n_batch
         for start in range(0, len(tokens), n_batch):
             chunk = tokens[start:start + n_batch]
-            batch.set_batch(chunk, start, logits_all=False)
-            rows = [start + k for k in range(len(chunk))
-                    if first - 1 <= start + k <= len(tokens) - 2]
-            for k in range(len(chunk)):
-                batch.batch.logits[k] = first - 1 <= start + k <= len(tokens) - 2
-            llm._ctx.decode(batch)
+            wanted = [first - 1 <= start + k <= len(tokens) - 2 for k in range(len(chunk))]
+            logits = self._loaded.decode_with_logits(chunk, start, wanted)
             self.tokens_evaluated += len(chunk)
+            rows = [start + k for k, flag in enumerate(wanted) if flag]
             if rows:
-                logits = np.ctypeslib.as_array(llm._ctx.get_logits(),
-                                               shape=(len(rows), self.n_vocab))
                 total += _neg_log_likelihood(logits, [tokens[p + 1] for p in rows])
                 count += len(rows)
         return SpanLoss(total, count)

@@ -13,9 +13,8 @@ from textual import work
 from textual.app import App
 
 from reflectchat.chat.conversation import Turn
-from reflectchat.engine.base import Backend, Runtime
+from reflectchat.engine.base import OWN, Backend, Runtime
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine.prompt import OWN
 from reflectchat.models.advice import Row
 from reflectchat.models.catalog import CatalogError, load_catalog
 from reflectchat.models.choice import ModelChoice, context_for, settled_choice

@@ -125,7 +125,7 @@ def test_help_lists_the_model_and_runtime_options():
 
 def test_cli_offers_exactly_the_engine_kv_cache_types():
     from reflectchat.cli.parser import KV_TYPES
-    from reflectchat.engine.llama import KV_CACHE_TYPES
+    from reflectchat.engine.llama_cpp_api import KV_CACHE_TYPES
 
     assert set(KV_TYPES) == set(KV_CACHE_TYPES)
 

@@ -234,7 +234,7 @@ def test_loading_leaves_the_terminal_to_the_app(make_model):
 
     engine = LlamaEngine(make_model(REFLECTION), EngineSettings(n_ctx=256), progress)
     assert during and all(seen == before for seen in during)
-    assert not engine._llm.verbose  # nothing printed while it generates either
+    assert not engine.model.printing  # nothing printed while it generates either
     engine.close()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
+from reflectchat.engine.llama_cpp_api import LoadedModel
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.parser import ReflectionParser
@@ -22,11 +23,11 @@ pytestmark = pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is 
 
 
 @cache
-def vocab_model(name: str) -> llama_cpp.Llama:
-    return llama_cpp.Llama(str(Path(VOCAB_DIR) / name), vocab_only=True, verbose=False)
+def vocab_model(name: str) -> LoadedModel:
+    return LoadedModel.vocab_only(str(Path(VOCAB_DIR) / name))
 
 
-def llama3() -> llama_cpp.Llama:
+def llama3() -> LoadedModel:
     return vocab_model("ggml-vocab-llama-bpe.gguf")
 
 
@@ -53,8 +54,9 @@ def expected_piece(llm: llama_cpp.Llama, token: int, decoder: dict[str, int]) ->
 
 
 def test_every_llama3_token_renders_exactly():
-    llm = llama3()
-    decoder, pieces = _byte_decoder(), PieceDecoder(llm._model.vocab)
+    model = llama3()
+    llm = model.llama  # the library itself, for the expected pieces
+    decoder, pieces = _byte_decoder(), PieceDecoder(model.vocab)
     wrong, library_wrong = [], 0
     for token in range(llm.n_vocab()):
         expected = expected_piece(llm, token, decoder)
@@ -68,12 +70,12 @@ def test_every_llama3_token_renders_exactly():
 
 def test_reflection_tags_in_llama3_text_reach_the_parser():
     """Llama 3's base vocabulary has no tag tokens: tags arrive split over ordinary tokens."""
-    llm = llama3()
+    model = llama3()
     text = ("<thinking>\nx² = 4 → x = ±2\n<reflection>\nNo: also check 😀 and 東京.\n"
             "</reflection>\n</thinking>\n<output>\n" + " " * 48 + "x = ±2\n</output>")
-    tokens = llm.tokenize(text.encode(), add_bos=False, special=False)
+    tokens = model.vocab.tokenize(text, special=False)
     assert len(tokens) > 20
-    pieces, parser, answer = PieceDecoder(llm._model.vocab), ReflectionParser(), Answer()
+    pieces, parser, answer = PieceDecoder(model.vocab), ReflectionParser(), Answer()
     for token in tokens:
         for event in parser.feed(pieces.decode(token)):
             answer.apply(event)
@@ -85,19 +87,18 @@ def test_reflection_tags_in_llama3_text_reach_the_parser():
 
 
 def test_llama3_end_of_turn_tokens_stop_generation():
-    llm = llama3()
-    vocab = llm._model.vocab
-    eot = llm.tokenize(b"<|eot_id|>", add_bos=False, special=True)
-    assert len(eot) == 1 and llama_cpp.llama_vocab_is_eog(vocab, eot[0])
-    header = llm.tokenize(b"<|start_header_id|>", add_bos=False, special=True)[0]
-    assert not llama_cpp.llama_vocab_is_eog(vocab, header)
+    vocab = llama3().vocab
+    eot = vocab.tokenize("<|eot_id|>", special=True)
+    assert len(eot) == 1 and vocab.is_eog(eot[0])
+    header = vocab.tokenize("<|start_header_id|>", special=True)[0]
+    assert not vocab.is_eog(header) and vocab.is_special(header)
     assert PieceDecoder(vocab).piece(header) == b"<|start_header_id|>"
 
 
 @pytest.mark.parametrize("name", ["ggml-vocab-llama-bpe.gguf", "ggml-vocab-qwen2.gguf"])
 def test_persian_and_emoji_survive_token_by_token_decoding(name):
-    llm = vocab_model(name)
+    model = vocab_model(name)
     text = "سلام! این پاسخ است: ۴۲ 🧮 — done"
-    tokens = llm.tokenize(text.encode(), add_bos=False, special=False)
-    pieces = PieceDecoder(llm._model.vocab)
+    tokens = model.vocab.tokenize(text, special=False)
+    pieces = PieceDecoder(model.vocab)
     assert "".join(pieces.decode(t) for t in tokens) + pieces.flush() == text

@@ -12,7 +12,8 @@ import pytest
 
 from reflectchat.demo.scripted_model import Script
 from reflectchat.engine.cpu import repack_default
-from reflectchat.engine.llama import EngineSettings, LlamaEngine, _model_params
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.engine.llama_cpp_api import model_params
 from reflectchat.engine.scoring import Scorer, TooLong
 from reflectchat.tune.ifd import REVERSE_PROMPT, score_pair
 
@@ -20,7 +21,7 @@ from reflectchat.tune.ifd import REVERSE_PROMPT, score_pair
 def numpy_loss(path, n_batch: int, prefix: list[int], target: list[int]) -> float:
     """Mean -log p of `target` after `prefix`, from every position's logits, in float64."""
     tokens = prefix + target
-    with _model_params(None, repack_default()):  # the engine's load parameters
+    with model_params(repack=repack_default()):  # the engine's load parameters
         # a context just big enough: logits_all keeps n_ctx x vocabulary floats (Gemma: 1 MiB
         # per position)
         llm = llama_cpp.Llama(str(path), n_ctx=256, n_batch=n_batch, logits_all=True,

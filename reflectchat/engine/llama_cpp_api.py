@@ -1,0 +1,345 @@
+"""The one module that touches llama-cpp-python: its `Llama` object, the vocabulary, the
+context, the batch, the logits, the chat-template and log functions, and the model parameters
+`Llama()` does not expose. Everything else in reflectchat goes through the small API here, so
+an upgrade of llama-cpp-python is checked in one place: `check_installed` names what a version
+lacks in one sentence instead of failing deep inside a load.
+
+The parts of llama-cpp-python used beyond its documented `Llama` API, and why:
+- `Llama._model.vocab` with `llama_token_to_piece(..., special=True)`, `llama_vocab_is_eog` and
+  `llama_vocab_get_attr`: the library's streaming renders control tokens as nothing (a
+  Reflection GGUF's `<thinking>`), and its prompt tokenizing cannot tell template markup from
+  pasted text (engine/prompt.py).
+- `Llama._ctx`, `Llama._batch`: logits for chosen positions only, to score spans
+  (engine/scoring.py), and an abort callback that stops a long prompt evaluation.
+- `Llama._input_ids` / `n_tokens`: how much of a prompt the KV cache already holds.
+- `llama_model_default_params`, swapped while a load runs on the loading thread only: the
+  progress callback and `use_extra_bufts` (repacked CPU weights), which `Llama()` does not take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import llama_cpp
+import numpy as np
+from llama_cpp import llama_cpp as low_level
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from reflectchat.engine.errors import EngineError
+
+KV_CACHE_TYPES = {
+    "f32": llama_cpp.GGML_TYPE_F32,
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q5_1": llama_cpp.GGML_TYPE_Q5_1,
+    "q5_0": llama_cpp.GGML_TYPE_Q5_0,
+    "q4_1": llama_cpp.GGML_TYPE_Q4_1,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+    "iq4_nl": llama_cpp.GGML_TYPE_IQ4_NL,
+}
+_SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+_NEEDED_FUNCTIONS = (
+    "llama_model_default_params", "llama_token_to_piece", "llama_vocab_is_eog",
+    "llama_vocab_get_attr", "llama_vocab_get_add_bos", "llama_vocab_eot",
+    "llama_model_n_layer", "llama_chat_builtin_templates", "llama_chat_apply_template",
+    "llama_set_abort_callback", "llama_log_set", "llama_supports_gpu_offload",
+    "llama_print_system_info",
+)
+_NEEDED_ATTRIBUTES = ("_model", "_ctx", "_batch", "_input_ids", "n_tokens", "metadata")
+_NEEDED_PARAMS = ("progress_callback", "use_extra_bufts")
+SUPPORTED = "llama-cpp-python>=0.3.36,<0.4"
+
+
+def installed_version() -> str:
+    try:
+        return version("llama_cpp_python")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def check_installed() -> None:
+    """Raise EngineError, in one sentence, if the installed llama-cpp-python lacks anything
+    this module uses."""
+    missing = [f for f in _NEEDED_FUNCTIONS if not hasattr(low_level, f)]
+    missing += [f"Llama.{a}" for a in ("generate", "tokenize", "token_bos", "n_vocab")
+                if not hasattr(llama_cpp.Llama, a)]
+    fields = {name for name, _ in low_level.llama_model_params._fields_}
+    missing += [f"llama_model_params.{p}" for p in _NEEDED_PARAMS if p not in fields]
+    if missing:
+        raise EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
+                          f"{', '.join(missing)}, which reflectchat needs; install {SUPPORTED}")
+
+
+def supports_gpu_offload() -> bool:
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def system_info() -> str:
+    return llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+LogSink = Callable[[int, str], None]
+_log_sink: list[LogSink] = []
+
+
+@llama_cpp.llama_log_callback
+def _on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    if _log_sink:
+        _log_sink[0](level, text.decode("utf-8", errors="replace"))
+
+
+def route_log(sink: LogSink) -> None:
+    """Send llama.cpp's log (level, text) to `sink` instead of stderr."""
+    _log_sink[:] = [sink]
+    llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
+
+
+# --- model parameters `Llama()` does not take --------------------------------------------
+
+_load_lock = threading.Lock()
+_params_for: dict[int, Callable[[Any], None]] = {}  # loading thread -> what it sets
+_plain_defaults = low_level.llama_model_default_params
+
+
+def _defaults_for_this_thread() -> Any:
+    params = _plain_defaults()
+    adjust = _params_for.get(threading.get_ident())
+    if adjust is not None:
+        adjust(params)
+    return params
+
+
+@contextlib.contextmanager
+def model_params(progress: Callable[[float], bool] | None = None,
+                 repack: bool = False) -> Iterator[None]:
+    """While this runs, a `Llama()` built on this thread gets a progress callback (return
+    False to abort) and repacked CPU weights on or off; a `Llama()` built on any other thread
+    meanwhile gets llama.cpp's plain defaults."""
+    callback = None
+    if progress is not None:
+        callback = llama_cpp.llama_progress_callback(lambda value, _data: bool(progress(value)))
+
+    def adjust(params: Any) -> None:
+        params.use_extra_bufts = repack
+        if callback is not None:
+            params.progress_callback = callback
+
+    with _load_lock:
+        _params_for[threading.get_ident()] = adjust
+        low_level.llama_model_default_params = _defaults_for_this_thread
+        try:
+            yield
+        finally:
+            del _params_for[threading.get_ident()]
+            low_level.llama_model_default_params = _plain_defaults
+
+
+# --- the vocabulary ------------------------------------------------------------------------
+
+class Vocab:
+    """A loaded model's tokens: ids, their text, and which end a generation."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        self._llm = llm
+        self._vocab = llm._model.vocab
+        self._buf = ctypes.create_string_buffer(64)
+
+    @property
+    def bos(self) -> int:
+        return self._llm.token_bos()
+
+    @property
+    def eos(self) -> int:
+        return self._llm.token_eos()
+
+    @property
+    def eot(self) -> int:
+        return llama_cpp.llama_vocab_eot(self._vocab)
+
+    @property
+    def adds_bos(self) -> bool:
+        return bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+
+    @property
+    def size(self) -> int:
+        return self._llm.n_vocab()
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def is_special(self, token: int) -> bool:
+        """A CONTROL or USER_DEFINED token: markup, not text."""
+        return bool(llama_cpp.llama_vocab_get_attr(self._vocab, token) & _SPECIAL)
+
+    def text(self, token: int) -> str:
+        """The token's text as the vocabulary stores it ("" for none)."""
+        return self._llm._model.token_get_text(token) if token >= 0 else ""
+
+    def tokenize(self, text: str, special: bool) -> list[int]:
+        """`text` without a start token; `special`: markup of special tokens becomes them."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def piece(self, token: int) -> bytes:
+        """The exact bytes of one token, special tokens rendered (the library's own streaming
+        renders them as nothing and cuts pieces at 32 bytes)."""
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._buf, len(self._buf), 0,
+                                           True)
+        if n < 0:
+            self._buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, self._buf, len(self._buf),
+                                               0, True)
+        return self._buf.raw[:n]
+
+
+# --- chat templates ------------------------------------------------------------------------
+
+def builtin_templates() -> list[str]:
+    """The names of llama.cpp's built-in chat templates."""
+    count = llama_cpp.llama_chat_builtin_templates(None, 0)
+    names = (ctypes.c_char_p * count)()
+    llama_cpp.llama_chat_builtin_templates(names, count)
+    return [n.decode() for n in names if n]
+
+
+def apply_builtin_template(name: str, messages: list[dict[str, str]]) -> str:
+    """The prompt llama.cpp's built-in template `name` makes of `messages`, ending where the
+    assistant's answer begins."""
+    chat = (llama_cpp.llama_chat_message * len(messages))()
+    keep = []  # the encoded strings must outlive the call
+    for i, m in enumerate(messages):
+        role, content = m["role"].encode(), m["content"].encode()
+        keep += [role, content]
+        chat[i].role, chat[i].content = role, content
+    needed = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
+                                                 None, 0)
+    if needed < 0:
+        raise EngineError(f"llama.cpp has no chat template named {name!r}")
+    buffer = ctypes.create_string_buffer(needed + 1)
+    written = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
+                                                  buffer, needed + 1)
+    return buffer.raw[:written].decode("utf-8", errors="replace")
+
+
+def jinja_template(source: str, bos: str, eos: str) -> Callable[[list[dict[str, str]]], str]:
+    """A GGUF's own Jinja chat template, rendered by llama-cpp-python's sandboxed formatter."""
+    formatter = Jinja2ChatFormatter(template=source, eos_token=eos, bos_token=bos)
+    return lambda messages: formatter(messages=messages).prompt
+
+
+# --- a loaded model ----------------------------------------------------------------------
+
+class LoadedModel:
+    """A GGUF loaded by llama.cpp, with one context. Not thread-safe."""
+
+    def __init__(self, llm: llama_cpp.Llama) -> None:
+        missing = [f"Llama.{a}" for a in _NEEDED_ATTRIBUTES if not hasattr(llm, a)]
+        if missing:
+            llm.close()
+            raise EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
+                              f"{', '.join(missing)}, which reflectchat needs; install "
+                              f"{SUPPORTED}")
+        self.llama = llm  # the library's own object, for benchmarks against it
+        self.vocab = Vocab(llm)
+
+    @classmethod
+    def load(cls, path: str, *, progress: Callable[[float], bool] | None = None,
+             repack: bool = False, type_k: str = "f16", type_v: str = "f16",
+             tensor_split: Sequence[float] | None = None, **options: Any) -> LoadedModel:
+        """Load with `Llama()`'s own options plus a progress callback and repacking; errors
+        are the library's (ValueError, MemoryError), for the caller to explain."""
+        check_installed()
+        with model_params(progress, repack):
+            llm = llama_cpp.Llama(path, type_k=KV_CACHE_TYPES[type_k],
+                                  type_v=KV_CACHE_TYPES[type_v],
+                                  tensor_split=list(tensor_split) if tensor_split else None,
+                                  verbose=True, **options)
+        llm.verbose = False  # the load's messages went to llama.cpp's log; none while answering
+        return cls(llm)
+
+    @classmethod
+    def vocab_only(cls, path: str) -> LoadedModel:
+        """The tokenizer and metadata of a GGUF, no weights."""
+        return cls(llama_cpp.Llama(path, vocab_only=True, verbose=False))
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.llama.metadata
+
+    @property
+    def n_ctx(self) -> int:
+        return self.llama.n_ctx()
+
+    @property
+    def n_layer(self) -> int:
+        return int(llama_cpp.llama_model_n_layer(self.llama._model.model))
+
+    @property
+    def printing(self) -> bool:
+        """Whether llama-cpp-python prints while generating."""
+        return bool(self.llama.verbose)
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        """How many of `tokens` the KV cache keeps from the last prompt instead of evaluating
+        them again (as `Llama.generate` reckons it: the last token is always evaluated)."""
+        llm, same = self.llama, 0
+        for cached, token in zip(llm._input_ids[:llm.n_tokens], tokens[:-1], strict=False):
+            if cached != token:
+                break
+            same += 1
+        return same
+
+    def generate(self, tokens: list[int], *, top_k: int, top_p: float, min_p: float,
+                 temperature: float, repeat_penalty: float,
+                 seed: int | None = None) -> Iterator[int]:
+        """Sampled tokens after `tokens`, without end (the caller stops)."""
+        if seed is not None:
+            self.llama.set_seed(seed)
+        return self.llama.generate(tokens, top_k=top_k, top_p=top_p, min_p=min_p,
+                                   temp=temperature, repeat_penalty=repeat_penalty)
+
+    @contextlib.contextmanager
+    def abort_on(self, cancel: threading.Event) -> Iterator[Callable[[], None]]:
+        """While this runs, `cancel` interrupts a prompt evaluation inside llama.cpp; the
+        yielded function drops that early (once decoding starts, the caller checks)."""
+        ctx = self.llama._ctx.ctx
+        callback = llama_cpp.ggml_abort_callback(lambda _data: cancel.is_set())
+        llama_cpp.llama_set_abort_callback(ctx, callback, None)
+        active = [True]
+
+        def release() -> None:
+            if active[0]:
+                llama_cpp.llama_set_abort_callback(ctx, llama_cpp.ggml_abort_callback(), None)
+                active[0] = False
+
+        try:
+            yield release
+        finally:
+            release()
+
+    def clear_cache(self) -> None:
+        """Forget every cached token: the next prompt is evaluated afresh."""
+        self.llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self.llama.n_tokens = 0
+
+    def decode_with_logits(self, tokens: list[int], start: int,
+                           wanted: Sequence[bool]) -> np.ndarray:
+        """Decode `tokens` at positions `start`.. (at most one batch); the logits of the
+        positions flagged in `wanted`, one row each, in order."""
+        batch = self.llama._batch
+        batch.set_batch(tokens, start, logits_all=False)
+        for k, flag in enumerate(wanted):
+            batch.batch.logits[k] = flag
+        self.llama._ctx.decode(batch)
+        rows = sum(bool(w) for w in wanted)
+        if not rows:
+            return np.empty((0, self.vocab.size), dtype=np.float32)
+        return np.ctypeslib.as_array(self.llama._ctx.get_logits(),
+                                     shape=(rows, self.vocab.size))
+
+    def close(self) -> None:
+        self.llama.close()
