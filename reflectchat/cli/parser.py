@@ -7,11 +7,10 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, DEFAULT_CTX
+from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, DEFAULT_CTX, KV_TYPES, TagFormat
 from reflectchat.store.records import CHANNELS
 
-FORMATS = ("reflection", "think", "plain", "auto")
-KV_TYPES = ("f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
+FORMATS = tuple(f.value for f in TagFormat)
 
 
 def _version() -> str:

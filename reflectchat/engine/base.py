@@ -67,6 +67,7 @@ class Sampling:
 
 
 OWN = "model"  # the chat template name that picks the GGUF's own template
+KV_TYPES = ("f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")  # KV cache types
 
 
 @dataclass(frozen=True)

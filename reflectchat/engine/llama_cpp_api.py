@@ -30,18 +30,10 @@ import numpy as np
 from llama_cpp import llama_cpp as low_level
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from reflectchat.engine.base import KV_TYPES
 from reflectchat.engine.errors import EngineError
 
-KV_CACHE_TYPES = {
-    "f32": llama_cpp.GGML_TYPE_F32,
-    "f16": llama_cpp.GGML_TYPE_F16,
-    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
-    "q5_1": llama_cpp.GGML_TYPE_Q5_1,
-    "q5_0": llama_cpp.GGML_TYPE_Q5_0,
-    "q4_1": llama_cpp.GGML_TYPE_Q4_1,
-    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
-    "iq4_nl": llama_cpp.GGML_TYPE_IQ4_NL,
-}
+KV_CACHE_TYPES = {name: getattr(llama_cpp, f"GGML_TYPE_{name.upper()}") for name in KV_TYPES}
 _SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
 _NEEDED_FUNCTIONS = (
     "llama_model_default_params", "llama_token_to_piece", "llama_vocab_is_eog",

@@ -69,19 +69,6 @@ def settled_choice(choice: ModelChoice, engine: Backend) -> ModelChoice:
                    endpoint=replace(choice.endpoint, model=model))
 
 
-@dataclass(frozen=True)
-class QuantOnDisk:
-    model: CatalogModel
-    quant: Quant
-    path: Path | None  # first file, when every file of the quant is in the HF cache
-
-
-def catalog_quants() -> list[QuantOnDisk]:
-    """Every catalog model and quant, with where it is on disk if it is downloaded."""
-    return [QuantOnDisk(entry, quant, _downloaded(entry, quant))
-            for entry in load_catalog().models for quant in entry.quants]
-
-
 def download_hint(entry: CatalogModel, quant: Quant) -> str:
     folder = quant.files[0].rpartition("/")[0]
     what = f'--include "{folder}/*"' if folder else " ".join(quant.files)

@@ -68,13 +68,6 @@ class ModelShape:
             (self.repack_output_bytes if output_on_cpu else 0)
 
     @property
-    def bytes_per_token(self) -> int:
-        """Weight bytes read to decode one token: every layer and the output layer (the
-        token embedding when the output reuses it; else one row of it, negligible)."""
-        return sum(self.layer_bytes) + self.output_bytes + \
-            (self.embd_bytes if self.output_tied else 0)
-
-    @property
     def weights_bytes(self) -> int:
         return sum(self.layer_bytes) + self.output_bytes + self.embd_bytes
 

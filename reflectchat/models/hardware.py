@@ -43,10 +43,6 @@ class Hardware:
     build_offloads: bool = False  # the installed llama.cpp can put layers on a GPU
     build_backends: list[str] = field(default_factory=list)
 
-    @property
-    def gpu_free_bytes(self) -> int:
-        return sum(g.free_bytes for g in self.gpus)
-
 
 def command_output(*command: str) -> str | None:
     """A command's output, or None if it is missing or fails."""

@@ -58,10 +58,6 @@ class ChannelFacts:
     def reasoning_tokens(self) -> int:
         return self.tokens["thinking"] + self.tokens["reflection"]
 
-    @property
-    def reasoning_s(self) -> float:
-        return self.seconds["thinking"] + self.seconds["reflection"]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "channels": {c: {"tokens": self.tokens[c], "seconds": round(self.seconds[c], 3)}

@@ -110,11 +110,6 @@ class SessionStore:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def create_session(self, title: str, meta: SessionMeta, created: float | None = None,
-                       updated: float | None = None) -> int:
-        with self._write() as db:
-            return _insert_session(db, title, meta, created, updated)
-
     def start_session(self, title: str, meta: SessionMeta,
                       messages: Sequence[StoredMessage]) -> tuple[int, list[int]]:
         """A new session with its first messages, in one transaction: no reader, and no

@@ -123,13 +123,6 @@ def test_help_lists_the_model_and_runtime_options():
         assert flag in out
 
 
-def test_cli_offers_exactly_the_engine_kv_cache_types():
-    from reflectchat.cli.parser import KV_TYPES
-    from reflectchat.engine.llama_cpp_api import KV_CACHE_TYPES
-
-    assert set(KV_TYPES) == set(KV_CACHE_TYPES)
-
-
 def test_help_does_not_import_llama_cpp_or_rich():
     code = ("import sys; from reflectchat.cli.parser import build_parser; build_parser(); "
             "print(sorted(m for m in ('llama_cpp', 'rich', 'textual', 'huggingface_hub') "

@@ -136,7 +136,7 @@ def test_export_to_a_terminal_shows_escape_sequences_as_symbols(tmp_path):
     from reflectchat.store.session_store import SessionStore
 
     store = SessionStore.open(store_file())
-    sid = store.create_session("escapes", SessionMeta("demo"))
+    sid = store.start_session("escapes", SessionMeta("demo"), [])[0]
     store.add_messages(sid, [StoredMessage("user", "hi"), StoredMessage(
         "assistant", "x", "", [], "set \x1b]0;owned\x07 and \x1b[2J", "reflection", False,
         "stop", {})])

@@ -83,7 +83,7 @@ WRITER = textwrap.dedent("""
     from reflectchat.store.session_store import SessionStore
     name, shared, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     store = SessionStore.open()
-    own = store.create_session(name, SessionMeta())
+    own = store.start_session(name, SessionMeta(), [])[0]
     while time.time() < start:
         time.sleep(0.001)
     for i in range(150):
@@ -96,7 +96,7 @@ WRITER = textwrap.dedent("""
 
 def test_two_processes_writing_at_once_lose_nothing():
     store = SessionStore.open(store_file())
-    shared = store.create_session("shared", SessionMeta())
+    shared = store.start_session("shared", SessionMeta(), [])[0]
     start = str(time.time() + 2)
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, name, str(shared), start],
                                 stderr=subprocess.PIPE, text=True) for name in ("alpha", "beta")]

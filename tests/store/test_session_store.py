@@ -25,7 +25,7 @@ def answer(thinking: str, reflections: list[str], output: str) -> StoredMessage:
 
 
 def fill(store: SessionStore) -> int:
-    sid = store.create_session("Quadratics", META)
+    sid = store.start_session("Quadratics", META, [])[0]
     store.add_messages(sid, [
         StoredMessage("user", "Solve 2x² + 5x − 3 = 0"),
         answer("The discriminant is 25 - 24 = 1.",
@@ -101,7 +101,7 @@ def test_any_typed_text_is_a_valid_search(tmp_path, query):
 
 def test_search_ignores_accents_and_shows_control_characters_literally(tmp_path):
     store = SessionStore.open(tmp_path / "s.db")
-    sid = store.create_session("t", META)
+    sid = store.start_session("t", META, [])[0]
     store.add_messages(sid, [StoredMessage("user", "Mon résumé \x1b[31mest\x02 prêt\x03")])
     [hit] = store.search("resume")
     assert hit.snippet == f"Mon {MARK_START}résumé{MARK_END} ␛[31mest␂ prêt␃"
@@ -109,7 +109,7 @@ def test_search_ignores_accents_and_shows_control_characters_literally(tmp_path)
 
 def test_checkpoints_replace_the_searchable_text(tmp_path):
     store = SessionStore.open(tmp_path / "s.db")
-    sid = store.create_session("t", META)
+    sid = store.start_session("t", META, [])[0]
     _, answer_id = store.add_messages(sid, [StoredMessage("user", "q"),
                                             StoredMessage("assistant", "", finish_reason="x")])
     store.update_message(answer_id, answer("draft words", [], ""))
@@ -205,7 +205,7 @@ def test_a_damaged_cell_does_not_crash_a_view(tmp_path):
     from reflectchat.store.turns import conversation_from
 
     store = SessionStore.open(store_file())
-    sid = store.create_session("damaged", SessionMeta("demo"))
+    sid = store.start_session("damaged", SessionMeta("demo"), [])[0]
     store.add_messages(sid, [StoredMessage("user", "q"), StoredMessage(
         "assistant", "<output>a</output>", "", [], "a", "reflection", False, "stop",
         {"prompt_tokens": 3, "completion_tokens": 5, "tokens_per_second": 10.0})])

@@ -59,7 +59,7 @@ async def test_each_chat_is_recorded_and_listed_newest_first():
 
 async def test_a_session_opened_from_the_sidebar_continues_where_it_was():
     store = open_store()
-    sid = store.create_session("Earlier", SessionMeta("demo"))
+    sid = store.start_session("Earlier", SessionMeta("demo"), [])[0]
     store.add_messages(sid, [
         StoredMessage("user", SOLVE),
         StoredMessage("assistant", "<thinking>half a tho", "half a tho", [], "", "reflection",
@@ -156,7 +156,8 @@ async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
                                          Control("</thinking>"), Control("<output>"), "Done.",
                                          Control("</output>")]))
     store = open_store()
-    sid = store.create_session("Long", SessionMeta("test", sampling=Sampling(temperature=0.0)))
+    meta = SessionMeta("test", sampling=Sampling(temperature=0.0))
+    sid = store.start_session("Long", meta, [])[0]
     for n in range(20):
         store.add_messages(sid, [
             StoredMessage("user", f"question {n} " + "word " * 40),

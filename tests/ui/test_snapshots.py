@@ -60,14 +60,14 @@ def stored_sessions() -> SessionStore:
     chats = [("Explain the quadratic formula", "<output>Use it.</output>"),
              ("How many r's are in strawberry?", RAW)]
     for n, (prompt, raw) in enumerate(chats):
-        sid = store.create_session(prompt, SessionMeta("reflection-llama-3.1-70b", "Q4_K_M"),
-                                   noon + n * 86_400)
+        day = noon + n * 86_400
         answer = Answer.from_raw(raw, TagFormat.REFLECTION)
-        store.add_messages(sid, [
-            StoredMessage("user", prompt, created=noon + n * 86_400),
+        store.import_session(prompt, SessionMeta("reflection-llama-3.1-70b", "Q4_K_M"), day,
+                             day, [
+            StoredMessage("user", prompt, created=day),
             StoredMessage("assistant", raw, answer.thinking.strip(),
                           [r.strip() for r in answer.reflections], answer.output.strip(),
-                          "reflection", finish_reason="stop", created=noon + n * 86_400),
+                          "reflection", finish_reason="stop", created=day),
         ])
     return store
 
