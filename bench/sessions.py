@@ -32,7 +32,8 @@ from reflectchat.config import ConfigFile
 from reflectchat.engine.base import Sampling, TagFormat
 from reflectchat.models.choice import ModelChoice
 from reflectchat.store.records import SessionMeta, StoredMessage
-from reflectchat.store.session_store import SessionStore, fts_query
+from reflectchat.store.search import fts_query
+from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 

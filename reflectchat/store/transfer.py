@@ -8,7 +8,8 @@ from typing import Any
 from reflectchat.chat.transcript import conversation_markdown
 from reflectchat.engine.base import SAMPLING_LIMITS, Sampling
 from reflectchat.store.records import SessionInfo, SessionMeta, StoredMessage, plain_number
-from reflectchat.store.session_store import SessionStore, sampling_from_json
+from reflectchat.store.rows import sampling_from_json
+from reflectchat.store.session_store import SessionStore
 from reflectchat.store.turns import conversation_from
 
 FORMAT = "reflectchat-session"
