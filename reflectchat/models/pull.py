@@ -1,9 +1,9 @@
 """Downloading a quant into the shared Hugging Face cache, resumably and verified.
 
-huggingface_hub finds the files (sizes and sha256 from the hub's LFS metadata, with its error
-types for unknown and gated repos) and defines the cache layout, so a file another tool
-already downloaded is used as is, and what we download is found by them. The transfer is our
-own, because the library restarts from byte 0 after a failed call (DOMAIN.md §6): bytes go to
+The hub's metadata gives the files (`hub_files.py`) and huggingface_hub's cache layout says
+where they go (`hf_cache.py`). The transfer is our own, because the library restarts from
+byte 0 after a failed call (seen with huggingface_hub 2.4: its `*.incomplete` file is named
+per process and deleted when a call fails): bytes go to
 `blobs/<sha256>.incomplete`, a name that does not change between processes, and every
 attempt, in this process or after a crash or reboot, continues with a `Range` request from
 the bytes on disk. The finished file must match the hub's sha256; a mismatch deletes it.
@@ -19,13 +19,13 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 
 from reflectchat.models.catalog import CatalogModel, Quant
+from reflectchat.models.hf_cache import CachePaths
+from reflectchat.models.hub_files import PullError, RemoteFile, remote_files, resolve_url
 from reflectchat.sizes import size_text
 
 CHUNK = 1 << 20
@@ -34,98 +34,12 @@ DISK_MARGIN = 1 << 30
 READ_TIMEOUT_S = 60.0
 
 
-class PullError(Exception):
-    """A download that cannot go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    path: str  # in the repo
-    size: int
-    sha256: str
-
-
-def remote_files(repo: str, paths: list[str]) -> list[RemoteFile]:
-    """Sizes and sha256 of `paths`, from the hub's metadata."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        RepositoryNotFoundError,
-    )
-
-    try:
-        infos = HfApi().get_paths_info(repo, paths)
-    except GatedRepoError:
-        raise PullError(f"{repo} is gated: accept its terms on its Hugging Face page, then log "
-                        "in with `hf auth login` (or set HF_TOKEN)") from None
-    except RepositoryNotFoundError:
-        raise PullError(f"There is no repository {repo} on the hub (or it is private: log in "
-                        "with `hf auth login`)") from None
-    except HfHubHTTPError as exc:
-        raise PullError(f"The hub refused the request for {repo}: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the network") \
-            from None
-    except Exception as exc:  # huggingface_hub's own HTTP client raises its own network errors
-        if type(exc).__module__.startswith(("httpx", "httpcore")):
-            raise PullError(f"Cannot reach the Hugging Face Hub ({exc}); check the network") \
-                from None
-        raise
-    found = {i.path: i for i in infos}
-    missing = [p for p in paths if p not in found]
-    if missing:
-        raise PullError(f"{repo} has no file {', '.join(missing)}")
-    files = []
-    for path in paths:
-        info = found[path]
-        lfs = getattr(info, "lfs", None)
-        if lfs is None:
-            raise PullError(f"{repo}/{path} is not stored with LFS, so the hub gives no sha256 "
-                            "to check it against")
-        files.append(RemoteFile(path, int(lfs.size), str(lfs.sha256)))
-    return files
-
-
 def quant_download(entry: CatalogModel, quant: Quant) -> Download:
     """The download of one catalog quant, for `pull` and the app alike: its files' sizes and
     sha256 from the hub, and the disk checked for the bytes still missing."""
     job = Download(entry.repo, remote_files(entry.repo, list(quant.files)))
     job.check_space()
     return job
-
-
-def resolve_url(repo: str, path: str, revision: str = "main") -> str:
-    """Where the hub serves a file (HF_ENDPOINT's, as huggingface_hub reads it now)."""
-    from huggingface_hub import constants
-
-    return (f"{constants.ENDPOINT}/{repo}/resolve/{quote(revision, safe='')}/"
-            f"{quote(path, safe='/')}")
-
-
-@dataclass(frozen=True)
-class CachePaths:
-    repo_dir: Path
-
-    @classmethod
-    def for_repo(cls, repo: str) -> CachePaths:
-        from huggingface_hub import constants
-
-        return cls(Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}")
-
-    def blob(self, sha256: str) -> Path:
-        return self.repo_dir / "blobs" / sha256
-
-    def lock(self, sha256: str) -> Path:
-        """Where huggingface_hub itself locks this blob (its FileLock uses flock too), so a
-        download by `hf` and one by us do not write the same file either."""
-        return self.repo_dir.parent / ".locks" / self.repo_dir.name / f"{sha256}.lock"
-
-    def incomplete(self, sha256: str) -> Path:
-        return self.repo_dir / "blobs" / f"{sha256}.incomplete"
-
-    def snapshot(self, commit: str, path: str) -> Path:
-        return self.repo_dir / "snapshots" / commit / path
 
 
 Progress = Callable[[int], None]  # called with the number of new bytes

@@ -29,9 +29,9 @@ from reflectchat.models.fit import (
     shape_from_headers,
 )
 from reflectchat.models.hardware import Hardware
+from reflectchat.models.hub_files import resolve_url
 from reflectchat.models.local_files import LocalModel, find_local_models
 from reflectchat.models.measured import Measurements, machine_key
-from reflectchat.models.pull import resolve_url
 from reflectchat.models.speed import decode_bound, measure_ram_bandwidth, placement, prompt_estimate
 
 RAM_BANDWIDTH = "ram_bandwidth"
