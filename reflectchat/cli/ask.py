@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail

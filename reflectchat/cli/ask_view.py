@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from reflectchat.chat.answering import length_note
+from reflectchat.chat.answer_run import length_note
 from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.facts import ChannelFacts, facts_text

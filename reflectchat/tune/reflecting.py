@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Backend, FinishReason, Sampling, TagFormat
 from reflectchat.reflection.events import ChannelEvent

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from textual.message import Message
 
-from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.reflection.events import ChannelEvent
 from reflectchat.ui.messages import StreamBatch, StreamFinished
 

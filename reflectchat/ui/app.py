@@ -2,7 +2,7 @@
 in view, fed by a worker thread that posts batched channel events.
 
 The app is put together from parts, one module each: `layout.py` (columns, tabs, toggles),
-`pane_feed.py` (drawing and streaming into the panes), `answering.py` (a prompt to a finished
+`pane_feed.py` (drawing and streaming into the panes), `turns.py` (a prompt to a finished
 answer), `model_switching.py` (loads, the model picker, downloads) and `session_actions.py`
 (history). This module holds what ties them: start-up, themes, viewing turns, copy, export,
 settings, help and quitting."""
@@ -30,7 +30,6 @@ from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir, user_themes_dir
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
-from reflectchat.ui.answering import AnsweringPart
 from reflectchat.ui.clipboard import clean, copy_elsewhere, sent_by_osc52, tmux_drops_osc52
 from reflectchat.ui.commands import ReflectChatCommands
 from reflectchat.ui.layout import COLUMNS, NARROW_BELOW, TAB_LABELS, LayoutPart
@@ -42,6 +41,7 @@ from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.screens.tune_screen import TuneScreen
 from reflectchat.ui.session_actions import SessionActionsPart
 from reflectchat.ui.themes import load_themes
+from reflectchat.ui.turns import AnsweringPart
 from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
 from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
@@ -183,7 +183,7 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
             return
         index = turns.index(self._viewed) if self._viewed in turns else len(turns) - 1
         index = max(0, min(len(turns) - 1, index + step))
-        self._conversation.index = index
+        self._turn_list.index = index
         self.run_worker(self._view(turns[index]))
 
     def reflections_in_view(self) -> int:

@@ -54,7 +54,7 @@ class SessionActionsPart(App[None]):
         return self.query_one(SessionsSidebar)
 
     @property
-    def _conversation(self) -> ConversationList:
+    def _turn_list(self) -> ConversationList:
         return self.query_one(ConversationList)
 
     def _meta(self) -> SessionMeta:
@@ -90,7 +90,7 @@ class SessionActionsPart(App[None]):
         self.conversation = conversation
         self.recorder = self._recorder(session_id)
         self._panes.clear()
-        await self._conversation.clear()
+        await self._turn_list.clear()
         await self._show_conversation()
         self._status = replace(self._status, ctx_used=0, tokens_per_second=None,
                                first_token_s=None, facts=None)
@@ -102,8 +102,8 @@ class SessionActionsPart(App[None]):
         for turn in turns:
             self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
                                                       turn.prefilled)
-        await self._conversation.extend(TurnItem(turn) for turn in turns)
-        self._conversation.follow()
+        await self._turn_list.extend(TurnItem(turn) for turn in turns)
+        self._turn_list.follow()
         await self._view(turns[-1] if turns else None)
         self._sidebar.current = self.recorder.session_id if self.recorder else None
         if self.store is not None:
@@ -142,7 +142,7 @@ class SessionActionsPart(App[None]):
         if not turns:
             return
         turn_index = min(turn_index, len(turns) - 1)
-        self._conversation.index = turn_index
+        self._turn_list.index = turn_index
         matched = hit.snippet.partition(MARK_START)[2].partition(MARK_END)[0]
 
         async def show() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.chat.conversation import Conversation, Turn, answer_reserve, fit_context
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import FinishReason, GenerationStats, Sampling, TagFormat

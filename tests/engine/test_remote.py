@@ -17,7 +17,7 @@ import httpx
 import pytest
 from support.fault_server import API_KEY, MALFORMED, FaultServer
 
-from reflectchat.chat.answering import AnswerRun
+from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.chat.conversation import Turn
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 from reflectchat.engine.base import (

@@ -11,7 +11,7 @@ from dataclasses import replace
 from textual import work
 from textual.app import App
 
-from reflectchat.chat.answering import AnswerRun, length_note
+from reflectchat.chat.answer_run import AnswerRun, length_note
 from reflectchat.chat.conversation import Conversation, Turn, answer_reserve, fit_context
 from reflectchat.demo.answers import STARTERS
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
