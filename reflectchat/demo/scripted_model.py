@@ -1,6 +1,6 @@
 """Write a tiny llama-architecture GGUF that replays fixed scripts through the real llama.cpp.
 
-Construction (see DOMAIN.md §7): an SPM vocabulary of control tokens, the 256 byte tokens and
+Construction: an SPM vocabulary of control tokens, the 256 byte tokens and
 one token per script chunk; one-hot token embeddings; one transformer block whose weights are
 all zero, so the residual stream carries the embedding through unchanged; and an output matrix
 that maps each token to its successor. Decoding, greedy or sampled, then replays each script

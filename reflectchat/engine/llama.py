@@ -31,7 +31,7 @@ _THINK_OPENERS = ("<think>", "<thinking>")
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """What a 70B user tunes to fit a model: see DOMAIN.md §4-5."""
+    """What a 70B user tunes to fit a model (llama.cpp's load and context options)."""
 
     n_gpu_layers: int = 0  # -1: all layers
     n_ctx: int = 4096

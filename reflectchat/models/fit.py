@@ -1,7 +1,7 @@
 """The memory plan: how a model, quant and context fit this machine's GPUs and RAM.
 
-The sizes follow what llama.cpp allocates (DOMAIN.md §4, checked against the buffer sizes
-llama.cpp logs when loading generated models: tests/test_fit.py):
+The sizes follow what llama.cpp allocates (checked against the buffer sizes llama.cpp logs
+when loading generated models: tests/test_fit.py):
 - weights: every tensor's bytes (from the GGUF header when the file is at hand, else
   estimated from the catalog's architecture and file size); llama.cpp offloads the last
   `n_gpu_layers` repeating layers, and the output layer too once all of them are on the GPU;

@@ -1,4 +1,5 @@
-"""GGUFs other tools already downloaded (DOMAIN.md §10), found where they lie and used in place:
+"""GGUFs other tools already downloaded, found where each tool's documentation says it keeps
+them, and used in place:
 - the Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME`/hub);
 - llama.cpp's cache (`LLAMA_CACHE`, else ~/.cache/llama.cpp): the hub layout, and the older flat
   files named `<owner>_<repo>_<file>.gguf`;

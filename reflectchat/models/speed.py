@@ -1,6 +1,6 @@
 """How fast a plan will run: decoding is bound by memory bandwidth, since every token reads every
-weight once (DOMAIN.md §4). Tokens/s <= 1 / (bytes on each GPU / its bandwidth + bytes in RAM /
-RAM bandwidth): the cards and the CPU take their layers in turn.
+weight once. Tokens/s <= 1 / (bytes on each GPU / its bandwidth + bytes in RAM / RAM
+bandwidth): the cards and the CPU take their layers in turn.
 
 A GPU's bandwidth comes from its driver (NVML: bus width x memory clock) or, failing that, from
 the table below (vendors' data sheets); RAM bandwidth is measured here once per machine with a

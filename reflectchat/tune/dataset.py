@@ -1,8 +1,8 @@
 """Which pairs go into the dataset, and the dataset file.
 
-The rule (Selective Reflection-Tuning, DOMAIN.md §9), from the scores of the original pair
-(IFD, r-IFD), of the teacher's new instruction and answer, and of the original prompt with the
-teacher's better answer:
+The rule (Selective Reflection-Tuning, Li et al., arXiv 2402.10110), from the scores of the
+original pair (IFD, r-IFD), of the teacher's new instruction and answer, and of the original
+prompt with the teacher's better answer:
 - keep the new instruction pair when its IFD rose over the original's and its r-IFD fell, with
   IFD < 1 and r-IFD < 1;
 - otherwise keep the better answer (with the original prompt) when its r-IFD fell, with both

@@ -1,5 +1,5 @@
 """IFD and r-IFD of a (prompt, answer) pair, as Selective Reflection-Tuning defines them (Li et
-al., arXiv 2402.10110; tianyi-lab/Reflection_Tuning, DOMAIN.md §9), scored by the loaded model:
+al., arXiv 2402.10110; github.com/tianyi-lab/Reflection_Tuning), scored by the loaded model:
 
 - loss = mean token cross-entropy over the target span only; ppl = exp(loss);
 - IFD = ppl(A | template(Q)) / ppl(A): below 1, the instruction helps the model produce A;

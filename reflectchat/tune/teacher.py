@@ -1,4 +1,4 @@
-"""The teacher's reflection, as in Selective Reflection-Tuning (DOMAIN.md §9): on the
+"""The teacher's reflection, as in Selective Reflection-Tuning (Li et al., arXiv 2402.10110): on the
 instruction (complexity of the topic, level of detail, knowledge required, ambiguity, logical
 reasoning involved; then a new instruction and its answer) and on the response (helpfulness,
 relevance, accuracy, level of detail; then a better answer). The teacher is the loaded model or

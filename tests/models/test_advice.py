@@ -81,7 +81,7 @@ def test_the_star_says_why_and_prefers_usable_speed():
 
 
 def test_decode_speed_is_bandwidth_over_bytes_read():
-    # DOMAIN.md §4: an H100 (3.35 TB/s) with a 42.5 GB Q4_K_M reads at most ~79 tokens/s
+    # NVIDIA's H100 SXM data sheet: 3.35 TB/s, so with a 42.5 GB Q4_K_M at most ~79 tokens/s
     entry = load_catalog().get("reflection-llama-3.1-70b")
     shape = shape_from_catalog(entry.arch, entry.quant("Q4_K_M").size)
     hw = Hardware(32, 256 * GIB, 256 * GIB, [GPU("NVIDIA H100 80GB HBM3", "nvidia", 80 * GIB,
