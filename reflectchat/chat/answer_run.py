@@ -1,13 +1,14 @@
 """One answer from start to finish, the same for `ask` and the app: the backend generates, the
 reflection parser turns its pieces into channel events (kept in the turn's answer), a recorder
-checkpoints the answer while it streams and commits it when it ends, and the caller sees each
-event as it comes."""
+keeps saving the answer while it streams (on its own thread) and commits it when it ends, and
+the caller sees each event as it comes."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 from reflectchat.chat.conversation import Turn
@@ -27,7 +28,10 @@ from reflectchat.reflection.stream import channel_events
 class TurnRecorder(Protocol):
     """Keeps a streaming answer somewhere safe (the session store's recorder)."""
 
-    def checkpoint(self, turn: Turn) -> None: ...
+    def saving(self, turn: Turn) -> AbstractContextManager[Callable[[], None]]:
+        """Saves the answer now and then while the block runs; the function it gives is
+        called between events, when the answer is whole."""
+        ...
 
     def finish_turn(self, turn: Turn, stats: GenerationStats) -> None: ...
 
@@ -54,16 +58,18 @@ class AnswerRun:
     def events(self) -> Iterator[ChannelEvent]:
         turn = self.turn
         turn.answer.facts.start = time.perf_counter()  # the request: times count from here
+        saving = self.recorder.saving(turn) if self.recorder is not None else \
+            nullcontext(lambda: None)
         try:
             generation = self.backend.generate(self.messages, self.sampling, self.cancel)
             turn.prefilled = generation.prefilled_thinking
             self.stats = generation.stats
-            for event in channel_events(generation, turn.tag_format, turn.answer):
-                if event.kind is EventKind.RECLASSIFY:
-                    settle_unopened_thinking(turn, event.text)
-                yield event
-                if self.recorder is not None:
-                    self.recorder.checkpoint(turn)
+            with saving as between_events:
+                for event in channel_events(generation, turn.tag_format, turn.answer):
+                    if event.kind is EventKind.RECLASSIFY:
+                        settle_unopened_thinking(turn, event.text)
+                    yield event
+                    between_events()
         except EngineError as exc:
             self.stats = GenerationStats(finish_reason=FinishReason.ERROR, error=str(exc))
         if self.recorder is not None:

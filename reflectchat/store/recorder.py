@@ -1,24 +1,26 @@
 """Keeps one conversation in the store as it happens.
 
 A prompt is committed when it is sent, together with an empty answer marked interrupted. While
-the answer streams it is checkpointed at least every `CHECKPOINT_SECONDS`, and when it ends it
-is committed with its finish reason and stats. A killed process therefore loses at most the
-last half second of one answer. A store failure (a full disk) never stops the chat: `on_error`
-hears of it and the next write tries again.
+the answer streams, a thread of its own checkpoints it every `CHECKPOINT_SECONDS` (the token
+loop never waits on the disk), and when it ends it is committed with its finish reason and
+stats, and indexed for search. A killed process therefore loses at most the last half second
+of one answer (the store indexes such an answer the next time it is opened). A store failure
+(a full disk) never stops the chat: `on_error` hears of it and the next write tries again.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import GenerationStats
-from reflectchat.store.records import SessionMeta, title_for
+from reflectchat.store.records import SessionMeta, StoredMessage, title_for
 from reflectchat.store.session_store import SessionStore, StoreError
-from reflectchat.store.turns import answer_message, user_message
+from reflectchat.store.turns import AnswerSnapshot, answer_message, user_message
 
 CHECKPOINT_SECONDS = 0.5
 
@@ -26,7 +28,6 @@ CHECKPOINT_SECONDS = 0.5
 @dataclass
 class _Live:
     answer_id: int
-    saved_at: float
 
 
 class SessionRecorder:
@@ -54,25 +55,51 @@ class SessionRecorder:
         except (sqlite3.Error, StoreError, OSError) as exc:
             self._failed(exc)
             return
-        self._live[id(turn)] = _Live(answer_id, time.monotonic())
+        self._live[id(turn)] = _Live(answer_id)
 
-    def checkpoint(self, turn: Turn) -> None:
-        """Save the streaming answer if the last save is `CHECKPOINT_SECONDS` old."""
+    @contextmanager
+    def saving(self, turn: Turn) -> Iterator[Callable[[], None]]:
+        """While this runs (the answer streams), checkpoint it every `CHECKPOINT_SECONDS`. The
+        streaming thread calls the yielded function between events: when a checkpoint is due
+        it hands over a snapshot (references, no copying), and a thread of its own writes it."""
         live = self._live.get(id(turn))
-        now = time.monotonic()
-        if live is None or now - live.saved_at < CHECKPOINT_SECONDS:
+        if live is None:
+            yield lambda: None
             return
-        live.saved_at = now
-        self._save(live, turn, None)
+        due, taken, stop = threading.Event(), threading.Event(), threading.Event()
+        taken_snapshot: list[AnswerSnapshot] = []
+
+        def offer() -> None:
+            if due.is_set():
+                due.clear()
+                taken_snapshot[:] = [AnswerSnapshot.of(turn)]
+                taken.set()
+
+        def checkpoints() -> None:
+            while not stop.wait(CHECKPOINT_SECONDS):
+                due.set()
+                while not taken.wait(0.05):
+                    if stop.is_set():
+                        return
+                taken.clear()
+                self._write(live, taken_snapshot[0].message(), index=False)
+
+        saver = threading.Thread(target=checkpoints, name="checkpoints", daemon=True)
+        saver.start()
+        try:
+            yield offer
+        finally:
+            stop.set()
+            saver.join()
 
     def finish_turn(self, turn: Turn, stats: GenerationStats) -> None:
         live = self._live.pop(id(turn), None)
         if live is not None:
-            self._save(live, turn, stats)
+            self._write(live, answer_message(turn, stats), index=True)
 
-    def _save(self, live: _Live, turn: Turn, stats: GenerationStats | None) -> None:
+    def _write(self, live: _Live, message: StoredMessage, index: bool) -> None:
         try:
-            self.store.update_message(live.answer_id, answer_message(turn, stats))
+            self.store.update_message(live.answer_id, message, index)
         except (sqlite3.Error, StoreError, OSError) as exc:
             self._failed(exc)
 

@@ -60,7 +60,9 @@ class SessionStore:
             except Unreadable as again:
                 raise StoreError(f"Cannot start a fresh session store at {path}: {again}") \
                     from None
-        return cls(conn, path, notice)
+        store = cls(conn, path, notice)
+        store.index_interrupted()
+        return store
 
     def close(self) -> None:
         with self._lock:
@@ -137,8 +139,10 @@ class SessionStore:
         with self._write() as db:
             return _insert_messages(db, session_id, messages)
 
-    def update_message(self, message_id: int, message: StoredMessage) -> None:
-        """Replace a message's content (an answer's checkpoint or its final text)."""
+    def update_message(self, message_id: int, message: StoredMessage,
+                       index: bool = True) -> None:
+        """Replace a message's content: a streaming answer's checkpoint (`index` False: its
+        texts are indexed for search once, when it ends) or its final text."""
         with self._write() as db:
             row = db.execute(
                 "UPDATE messages SET raw = ?, thinking = ?, reflections = ?, output = ?, "
@@ -147,9 +151,23 @@ class SessionStore:
             ).fetchone()
             if row is None:
                 return  # deleted meanwhile (the session, by the user or another process)
-            db.execute("DELETE FROM texts WHERE message_id = ?", (message_id,))
-            index_texts(db, message_id, message)
+            if index:
+                db.execute("DELETE FROM texts WHERE message_id = ?", (message_id,))
+                index_texts(db, message_id, message)
             _touch(db, row[0], time.time())
+
+    def index_interrupted(self) -> int:
+        """Index the answers a killed process left unfinished (checkpoints are not indexed),
+        so their text can be searched; how many there were."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, role, raw, thinking, reflections, output, tag_format, prefilled, "
+                "finish_reason, stats, created, seq FROM messages m "
+                "WHERE m.role = 'assistant' AND m.finish_reason = 'interrupted' "
+                "AND NOT EXISTS (SELECT 1 FROM texts t WHERE t.message_id = m.id)").fetchall()
+            for row in rows:
+                index_texts(db, row[0], message_from_row(row[1:]))
+        return len(rows)
 
     def delete_last_turn(self, session_id: int) -> None:
         """Remove the last prompt and what follows it (an answer being regenerated)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from reflectchat.chat.conversation import Conversation, Turn
@@ -27,6 +28,36 @@ def answer_message(turn: Turn, stats: GenerationStats | None = None) -> StoredMe
         "assistant", answer.raw, answer.thinking.strip(), [r.strip() for r in answer.reflections],
         answer.output.strip(), turn.tag_format.value, turn.prefilled, finish, data,
     )
+
+
+@dataclass(frozen=True)
+class AnswerSnapshot:
+    """A streaming answer as it stood between two events: references only, so the streaming
+    thread takes it in microseconds, and another thread turns it into a stored message."""
+
+    raw: str
+    thinking: str
+    reflections: tuple[str, ...]
+    output: str
+    tag_format: str
+    prefilled: bool
+    facts: ChannelFacts
+
+    @classmethod
+    def of(cls, turn: Turn) -> AnswerSnapshot:
+        answer = turn.answer
+        return cls(answer.raw, answer.thinking, tuple(answer.reflections), answer.output,
+                   turn.tag_format.value, turn.prefilled, answer.facts.snapshot())
+
+    def message(self) -> StoredMessage:
+        """As it is stored while it streams (interrupted, should the process die)."""
+        data: dict[str, Any] = self.facts.to_dict()
+        data["reasoning_tokens"] = self.facts.reasoning_tokens
+        return StoredMessage(
+            "assistant", self.raw, self.thinking.strip(), [r.strip() for r in self.reflections],
+            self.output.strip(), self.tag_format, self.prefilled,
+            FinishReason.INTERRUPTED.value, data,
+        )
 
 
 _NUMBERS = {"prompt_tokens": int, "completion_tokens": int, "prompt_evaluated": int,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from reflectchat.chat.conversation import Turn
-from reflectchat.engine.base import GenerationStats
+from reflectchat.engine.base import Backend, GenerationStats
 from reflectchat.reflection.events import ChannelEvent
 from reflectchat.reflection.facts import ChannelFacts
 
@@ -40,7 +40,18 @@ class LoadProgress(Message):
 
 @dataclass
 class LoadFinished(Message):
-    error: str | None  # None: the engine is ready
+    """A load ended: the engine it made, or why it failed (the worker never assigns the app's
+    engine itself: only the UI thread does, here)."""
+
+    engine: Backend | None
+    error: str | None = None
+
+
+@dataclass
+class TurnSaved(Message):
+    """A prompt was committed to the store (in this session; None: the store failed)."""
+
+    session_id: int | None
 
 
 @dataclass

@@ -76,22 +76,22 @@ class ModelSwitchingPart(App[None]):
         try:
             engine = self._make_engine(choice, progress, self.runtime)
         except EngineError as exc:
-            self.post_message(LoadFinished(str(exc)))
+            self.post_message(LoadFinished(None, str(exc)))
             return
-        self.engine = engine
-        self.post_message(LoadFinished(None))
+        self.post_message(LoadFinished(engine))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         if self.engine is None:
             self._status_bar.loading(self.choice.label, message.fraction)
 
     def on_load_finished(self, message: LoadFinished) -> None:
-        if message.error:
+        engine = message.engine
+        if engine is None:
             self._status_bar.message(f"Could not load {self.choice.label}: {message.error}")
-            self.notify(message.error, title="Model not loaded", severity="error", timeout=15)
+            self.notify(message.error or "", title="Model not loaded", severity="error",
+                        timeout=15)
             return
-        engine = self.engine
-        assert engine is not None
+        self.engine = engine
         self.choice = settled_choice(self.choice, engine)
         if engine.load_note:
             self.notify(engine.load_note, title=f"Loaded {self.choice.label}",

@@ -21,7 +21,7 @@ from reflectchat.models.loading import measure_answer
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.answer_worker import stream_answer
-from reflectchat.ui.messages import ContextTrimmed, StreamFinished
+from reflectchat.ui.messages import ContextTrimmed, StreamFinished, TurnSaved
 from reflectchat.ui.pane_text import PaneText
 from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
@@ -83,13 +83,6 @@ class AnsweringPart(App[None]):
         self._live = turn
         self._cancel = threading.Event()
         self._tab_chosen = False
-        if self.recorder is not None:
-            sidebar = self.query_one(SessionsSidebar)
-            new_session = self.recorder.session_id is None
-            self.recorder.start_turn(turn)
-            if new_session:
-                sidebar.current = self.recorder.session_id
-            sidebar.reload()
         conversation = self.query_one(ConversationList)
         await conversation.append(TurnItem(turn))
         conversation.follow()
@@ -106,6 +99,9 @@ class AnsweringPart(App[None]):
     def _generate(self, engine: Backend, turn: Turn, sampling: Sampling,
                   messages: list[ChatMessage], cancel: threading.Event,
                   recorder: SessionRecorder | None) -> None:
+        if recorder is not None:  # the prompt is committed here, off the UI thread
+            recorder.start_turn(turn)
+            self.post_message(TurnSaved(recorder.session_id))
         n_ctx = engine.n_ctx
         try:
             messages, dropped = fit_context(messages, engine.count_tokens,
@@ -115,8 +111,15 @@ class AnsweringPart(App[None]):
         if dropped:
             kept = sum(m.role == "assistant" for m in messages)
             self.post_message(ContextTrimmed(dropped, kept, n_ctx))
-        stream_answer(self.post_message,
-                      AnswerRun(engine, turn, messages, sampling, cancel, recorder))
+        run = AnswerRun(engine, turn, messages, sampling, cancel, recorder)
+        stream_answer(self.post_message, run)
+        measure_answer(engine, run.stats)  # this machine's speed, recorded off the UI thread
+
+    def on_turn_saved(self, message: TurnSaved) -> None:
+        sidebar = self.query_one(SessionsSidebar)
+        if message.session_id is not None:
+            sidebar.current = message.session_id
+        sidebar.reload()
 
     def on_context_trimmed(self, message: ContextTrimmed) -> None:
         turns = "turn" if message.dropped == 1 else f"{message.dropped} turns"
@@ -129,8 +132,6 @@ class AnsweringPart(App[None]):
     def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats
         turn.stats = stats
-        if self.engine is not None:
-            measure_answer(self.engine, stats)
         if self._live is turn:
             self._live = None
         self.refresh_bindings()

@@ -243,3 +243,27 @@ def test_a_session_starts_with_its_first_messages_or_not_at_all(tmp_path):
                                              StoredMessage("system", "not a chat role")])
     assert [s.title for s in store.sessions()] == ["Hello"]  # no empty session left behind
     store.close()
+
+
+def test_checkpoints_are_indexed_once_when_the_answer_ends_or_after_a_crash(tmp_path):
+    """A streaming answer's checkpoints skip the search index (rebuilding it every half second
+    cost the token loop); the final text is indexed, and an answer a killed process left
+    unfinished is indexed when the store is next opened."""
+    store = SessionStore.open(tmp_path / "s.db")
+    sid = store.start_session("t", META, [])[0]
+    _, finished = store.add_messages(sid, [StoredMessage("user", "q"),
+                                           StoredMessage("assistant", "", finish_reason="x")])
+    _, killed = store.add_messages(sid, [StoredMessage("user", "q2"), StoredMessage(
+        "assistant", "", finish_reason="interrupted")])
+    store.update_message(finished, answer("streaming words", [], ""), index=False)
+    store.update_message(killed, StoredMessage("assistant", "half", "halfway thoughts",
+                                               finish_reason="interrupted"), index=False)
+    assert store.search("streaming") == [] and store.search("halfway") == []
+    store.update_message(finished, answer("finished words", [], ""))
+    assert len(store.search("finished")) == 1 and store.search("streaming") == []
+    store.close()
+    reopened = SessionStore.open(tmp_path / "s.db")
+    [hit] = reopened.search("halfway")
+    assert (hit.session_id, hit.channel) == (sid, "thinking")
+    assert reopened.index_interrupted() == 0  # indexed once, not at every open
+    assert len(reopened.search("halfway")) == 1
