@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.gguf_header import HeaderError, NeedMore, parse
-from reflectchat.engine.remote import MAX_SSE_LINE, _chunk, _event_data, _Malformed
+from reflectchat.engine.remote import MAX_SSE_LINE, _chunk, _delta, _event_data, _Malformed
 from reflectchat.paths import store_file
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.transfer import TransferError, import_session
@@ -36,13 +36,15 @@ SSE_PIECES = st.sampled_from(["data: ", "data:", "\n", "\r\n", "\r", "event: x\n
 def test_any_event_stream_gives_events_or_a_malformed_error(text):
     response = httpx.Response(200, content=text.encode("utf-8", "surrogatepass"),
                               headers={"content-type": "text/event-stream"})
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    sent = {line[5:].removeprefix(" ") for line in lines if line.startswith("data:")}
     try:
         for data in _event_data(response, ENDPOINT):
-            assert len(data) <= len(text)
+            assert set(data.split("\n")) <= sent  # only what data lines carried
             with contextlib.suppress(_Malformed):
-                _chunk(data, ENDPOINT)
-    except _Malformed:
-        pass
+                _delta(_chunk(data, ENDPOINT), ENDPOINT)  # a delta, or one sentence
+    except _Malformed as exc:
+        assert str(exc).startswith("127.0.0.1:9 ")
 
 
 def test_an_endless_line_is_refused_at_its_cap():

@@ -132,10 +132,14 @@ def test_help_does_not_import_llama_cpp_or_rich():
     assert out.strip() == "[]"
 
 
-def test_demo_model_is_generated_into_the_cache_dir():
-    ask("--demo", "--json", "hi")
-    cached = list(Path(os.environ["XDG_CACHE_HOME"], "reflectchat").glob("demo-*.gguf"))
-    assert len(cached) == 1
+def test_demo_model_is_generated_into_the_cache_dir_once():
+    first = json.loads(ask("--demo", "--json", "hi").stdout)
+    [cached] = Path(os.environ["XDG_CACHE_HOME"], "reflectchat").glob("demo-*.gguf")
+    assert cached.read_bytes()[:4] == b"GGUF"
+    written = cached.stat().st_mtime_ns
+    again = json.loads(ask("--demo", "--json", "hi").stdout)
+    assert cached.stat().st_mtime_ns == written  # reused, not written again
+    assert again["output"] == first["output"] and first["output"]
 
 
 def test_catalog_model_is_found_in_the_hugging_face_cache(make_model):

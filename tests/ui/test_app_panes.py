@@ -16,6 +16,7 @@ from reflectchat.engine.base import FinishReason, Sampling, TagFormat
 from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.raw_view import RawView
+from reflectchat.untrusted import visible
 
 
 def pane_text(app, name: str) -> str:
@@ -84,7 +85,10 @@ async def test_raw_view_shows_the_exact_model_text_with_tags():
         await pilot.press("f5")
         await pilot.pause()
         raw = app.query_one(RawView).text
-        assert "<thinking>" in raw and "<reflection>" in raw and "</output>" in raw
+        model_text = app.conversation.turns[-1].answer.raw
+        assert raw == visible(model_text)  # the whole text, as the model wrote it
+        assert model_text.startswith("<thinking>") and model_text.rstrip().endswith("</output>")
+        assert model_text.count("<reflection>") == model_text.count("</reflection>") >= 1
 
 
 async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(make_model):
