@@ -10,6 +10,7 @@ of one answer (the store indexes such an answer the next time it is opened). A s
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -66,23 +67,21 @@ class SessionRecorder:
         if live is None:
             yield lambda: None
             return
-        due, taken, stop = threading.Event(), threading.Event(), threading.Event()
-        taken_snapshot: list[AnswerSnapshot] = []
+        due, stop = threading.Event(), threading.Event()
+        handed: queue.Queue[AnswerSnapshot | None] = queue.Queue()  # None: the answer ended
 
         def offer() -> None:
             if due.is_set():
                 due.clear()
-                taken_snapshot[:] = [AnswerSnapshot.of(turn)]
-                taken.set()
+                handed.put(AnswerSnapshot.of(turn))
 
         def checkpoints() -> None:
             while not stop.wait(CHECKPOINT_SECONDS):
                 due.set()
-                while not taken.wait(0.05):
-                    if stop.is_set():
-                        return
-                taken.clear()
-                self._write(live, taken_snapshot[0].message(), index=False)
+                snapshot = handed.get()
+                if snapshot is None:
+                    return
+                self._write(live, snapshot.message(), index=False)
 
         saver = threading.Thread(target=checkpoints, name="checkpoints", daemon=True)
         saver.start()
@@ -90,6 +89,7 @@ class SessionRecorder:
             yield offer
         finally:
             stop.set()
+            handed.put(None)
             saver.join()
 
     def finish_turn(self, turn: Turn, stats: GenerationStats) -> None:

@@ -158,13 +158,14 @@ class SessionStore:
 
     def index_interrupted(self) -> int:
         """Index the answers a killed process left unfinished (checkpoints are not indexed),
-        so their text can be searched; how many there were."""
+        so their text can be searched; how many there were. Every open asks, so the usual
+        answer, none, costs one read and no write transaction."""
+        with self._lock:
+            (any_left,) = self._conn.execute(f"SELECT EXISTS ({_UNINDEXED})").fetchone()
+        if not any_left:
+            return 0
         with self._write() as db:
-            rows = db.execute(
-                "SELECT id, role, raw, thinking, reflections, output, tag_format, prefilled, "
-                "finish_reason, stats, created, seq FROM messages m "
-                "WHERE m.role = 'assistant' AND m.finish_reason = 'interrupted' "
-                "AND NOT EXISTS (SELECT 1 FROM texts t WHERE t.message_id = m.id)").fetchall()
+            rows = db.execute(_UNINDEXED).fetchall()
             for row in rows:
                 index_texts(db, row[0], message_from_row(row[1:]))
         return len(rows)
@@ -191,6 +192,15 @@ class SessionStore:
         """Texts matching every word of `text`, most recently saved first (`search.py`)."""
         with self._lock:
             return search(self._conn, text, channels, limit, corrected)
+
+
+# answers a killed process left streaming: saved (checkpoints) but never indexed for search
+_UNINDEXED = (
+    "SELECT id, role, raw, thinking, reflections, output, tag_format, prefilled, "
+    "finish_reason, stats, created, seq FROM messages m "
+    "WHERE m.role = 'assistant' AND m.finish_reason = 'interrupted' "
+    "AND NOT EXISTS (SELECT 1 FROM texts t WHERE t.message_id = m.id)"
+)
 
 
 # -- writing ----------------------------------------------------------------------------------

@@ -19,15 +19,7 @@ def user_message(turn: Turn) -> StoredMessage:
 def answer_message(turn: Turn, stats: GenerationStats | None = None) -> StoredMessage:
     """The turn's answer as it stands; without `stats` it is still streaming (interrupted,
     should the process die before it finishes)."""
-    answer = turn.answer
-    finish = stats.finish_reason.value if stats else FinishReason.INTERRUPTED.value
-    data: dict[str, Any] = stats.to_dict() if stats else {}
-    data.update(answer.facts.to_dict())
-    data["reasoning_tokens"] = answer.reasoning_tokens
-    return StoredMessage(
-        "assistant", answer.raw, answer.thinking.strip(), [r.strip() for r in answer.reflections],
-        answer.output.strip(), turn.tag_format.value, turn.prefilled, finish, data,
-    )
+    return AnswerSnapshot.of(turn).message(stats)
 
 
 @dataclass(frozen=True)
@@ -49,14 +41,16 @@ class AnswerSnapshot:
         return cls(answer.raw, answer.thinking, tuple(answer.reflections), answer.output,
                    turn.tag_format.value, turn.prefilled, answer.facts.snapshot())
 
-    def message(self) -> StoredMessage:
-        """As it is stored while it streams (interrupted, should the process die)."""
-        data: dict[str, Any] = self.facts.to_dict()
+    def message(self, stats: GenerationStats | None = None) -> StoredMessage:
+        """As it is stored: with the answer's `stats` once it ended; without, still streaming
+        (interrupted, should the process die)."""
+        finish = stats.finish_reason.value if stats else FinishReason.INTERRUPTED.value
+        data: dict[str, Any] = stats.to_dict() if stats else {}
+        data.update(self.facts.to_dict())
         data["reasoning_tokens"] = self.facts.reasoning_tokens
         return StoredMessage(
             "assistant", self.raw, self.thinking.strip(), [r.strip() for r in self.reflections],
-            self.output.strip(), self.tag_format, self.prefilled,
-            FinishReason.INTERRUPTED.value, data,
+            self.output.strip(), self.tag_format, self.prefilled, finish, data,
         )
 
 
