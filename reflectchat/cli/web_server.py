@@ -72,10 +72,13 @@ class GuardedServer(Server):
         shown = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{shown}:{self.port}/?token={self.token}"
 
-    def refuse(self, request: web.Request, why: str) -> web.HTTPForbidden:
-        print(f"refused {request.method} {request.path} from {request.remote}: {why}",
+    def refuse(self, request: web.Request, why: str,
+               answer: type[web.HTTPError] = web.HTTPForbidden) -> web.HTTPError:
+        """The refusal to raise, its one line logged (the token left out of the path)."""
+        path = request.path.replace(self.token, "TOKEN")
+        print(f"refused {request.method} {path} from {request.remote}: {why}",
               file=sys.stderr, flush=True)
-        return web.HTTPForbidden(text=f"reflectchat refused this request: {why}\n")
+        return answer(text=f"reflectchat refused this request: {why}\n")
 
     def check(self, request: web.Request, token: str) -> None:
         """Raise the refusal for a request with a wrong token, host or origin."""
@@ -114,11 +117,8 @@ class GuardedServer(Server):
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         self.check(request, request.match_info.get("token", ""))
         if self.connections >= MAX_CONNECTIONS:
-            print(f"refused {request.path} from {request.remote}: already "
-                  f"{MAX_CONNECTIONS} connections (each runs its own app)",
-                  file=sys.stderr, flush=True)
-            raise web.HTTPServiceUnavailable(
-                text=f"reflectchat serves at most {MAX_CONNECTIONS} browser tabs at once\n")
+            raise self.refuse(request, f"already {MAX_CONNECTIONS} connections (each browser "
+                                       "tab runs its own app)", web.HTTPServiceUnavailable)
         self.connections += 1
         try:
             return await self.serve_app(request)

@@ -20,6 +20,7 @@ Gemma 3 270M Q4_K_M segfaulted on our earlier Xeon). So they are on unless the C
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -92,19 +93,21 @@ def default_threads(cpus: set[int] | None = None, sysfs: Path = SYSFS_CPU,
     return ThreadCounts(physical, logical, f"{why} available to this process")
 
 
-def cpu_flags(cpuinfo: Path = CPUINFO) -> set[str]:
+@functools.cache
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     """The CPU's feature flags as Linux lists them ("flags" on x86, "Features" on ARM); on a
-    Mac with Apple Silicon, the ARM features every M-series chip has; else none."""
+    Mac with Apple Silicon, the ARM features every M-series chip has; else none. Read once:
+    every memory plan asks, and the CPU does not change while we run."""
     try:
         with cpuinfo.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 if line.startswith(("flags", "Features")):
-                    return set(line.partition(":")[2].split())
+                    return frozenset(line.partition(":")[2].split())
     except OSError:
         pass
     if sys.platform == "darwin" and platform.machine() == "arm64":
-        return {"asimddp"}
-    return set()
+        return frozenset({"asimddp"})
+    return frozenset()
 
 
 def has_amx(cpuinfo: Path = CPUINFO) -> bool:

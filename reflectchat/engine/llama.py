@@ -16,11 +16,17 @@ from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 
-from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
+from reflectchat.engine.base import (
+    KV_TYPES,
+    ChatMessage,
+    FinishReason,
+    GenerationStats,
+    Sampling,
+)
 from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
-from reflectchat.engine.llama_cpp_api import KV_CACHE_TYPES, LoadedModel, supports_gpu_offload
+from reflectchat.engine.llama_cpp_api import LoadedModel, supports_gpu_offload
 from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
@@ -49,9 +55,9 @@ class EngineSettings:
 
     def check(self) -> None:
         for name in (self.type_k, self.type_v):
-            if name not in KV_CACHE_TYPES:
+            if name not in KV_TYPES:
                 raise EngineError(f"Unknown KV cache type '{name}'; choose one of "
-                                  f"{', '.join(KV_CACHE_TYPES)}")
+                                  f"{', '.join(KV_TYPES)}")
         if self.type_v not in _UNQUANTIZED and not self.flash_attn:
             raise EngineError(f"A quantized V cache ({self.type_v}) needs flash attention; "
                               "turn flash attention on or keep the V cache at f16")
@@ -85,19 +91,13 @@ class LlamaEngine:
         self.repack = repack_default() if s.repack is None else s.repack
         aborted = threading.Event()
 
-        def report(value: float) -> bool:
-            keep_going = bool(progress(value)) if progress is not None else True
-            if not keep_going:
-                aborted.set()
-            return keep_going
-
         try:
             # verbose=False would have llama-cpp-python point file descriptors 1 and 2 at
             # /dev/null for the whole load: an app painting the terminal meanwhile loses its
             # frames (the panes stayed blank until a resize). Its own prints go to a buffer.
             with redirect_stderr(io.StringIO()):
                 self.model = LoadedModel.load(
-                    str(self.path), progress=report if progress is not None else None,
+                    str(self.path), progress=_noting_abort(progress, aborted),
                     repack=self.repack, n_gpu_layers=s.n_gpu_layers, n_ctx=s.n_ctx,
                     n_batch=s.n_batch, flash_attn=s.flash_attn, type_k=s.type_k,
                     type_v=s.type_v, tensor_split=s.tensor_split, n_threads=self.threads[0],
@@ -161,6 +161,21 @@ class LlamaEngine:
 
     def close(self) -> None:
         self.model.close()
+
+
+def _noting_abort(progress: Callable[[float], bool] | None,
+                  aborted: threading.Event) -> Callable[[float], bool] | None:
+    """`progress`, noting in `aborted` when it asks the load to stop."""
+    if progress is None:
+        return None
+
+    def report(value: float) -> bool:
+        keep_going = bool(progress(value))
+        if not keep_going:
+            aborted.set()
+        return keep_going
+
+    return report
 
 
 class LlamaGeneration:

@@ -63,8 +63,12 @@ def check_installed() -> None:
     fields = {name for name, _ in low_level.llama_model_params._fields_}
     missing += [f"llama_model_params.{p}" for p in _NEEDED_PARAMS if p not in fields]
     if missing:
-        raise EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
-                          f"{', '.join(missing)}, which reflectchat needs; install {SUPPORTED}")
+        raise _lacking(missing)
+
+
+def _lacking(missing: list[str]) -> EngineError:
+    return EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
+                       f"{', '.join(missing)}, which reflectchat needs; install {SUPPORTED}")
 
 
 def supports_gpu_offload() -> bool:
@@ -232,9 +236,7 @@ class LoadedModel:
         missing = [f"Llama.{a}" for a in _NEEDED_ATTRIBUTES if not hasattr(llm, a)]
         if missing:
             llm.close()
-            raise EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
-                              f"{', '.join(missing)}, which reflectchat needs; install "
-                              f"{SUPPORTED}")
+            raise _lacking(missing)
         self.llama = llm  # the library's own object, for benchmarks against it
         self.vocab = Vocab(llm)
 

@@ -50,7 +50,6 @@ class Scorer:
     def __init__(self, engine: LlamaEngine) -> None:
         self.engine = engine
         self._loaded = engine.model
-        self.n_vocab = self._loaded.vocab.size
         self.tokens_evaluated = 0  # every token decoded, prefixes included
 
     def text_tokens(self, text: str) -> list[int]:

@@ -66,11 +66,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-    def _send(self, data: object) -> None:
-        text = data if isinstance(data, str) else json.dumps(data)
-        payload = f"data: {text}\n\n".encode()
+    def _write_chunk(self, payload: bytes) -> None:
+        """One HTTP/1.1 chunk (OSError once the client has left)."""
         self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
         self.wfile.flush()
+
+    def _send(self, data: object) -> None:
+        text = data if isinstance(data, str) else json.dumps(data)
+        self._write_chunk(f"data: {text}\n\n".encode())
 
     def _end(self) -> None:
         self._send("[DONE]")
@@ -107,8 +110,7 @@ class Handler(BaseHTTPRequestHandler):
         line = b"data: " + b"x" * 2**20 + b"\n"
         for _ in range(16):
             try:
-                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
-                self.wfile.flush()
+                self._write_chunk(line)
             except OSError:
                 break
         self.close_connection = True
@@ -220,8 +222,7 @@ class Handler(BaseHTTPRequestHandler):
         piece = b"data: " + b"x" * (256 * 1024)
         for _ in range(64):
             try:
-                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                self.wfile.flush()
+                self._write_chunk(piece)
             except OSError:
                 break
             piece = b"x" * (256 * 1024)

@@ -25,10 +25,11 @@ SAMPLING_FIELDS: list[Field] = [
     (name, _LABELS[name], int if whole else float, low, high, name in ("max_tokens", "seed"))
     for name, (whole, low, high) in SAMPLING_LIMITS.items()
 ]
+_THREADS = default_threads()
 RUNTIME_FIELDS: list[Field] = [
     ("n_ctx", "Context tokens (empty: the default)", int, 256, 1 << 20, True),
-    ("n_threads", f"CPU threads (empty: {default_threads().decode} for answers, "
-                  f"{default_threads().batch} for prompts)", int, 1, 1024, True),
+    ("n_threads", f"CPU threads (empty: {_THREADS.decode} for answers, "
+                  f"{_THREADS.batch} for prompts)", int, 1, 1024, True),
     ("gpu_layers", "GPU layers (-1: all; empty: as many as fit)", int, -1, 10_000, True),
 ]
 
