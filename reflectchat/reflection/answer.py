@@ -13,16 +13,24 @@ from reflectchat.reflection.parser import parse_whole
 
 @dataclass
 class Answer:
-    """Thinking (reflections removed), each reflection, output, and the exact raw model text."""
+    """Thinking (reflections removed), each reflection, output, and the exact raw model text.
+
+    `marks` says where in the thinking each reflection came (an offset into `thinking`): the
+    panes put a marker there, and what it corrected is read around it. This is the one fold of
+    channel events into text; the panes and the corrections are read from it."""
 
     thinking: str = ""
     reflections: list[str] = field(default_factory=list)
     output: str = ""
     raw: str = ""
     facts: ChannelFacts = field(default_factory=ChannelFacts)  # tokens and time per channel
+    marks: list[int] = field(default_factory=list)
     _section_starts: dict[Channel, bool] = field(
         default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
     )
+    # For each mark, how much output there was when it came: a reflection made in what later
+    # turns out to be thinking (RECLASSIFY) keeps its place in that text.
+    _output_at_mark: list[int] = field(default_factory=list, repr=False)
 
     @property
     def reasoning_tokens(self) -> int:
@@ -36,6 +44,10 @@ class Answer:
 
     def apply(self, event: ChannelEvent) -> None:
         if event.kind is EventKind.RECLASSIFY:  # the output so far was thinking
+            start = len(self.thinking) + 2 * bool(self.thinking and self.output)
+            self.marks = [start + out if out else mark
+                          for mark, out in zip(self.marks, self._output_at_mark, strict=True)]
+            self._output_at_mark = [0] * len(self.marks)
             self.thinking = "\n\n".join(t for t in (self.thinking, self.output) if t)
             self.output = ""
             self.facts.output_was_thinking()
@@ -43,6 +55,8 @@ class Answer:
         elif event.channel is Channel.REFLECTION:
             if event.kind is EventKind.OPEN:
                 self.reflections.append("")
+                self.marks.append(len(self.thinking))
+                self._output_at_mark.append(len(self.output))
             elif event.kind is EventKind.TEXT:
                 self.reflections[-1] += event.text
         elif event.kind is EventKind.TEXT:

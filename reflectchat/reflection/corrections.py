@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 
 from reflectchat.engine.base import TagFormat
-from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
-from reflectchat.reflection.parser import parse_whole
+from reflectchat.reflection.answer import Answer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*]|\d+[.)])\s)")
 _LIST_NUMBER = re.compile(r"(?:^|\n)\s*\d+[.)]$")  # "1." opens a list item, it ends nothing
@@ -44,37 +43,17 @@ def _clip(sentence: str) -> str:
     return sentence if len(sentence) <= MAX_SENTENCE else sentence[:MAX_SENTENCE - 1] + "…"
 
 
-def corrections_from_events(events: list[ChannelEvent]) -> list[Correction]:
-    thinking = output = ""
-    marks: list[int] = []  # where in the thinking each reflection began
-    texts: list[str] = []
-    channel_of_output = Channel.OUTPUT
-    for event in events:
-        if event.kind is EventKind.RECLASSIFY:  # the output so far was thinking
-            thinking, output = thinking + output, ""
-        elif event.channel is Channel.REFLECTION:
-            if event.kind is EventKind.OPEN:
-                marks.append(len(thinking))
-                texts.append("")
-                thinking += "\n\n"  # the reflection ends the sentence before it
-            elif event.kind is EventKind.TEXT and texts:
-                texts[-1] += event.text
-        elif event.kind is EventKind.TEXT:
-            if event.channel is channel_of_output:
-                output += event.text
-            else:
-                thinking += event.text
-        elif event.kind is EventKind.OPEN and event.channel is Channel.THINKING and thinking:
-            thinking += "\n\n"
+def corrections_of(answer: Answer) -> list[Correction]:
+    """Each reflection of `answer`, with the claim before its mark and the one after."""
     found = []
-    for n, (mark, text) in enumerate(zip(marks, texts, strict=True), 1):
-        before = sentences(thinking[:mark])
-        after = sentences(thinking[mark:]) or sentences(output)
+    for n, (mark, text) in enumerate(zip(answer.marks, answer.reflections, strict=True), 1):
+        before = sentences(answer.thinking[:mark])
+        after = sentences(answer.thinking[mark:]) or sentences(answer.output)
         found.append(Correction(n, text.strip(), _clip(before[-1]) if before else "",
                                 _clip(after[0]) if after else ""))
     return found
 
 
 def corrections(raw: str, tag_format: TagFormat, prefilled: bool = False) -> list[Correction]:
-    """Each reflection of a whole answer, with the claim before it and the one after."""
-    return corrections_from_events(parse_whole(raw, tag_format, prefilled))
+    """Each reflection of a whole stored answer, read from its raw model text."""
+    return corrections_of(Answer.from_raw(raw, tag_format, prefilled))

@@ -1,61 +1,57 @@
 """The Textual app: the conversation, and the thinking | reflection | output panes of the turn
-in view, fed by a worker thread that posts batched channel events.
+in view, fed by a worker thread that posts batched pane text to the answer view.
 
-The app is put together from parts, one module each: `layout.py` (columns, tabs, toggles),
-`pane_feed.py` (drawing and streaming into the panes), `turns.py` (a prompt to a finished
-answer), `model_switching.py` (loads, the model picker, downloads) and `session_actions.py`
-(history). This module holds what ties them: start-up, themes, viewing turns, copy, export,
-settings, help and quitting."""
+The widgets own what they draw: `Columns` (sessions, chat and the answer; side by side or under
+tabs), `AnswerView` (the panes of every turn seen, streaming), `StatusBar` (bound to the app's
+`status` and `activity`). The app's parts, each built on `ChatAppBase` alone: `turns.py` (a
+prompt to a finished answer), `model_switching.py` (loads, the model picker, downloads) and
+`session_actions.py` (history). This module holds what ties them: start-up, themes, the pane
+toggles, links, viewing turns, copy, export, settings, help, the command palette and quitting."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from textual import events
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.notifications import SeverityLevel
-from textual.widgets import Footer, Input, ListView, Tab, Tabs, TextArea
+from textual.screen import Screen
+from textual.widgets import Footer, Input, ListView, Markdown, TextArea
 
-from reflectchat.chat.conversation import Conversation, Turn
+from reflectchat.chat.conversation import Conversation
 from reflectchat.chat.transcript import conversation_markdown
-from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig
-from reflectchat.engine.base import Backend, Runtime
+from reflectchat.config import DEFAULT_THEME, ConfigFile
+from reflectchat.engine.base import Runtime
 from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir, user_themes_dir
+from reflectchat.reflection.events import Channel
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
+from reflectchat.ui.chat_app_base import EngineFactory
 from reflectchat.ui.clipboard import clean, copy_elsewhere, sent_by_osc52, tmux_drops_osc52
-from reflectchat.ui.commands import ReflectChatCommands
-from reflectchat.ui.layout import COLUMNS, NARROW_BELOW, TAB_LABELS, LayoutPart
-from reflectchat.ui.model_switching import EngineFactory, ModelSwitchingPart
-from reflectchat.ui.pane_feed import PaneFeedPart
-from reflectchat.ui.pane_text import PaneText
+from reflectchat.ui.model_switching import ModelSwitchingPart
+from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.screens.tune_screen import TuneScreen
 from reflectchat.ui.session_actions import SessionActionsPart
 from reflectchat.ui.themes import load_themes
 from reflectchat.ui.turns import AnsweringPart
-from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
-from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
+from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
+from reflectchat.ui.widgets.channel_pane import literal_markdown
+from reflectchat.ui.widgets.columns import Columns, visible_columns
+from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
-from reflectchat.ui.widgets.raw_view import RawView
-from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
-from reflectchat.ui.widgets.status_bar import Status, StatusBar
-from reflectchat.untrusted import visible
+from reflectchat.ui.widgets.status_bar import StatusBar
 
 
-class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionActionsPart,
-                     LayoutPart):
+class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "reflectchat"
-    COMMANDS = App.COMMANDS | {ReflectChatCommands}
     BINDINGS = bindings.BINDINGS
 
     def __init__(
@@ -73,44 +69,14 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
         """`store` keeps the sessions (None: history is off, `store_problem` says why);
         `session_id` is the stored session `conversation` continues; `runtime` is how the
         model runs (F8 changes it)."""
-        super().__init__()
-        self.choice = choice
-        self.runtime = runtime or Runtime()
-        self._make_engine = make_engine
-        self._choose = choose
-        self.engine: Backend | None = None
-        self.conversation = conversation or Conversation(choice.system_prompt, choice.sampling)
-        self.config_file = config or ConfigFile()
-        self.ui_config: UIConfig = self.config_file.ui()
-        self._panes: dict[int, PaneText] = {}
-        self._viewed: Turn | None = None
-        self._live: Turn | None = None
-        self._cancel = threading.Event()
-        self._quitting = False
-        self._narrow = False
-        self._active_column = "output"
-        self._tab_chosen = False
-        self._status = Status(model=choice.label, ctx_total=choice.context_length or 0)
+        super().__init__(choice, make_engine, conversation, config, choose, store,
+                         store_problem, session_id, runtime)
         self.file_themes: list[str] = []  # from theme files, offered in the palette
-        self.store = store
-        self._store_problem = store_problem
-        self._store_warned = 0.0
-        self.recorder = self._recorder(session_id)
-        self._init_pane_feed()
-        self._init_model_switching()
 
     def compose(self) -> ComposeResult:
-        yield Tabs(*(Tab(TAB_LABELS[c], id=f"tab-{c}") for c in COLUMNS), id="column-tabs",
-                   active=f"tab-{self._active_column}")
-        with Horizontal(id="columns"):
-            yield SessionsSidebar(self.store, self._store_problem)
-            yield ConversationList()
-            yield ChannelPane("Thinking", id="thinking")
-            yield ChannelPane("Reflection", id="reflection")
-            yield ChannelPane("Output", id="output")
-            yield RawView()
+        yield Columns(self.store, self.store_problem)
         yield PromptInput()
-        yield StatusBar(id="status")
+        yield StatusBar(id="status").data_bind(ReflectChatApp.status, ReflectChatApp.activity)
         yield Footer(compact=True)
 
     async def on_mount(self) -> None:
@@ -121,14 +87,16 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
         if self.store is not None and self.store.notice:
             self.notify(self.store.notice, title="Session history", severity="warning",
                         timeout=20)
-        elif self._store_problem:
-            self.notify(f"{self._store_problem}. This chat will not be saved.",
+        elif self.store_problem:
+            self.notify(f"{self.store_problem}. This chat will not be saved.",
                         title="Session history is off", severity="error", timeout=20)
-        await self._show_conversation()
-        self._narrow = self.size.width < NARROW_BELOW
-        self._apply_layout()
-        self.query_one(PromptInput).focus()
-        self._load(self.choice)
+        self.columns.shown = visible_columns(self.ui_config)
+        view = self.answer_view
+        view.set_reactive(AnswerView.demo, self.choice.is_demo)  # the first view shows it
+        view.raw_shown = self.ui_config.raw_view
+        await self.show_conversation()
+        self.prompt_input.focus()
+        self.load(self.choice)
 
     def _load_themes(self) -> None:
         loaded = load_themes(user_themes_dir())
@@ -147,15 +115,7 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
             self.theme = DEFAULT_THEME
 
     def _theme_changed(self, theme: object) -> None:
-        self._save_config(replace(self.ui_config, theme=self.theme))
-
-    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-               timeout: float | None = None, markup: bool = False) -> None:
-        """Notifications carry text, never markup: a server's error, a path like `a[/x]` or a
-        model's name is shown as it is (control characters visible), and cannot crash the
-        app. (`markup` is accepted for Textual's signature and ignored.)"""
-        super().notify(visible(message), title=visible(title), severity=severity,
-                       timeout=timeout, markup=False)
+        self.save_config(replace(self.ui_config, theme=self.theme))
 
     def on_key(self, event: events.Key) -> None:
         """A printable key pressed outside a text field goes to the prompt: nothing typed is
@@ -165,36 +125,83 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
             return
         if isinstance(self.focused, (TextArea, Input)) or event.key in self.screen.active_bindings:
             return
-        prompt = self.query_one(PromptInput)
+        prompt = self.prompt_input
         prompt.focus()
         prompt.insert(event.character)
         event.stop()
 
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if isinstance(event.text_area, PromptInput):
+            self.answer_view.typed()
+
+    # -- the pane toggles -------------------------------------------------------------------
+
+    def _toggle(self, name: str) -> None:
+        self.save_config(replace(self.ui_config, **{name: not getattr(self.ui_config, name)}))
+
+    def action_toggle_thinking(self) -> None:
+        self._toggle("show_thinking")
+
+    def action_toggle_reflection(self) -> None:
+        self._toggle("show_reflection")
+
+    def action_toggle_output_only(self) -> None:
+        self._toggle("output_only")
+
+    def action_toggle_raw(self) -> None:
+        self._toggle("raw_view")
+
+    def action_toggle_sessions(self) -> None:
+        self._toggle("show_sessions")
+        if self.ui_config.show_sessions:
+            self.columns.bring("sessions")
+            self.call_after_refresh(self.sidebar.focus_list)  # once shown
+        else:
+            self.prompt_input.focus()
+
+    def action_search_sessions(self) -> None:
+        if not self.ui_config.show_sessions:
+            self.action_toggle_sessions()
+        self.sidebar.action_search()
+
+    # -- links in the panes: reflections and their markers, the demo's starters, the web ----
+
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        href = event.href
+        if href.startswith(REFLECTION_LINK):
+            self.go_to_reflection(int(href.removeprefix(REFLECTION_LINK) or 0))
+        elif href.startswith(THINKING_LINK):
+            self.reveal(Channel.THINKING,
+                        f"({REFLECTION_LINK}{href.removeprefix(THINKING_LINK)})")
+        elif href.startswith(STARTER_LINK):
+            self.action_starter(int(href.removeprefix(STARTER_LINK) or 0))
+        elif href.startswith(("https://", "http://")):
+            self.open_url(href)
+
     # -- viewing turns --------------------------------------------------------------------------
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
-        if isinstance(event.item, TurnItem) and event.item.turn is not self._viewed:
-            self.run_worker(self._view(event.item.turn))
-            self._show_column("output")
+        if isinstance(event.item, TurnItem) and event.item.turn is not self.answer_view.viewed:
+            self.run_worker(self.view_turn(event.item.turn))
+            self.columns.bring("output")
 
     def action_select_turn(self, step: int) -> None:
         turns = self.conversation.turns
         if not turns:
             return
-        index = turns.index(self._viewed) if self._viewed in turns else len(turns) - 1
+        viewed = self.answer_view.viewed
+        index = next((i for i, t in enumerate(turns) if t is viewed), len(turns) - 1)
         index = max(0, min(len(turns) - 1, index + step))
-        self._turn_list.index = index
-        self.run_worker(self._view(turns[index]))
-
-    def reflections_in_view(self) -> int:
-        return self._panes[id(self._viewed)].reflections if self._viewed else 0
+        self.turn_list.index = index
+        self.run_worker(self.view_turn(turns[index]))
 
     # -- copy, export, settings, help -----------------------------------------------------
 
     def code_blocks_in_view(self) -> list[str]:
-        if self._viewed is None:
+        viewed = self.answer_view.viewed
+        if viewed is None:
             return []
-        tokens = literal_markdown().parse(self._viewed.answer.output)
+        tokens = literal_markdown().parse(viewed.answer.output)
         return [t.content for t in tokens if t.type == "fence"]
 
     def copy_text(self, text: str, what: str) -> None:
@@ -208,10 +215,11 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
                     timeout=10)
 
     def action_copy_output(self) -> None:
-        if self._viewed is None or not self._viewed.answer.output.strip():
+        viewed = self.answer_view.viewed
+        if viewed is None or not viewed.answer.output.strip():
             self.notify("There is no output to copy yet.", severity="warning")
             return
-        self.copy_text(self._viewed.answer.output.strip(), "the output")
+        self.copy_text(viewed.answer.output.strip(), "the output")
 
     def action_export(self) -> None:
         if not self.conversation.turns:
@@ -240,19 +248,43 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
         self.conversation.system_prompt = settings.system_prompt
         self.conversation.sampling = settings.sampling
         self.conversation.with_reasoning = settings.with_reasoning
-        if self.recorder is not None:
-            self.recorder.update_meta(self._meta())
+        self.save_meta()
         if settings.runtime == self.runtime:
             self.notify("Saved; the next answers use these settings.")
         elif self.choice.endpoint is not None:
             self.notify("Saved. Context, threads and GPU layers are the server's to set.",
                         severity="warning")
-        elif self._live is not None or self._downloading is not None:
+        elif self.live is not None or self.downloading is not None:
             self.runtime = settings.runtime
             self.notify("Saved; the model reloads with them once it is free (Ctrl+L).",
                         severity="warning")
         else:
             self.reload_with(settings.runtime)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P): a command for each key, the commands without one, and
+        what the answer in view offers (its code blocks, its reflections); then theme files and
+        Textual's own commands."""
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            title = bindings.PALETTE.get(binding.action)
+            if title is not None and self.check_action(binding.action, ()) is not False:
+                yield SystemCommand(title, f"{binding.tooltip} ({self.get_key_display(binding)})",
+                                    partial(self.run_action, binding.action))
+        for title, help_text, action in bindings.WITHOUT_KEY:
+            yield SystemCommand(title, help_text, partial(self.run_action, action))
+        for n, block in enumerate(self.code_blocks_in_view(), 1):
+            first = block.strip().splitlines()[0][:40] if block.strip() else ""
+            yield SystemCommand(f"Copy code block {n}", first,
+                                partial(self.copy_text, block, f"code block {n}"))
+        for n in range(1, self.answer_view.reflections_in_view() + 1):
+            yield SystemCommand(f"Go to reflection {n}",
+                                "Show it beside its place in the thinking",
+                                partial(self.go_to_reflection, n))
+        for name in self.file_themes:
+            yield SystemCommand(f"Theme: {name}", "Switch to this theme",
+                                partial(setattr, self, "theme", name))
+        yield from super().get_system_commands(screen)
 
     def key_help(self) -> list[tuple[str, str]]:
         rows = list(bindings.BEFORE)
@@ -269,8 +301,8 @@ class ReflectChatApp(AnsweringPart, PaneFeedPart, ModelSwitchingPart, SessionAct
 
     async def action_quit(self) -> None:
         """Stop generating and loading first: llama.cpp must not run while we close it."""
-        self._quitting = True
-        self._cancel.set()
+        self.quitting = True
+        self.cancel.set()
         await self.workers.wait_for_complete()
         if self.engine is not None:
             self.engine.close()

@@ -1,5 +1,5 @@
 """The app's keys: what each does, shown in the footer, the help screen (F1) and the command
-palette's descriptions."""
+palette, whose commands are made from these (`PALETTE` titles them)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,27 @@ AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search"
          ("any letter", "Typed outside a text field, it goes to the prompt"),
          ("end", "Follow the newest text in a pane (or click the cue)"),
          ("^p", "Command palette: every command, themes, code blocks, reflections")]
+
+# The command palette's title for each key's action, and the commands that have no key.
+PALETTE = {
+    "stop": "Stop the answer",
+    "help": "Help",
+    "toggle_thinking": "Toggle thinking pane",
+    "toggle_reflection": "Toggle reflection pane",
+    "toggle_output_only": "Toggle output only",
+    "toggle_raw": "Toggle raw stream",
+    "toggle_sessions": "Toggle sessions",
+    "regenerate": "Regenerate",
+    "new_chat": "New chat",
+    "copy_output": "Copy output",
+    "switch_model": "Switch model or quant",
+    "free_context": "Free context",
+    "tune": "Tune",
+    "settings": "Settings",
+    "select_turn(-1)": "Earlier turn",
+    "select_turn(1)": "Later turn",
+}
+WITHOUT_KEY = [
+    ("Search sessions", "Find words in every saved session", "search_sessions"),
+    ("Export conversation", "Write the conversation as Markdown", "export"),
+]

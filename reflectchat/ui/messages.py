@@ -9,16 +9,19 @@ from textual.message import Message
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import Backend, GenerationStats
-from reflectchat.reflection.events import ChannelEvent
+from reflectchat.reflection.corrections import Correction
+from reflectchat.reflection.events import Channel
 from reflectchat.reflection.facts import ChannelFacts
 
 
 @dataclass
 class StreamBatch(Message):
-    """Channel events and raw text gathered over one batch interval."""
+    """What one batch interval added to an answer: each pane's new Markdown (or, when
+    `whole`, each pane's Markdown from the start: text moved between panes) and the raw text."""
 
     turn: Turn
-    events: list[ChannelEvent]
+    panes: dict[Channel, str]
+    whole: bool
     raw: str
     prompt_tokens: int
     completion_tokens: int
@@ -29,8 +32,13 @@ class StreamBatch(Message):
 
 @dataclass
 class StreamFinished(Message):
+    """The answer ended: its stats, what each reflection corrected and the panes whole, all
+    read on the worker from the answer it folded."""
+
     turn: Turn
     stats: GenerationStats
+    corrections: list[Correction]
+    panes: dict[Channel, str]
 
 
 @dataclass

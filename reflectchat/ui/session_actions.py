@@ -4,75 +4,30 @@ from the sidebar (or a search hit in it), renaming and deleting, and starting a 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 
-from textual.app import App
-
 from reflectchat.chat.conversation import Conversation, Turn
-from reflectchat.engine.base import Backend
-from reflectchat.models.choice import ModelChoice
 from reflectchat.reflection.events import Channel
-from reflectchat.store.recorder import SessionRecorder
-from reflectchat.store.records import MARK_END, MARK_START, SearchHit, SessionMeta
-from reflectchat.store.session_store import SessionStore, StoreError
+from reflectchat.store.records import MARK_END, MARK_START, SearchHit
+from reflectchat.store.session_store import StoreError
 from reflectchat.store.transfer import model_label
 from reflectchat.store.turns import conversation_from
+from reflectchat.ui.chat_app_base import ChatAppBase
 from reflectchat.ui.messages import StoreProblem
-from reflectchat.ui.pane_text import PaneText
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
-from reflectchat.ui.widgets.conversation_list import ConversationList, TurnItem
-from reflectchat.ui.widgets.prompt_input import PromptInput
+from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
-from reflectchat.ui.widgets.status_bar import Status, StatusBar
 
 STORE_WARNING_EVERY_S = 30.0  # a failing store (full disk) is reported at most this often
 
 
-class SessionActionsPart(App[None]):
-    choice: ModelChoice
-    engine: Backend | None
-    conversation: Conversation
-    store: SessionStore | None
-    recorder: SessionRecorder | None
-    _panes: dict[int, PaneText]
-    _viewed: Turn | None
-    _cancel: threading.Event
-    _status: Status
-    _store_warned: float
-    _view: Callable[[Turn | None], object]  # the pane feed's (a coroutine)
-    _status_for: Callable[[Turn | None], Status]
-    _show_column: Callable[[str], None]
-    _reveal: Callable[[Channel, str | None], None]
-    go_to_reflection: Callable[[int], None]
-    scroll_to_text: Callable[..., None]
-
-    @property
-    def _sidebar(self) -> SessionsSidebar:
-        return self.query_one(SessionsSidebar)
-
-    @property
-    def _turn_list(self) -> ConversationList:
-        return self.query_one(ConversationList)
-
-    def _meta(self) -> SessionMeta:
-        engine = self.engine
-        return SessionMeta(self.choice.model_id, self.choice.quant,
-                           self.conversation.system_prompt, self.conversation.sampling,
-                           engine.gpu_layers if engine else None,
-                           engine.n_ctx if engine else None)
-
-    def _recorder(self, session_id: int | None) -> SessionRecorder | None:
-        if self.store is None:
-            return None
-        return SessionRecorder(self.store, self._meta(), session_id,
-                               on_error=lambda text: self.post_message(StoreProblem(text)))
+class SessionActionsPart(ChatAppBase):
+    _store_warned: float | None = None  # when a failing store was last reported
 
     def on_store_problem(self, message: StoreProblem) -> None:
         now = time.monotonic()
-        if now - self._store_warned > STORE_WARNING_EVERY_S:
+        if self._store_warned is None or now - self._store_warned > STORE_WARNING_EVERY_S:
             self._store_warned = now
             self.notify(f"{message.text}. The chat goes on; saving is retried.",
                         title="Session history", severity="error", timeout=15)
@@ -86,28 +41,30 @@ class SessionActionsPart(App[None]):
     async def _replace_conversation(self, conversation: Conversation,
                                     session_id: int | None) -> None:
         """Show another conversation; an answer still streaming is stopped (and saved)."""
-        self._cancel.set()
+        self.cancel.set()
         self.conversation = conversation
-        self.recorder = self._recorder(session_id)
-        self._panes.clear()
-        await self._turn_list.clear()
-        await self._show_conversation()
-        self._status = replace(self._status, ctx_used=0, tokens_per_second=None,
-                               first_token_s=None, facts=None)
-        if self.engine is not None:
-            self.query_one(StatusBar).show(self._status_for(self._viewed))
+        self.recorder = self.new_recorder(session_id)
+        self.answer_view.forget()
+        await self.turn_list.clear()
+        self.status = replace(self.status, ctx_used=0, tokens_per_second=None,
+                              first_token_s=None, facts=None)
+        await self.show_conversation()
 
-    async def _show_conversation(self) -> None:
+    async def show_conversation(self) -> None:
+        """Fill the chat list and show the last turn (its panes are read when first shown)."""
         turns = self.conversation.turns
-        for turn in turns:
-            self._panes[id(turn)] = PaneText.from_raw(turn.answer.raw, turn.tag_format,
-                                                      turn.prefilled)
-        await self._turn_list.extend(TurnItem(turn) for turn in turns)
-        self._turn_list.follow()
-        await self._view(turns[-1] if turns else None)
-        self._sidebar.current = self.recorder.session_id if self.recorder else None
+        await self.turn_list.extend(TurnItem(turn) for turn in turns)
+        self.turn_list.follow()
+        await self.view_turn(turns[-1] if turns else None)
+        self.sidebar.current = self.recorder.session_id if self.recorder else None
         if self.store is not None:
-            self._sidebar.reload()
+            self.sidebar.reload()
+
+    async def view_turn(self, turn: Turn | None) -> None:
+        """Show `turn`'s panes, and once it is whole its figures in the status bar."""
+        await self.answer_view.show_turn(turn)
+        if turn is None or turn.finished:
+            self.status = self.status_for(turn)
 
     async def on_sessions_sidebar_open(self, event: SessionsSidebar.Open) -> None:
         if self.store is None:
@@ -120,7 +77,7 @@ class SessionActionsPart(App[None]):
             messages = self.store.messages(event.session_id)
         except (StoreError, sqlite3.Error) as exc:
             self.notify(f"Could not open the session: {exc}", severity="error")
-            self._sidebar.reload()
+            self.sidebar.reload()
             return
         if self.recorder is None or event.session_id != self.recorder.session_id:
             conversation = conversation_from(info, messages)
@@ -133,8 +90,8 @@ class SessionActionsPart(App[None]):
             turn_index = sum(m.role == "user" and m.seq <= event.hit.seq for m in messages) - 1
             self._reveal_hit(max(turn_index, 0), event.hit)
         else:
-            self._show_column("output")
-        self.query_one(PromptInput).focus()  # ready to continue the session
+            self.columns.bring("output")
+        self.prompt_input.focus()  # ready to continue the session
 
     def _reveal_hit(self, turn_index: int, hit: SearchHit) -> None:
         """Show the hit's turn and scroll its pane to the matched words."""
@@ -142,21 +99,21 @@ class SessionActionsPart(App[None]):
         if not turns:
             return
         turn_index = min(turn_index, len(turns) - 1)
-        self._turn_list.index = turn_index
+        self.turn_list.index = turn_index
         matched = hit.snippet.partition(MARK_START)[2].partition(MARK_END)[0]
 
         async def show() -> None:
-            await self._view(turns[turn_index])
+            await self.view_turn(turns[turn_index])
             if hit.reflection:
                 self.go_to_reflection(hit.reflection)
             elif hit.channel == "thinking":
-                self._reveal(Channel.THINKING, None)
-                self.scroll_to_text(Channel.THINKING, matched, any_case=True)
+                self.reveal(Channel.THINKING)
+                self.answer_view.scroll_to_text(Channel.THINKING, matched, any_case=True)
             elif hit.channel == "output":
-                self._show_column("output")
-                self.scroll_to_text(Channel.OUTPUT, matched, any_case=True)
+                self.columns.bring("output")
+                self.answer_view.scroll_to_text(Channel.OUTPUT, matched, any_case=True)
             else:
-                self._show_column("conversation")
+                self.columns.bring("conversation")
 
         self.run_worker(show())
 
@@ -168,7 +125,7 @@ class SessionActionsPart(App[None]):
                 self.store.rename(event.info.id, title)
             except (StoreError, sqlite3.Error) as exc:
                 self.notify(f"Could not rename: {exc}", severity="error")
-            self._sidebar.reload()
+            self.sidebar.reload()
 
         self.push_screen(RenameScreen(event.info.title), rename)
 
@@ -184,7 +141,7 @@ class SessionActionsPart(App[None]):
                 self.store.delete(info.id)
             except (StoreError, sqlite3.Error) as exc:
                 self.notify(f"Could not delete: {exc}", severity="error")
-            self._sidebar.reload()
+            self.sidebar.reload()
             self.notify(f"Deleted {info.title!r}.")
 
         turns = (info.messages + 1) // 2

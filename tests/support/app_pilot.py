@@ -75,6 +75,6 @@ async def ask(pilot: Pilot, prompt: str, wait: bool = True) -> None:
 async def finished(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, ReflectChatApp)
-    await wait_for(pilot, lambda: app.conversation.turns[-1].finished and app._live is None,
+    await wait_for(pilot, lambda: app.conversation.turns[-1].finished and app.live is None,
                    what="the answer to finish")
     await pilot.pause(0.1)

@@ -287,13 +287,12 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
             app.query_one("#prompt").insert("x")
             typed += 1
             await pilot.pause(0.02)
-            held = held or any(app._pending.values())
-        panes = app._panes[id(turn)]
+            held = held or app.answer_view.waiting
 
         def every_fragment_shown() -> bool:
-            return not any(app._pending.values()) and all(
+            return not app.answer_view.waiting and all(
                 app.query_one(f"#{c.value}", ChannelPane).document.source == text
-                for c, text in panes.text.items())
+                for c, text in app.answer_view.shown_text(turn).items())
 
         # typing paused: whatever waited is shown, and nothing was lost on the way
         await wait_for(pilot, every_fragment_shown, what="the held fragments to show")
@@ -314,7 +313,7 @@ async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(mak
         await ask(pilot, "go", wait=False)
         await wait_for(pilot, lambda: "The sum is 5." in pane_source(app, "output"),
                        what="the answer after the closing tag")
-        assert app._live is not None  # still streaming: the move happened live
+        assert app.live is not None  # still streaming: the move happened live
         assert pane_source(app, "thinking").startswith("Adding 2 and 3 gives 5.")
         assert not pane_source(app, "output").startswith("Adding")
         await pilot.press("escape")
@@ -410,21 +409,21 @@ async def test_f9_frees_context_earlier_reasoning_first_then_the_oldest_turn():
         app.conversation.with_reasoning = True
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
         await ask(pilot, "Debug this Python code")
-        assert app._status_for(None).ctx_reasoning == \
+        assert app.status_for(None).ctx_reasoning == \
             sum(t.answer.reasoning_tokens for t in app.conversation.turns)
         before = app.engine.count_tokens(app.conversation.messages_for(""))
         await pilot.press("f9")
         await pilot.pause()
-        said = app._notifications
+        said = app.notices
         freed = [n.message for n in said if n.title == "Context freed"]
         assert freed and "the reasoning of 2 earlier answers" in freed[-1]
         assert not app.conversation.with_reasoning
         after = app.engine.count_tokens(app.conversation.messages_for(""))
         assert after < before and f"about {before - after:,} tokens freed" in freed[-1]
-        assert app._status.ctx_used == after and app._status.ctx_reasoning is None
+        assert app.status.ctx_used == after and app.status.ctx_reasoning is None
         await pilot.press("f9")
         await pilot.pause()
-        freed = [n.message for n in app._notifications if n.title == "Context freed"]
+        freed = [n.message for n in app.notices if n.title == "Context freed"]
         assert "the oldest turn (“Solve the equation" in freed[-1]
         sent = app.conversation.messages_for("next")
         assert [m.content for m in sent if m.role == "user"] == ["Debug this Python code",
@@ -432,4 +431,4 @@ async def test_f9_frees_context_earlier_reasoning_first_then_the_oldest_turn():
         assert len(app.conversation.turns) == 2  # still in the chat
         await pilot.press("f9", "f9")
         await pilot.pause()
-        assert any("Nothing earlier is sent back" in n.message for n in app._notifications)
+        assert any("Nothing earlier is sent back" in n.message for n in app.notices)

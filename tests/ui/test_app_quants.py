@@ -85,7 +85,7 @@ async def test_the_picker_shows_each_quants_plan_and_downloads_then_loads_one(hu
         await wait_for(pilot, lambda: app.choice.model_id == "qwq-32b", timeout=60,
                        what="the download and the switch")
         await wait_for(pilot, lambda: app.engine is not None, timeout=60, what="the load")
-        messages = [n.message for n in app._notifications]
+        messages = [n.message for n in app.notices]
         assert any("downloaded and verified; loading it" in m for m in messages)
         await ask(pilot, "Say hi")
         assert app.conversation.turns[-1].answer.output.strip() == "Downloaded answer."
@@ -106,10 +106,10 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
         assert "MiB/s" in str(status.render()) and "Esc cancels" in str(status.render())
         await pilot.press("ctrl+n")  # a new chat does not forget the download
         await pilot.pause()
-        assert app._downloading == "qwq-32b Q4_K_M"
+        assert app.downloading == "qwq-32b Q4_K_M"
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app._downloading is None, timeout=30, what="the cancel")
-        stopped = [n.message for n in app._notifications if n.title == "Download stopped"]
+        await wait_for(pilot, lambda: app.downloading is None, timeout=30, what="the cancel")
+        stopped = [n.message for n in app.notices if n.title == "Download stopped"]
         assert stopped and "cancelled" in stopped[0] and "kept" in stopped[0]
         assert app.choice.model_id == "demo"
 
@@ -157,10 +157,10 @@ async def test_a_full_disk_mid_download_is_a_message_and_the_app_stays(hub):
         await loaded(pilot)
         await open_planned_picker(pilot)
         await choose(pilot, "QwQ 32B", "Q4_K_M")
-        await wait_for(pilot, lambda: app._downloading is None and any(
-            n.title == "Download stopped" for n in app._notifications), timeout=30,
+        await wait_for(pilot, lambda: app.downloading is None and any(
+            n.title == "Download stopped" for n in app.notices), timeout=30,
             what="the download to stop")
-        said = next(n.message for n in app._notifications if n.title == "Download stopped")
+        said = next(n.message for n in app.notices if n.title == "Download stopped")
         assert "No space left on the disk of" in said and "run the same command again" in said
         assert app.is_running and app.choice.model_id == "demo"
         await ask(pilot, "Solve 2x")  # the chat goes on

@@ -16,7 +16,7 @@ async def test_a_real_model_answers_in_the_app_and_stops_on_escape(real_model):
         await loaded(pilot)
         status = str(app.query_one(StatusBar).query_one("#status-text").render())
         assert "gemma template" in status
-        assert any("no chat template; using gemma" in n.message for n in app._notifications)
+        assert any("no chat template; using gemma" in n.message for n in app.notices)
         await ask(pilot, "Write a sentence about the sea.")
         turn = app.conversation.turns[-1]
         assert turn.stats.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)

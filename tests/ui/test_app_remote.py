@@ -33,9 +33,9 @@ async def test_split_out_reasoning_fills_the_panes():
             status = str(app.query_one(StatusBar).query_one("#status-text").render())
             assert "reasoning @ 127.0.0.1" in status and "GPU" not in status
             await ask(pilot, "What is 2 + 3?")
-            panes = app._panes[id(app.conversation.turns[-1])]
-            assert "The user wants a sum." in panes.text[Channel.THINKING]
-            assert "Reflection 1" in panes.text[Channel.REFLECTION]
+            panes = app.answer_view.shown_text(app.conversation.turns[-1])
+            assert "The user wants a sum." in panes[Channel.THINKING]
+            assert "Reflection 1" in panes[Channel.REFLECTION]
             answer = app.conversation.turns[-1].answer
             assert answer.reflections == ["Wait, I added wrong."]
             assert answer.output == "The sum is 5."
@@ -62,7 +62,7 @@ async def test_a_server_error_is_shown():
         async with app.run_test(size=(160, 40)) as pilot:
             await loaded(pilot)
             await ask(pilot, "Hello")
-            errors = [n.message for n in app._notifications if n.title == "Answer failed"]
+            errors = [n.message for n in app.notices if n.title == "Answer failed"]
             assert len(errors) == 1 and "CUDA out of memory" in errors[0]
 
 
@@ -76,6 +76,6 @@ async def test_a_malformed_chunk_keeps_the_app_and_the_partial_answer():
             await ask(pilot, "Hello")
             turn = app.conversation.turns[-1]
             assert turn.answer.raw == "Partial " and turn.answer.output == "Partial"
-            errors = [n.message for n in app._notifications if n.title == "Answer failed"]
+            errors = [n.message for n in app.notices if n.title == "Answer failed"]
             assert len(errors) == 1 and "malformed chunk" in errors[0]
             assert app.is_running

@@ -10,6 +10,7 @@ from textual.widgets import Checkbox, Input, Label
 
 from reflectchat.config import ConfigFile
 from reflectchat.paths import config_file, user_themes_dir
+from reflectchat.ui import bindings
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import SettingsScreen
 
@@ -35,7 +36,7 @@ async def test_user_themes_are_picked_up_and_a_bad_one_is_reported():
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert "mine" in app.file_themes and "broken" not in app.file_themes
-        messages = [n.message for n in app._notifications]
+        messages = [n.message for n in app.notices]
         assert any("broken.toml" in m and "primary = 'not-a-color' is not a color" in m
                    for m in messages), messages
         assert any("'broken' was not found" in m for m in messages)
@@ -49,7 +50,7 @@ async def test_a_corrupt_config_gives_a_warning_and_is_never_overwritten():
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        assert any("config.toml" in n.message for n in app._notifications)
+        assert any("config.toml" in n.message for n in app.notices)
         await pilot.press("f2")
         assert not app.query_one("#thinking").display  # the toggle still works for now
     assert path.read_text() == "[ui\nshow_thinking = maybe\n"
@@ -97,17 +98,19 @@ async def test_help_screen_lists_the_keys_from_the_bindings():
 
 
 async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
-    from reflectchat.ui.commands import ReflectChatCommands
-
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
-        names = [name for name, _, _ in ReflectChatCommands(app.screen)._commands()]
+        names = [c.title for c in app.get_system_commands(app.screen)]
         for wanted in ("Toggle thinking pane", "Toggle reflection pane", "Switch model or quant",
                        "New chat", "Export conversation", "Theme: reflect-paper",
-                       "Go to reflection 1"):
+                       "Go to reflection 1", "Earlier turn", "Keys"):
             assert wanted in names
+        # every key of the app is in the palette, but Quit once (Textual's own)
+        titled = {b.action for b in app.BINDINGS if b.action in bindings.PALETTE}
+        assert titled == {b.action for b in app.BINDINGS} - {"quit"}
+        assert names.count("Quit") == 1
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"toggle thinking")
@@ -128,7 +131,7 @@ async def test_copy_output_and_export_markdown(monkeypatch):
         assert "x = 1/2" in app.clipboard
         app.action_export()
         await pilot.pause()
-        messages = [n.message for n in app._notifications]
+        messages = [n.message for n in app.notices]
         path = next((m for m in messages if m.startswith("Exported to")), messages)
         assert isinstance(path, str), path
         text = Path(path.removeprefix("Exported to ")).read_text(encoding="utf-8")
@@ -229,7 +232,7 @@ async def test_copy_inside_tmux_without_set_clipboard_does_not_claim_success(mon
         await ask(pilot, "Solve 2x")
         await pilot.press("ctrl+o")
         await pilot.pause()
-        said = list(app._notifications)[-1].message
+        said = list(app.notices)[-1].message
         assert "Sent" not in said and "Copied" not in said
         assert "set-clipboard is off" in said and "tmux set -g set-clipboard on" in said
         path = Path(said.split(" is in ")[1].split(". To copy")[0])

@@ -110,7 +110,8 @@ async def test_search_finds_a_reflection_and_opens_it_highlighted():
         options.highlighted = 0
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.recorder.session_id == solved, what="the session")
-        await wait_for(pilot, lambda: app._viewed is app.conversation.turns[0], what="the turn")
+        await wait_for(pilot, lambda: app.answer_view.viewed is app.conversation.turns[0],
+                       what="the turn")
         assert app.query_one("#reflection").display
         app.query_one("#search-channel", Select).value = "user"
         await wait_for(pilot, lambda: sidebar(app).entries == [], what="no user hits")
@@ -171,7 +172,7 @@ async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, "and now?")
-        trims = [n.message for n in app._notifications if n.title == "Context trimmed"]
+        trims = [n.message for n in app.notices if n.title == "Context trimmed"]
         assert len(trims) == 1 and "1,024-token context" in trims[0]
         assert app.conversation.turns[-1].answer.output.strip() == "Done."
     assert len(store.messages(sid)) == 42
@@ -187,13 +188,13 @@ async def test_a_failing_store_does_not_stop_the_chat():
         store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
         await ask(pilot, DEBUG)
         assert "factorial" in app.conversation.turns[-1].answer.output
-        problems = [n.message for n in app._notifications if n.title == "Session history"]
+        problems = [n.message for n in app.notices if n.title == "Session history"]
         assert len(problems) == 1 and "full" in problems[0], problems
 
 
 async def test_without_a_store_the_sidebar_says_history_is_off():
     app = make_app()
-    app._store_problem = "The session store x.db was written by a newer reflectchat"
+    app.store_problem = "The session store x.db was written by a newer reflectchat"
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await pilot.press("f6")
@@ -201,7 +202,7 @@ async def test_without_a_store_the_sidebar_says_history_is_off():
         assert entry_list(app).rows[0][1].plain.startswith("The session store x.db")
         await ask(pilot, SOLVE)
         assert app.recorder is None
-        assert any(n.title == "Session history is off" for n in app._notifications)
+        assert any(n.title == "Session history is off" for n in app.notices)
 
 
 async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
@@ -211,7 +212,7 @@ async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
     app = make_app(store=open_store())
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
-        told = [n.message for n in app._notifications if n.title == "Session history"]
+        told = [n.message for n in app.notices if n.title == "Session history"]
         assert len(told) == 1 and "moved to" in told[0] and "fresh store" in told[0]
         await ask(pilot, SOLVE)
     [moved] = path.parent.glob("sessions.db.unreadable-*")

@@ -32,11 +32,11 @@ async def test_the_context_meter_counts_while_the_answer_streams(make_model):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        await wait_for(pilot, lambda: app._status.facts is not None
-                       and app._status.facts.tokens["output"] > 50, what="tokens to stream")
+        await wait_for(pilot, lambda: app.status.facts is not None
+                       and app.status.facts.tokens["output"] > 50, what="tokens to stream")
         assert app.conversation.turns[-1].stats is None  # still streaming
-        assert app._status.ctx_used > 50 and f"ctx {app._status.ctx_used:,}/" in status_text(app)
-        facts = app._status.facts
+        assert app.status.ctx_used > 50 and f"ctx {app.status.ctx_used:,}/" in status_text(app)
+        facts = app.status.facts
         shown = status_text(app)
         assert f"think {facts.tokens['thinking']:,} · " in shown
         assert f"out {facts.tokens['output']:,} · " in shown and "output after " in shown

@@ -75,8 +75,11 @@ class ConversationList(ListView):
             self.index = len(self) - 1
         self._refollow()
 
-    def on_resize(self) -> None:  # the size or the items' height (their Markdown lays out)
+    def on_resize(self) -> None:
         self._refollow()
+
+    def watch_virtual_size(self) -> None:  # the items' height (their Markdown lays out)
+        self.call_after_refresh(self._refollow)
 
     def _refollow(self) -> None:
         overflows = self.virtual_size.height > self.scrollable_content_region.height

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
+from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
 from reflectchat.reflection.facts import ChannelFacts, duration_text
@@ -89,45 +90,72 @@ class Status:
                                         *(text for _, text in parts)])
 
 
+@dataclass(frozen=True)
+class Loading:
+    label: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class Downloading:
+    what: str
+    done: int
+    total: int
+    speed: float  # bytes a second
+    left_s: float
+
+
+@dataclass(frozen=True)
+class Problem:
+    text: str
+
+
+Activity = Loading | Downloading | Problem  # shown instead of the status while it lasts
+
+
 class StatusBar(Horizontal):
-    def __init__(self, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._shown: Status | None = None  # re-fitted to the width on resize
+    """Shows `activity` while there is one, else `status`; both are assigned by the app (or
+    bound to its reactives of the same names)."""
+
+    status: reactive[Status] = reactive(Status, always_update=True)
+    activity: reactive[Activity | None] = reactive(None, always_update=True)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-text")
         yield ProgressBar(total=1.0, show_eta=False, id="load-progress")
 
-    def loading(self, label: str, fraction: float) -> None:
-        self._shown = None
-        self.query_one("#status-text", Static).update(
-            Content.assemble(("Loading ", "$warning"), (visible(label), "bold"), " …")
-        )
-        bar = self.query_one(ProgressBar)
-        bar.display = True
-        bar.update(progress=fraction)
+    def on_mount(self) -> None:
+        self._draw()
 
-    def downloading(self, what: str, done: int, total: int, speed: float, left_s: float) -> None:
-        self._shown = None
-        minutes = f"{left_s / 60:.0f} min" if left_s >= 90 else f"{left_s:.0f} s"
-        self.query_one("#status-text", Static).update(Content.assemble(
-            ("Downloading ", "$warning"), (visible(what), "bold"),
-            f": {size_text(done)} of {size_text(total)}, {size_text(speed)}/s, "
-            f"{minutes} left (Esc cancels)"))
-        bar = self.query_one(ProgressBar)
-        bar.display = True
-        bar.update(progress=done / total if total else 0)
+    def watch_status(self) -> None:
+        self._draw()
 
-    def message(self, text: str, style: str = "$error") -> None:
-        self._shown = None
-        self.query_one(ProgressBar).display = False
-        self.query_one("#status-text", Static).update(Content.styled(visible(text), style))
-
-    def show(self, status: Status) -> None:
-        self._shown = status
-        self.query_one(ProgressBar).display = False
-        self.query_one("#status-text", Static).update(status.render(self.size.width))
+    def watch_activity(self) -> None:
+        self._draw()
 
     def on_resize(self) -> None:
-        if self._shown is not None:
-            self.query_one("#status-text", Static).update(self._shown.render(self.size.width))
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.is_mounted:
+            return
+        text = self.query_one("#status-text", Static)
+        bar = self.query_one(ProgressBar)
+        activity = self.activity
+        bar.display = isinstance(activity, (Loading, Downloading))
+        if isinstance(activity, Loading):
+            text.update(Content.assemble(("Loading ", "$warning"),
+                                         (visible(activity.label), "bold"), " …"))
+            bar.update(progress=activity.fraction)
+        elif isinstance(activity, Downloading):
+            left = activity.left_s
+            minutes = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+            text.update(Content.assemble(
+                ("Downloading ", "$warning"), (visible(activity.what), "bold"),
+                f": {size_text(activity.done)} of {size_text(activity.total)}, "
+                f"{size_text(activity.speed)}/s, {minutes} left (Esc cancels)"))
+            bar.update(progress=activity.done / activity.total if activity.total else 0)
+        elif isinstance(activity, Problem):
+            text.update(Content.styled(visible(activity.text), "$error"))
+        else:
+            text.update(self.status.render(self.size.width))
