@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server says less
@@ -106,6 +107,17 @@ class Generation(Protocol):
     def __iter__(self) -> Iterator[str]: ...
 
 
+@dataclass(frozen=True)
+class SpeedSource:
+    """What a model's answers measure about this machine: the GGUF run in this process, its
+    context and its layers on a GPU as llama.cpp and the plan count them (n_layer + 1: all,
+    with the output layer)."""
+
+    path: Path
+    n_ctx: int
+    offloaded: int
+
+
 class Backend(Protocol):
     """Everything the app, `ask` and the store read from a loaded model."""
 
@@ -126,6 +138,12 @@ class Backend(Protocol):
     @property
     def gpu_layers(self) -> int:
         """Repeating layers on a GPU in this process (0 on a server)."""
+        ...
+
+    @property
+    def speed_source(self) -> SpeedSource | None:
+        """What its answers' speed measures (None: a server, or the paced demo, whose speed
+        says nothing of this machine)."""
         ...
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:

@@ -22,6 +22,7 @@ from reflectchat.engine.base import (
     FinishReason,
     GenerationStats,
     Sampling,
+    SpeedSource,
 )
 from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.errors import EngineError
@@ -144,6 +145,21 @@ class LlamaEngine:
             return 0
         wanted = self.settings.n_gpu_layers
         return self.layer_count if wanted < 0 else min(wanted, self.layer_count)
+
+    @property
+    def offloaded_layers(self) -> int:
+        """The GPU layers as llama.cpp and the plan count them (n_layer + 1: all, with the
+        output layer)."""
+        wanted = self.settings.n_gpu_layers
+        if self.gpu_layers and (wanted < 0 or wanted > self.layer_count):
+            return self.layer_count + 1
+        return self.gpu_layers
+
+    @property
+    def speed_source(self) -> SpeedSource | None:
+        if self.settings.pace:  # the demo's replay
+            return None
+        return SpeedSource(self.path, self.settings.n_ctx, self.offloaded_layers)
 
     def count_tokens(self, messages: list[ChatMessage]) -> int:
         return len(self.prompt.tokens(messages))

@@ -143,6 +143,8 @@ class RemoteEngine:
         """An estimate: the server's tokenizer is not at hand."""
         return sum(len(m.content) // CHARS_PER_TOKEN + 4 for m in messages)
 
+    speed_source = None  # a server's speed says nothing of this machine
+
     def generate(self, messages: list[ChatMessage], sampling: Sampling,
                  cancel: threading.Event | None = None) -> RemoteGeneration:
         return RemoteGeneration(self, messages, sampling, cancel or threading.Event())

@@ -85,16 +85,16 @@ def _shape(path: Path) -> ModelShape | None:
 
 
 def measure_answer(engine: Backend, stats: GenerationStats) -> None:
-    """Record how fast a local model answered (a paced demo or a server: nothing)."""
-    if not isinstance(engine, LlamaEngine) or engine.settings.pace or \
-            stats.time_to_first_token_s is None:
+    """Record how fast a model run here answered (a paced demo or a server: nothing)."""
+    source = engine.speed_source
+    if source is None or stats.time_to_first_token_s is None:
         return
-    layers = llama_gpu_layers(engine)
+    layers = source.offloaded
     where = "cpu" if layers == 0 else "gpu" if layers > engine.layer_count else "split"
     decode_s = stats.total_s - stats.time_to_first_token_s
-    shape = _shape(engine.path)
+    shape = _shape(source.path)
     Measurements().record_speed(
-        this_machine(), file_key(engine.path), engine.settings.n_ctx, layers, where,
+        this_machine(), file_key(source.path), source.n_ctx, layers, where,
         shape.params if shape else 0,
         (stats.prompt_evaluated or 0, stats.time_to_first_token_s),
         (max(stats.completion_tokens - 1, 0), decode_s if decode_s > 0 else None))
@@ -117,16 +117,7 @@ class _Recorder:
         for count in self.failures:
             self.measurements.record_load(self.machine, self.file, self.n_ctx, count, None)
         self.measurements.record_load(self.machine, self.file, self.n_ctx,
-                                      llama_gpu_layers(engine), engine.buffers)
-
-
-def llama_gpu_layers(engine: LlamaEngine) -> int:
-    """The engine's GPU layers as llama.cpp and the plan count them (n_layer + 1: all, with
-    the output layer)."""
-    if engine.gpu_layers == 0:
-        return 0
-    wanted = engine.settings.n_gpu_layers
-    return engine.layer_count + 1 if wanted < 0 or wanted > engine.layer_count else wanted
+                                      engine.offloaded_layers, engine.buffers)
 
 
 def _all_layers(path: Path) -> int:
