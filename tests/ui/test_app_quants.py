@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,7 +104,9 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
         status = app.query_one(StatusBar).query_one("#status-text")
         await wait_for(pilot, lambda: "Downloading" in str(status.render()), timeout=30,
                        what="download progress")
-        assert "MiB/s" in str(status.render()) and "Esc cancels" in str(status.render())
+        shown = str(status.render())
+        # the rate's unit depends on how fast this machine reads the trickle (KiB/s on a busy CI)
+        assert re.search(r"\d B/s|[KMG]iB/s", shown) and "Esc cancels" in shown
         await pilot.press("ctrl+n")  # a new chat does not forget the download
         await pilot.pause()
         assert app.downloading == "qwq-32b Q4_K_M"
