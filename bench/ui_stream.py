@@ -27,14 +27,15 @@ import llama_cpp
 from engine_stream import SAMPLING, time_raw, time_token_loop
 from textual import events
 
-from reflectchat.chat.conversation import Conversation
+from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import write_scripted_gguf
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.choice import ModelChoice
 from reflectchat.ui.app import ReflectChatApp
-from reflectchat.ui.widgets.status_bar import StatusBar
+from reflectchat.ui.messages import StreamBatch
+from reflectchat.ui.widgets.status_bar import Status
 
 KEY_EVERY_S = 0.025
 PROMPT = "Sum the numbers."
@@ -52,6 +53,14 @@ class BenchApp(ReflectChatApp):
         self.painted: list[float] = []
         self.frames = 0
         self.last_frame = 0.0
+        self.status_on = True  # off: the status is never computed, so the bar never redraws
+
+    def on_stream_batch(self, batch: StreamBatch) -> None:
+        if self.status_on:
+            super().on_stream_batch(batch)
+
+    def status_for(self, turn: Turn | None) -> Status:
+        return super().status_for(turn) if self.status_on else self.status
 
     def _display(self, screen, renderable) -> None:  # type: ignore[no-untyped-def]
         super()._display(screen, renderable)
@@ -73,17 +82,14 @@ async def run_app(path: Path, typing: bool, status: bool = True
         while app.engine is None:
             await pilot.pause(0.02)
         await pilot.pause(0.2)
-        if not status:  # the status bar stays (same layout) but is never computed or redrawn
-            bar = app.query_one(StatusBar)
-            bar.show = lambda shown: None  # type: ignore[method-assign]
-            app._status_for = lambda turn: app._status  # type: ignore[method-assign]
+        app.status_on = status  # off: the bar stays (same layout) but is never redrawn
         prompt = app.query_one("#prompt")
         prompt.insert(PROMPT)
         start = time.perf_counter()
         await pilot.press("enter")
         while not app.conversation.turns:
             await asyncio.sleep(0.001)
-        while app._live is not None:
+        while app.live is not None:
             if typing:
                 app.typed.append(time.perf_counter())
                 app.post_message(events.Key("q", "q"))
