@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -234,9 +235,12 @@ class AnswerView(Horizontal):
             self._flush_timer = None
 
     async def _finish(self, text: dict[Channel, str]) -> None:
-        await self._flush()
-        for channel in Channel:
-            await self.pane(channel).finish(text[channel])
+        try:
+            await self._flush()
+            for channel in Channel:
+                await self.pane(channel).finish(text[channel])
+        except NoMatches:  # the app closed while a long answer was drawn: nothing to draw on
+            return
 
     # -- finding a place ----------------------------------------------------------------------
 
