@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.engine.base import FORMAT_NAMES, Sampling, TagFormat
 from reflectchat.paths import catalog_file
 
 if sys.version_info >= (3, 11):
@@ -33,7 +33,13 @@ class Arch:
     head_dim: int
     hidden: int
     vocab: int
-    ffn: int  # feed-forward size, for the compute buffer
+    ffn: int  # feed-forward size, for the compute buffer (a mixture of experts: the experts a
+    #           token uses, times each one's size)
+    experts: int = 0  # a mixture of experts: experts in each layer (0: a dense model)
+    expert_ffn: int = 0  # and each one's feed-forward size
+
+
+_MOE_KEYS = ("experts", "expert_ffn")
 
 
 @dataclass(frozen=True)
@@ -121,9 +127,9 @@ class _Reader:
         where, line = f"models[{i}]", _at(self.model_lines, i)
         get = _Getter(self, where, line, m)
         fmt = get.text("format")
-        if fmt not in {f.value for f in TagFormat} - {"auto"}:
-            raise self.fail(where, line,
-                            f"'format' must be reflection, think or plain, not {fmt!r}")
+        if fmt not in FORMAT_NAMES or fmt == "auto":
+            raise self.fail(where, line, f"'format' must be one of "
+                            f"{', '.join(FORMAT_NAMES[1:])}, not {fmt!r}")
         sampling_table = get.table("sampling")
         sampling = {}
         for key, value in sampling_table.items():
@@ -133,7 +139,11 @@ class _Reader:
                                 f"({', '.join(_SAMPLING_KEYS)})")
             sampling[key] = kind(value)
         arch_get = _Getter(self, f"{where}.arch", line, get.table("arch"))
-        arch = Arch(**{k: arch_get.positive_int(k) for k in Arch.__dataclass_fields__})
+        arch = Arch(**{k: arch_get.positive_int(k) for k in Arch.__dataclass_fields__
+                       if k not in _MOE_KEYS or k in arch_get.data})
+        if (arch.experts > 0) != (arch.expert_ffn > 0):
+            raise self.fail(where, line, "'arch' of a mixture of experts needs both 'experts' "
+                                         "and 'expert_ffn'")
         quant_tables = m.get("quants")
         if not isinstance(quant_tables, list) or not quant_tables:
             raise self.fail(where, line, "expected one or more [[models.quants]] tables")

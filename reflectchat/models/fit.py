@@ -120,8 +120,7 @@ def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
     """Estimated sizes from the architecture: the file's bytes spread over the parameters
     (each layer's attention and feed-forward, the embedding, the output layer)."""
     n_ff = arch.ffn
-    kv = arch.kv_heads * arch.head_dim
-    per_layer = arch.hidden * (2 * arch.heads * arch.head_dim + 2 * kv) + 3 * arch.hidden * n_ff
+    per_layer = layer_params(arch)
     vocab_params = arch.vocab * arch.hidden
     params = arch_params(arch)
     bytes_per_param = file_bytes / params
@@ -132,13 +131,18 @@ def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
                       params)
 
 
-def arch_params(arch: Arch) -> int:
-    """Parameters of a transformer of this shape: each layer's attention and gated
-    feed-forward, the token embedding and the output layer (norms are negligible)."""
+def layer_params(arch: Arch) -> int:
+    """Parameters of one layer: its attention and its gated feed-forward (of a mixture of
+    experts: every expert's; norms and the router are negligible)."""
     kv = arch.kv_heads * arch.head_dim
-    per_layer = arch.hidden * (2 * arch.heads * arch.head_dim + 2 * kv) \
-        + 3 * arch.hidden * arch.ffn
-    return arch.layers * per_layer + 2 * arch.vocab * arch.hidden
+    ffn = arch.experts * arch.expert_ffn if arch.experts else arch.ffn
+    return arch.hidden * (2 * arch.heads * arch.head_dim + 2 * kv) + 3 * arch.hidden * ffn
+
+
+def arch_params(arch: Arch) -> int:
+    """Parameters of a transformer of this shape: its layers, the token embedding and the
+    output layer."""
+    return arch.layers * layer_params(arch) + 2 * arch.vocab * arch.hidden
 
 
 def context_rounded(n_ctx: int) -> int:

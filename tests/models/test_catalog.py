@@ -19,13 +19,26 @@ def test_shipped_catalog_has_the_reasoning_models():
             "bartowski/DeepSeek-R1-Distill-Llama-70B-GGUF", "bartowski/Llama-3.3-70B-Instruct-GGUF",
             "Qwen/QwQ-32B-GGUF"} <= repos
     reflection = catalog.get("reflection-llama-3.1-70b")
-    assert reflection.format is TagFormat.REFLECTION
+    assert reflection.format == TagFormat.REFLECTION
     assert "inside <reflection> tags" in reflection.system_prompt
     assert (reflection.sampling.temperature, reflection.sampling.top_p) == (0.7, 0.95)
     assert (reflection.arch.layers, reflection.arch.kv_heads, reflection.arch.head_dim) == \
         (80, 8, 128)
-    assert catalog.get("qwq-32b").format is TagFormat.THINK
-    assert catalog.get("llama-3.3-70b-instruct").format is TagFormat.PLAIN
+    assert catalog.get("qwq-32b").format == TagFormat.THINK
+    assert catalog.get("llama-3.3-70b-instruct").format == TagFormat.PLAIN
+
+
+def test_the_catalog_has_each_reasoning_family_people_run():
+    catalog = load_catalog()
+    families = {m.id: m.format.name for m in catalog.models}
+    assert {families[i] for i in ("gpt-oss-20b", "gpt-oss-120b")} == {"harmony"}
+    assert (families["magistral-small-2509"], families["seed-oss-36b"],
+            families["exaone-deep-32b"], families["granite-3.2-8b"]) == \
+        ("magistral", "seed", "thought", "granite")
+    assert families["qwen3-30b-a3b"] == families["glm-4.5-air"] == "think"
+    moe = catalog.get("gpt-oss-120b").arch
+    assert (moe.experts, moe.expert_ffn) == (128, 2880)
+    assert 110e9 < arch_params(moe) < 125e9  # 117B parameters, its card says
 
 
 def test_split_quants_list_every_shard_in_order():
@@ -84,6 +97,8 @@ def test_a_valid_custom_catalog_loads(tmp_path):
     ('files = ["m.gguf"]', 'files = ["m.bin"]', r"'files' must list one or more \.gguf"),
     ("temperature = 0.7", "temp = 0.7", r"'sampling.temp' is not a known number setting"),
     ('id = "m"\n', "", r"'id' must be a non-empty string"),
+    ("ffn = 16 }", "ffn = 16, experts = 8 }", r"a mixture of experts needs both 'experts' and"),
+    ("ffn = 16 }", "ffn = 16, experts = 0, expert_ffn = 4 }", r"'experts' must be a positive"),
 ])
 def test_errors_name_the_line_and_key(tmp_path, old, new, message):
     text = GOOD_MODEL.replace('id = "m"', 'id = "first"').replace('repo = "o/m"', 'repo = "o/x"')
