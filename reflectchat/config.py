@@ -10,6 +10,9 @@
 
     [endpoints.NAME]     remote servers, written by the user: see endpoints.py
 
+    [models."NAME"]      per model (a catalog id or a GGUF's file name), written by the user:
+    think_tags = "<reason>,</reason>"     or  format = "harmony"
+
 User theme files live beside it, in `themes/`. A config file that cannot be read gives a warning
 and the defaults, and is never overwritten: nothing the user wrote is lost.
 """
@@ -82,6 +85,18 @@ class ConfigFile:
         """The `[endpoints.NAME]` tables (checked when one is used: endpoints.py)."""
         tables = self._data.get("endpoints", {})
         return tables if isinstance(tables, dict) else {}
+
+    def model_table(self, *names: str) -> tuple[str, dict[str, object]]:
+        """The first `[models."NAME"]` table among `names` (a catalog id, a GGUF's file name),
+        with the name it was found by; ("", {}) for none. Its keys are checked where read."""
+        tables = self._data.get("models", {})
+        if not isinstance(tables, dict):
+            return "", {}
+        for name in names:
+            table = tables.get(name)
+            if isinstance(table, dict):
+                return name, table
+        return "", {}
 
     def save_ui(self, ui: UIConfig) -> None:
         """Write atomically, so a crash mid-write leaves the previous file."""

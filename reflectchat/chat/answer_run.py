@@ -21,6 +21,7 @@ from reflectchat.engine.base import (
     TagFormat,
 )
 from reflectchat.engine.errors import EngineError
+from reflectchat.reflection.dialects import family_of
 from reflectchat.reflection.events import ChannelEvent, EventKind
 from reflectchat.reflection.stream import channel_events
 
@@ -40,8 +41,8 @@ def settle_unopened_thinking(turn: Turn, closing_tag: str) -> None:
     """The model closed thinking it never opened: its prompt opened it, as a prefilling
     template does. Record that, so the stored raw text parses back to the same answer."""
     turn.prefilled = True
-    if turn.tag_format is TagFormat.AUTO:
-        turn.tag_format = TagFormat.THINK if closing_tag == "</think>" else TagFormat.REFLECTION
+    if turn.tag_format == TagFormat.AUTO:
+        turn.tag_format = family_of(closing_tag)
 
 
 class AnswerRun:
@@ -61,7 +62,8 @@ class AnswerRun:
         saving = self.recorder.saving(turn) if self.recorder is not None else \
             nullcontext(lambda: None)
         try:
-            generation = self.backend.generate(self.messages, self.sampling, self.cancel)
+            generation = self.backend.generate(self.messages, self.sampling, self.cancel,
+                                               turn.tag_format)
             turn.prefilled = generation.prefilled_thinking
             self.stats = generation.stats
             with saving as between_events:
@@ -76,9 +78,12 @@ class AnswerRun:
             self.recorder.finish_turn(turn, self.stats)
 
 
-def length_note(stats: GenerationStats, limit: int, raise_it: str) -> str:
+LOOP_NOTE = "Stopped: the model was repeating itself. The answer so far is kept."
+
+
+def length_note(stats: GenerationStats, limit: int | None, raise_it: str) -> str:
     """Why an answer that ended at a limit ended there; `raise_it` says how to allow more."""
-    if stats.completion_tokens >= limit:
+    if limit is not None and stats.completion_tokens >= limit:
         return (f"The answer reached its limit of {limit:,} tokens and was cut short; "
                 f"{raise_it} allows more.")
     return ("The answer filled the model's context and was cut short; a new chat or a larger "

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling, TagFormat
 from reflectchat.reflection.answer import Answer
-
-PREFILL_OPENER = "<think>\n"  # what a template that opens the thinking itself puts before it
+from reflectchat.reflection.dialects import dialect
 
 
 @dataclass
@@ -25,12 +24,16 @@ class Turn:
 
     @property
     def stopped(self) -> bool:
-        return self.stats is not None and self.stats.finish_reason is FinishReason.CANCELLED
+        return self.stats is not None and \
+            self.stats.finish_reason in (FinishReason.CANCELLED, FinishReason.LOOP)
 
     def reply(self, with_reasoning: bool) -> str:
-        """What goes back to the model as this turn's answer."""
-        if with_reasoning:
-            return (PREFILL_OPENER if self.prefilled else "") + self.answer.raw.strip()
+        """What goes back to the model as this turn's answer. gpt-oss gets its answer alone
+        either way: its markers are special tokens that a message's text cannot carry, and
+        its model card says to drop earlier turns' reasoning."""
+        if with_reasoning and self.tag_format.name != "harmony":
+            opener = dialect(self.tag_format).opener if self.prefilled else None
+            return (f"{opener}\n" if opener else "") + self.answer.raw.strip()
         return self.answer.output.strip() or self.answer.raw.strip()
 
 

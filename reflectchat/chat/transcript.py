@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from reflectchat.chat.conversation import Conversation
-from reflectchat.engine.base import FinishReason
+from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.reflection.corrections import Correction, corrections
 from reflectchat.reflection.facts import facts_text
 
@@ -34,6 +34,17 @@ def what_changed(c: Correction, literal: Callable[[str], str] = str) -> str:
             f"| {quoted(literal(c.before)) or '—'} | {quoted(literal(c.after)) or '—'} |\n")
 
 
+def reasoning_asked(stats: GenerationStats | None) -> str:
+    """"reasoning effort low · thinking budget 500": what the answer asked of the model's
+    thinking ("" for the model's own)."""
+    if stats is None:
+        return ""
+    parts = [f"reasoning effort {stats.effort}"] if stats.effort else []
+    if stats.thinking_budget is not None:
+        parts.append(f"thinking budget {stats.thinking_budget:,}")
+    return " · ".join(parts)
+
+
 def conversation_markdown(conversation: Conversation, title: str, model: str) -> str:
     parts = [f"# {title}\n", f"Model: {model}\n"]
     if conversation.system_prompt:
@@ -52,7 +63,7 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
                 parts.append(f"What changed with reflection {i}:\n\n"
                              + what_changed(found[i - 1]))
         parts.append((answer.output.strip() or "*(no output)*") + "\n")
-        facts = facts_text(answer.facts)
+        facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
         if facts:
             parts.append(f"*{facts}*\n")
         if turn.stats is not None and turn.stats.finish_reason is not FinishReason.STOP:

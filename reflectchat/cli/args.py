@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reflectchat.config import ConfigFile
-from reflectchat.engine.base import MAX_TEMPERATURE, Backend, Sampling, TagFormat
+from reflectchat.engine.base import EFFORTS, MAX_TEMPERATURE, Backend, Sampling, TagFormat
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice, choose_model, context_for
@@ -26,7 +26,35 @@ def choice_from_args(args: argparse.Namespace, model: str | None, quant: str | N
         choice = remote_choice(args, model)
     else:
         choice = choose_model(model, quant, demo)
-    return replace(choice, tag_format=TagFormat(args.format)) if args.format else choice
+    if getattr(args, "think_tags", None):
+        try:
+            tags = TagFormat.think_tags(args.think_tags)
+        except ValueError as exc:
+            raise EngineError(f"--think-tags: {exc}") from None
+        return replace(choice, tag_format=tags, format_why="--think-tags", format_pinned=True)
+    if args.format:
+        return replace(choice, tag_format=TagFormat.parse(args.format), format_why="--format",
+                       format_pinned=True)
+    return configured_format(choice, ConfigFile())
+
+
+def configured_format(choice: ModelChoice, config: ConfigFile) -> ModelChoice:
+    """The format config.toml names for this model (`[models."ID"]`: think_tags or format)."""
+    name, table = config.model_table(choice.model_id, choice.path.name)
+    if not table:
+        return choice
+    where = f'{config.path}: [models."{name}"]'
+    try:
+        if isinstance(table.get("think_tags"), str):
+            fmt = TagFormat.think_tags(str(table["think_tags"]))
+        elif isinstance(table.get("format"), str):
+            fmt = TagFormat.parse(str(table["format"]))
+        else:
+            return choice
+    except ValueError as exc:
+        raise EngineError(f"{where}: {exc}") from None
+    return replace(choice, tag_format=fmt, format_why=f"config.toml [models.\"{name}\"]",
+                   format_pinned=True)
 
 
 def with_answer_options(args: argparse.Namespace, choice: ModelChoice) -> ModelChoice:
@@ -39,8 +67,30 @@ def with_answer_options(args: argparse.Namespace, choice: ModelChoice) -> ModelC
     sampling = replace(choice.sampling, max_tokens=args.max_tokens)
     if args.temperature is not None:
         sampling = replace(sampling, temperature=args.temperature)
+    sampling = _reasoning_options(args, choice, sampling)
     system = args.system if args.system is not None else choice.system_prompt
     return replace(choice, system_prompt=system, sampling=sampling)
+
+
+def _reasoning_options(args: argparse.Namespace, choice: ModelChoice,
+                       sampling: Sampling) -> Sampling:
+    """--effort, --thinking-budget and --no-loop-stop, else what config.toml's
+    `[models."ID"]` table says (effort, thinking_budget)."""
+    config = ConfigFile()
+    name, table = config.model_table(choice.model_id, choice.path.name)
+    effort = getattr(args, "effort", None) or table.get("effort")
+    budget = getattr(args, "thinking_budget", None)
+    if budget is None:
+        budget = table.get("thinking_budget")
+    where = f'config.toml [models."{name}"]' if name else ""
+    if effort is not None and effort not in EFFORTS:
+        raise EngineError(f"{where}: effort must be one of {', '.join(EFFORTS)}, not {effort!r}")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)
+                               or budget < 0):
+        raise EngineError(f"{'--thinking-budget' if not where else where + ': thinking_budget'}"
+                          f" must be a whole number of tokens, 0 or more, not {budget!r}")
+    return replace(sampling, effort=effort, thinking_budget=budget,
+                   stop_loops=not getattr(args, "no_loop_stop", False))
 
 
 def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
@@ -55,7 +105,9 @@ def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
     name = endpoint.model or "the server's model"
     return ModelChoice(Path(), f"{name} @ {endpoint.host}", endpoint.format or TagFormat.AUTO,
                        "", Sampling(), endpoint.context, model_id=f"{name} @ {endpoint.host}",
-                       endpoint=endpoint)
+                       endpoint=endpoint,
+                       format_why="from the endpoint's settings" if endpoint.format else "",
+                       format_pinned=endpoint.format is not None)
 
 
 def make_engine(args: argparse.Namespace, choice: ModelChoice,

@@ -20,6 +20,7 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import settled_choice
 from reflectchat.models.loading import measure_answer
+from reflectchat.reflection.dialects import dialect
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.records import SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         choice = settled_choice(choice, engine)
         if engine.load_note:
             print(f"reflectchat: {engine.load_note}", file=sys.stderr)
+        print(f"reflectchat: {visible(choice.reading)}", file=sys.stderr)
     except (EngineError, CatalogError) as exc:
         return fail(exc)
     system, sampling = choice.system_prompt, choice.sampling
@@ -98,13 +100,13 @@ def run(args: argparse.Namespace) -> int:
     with _ctrl_c_stops(cancel):
         for event in answering.events():
             if view:
-                view.show(event, turn.tag_format in (TagFormat.THINK, TagFormat.REFLECTION)
-                          and not turn.prefilled)
+                view.show(event, turn.tag_format != TagFormat.AUTO and not turn.prefilled
+                          and bool(dialect(turn.tag_format).unopened))
     stats = answering.stats
     measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
     if view:
-        view.finish(stats, sampling.answer_limit, turn.answer.facts)
+        view.finish(stats, sampling.max_tokens, turn.answer.facts)
         if session is not None:
             view.saved(session)
     else:

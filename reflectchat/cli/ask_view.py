@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.text import Text
 
-from reflectchat.chat.answer_run import length_note
+from reflectchat.chat.answer_run import LOOP_NOTE, length_note
 from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.facts import ChannelFacts, facts_text
@@ -104,7 +104,7 @@ class TerminalView:
         self._labelled = channel
         self._any_label = True
 
-    def finish(self, stats: GenerationStats, limit: int, facts: ChannelFacts) -> None:
+    def finish(self, stats: GenerationStats, limit: int | None, facts: ChannelFacts) -> None:
         self._release(as_thinking=False)
         self._out.print()
         if facts_text(facts):
@@ -120,6 +120,10 @@ class TerminalView:
             self._err.print(Text(length_note(stats, limit, "--max-tokens N"), style="yellow"))
         elif stats.finish_reason is FinishReason.CANCELLED:
             self._err.print(Text("Stopped; the partial answer is above.", style="yellow"))
+        elif stats.finish_reason is FinishReason.LOOP:
+            self._err.print(Text(LOOP_NOTE, style="yellow"))
+        if stats.reasoning_note:
+            self._err.print(Text(f"Note: {stats.reasoning_note}.", style="yellow"))
 
     def saved(self, session_id: int) -> None:
         self._err.print(Text(f"Saved as session {session_id} (reflectchat sessions show "

@@ -7,10 +7,10 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, DEFAULT_CTX, KV_TYPES, TagFormat
+from reflectchat.engine.base import DEFAULT_CTX, EFFORTS, FORMAT_NAMES, KV_TYPES
 from reflectchat.store.records import CHANNELS
 
-FORMATS = tuple(f.value for f in TagFormat)
+FORMATS = FORMAT_NAMES
 
 
 def _version() -> str:
@@ -37,7 +37,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="with --endpoint: seconds to wait for the server's next streamed "
                         "event (default: the endpoint's, else 180)")
     m.add_argument("--format", choices=FORMATS,
-                   help="how the model marks reasoning (default: the catalog's, else auto)")
+                   help="how the model marks reasoning (default: what the model file says, "
+                        "else the catalog's, else auto)")
+    m.add_argument("--think-tags", metavar="OPEN,CLOSE",
+                   help="the model marks its thinking with these tags (a family reflectchat "
+                        "does not know yet), e.g. '<reason>,</reason>'")
     r = p.add_argument_group("runtime")
     r.add_argument("--gpu-layers", type=int, metavar="N",
                    help="layers to offload to the GPU, -1 for all (default: all when this "
@@ -102,7 +106,15 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
 def _add_answer_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     g = p.add_argument_group("answer")
     g.add_argument("--max-tokens", type=int, metavar="N",
-                   help=f"stop after N answer tokens (default {DEFAULT_ANSWER_TOKENS:,})")
+                   help="stop after N answer tokens (default: the room left in the context)")
+    g.add_argument("--effort", choices=EFFORTS,
+                   help="how much the model reasons, where its template lets it (gpt-oss: "
+                        "low/medium/high; Qwen3, Granite: off or on); off ends any model's "
+                        "thinking at once (default: the model's own)")
+    g.add_argument("--thinking-budget", type=int, metavar="N",
+                   help="end the model's thinking after N tokens and let it answer")
+    g.add_argument("--no-loop-stop", action="store_true",
+                   help="let an answer that repeats itself run on (to the token limit)")
     g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
     g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     return g

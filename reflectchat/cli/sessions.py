@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reflectchat.chat.transcript import reasoning_asked
 from reflectchat.cli.output import EXIT_OK, fail
 from reflectchat.reflection.facts import facts_text
 from reflectchat.sizes import size_text
@@ -90,8 +91,9 @@ def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
             if text.strip():
                 out.print(Text(f"── {label} ──", style=style))
                 out.print(Text(visible(text.strip())))
-        if facts_text(answer.facts):
-            out.print(Text(facts_text(answer.facts), style="dim"))
+        facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
+        if facts:
+            out.print(Text(facts, style="dim"))
         reason = turn.stats.finish_reason.value if turn.stats else "interrupted"
         if reason != "stop":
             out.print(Text(f"({reason})", style="yellow"))

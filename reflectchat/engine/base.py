@@ -12,36 +12,88 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server says less
-# An answer's tokens when no limit is set: room for a reasoning model's thinking, and an end
-# to a model that never ends its turn (a base model, a wrong template).
-DEFAULT_ANSWER_TOKENS = 4096
 MAX_TEMPERATURE = 5.0
+# How much a model thinks: "off", or a level (a template's reasoning_effort, as gpt-oss reads it)
+EFFORTS = ("off", "low", "medium", "high")
 # What each sampling setting may be, for the settings form and imported sessions alike:
 # field -> (whole number, lowest, highest)
 SAMPLING_LIMITS: dict[str, tuple[bool, float, float]] = {
     "temperature": (False, 0.0, MAX_TEMPERATURE), "top_p": (False, 0.0, 1.0),
     "top_k": (True, 0, 100_000), "min_p": (False, 0.0, 1.0),
     "repeat_penalty": (False, 0.5, 2.0), "max_tokens": (True, 1, 1 << 20),
-    "seed": (True, 0, 2**31 - 1),
+    "seed": (True, 0, 2**31 - 1), "thinking_budget": (True, 0, 1 << 20),
 }
 
 
-class TagFormat(str, Enum):
-    """How a model marks its reasoning; the reflection parser reads it by this."""
+FORMAT_NAMES = ("auto", "reflection", "think", "harmony", "magistral", "seed", "thought",
+                "granite", "plain")
 
-    REFLECTION = "reflection"
-    THINK = "think"
-    PLAIN = "plain"
-    AUTO = "auto"
+
+@dataclass(frozen=True)
+class TagFormat:
+    """How a model marks its reasoning, for the reflection parser: a family's name
+    (`FORMAT_NAMES`; "auto": the first tag decides), or "tags" with the pair of thinking tags a
+    user named for a family not known yet."""
+
+    name: str
+    tags: tuple[str, str] | None = None
+
+    AUTO: ClassVar[TagFormat]
+    REFLECTION: ClassVar[TagFormat]
+    THINK: ClassVar[TagFormat]
+    PLAIN: ClassVar[TagFormat]
+
+    def __post_init__(self) -> None:
+        if self.name == "tags":
+            if not self.tags or not all(self.tags) or any(t.strip() != t for t in self.tags):
+                raise ValueError("think tags are two markers without spaces, OPEN,CLOSE")
+        elif self.name not in FORMAT_NAMES or self.tags is not None:
+            raise ValueError(f"unknown reasoning format {self.name!r}; one of "
+                             f"{', '.join(FORMAT_NAMES)}, or think tags OPEN,CLOSE")
+
+    @property
+    def value(self) -> str:
+        """The text it is stored and named by (`parse` reads it back)."""
+        return f"tags:{self.tags[0]},{self.tags[1]}" if self.tags else self.name
+
+    @classmethod
+    def parse(cls, text: str) -> TagFormat:
+        """A format's name, or "tags:OPEN,CLOSE"; ValueError for anything else."""
+        if text.startswith("tags:"):
+            return cls.think_tags(text[len("tags:"):])
+        return cls(text)
+
+    @classmethod
+    def think_tags(cls, pair: str) -> TagFormat:
+        """The user's own thinking tags, "OPEN,CLOSE" (--think-tags)."""
+        opener, comma, closer = pair.partition(",")
+        if not comma:
+            raise ValueError(f"think tags are OPEN,CLOSE, not {pair!r}")
+        return cls("tags", (opener, closer))
+
+
+TagFormat.AUTO = TagFormat("auto")
+TagFormat.REFLECTION = TagFormat("reflection")
+TagFormat.THINK = TagFormat("think")
+TagFormat.PLAIN = TagFormat("plain")
+
+
+@dataclass(frozen=True)
+class FoundFormat:
+    """A reasoning format and why it was chosen ("from the template", "--format", ...)."""
+
+    tag_format: TagFormat
+    why: str
 
 
 class FinishReason(str, Enum):
     STOP = "stop"
     LENGTH = "length"
     CANCELLED = "cancelled"
+    LOOP = "loop"  # stopped: the model was repeating itself
     ERROR = "error"
     INTERRUPTED = "interrupted"  # the app stopped (was killed) before the answer finished
 
@@ -59,12 +111,13 @@ class Sampling:
     top_k: int = 40
     min_p: float = 0.0
     repeat_penalty: float = 1.0
-    max_tokens: int | None = None  # None: DEFAULT_ANSWER_TOKENS
+    # None: the room left in the context (a reasoning model may think 15,000 tokens; a model
+    # that never ends is stopped as a loop, or at the context's end)
+    max_tokens: int | None = None
     seed: int | None = None
-
-    @property
-    def answer_limit(self) -> int:
-        return self.max_tokens or DEFAULT_ANSWER_TOKENS
+    effort: str | None = None  # one of EFFORTS; None: the model's default
+    thinking_budget: int | None = None  # thinking tokens before the engine ends the thinking
+    stop_loops: bool = True  # end an answer that repeats itself (finish reason "loop")
 
 
 OWN = "model"  # the chat template name that picks the GGUF's own template
@@ -91,6 +144,9 @@ class GenerationStats:
     total_s: float = 0.0
     finish_reason: FinishReason = FinishReason.STOP
     error: str | None = None
+    effort: str | None = None  # the reasoning effort the answer was asked with
+    thinking_budget: int | None = None  # the thinking budget it ran under
+    reasoning_note: str | None = None  # what of the effort or budget could not be applied
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -126,6 +182,9 @@ class Backend(Protocol):
     template: str  # the chat template: "model" (the GGUF's own), a llama.cpp built-in, "server"
     load_note: str | None  # how the load went, when the user should hear of it
     context_stated: bool  # n_ctx is the model's real context (a server may not say)
+    # the reasoning format the model file says it writes (None: a server, whose template and
+    # vocabulary we cannot see)
+    found_format: FoundFormat | None
 
     @property
     def n_ctx(self) -> int: ...
@@ -155,6 +214,10 @@ class Backend(Protocol):
         messages: list[ChatMessage],
         sampling: Sampling,
         cancel: threading.Event | None = None,
-    ) -> Generation: ...
+        tag_format: TagFormat = ...,
+    ) -> Generation:
+        """`tag_format`: how the answer will be read, for a thinking budget to know the end of
+        thinking it writes (TagFormat.AUTO when not given)."""
+        ...
 
     def close(self) -> None: ...

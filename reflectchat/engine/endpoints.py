@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from reflectchat.engine.base import TagFormat
+from reflectchat.engine.base import FORMAT_NAMES, TagFormat
 from reflectchat.engine.errors import EngineError
 
 DEFAULT_TIMEOUT_S = 180.0  # a 70B can take minutes to read a long prompt: --timeout for more
@@ -89,10 +89,10 @@ def endpoint_from_table(name: str, table: object) -> Endpoint:
                                   (kind is int and isinstance(value, bool))):
             raise EngineError(f"{where}: {key} has the wrong type ({type(value).__name__})")
     try:
-        tag_format = TagFormat(table["format"]) if "format" in table else None
+        tag_format = TagFormat.parse(table["format"]) if "format" in table else None
     except ValueError:
         raise EngineError(f"{where}: format must be one of "
-                          f"{', '.join(f.value for f in TagFormat)}") from None
+                          f"{', '.join(FORMAT_NAMES)}, or tags:OPEN,CLOSE") from None
     return Endpoint(api_base(table["url"]), table.get("model"), table.get("api_key_env"),
                     tag_format, table.get("context"), table.get("verify_tls", True),
                     float(table.get("timeout", DEFAULT_TIMEOUT_S)), name)

@@ -23,17 +23,20 @@ from reflectchat.engine.base import (
     GenerationStats,
     Sampling,
     SpeedSource,
+    TagFormat,
 )
 from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.families import THINKING_OPENERS
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
 from reflectchat.engine.llama_cpp_api import LoadedModel, supports_gpu_offload
 from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
+from reflectchat.engine.loops import LoopWatch
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
+from reflectchat.engine.thinking_budget import ThinkingWatch, budget_closer
 
 _UNQUANTIZED = {"f32", "f16"}
-_THINK_OPENERS = ("<think>", "<thinking>")
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,9 @@ class LlamaEngine:
             self.model.close()
             raise
         self.template = self.prompt.template.name
+        self.found_format = self.prompt.found_format()
+        pair = self.found_format.tag_format.tags
+        self._openers = THINKING_OPENERS + ((pair[0],) if pair else ())
         notes = [self.prompt.template.note, self.prompt.turn_end_note()]
         self.load_note = " ".join(n for n in notes if n) or None
 
@@ -169,11 +175,21 @@ class LlamaEngine:
         messages: list[ChatMessage],
         sampling: Sampling,
         cancel: threading.Event | None = None,
+        tag_format: TagFormat = TagFormat.AUTO,
     ) -> LlamaGeneration:
-        return LlamaGeneration(
-            self, self.prompt.tokens(messages), sampling, cancel or threading.Event(),
-            prefilled_thinking=self.prompt.ends_with(_THINK_OPENERS, messages),
+        variables, note = self.prompt.effort(sampling.effort)
+        budget = sampling.thinking_budget
+        if sampling.effort == "off" and not variables:
+            budget = 0  # no switch in the template: the engine ends the thinking at once
+        generation = LlamaGeneration(
+            self, self.prompt.tokens(messages, variables), sampling,
+            cancel or threading.Event(),
+            prefilled_thinking=self.prompt.ends_with(self._openers, messages, variables),
         )
+        if budget is not None:
+            generation.limit_thinking(tag_format, budget)
+        generation.stats.effort, generation.stats.reasoning_note = sampling.effort, note
+        return generation
 
     def close(self) -> None:
         self.model.close()
@@ -205,16 +221,36 @@ class LlamaGeneration:
         self._cancel = cancel
         self.prefilled_thinking = prefilled_thinking
         self.stats = GenerationStats(prompt_tokens=len(tokens))
+        self._thinking: ThinkingWatch | None = None
+        self._closer = ""
+
+    def limit_thinking(self, tag_format: TagFormat, budget: int) -> None:
+        """End the thinking after `budget` tokens of it (0: as soon as it opens)."""
+        self._thinking = ThinkingWatch(tag_format, self.prefilled_thinking)
+        self._closer = budget_closer(tag_format)
+        self.stats.thinking_budget = budget
+
+    def _close_thinking(self) -> list[int]:
+        """The tokens of the family's end of thinking, which the model reads next."""
+        assert self._thinking is not None
+        self._thinking.closed()
+        return self._engine.model.vocab.tokenize(self._closer, special=True)
 
     def __iter__(self) -> Iterator[str]:
         engine, stats, sampling = self._engine, self.stats, self._sampling
+        thinking, budget = self._thinking, stats.thinking_budget or 0
+        if thinking is not None and thinking.inside and budget == 0:
+            self._tokens = self._tokens + self._close_thinking()  # the prompt closes it
+            stats.prompt_tokens = len(self._tokens)
+            yield self._closer
         room = engine.n_ctx - len(self._tokens)
         if room <= 0:
             stats.finish_reason = FinishReason.ERROR
             stats.error = (f"The conversation is {len(self._tokens):,} tokens, which fills the "
                            f"{engine.n_ctx:,}-token context; start a new chat or raise --ctx")
             return
-        limit = min(sampling.answer_limit, room)
+        limit = min(sampling.max_tokens or room, room)
+        loops = LoopWatch() if sampling.stop_loops else None
         model = engine.model
         stats.prompt_evaluated = len(self._tokens) - model.cached_prefix(self._tokens)
         decoder = PieceDecoder(model.vocab)
@@ -225,12 +261,18 @@ class LlamaGeneration:
         stats.finish_reason = FinishReason.LENGTH
         try:
             with model.abort_on(self._cancel) as prompt_done:
-                tokens = model.generate(
-                    self._tokens, top_k=sampling.top_k, top_p=sampling.top_p,
-                    min_p=sampling.min_p, temperature=sampling.temperature,
-                    repeat_penalty=sampling.repeat_penalty, seed=sampling.seed,
-                )
-                for token in tokens:
+                def sampled(context: list[int], seed: int | None) -> Iterator[int]:
+                    return model.generate(
+                        context, top_k=sampling.top_k, top_p=sampling.top_p,
+                        min_p=sampling.min_p, temperature=sampling.temperature,
+                        repeat_penalty=sampling.repeat_penalty, seed=seed)
+
+                tokens = sampled(self._tokens, sampling.seed)
+                answer: list[int] = []  # the answer's tokens, sampled or written by the engine
+                while True:
+                    token = next(tokens, None)
+                    if token is None:
+                        break
                     if first is None:
                         first = time.perf_counter()
                         prompt_done()
@@ -241,9 +283,26 @@ class LlamaGeneration:
                         stats.finish_reason = FinishReason.STOP
                         break
                     stats.completion_tokens += 1
+                    answer.append(token)
                     text = turn_end.feed(decoder.decode(token))
                     if text:
                         yield text
+                    if loops is not None and loops.feed(token):
+                        stats.finish_reason = FinishReason.LOOP
+                        break
+                    if thinking is not None:
+                        thinking.feed(text)
+                        if thinking.inside and thinking.spent >= budget:
+                            held = turn_end.feed(decoder.flush())
+                            if held:
+                                yield held
+                            written = self._close_thinking()
+                            stats.completion_tokens += len(written)
+                            answer += written
+                            yield self._closer
+                            # the model reads the closer and samples on after it (llama.cpp
+                            # keeps the cache of everything before it)
+                            tokens = sampled(self._tokens + answer, None)
                     if engine.settings.pace:  # never faster than pace, from the first token on
                         ahead = first + stats.completion_tokens / engine.settings.pace \
                             - time.perf_counter()

@@ -168,6 +168,10 @@ class Vocab:
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
+    def special_texts(self) -> list[str]:
+        """The text of every special token (a reasoning family's markers among them)."""
+        return [self.text(t) for t in range(self.size) if self.is_special(t)]
+
     def is_special(self, token: int) -> bool:
         """A CONTROL or USER_DEFINED token: markup, not text."""
         return bool(llama_cpp.llama_vocab_get_attr(self._vocab, token) & _SPECIAL)
@@ -221,10 +225,13 @@ def apply_builtin_template(name: str, messages: list[dict[str, str]]) -> str:
     return buffer.raw[:written].decode("utf-8", errors="replace")
 
 
-def jinja_template(source: str, bos: str, eos: str) -> Callable[[list[dict[str, str]]], str]:
-    """A GGUF's own Jinja chat template, rendered by llama-cpp-python's sandboxed formatter."""
-    formatter = Jinja2ChatFormatter(template=source, eos_token=eos, bos_token=bos)
-    return lambda messages: formatter(messages=messages).prompt
+def jinja_template(source: str, bos: str, eos: str,
+                   generation_prompt: bool = True) -> Callable[..., str]:
+    """A GGUF's own Jinja chat template, rendered by llama-cpp-python's sandboxed formatter:
+    call it with the messages and any variables the template reads (`enable_thinking`)."""
+    formatter = Jinja2ChatFormatter(template=source, eos_token=eos, bos_token=bos,
+                                    add_generation_prompt=generation_prompt)
+    return lambda messages, **variables: formatter(messages=messages, **variables).prompt
 
 
 # --- a loaded model ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reflectchat.engine.base import OWN, ChatMessage
+from reflectchat.engine.base import OWN, ChatMessage, FoundFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama_cpp_api import (
     LoadedModel,
@@ -30,7 +30,11 @@ from reflectchat.engine.llama_cpp_api import (
     builtin_templates,
     jinja_template,
 )
+from reflectchat.engine.reasoning_found import find_format
 
+Variables = dict[str, object]  # what a template reads besides the messages
+# template variables that turn thinking on or off: Qwen3's, and Granite 3.2's `{% if thinking %}`
+_SWITCHES = {"enable_thinking": r"\benable_thinking\b", "thinking": r"\bif\s+thinking\b"}
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
 # general.architecture -> llama.cpp's built-in template for a GGUF without one
 _BY_ARCH = {
@@ -91,16 +95,27 @@ class ChatPrompt:
         self.template = template
         self._vocab = model.vocab
         self._bos = self._vocab.text(self._vocab.bos)
+        self._source = model.metadata.get("tokenizer.chat_template") or ""
         self._render_own = jinja_template(
-            model.metadata.get("tokenizer.chat_template") or "", self._bos,
-            self._vocab.text(self._vocab.eos)) if template.name == OWN else None
+            self._source, self._bos, self._vocab.text(self._vocab.eos)) \
+            if template.name == OWN else None
 
-    def render(self, messages: list[ChatMessage]) -> str:
-        """The prompt as text."""
-        return self._render([{"role": m.role, "content": m.content} for m in messages])
+    def found_format(self) -> FoundFormat:
+        """The reasoning format the model file says it writes (its template's, else its
+        special tokens')."""
+        if self.template.name != OWN:
+            return find_format(None, None, self._vocab.special_texts)
+        whole = jinja_template(self._source, self._bos, self._vocab.text(self._vocab.eos),
+                               generation_prompt=False)
+        return find_format(self._source, whole, self._vocab.special_texts)
 
-    def tokens(self, messages: list[ChatMessage]) -> list[int]:
-        parts = self._parts(messages)
+    def render(self, messages: list[ChatMessage], variables: Variables | None = None) -> str:
+        """The prompt as text; `variables`: what the template reads besides the messages."""
+        return self._render([{"role": m.role, "content": m.content} for m in messages],
+                            variables)
+
+    def tokens(self, messages: list[ChatMessage], variables: Variables | None = None) -> list[int]:
+        parts = self._parts(messages, variables)
         runs = self._runs(parts)
         add_bos = self._vocab.adds_bos and not (
             self._bos and "".join(text for text, _ in parts).startswith(self._bos))
@@ -119,15 +134,40 @@ class ChatPrompt:
         return ("This model's vocabulary has no end-of-turn token, so its answers end only at "
                 "the token limit (--max-tokens).")
 
-    def ends_with(self, suffixes: tuple[str, ...], messages: list[ChatMessage]) -> bool:
+    def ends_with(self, suffixes: tuple[str, ...], messages: list[ChatMessage],
+                  variables: Variables | None = None) -> bool:
         """Whether the template's markup ends the prompt with one of `suffixes`."""
-        return self.render(messages).rstrip().endswith(suffixes)
+        return self.render(messages, variables).rstrip().endswith(suffixes)
 
-    def _parts(self, messages: list[ChatMessage]) -> list[tuple[str, bool]]:
+    def effort(self, effort: str | None) -> tuple[Variables, str | None]:
+        """The template variables that ask for `effort` (gpt-oss's reasoning_effort; Qwen3's
+        enable_thinking, Granite's thinking: on or off), and what of it the template cannot
+        do, for the user (None: all of it, or no effort asked)."""
+        source = self._source if self.template.name == OWN else ""
+        if effort is None:
+            return {}, None
+        variables: Variables = {}
+        if "reasoning_effort" in source and effort != "off":
+            variables["reasoning_effort"] = effort
+        for name, pattern in _SWITCHES.items():
+            if re.search(pattern, source):
+                variables[name] = effort != "off"
+        if variables:
+            if effort != "off" and "reasoning_effort" not in variables:
+                return variables, (f"effort {effort}: this model's template only turns "
+                                   "thinking on or off; it is on")
+            return variables, None
+        if effort == "off":
+            return {}, None  # the engine ends the thinking at once instead
+        return {}, f"effort {effort}: this model's template has no effort setting"
+
+    def _parts(self, messages: list[ChatMessage],
+               variables: Variables | None) -> list[tuple[str, bool]]:
         """The prompt as (text, is a message's content) parts."""
-        real = self.render(messages)
+        real = self.render(messages, variables)
         skeleton = _PLACEHOLDER.split(self._render(
-            [{"role": m.role, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)]))
+            [{"role": m.role, "content": f"\ue000{i}\ue001"} for i, m in enumerate(messages)],
+            variables))
         parts = [(messages[int(p)].content, True) if i % 2 else (p, False)
                  for i, p in enumerate(skeleton)]
         if "".join(text for text, _ in parts) == real:
@@ -140,10 +180,10 @@ class ChatPrompt:
                 at = where + len(message.content)
         return [*parts, (real[at:], False)]
 
-    def _render(self, dicts: list[dict[str, str]]) -> str:
+    def _render(self, dicts: list[dict[str, str]], variables: Variables | None) -> str:
         try:
             if self._render_own is not None:
-                return self._render_own(dicts)
+                return self._render_own(dicts, **(variables or {}))
             return apply_builtin_template(self.template.name, dicts)
         except Exception as exc:  # Jinja errors of any kind, raised by the model's template
             raise EngineError(f"The chat template ({self.template.name}) failed on this "

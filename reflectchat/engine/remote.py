@@ -32,6 +32,8 @@ from reflectchat.engine.base import (
 )
 from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.families import thinking_pair
+from reflectchat.engine.loops import CHARACTERS, LoopWatch
 
 CONNECT_TIMEOUT_S = 10.0
 MODELS_TIMEOUT_S = 30.0  # for /v1/models, which answers at once
@@ -104,6 +106,7 @@ class RemoteEngine:
     name = "remote"
     template = "server"  # the server applies its own
     load_note = None
+    found_format = None  # a server's template and vocabulary are not at hand
     layer_count = 0  # the server does not say how it holds the model
     gpu_layers = 0
 
@@ -113,8 +116,7 @@ class RemoteEngine:
         `model` is None). Raises EngineError with what the server offers. `tag_format` picks
         the thinking tags that wrap reasoning the server sends apart."""
         self.endpoint = endpoint
-        self.think_tags = ("<thinking>", "</thinking>") if tag_format is TagFormat.REFLECTION \
-            else ("<think>", "</think>")
+        self.think_tags = thinking_pair(tag_format.name, tag_format.tags)
         self._key = endpoint.api_key()
         offered = list_models(endpoint, self._key)
         ids = [m.get("id") for m in offered if isinstance(m, dict)]
@@ -146,11 +148,20 @@ class RemoteEngine:
     speed_source = None  # a server's speed says nothing of this machine
 
     def generate(self, messages: list[ChatMessage], sampling: Sampling,
-                 cancel: threading.Event | None = None) -> RemoteGeneration:
+                 cancel: threading.Event | None = None,
+                 tag_format: TagFormat = TagFormat.AUTO) -> RemoteGeneration:
+        """`tag_format` is not needed here: a server ends thinking itself, if it can."""
         return RemoteGeneration(self, messages, sampling, cancel or threading.Event())
 
     def close(self) -> None:
         """Nothing is held between answers: each one has its own connection."""
+
+
+def _not_sent(sampling: Sampling) -> str | None:
+    if sampling.thinking_budget is None:
+        return None
+    return ("the thinking budget applies to models run here; a server takes its own "
+            "(llama-server --reasoning-budget)")
 
 
 def _int(value: object) -> int | None:
@@ -166,7 +177,16 @@ def request_body(model: str, messages: list[ChatMessage], sampling: Sampling) ->
         # not in OpenAI's API, but read by llama-server, vLLM and LM Studio, ignored by others
         "top_k": sampling.top_k, "min_p": sampling.min_p,
     }
-    body["max_tokens"] = sampling.answer_limit
+    if sampling.max_tokens is not None:  # else the server's own: the room in its context
+        body["max_tokens"] = sampling.max_tokens
+    if sampling.effort is not None:
+        # OpenAI's field, read by vLLM, llama-server and LM Studio for gpt-oss; and the
+        # template switches that llama-server and vLLM pass on to the chat template (Qwen3)
+        if sampling.effort != "off":
+            body["reasoning_effort"] = sampling.effort
+        body["chat_template_kwargs"] = {"enable_thinking": sampling.effort != "off",
+                                        **({"reasoning_effort": sampling.effort}
+                                           if sampling.effort != "off" else {})}
     if sampling.seed is not None:
         body["seed"] = sampling.seed
     if sampling.repeat_penalty != 1.0:
@@ -183,9 +203,12 @@ class RemoteGeneration:
                  cancel: threading.Event) -> None:
         self._engine = engine
         self._body = request_body(engine.model, messages, sampling)
-        self._limit = sampling.answer_limit
+        self._limit = sampling.max_tokens
+        self._loops = LoopWatch(CHARACTERS) if sampling.stop_loops else None
         self._cancel = cancel
-        self.stats = GenerationStats(prompt_tokens=engine.count_tokens(messages))
+        self.stats = GenerationStats(prompt_tokens=engine.count_tokens(messages),
+                                     effort=sampling.effort,
+                                     reasoning_note=_not_sent(sampling))
         self._socket: socket.socket | None = None
         self._done = threading.Event()
 
@@ -248,11 +271,17 @@ class RemoteGeneration:
                             in_reasoning = is_reasoning
                             yield self._engine.think_tags[0 if is_reasoning else 1]
                         yield piece
+                        if self._loops is not None and self._loops.feed_text(piece):
+                            ended = True
+                            stats.finish_reason = FinishReason.LOOP
+                            break
+                    if stats.finish_reason is FinishReason.LOOP:
+                        break
                     if delta.finish_reason:
                         ended = True
                         stats.finish_reason = _FINISH.get(delta.finish_reason,
                                                           FinishReason.STOP)
-                    elif counted >= limit:  # a server that ignores max_tokens
+                    elif limit is not None and counted >= limit:  # a server that ignores it
                         ended = True
                         stats.finish_reason = FinishReason.LENGTH
                         break

@@ -26,6 +26,15 @@ class ModelChoice:
     model_id: str = ""  # the catalog id, the file for a GGUF given by path, or model @ host
     quant: str | None = None
     endpoint: Endpoint | None = None  # a remote server runs the model
+    format_why: str = ""  # why tag_format ("from the catalog", "--format", ...; "": unknown)
+    format_pinned: bool = False  # the user chose tag_format: what the model file says yields
+
+    @property
+    def reading(self) -> str:
+        """How answers are read, for the status bar and `ask`'s stderr."""
+        if self.tag_format == TagFormat.AUTO:
+            return "reasoning: auto, an answer's first tag decides"
+        return f"reasoning: {self.tag_format.value}, {self.format_why or 'as set'}"
 
 
 def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoice:
@@ -37,7 +46,8 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
         reflection = load_catalog().get(DEMO_PROMPT_FROM)
         return ModelChoice(demo_model_path(), "demo model (replays recorded answers)",
                            TagFormat.REFLECTION, reflection.system_prompt, reflection.sampling,
-                           DEMO_CONTEXT, is_demo=True, model_id="demo")
+                           DEMO_CONTEXT, is_demo=True, model_id="demo",
+                           format_why="from the catalog")
     path = Path(model).expanduser()
     if path.exists() or path.suffix == ".gguf":
         return ModelChoice(path, path.name, TagFormat.AUTO, "", Sampling(),
@@ -50,7 +60,7 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
         chosen, path = _first_downloaded(entry)
     return ModelChoice(path, f"{entry.name} {chosen.name}", entry.format, entry.system_prompt,
                        entry.sampling, entry.context_length, model_id=entry.id,
-                       quant=chosen.name)
+                       quant=chosen.name, format_why="from the catalog")
 
 
 def context_for(choice: ModelChoice, asked: int | None = None) -> int:
@@ -60,7 +70,12 @@ def context_for(choice: ModelChoice, asked: int | None = None) -> int:
 
 
 def settled_choice(choice: ModelChoice, engine: Backend) -> ModelChoice:
-    """Once a server has answered, name the model it actually serves."""
+    """Once the model is loaded, read answers as its file says they are written (unless the
+    user chose a format); once a server has answered, name the model it actually serves."""
+    found = engine.found_format
+    if found is not None and not choice.format_pinned and \
+            (found.tag_format != TagFormat.AUTO or not choice.format_why):
+        choice = replace(choice, tag_format=found.tag_format, format_why=found.why)
     model = engine.model
     if choice.endpoint is None or not model:
         return choice

@@ -1,68 +1,33 @@
 """Streaming parser that splits a model's answer into thinking, reflection and output channels.
 
 The parser takes text pieces of any size and emits `ChannelEvent`s as soon as they are
-unambiguous. It holds back only what could still change meaning: a possible partial tag
-(`<refl`), a run of backticks that may grow, and whitespace at the end of a section (a
-section's leading and trailing whitespace is dropped, so `"<output>\\n 42 \\n</output>"` yields
-the output text `"42"`). The events never depend on how the stream was chunked, apart from how
-the text of one section is split between `TEXT` events.
+unambiguous. It holds back only what could still change meaning: a possible partial marker
+(`<refl`, `[TH`, a harmony header waiting for its `<|message|>`), a run of backticks that may
+grow, and whitespace at the end of a section (a section's leading and trailing whitespace is
+dropped, so `"<output>\\n 42 \\n</output>"` yields the output text `"42"`). The events never
+depend on how the stream was chunked, apart from how the text of one section is split between
+`TEXT` events.
 
-Tag formats:
-- ``reflection``: `<thinking>` with nested `<reflection>` blocks, then `<output>`.
-- ``think``: `<think>...</think>` then an untagged answer (R1, QwQ).
-- ``plain``: no tags; everything is output.
-- ``auto``: the first recognised tag decides between ``reflection`` and ``think``.
-
-Untagged text goes to the output channel. Unknown tags, stray closing tags and tags inside
-Markdown code (inline spans anywhere, fenced blocks in the output) are kept as text. One closing
-tag is not stray: a thinking section closed before any was opened (``...</think>answer``) means
-the prompt opened it (a server's template we cannot see, a template that prefills it), so the
-untagged text so far was thinking: the parser emits `RECLASSIFY` and goes on as if `prefilled`
-had been given. Once a thinking or an explicit output section has begun, such a tag is text.
+Which markers mean what is the format's dialect (`dialects.py`); with ``auto`` the first
+recognised marker picks the family. Untagged text goes to the output channel. Unknown tags,
+stray closing tags and tags inside Markdown code (inline spans anywhere, fenced blocks in the
+output) are kept as text. One closing tag is not stray: a thinking section closed before any
+was opened (``...</think>answer``) means the prompt opened it (a server's template we cannot
+see, a template that prefills it), so the untagged text so far was thinking: the parser emits
+`RECLASSIFY` and goes on as if `prefilled` had been given. Once a thinking or an explicit output
+section has begun, such a tag is text.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from reflectchat.engine.base import TagFormat
+from reflectchat.engine.families import HARMONY_CONSTRAIN, HARMONY_MESSAGE
+from reflectchat.reflection.dialects import Dialect, dialect, family_of
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 
-# What each tag does, per format and per innermost open section (None = top level).
-# "open:X" pushes a section, "close" pops one, "close_all:X" pops everything and opens X,
-# "close_thinking" pops a reflection and the thinking around it.
-_REFLECTION_RULES: dict[Channel | None, dict[str, str]] = {
-    None: {
-        "<thinking>": "open:thinking",
-        "<reflection>": "open:reflection",
-        "<output>": "open:output",
-    },
-    Channel.THINKING: {
-        "<reflection>": "open:reflection",
-        "</thinking>": "close",
-        "<output>": "close_all:output",
-    },
-    Channel.REFLECTION: {
-        "</reflection>": "close",
-        "</thinking>": "close_thinking",
-        "<output>": "close_all:output",
-    },
-    Channel.OUTPUT: {"</output>": "close"},
-}
-_THINK_RULES: dict[Channel | None, dict[str, str]] = {
-    None: {"<think>": "open:thinking"},
-    Channel.THINKING: {"</think>": "close"},
-}
-_RULES = {TagFormat.REFLECTION: _REFLECTION_RULES, TagFormat.THINK: _THINK_RULES}
-_AUTO_TOP = {**_REFLECTION_RULES[None], **_THINK_RULES[None]}
-# Before any thinking or explicit output: a closing thinking tag says the prompt opened it.
-_UNOPENED_CLOSE = {TagFormat.REFLECTION: {"</thinking>": "reclassify"},
-                   TagFormat.THINK: {"</think>": "reclassify"}}
-_UNOPENED_CLOSE[TagFormat.AUTO] = {**_UNOPENED_CLOSE[TagFormat.REFLECTION],
-                                   **_UNOPENED_CLOSE[TagFormat.THINK]}
-
-_SPECIAL = re.compile(r"[<`]")
+_HEADER_ROOM = 256  # a harmony header or role longer than this is text, not markup
 
 
 @dataclass
@@ -78,17 +43,23 @@ class ReflectionParser:
 
     def __init__(self, tag_format: TagFormat = TagFormat.REFLECTION, prefilled: bool = False):
         """`prefilled`: the chat template already wrote the opening thinking tag."""
-        self.tag_format = tag_format
+        if prefilled and tag_format == TagFormat.AUTO:
+            tag_format = TagFormat.THINK
+        self._use(tag_format)
         self._buf = ""
         self._stack: list[_Section] = []
         self._events: list[ChannelEvent] = []
         self._code: tuple[str, int] | None = None  # ("inline" | "fence", backtick count)
         self._line_blank = True
         self._begun = False  # a thinking or explicit output section has been opened
-        if prefilled and tag_format is not TagFormat.PLAIN:
-            if tag_format is TagFormat.AUTO:
-                self.tag_format = TagFormat.THINK
+        if prefilled and self._dialect.opener is not None:
             self._open(Channel.THINKING)
+
+    def _use(self, tag_format: TagFormat) -> None:
+        self.tag_format = tag_format
+        self._dialect: Dialect = dialect(tag_format)
+        self._starts = self._dialect.starts()
+        self._longest = self._dialect.longest()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -113,19 +84,7 @@ class ReflectionParser:
         buf, i, n = self._buf, 0, len(self._buf)
         while i < n:
             ch = buf[i]
-            if ch == "<":
-                rules = self._rules()
-                if rules:
-                    tag, partial = _match_tag(buf, i, rules)
-                    if partial and not final:
-                        break
-                    if tag:
-                        self._on_tag(tag, rules[tag])
-                        i += len(tag)
-                        continue
-                self._text("<")
-                i += 1
-            elif ch == "`":
+            if ch == "`":
                 j = i
                 while j < n and buf[j] == "`":
                     j += 1
@@ -133,36 +92,49 @@ class ReflectionParser:
                     break
                 self._on_backticks(j - i)
                 i = j
-            else:
-                m = _SPECIAL.search(buf, i)
-                j = m.start() if m else n
-                self._text(buf[i:j])
-                i = j
+                continue
+            rules = self._rules()
+            if rules:
+                tag, partial = _match_tag(buf, i, rules, self._longest)
+                if partial and not final:
+                    break
+                if tag:
+                    took = self._on_tag(tag, rules[tag], buf, i + len(tag), final)
+                    if took is None:  # a harmony header not whole yet
+                        break
+                    i = took
+                    continue
+            m = self._starts.search(buf, i + 1)
+            j = m.start() if m else n
+            self._text(buf[i:j])
+            i = j
         self._buf = buf[i:]
 
     def _rules(self) -> dict[str, str]:
-        if self._code is not None or self.tag_format is TagFormat.PLAIN:
+        if self._code is not None:
             return {}
         top = self._stack[-1] if self._stack else None
         where = top.channel if top and top.explicit else None
-        if self.tag_format is TagFormat.AUTO:
-            rules = _AUTO_TOP if where is None else {}
-        else:
-            rules = _RULES[self.tag_format].get(where, {})
-        if where is None and not self._begun:
-            return {**rules, **_UNOPENED_CLOSE[self.tag_format]}
+        rules = self._dialect.at(where)
+        if where is None and not self._begun and self._dialect.unopened:
+            return {**rules, **self._dialect.unopened}
         return rules
 
     # -- state changes ------------------------------------------------------------------------
 
-    def _on_tag(self, tag: str, action: str) -> None:
-        if self.tag_format is TagFormat.AUTO:
-            think = tag in _THINK_RULES[None] or tag in _UNOPENED_CLOSE[TagFormat.THINK]
-            self.tag_format = TagFormat.THINK if think else TagFormat.REFLECTION
+    def _on_tag(self, tag: str, action: str, buf: str, after: int, final: bool) -> int | None:
+        """Act on the marker `tag` (it ends at `after`); the index where scanning goes on, or
+        None to wait for more text."""
+        if self.tag_format == TagFormat.AUTO:
+            self._use(family_of(tag))
         verb, _, arg = action.partition(":")
+        if verb in ("header", "role"):
+            return self._harmony(verb, buf, after, final)
+        if verb == "drop":
+            return after
         if verb == "reclassify":
             self._reclassify(tag)
-            return
+            return after
         if self._stack and not self._stack[-1].explicit:
             self._close()
         if verb == "open":
@@ -173,11 +145,35 @@ class ReflectionParser:
             self._close()
             if self._stack and self._stack[-1].channel is Channel.THINKING:
                 self._close()
-        elif verb == "close_all":
+        elif verb in ("close_all", "end"):
             while self._stack:
                 self._close()
-            self._open(Channel(arg))
+            if arg:
+                self._open(Channel(arg))
         self._line_blank = True
+        return after
+
+    def _harmony(self, verb: str, buf: str, after: int, final: bool) -> int | None:
+        """A harmony channel header (`analysis`, `final`, or another shown with the answer)
+        up to its `<|message|>`, or a role after `<|start|>` up to its next marker."""
+        end = buf.find(HARMONY_MESSAGE if verb == "header" else "<|", after,
+                       after + _HEADER_ROOM)
+        whole = end >= 0
+        if not whole:
+            if not final and len(buf) - after < _HEADER_ROOM:
+                return None
+            end = min(len(buf), after + _HEADER_ROOM)  # no marker follows
+        while self._stack:
+            self._close()
+        self._line_blank = True
+        if verb == "role":
+            return end
+        header = " ".join(buf[after:end].replace(HARMONY_CONSTRAIN, " ").split())
+        name = header.split(" ", 1)[0] if whole else ""
+        self._open(Channel.THINKING if name == "analysis" else Channel.OUTPUT)
+        if name not in ("analysis", "final"):  # a tool call, or a header cut off: shown
+            self._content(f"[{header}] ")
+        return end + len(HARMONY_MESSAGE) if whole else end
 
     def _reclassify(self, tag: str) -> None:
         """The untagged output so far was thinking, and the thinking ends here."""
@@ -248,9 +244,9 @@ def parse_whole(text: str, tag_format: TagFormat, prefilled: bool = False) -> li
     return parser.feed(text) + parser.finish()
 
 
-def _match_tag(buf: str, i: int, rules: dict[str, str]) -> tuple[str | None, bool]:
-    """The tag at buf[i], or whether buf[i:] is a strict prefix of one (needs more input)."""
-    rest = buf[i : i + 16]
+def _match_tag(buf: str, i: int, rules: dict[str, str], longest: int) -> tuple[str | None, bool]:
+    """The marker at buf[i], or whether buf[i:] is a strict prefix of one (needs more input)."""
+    rest = buf[i : i + longest]
     for tag in rules:
         if rest.startswith(tag):
             return tag, False

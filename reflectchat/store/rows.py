@@ -7,10 +7,10 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from reflectchat.engine.base import Sampling
+from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS, Sampling
 from reflectchat.store.records import SessionInfo, SessionMeta, StoredMessage, plain_number
 
-_WHOLE = {"top_k", "max_tokens", "seed"}  # Sampling's whole-number fields
+_WHOLE = {"top_k", "max_tokens", "seed", "thinking_budget"}  # Sampling's whole-number fields
 SESSION_SELECT = (
     "SELECT s.id, s.title, s.created, s.updated, s.model, s.quant, s.system_prompt, "
     "s.sampling, s.gpu_layers, s.n_ctx, "
@@ -69,8 +69,12 @@ def sampling_from_json(text: str | dict) -> Sampling:
     """Sampling from stored JSON. Unknown keys (from a newer version) are ignored, and a value
     of the wrong type, or a damaged cell, leaves the default."""
     data = (_json_cell(text, dict) if isinstance(text, str) else text) or {}
-    kept: dict[str, int | float] = {}
-    for name in Sampling.__dataclass_fields__:
+    kept: dict[str, int | float | str | bool] = {}
+    if data.get("effort") in EFFORTS:
+        kept["effort"] = data["effort"]
+    if isinstance(data.get("stop_loops"), bool):
+        kept["stop_loops"] = data["stop_loops"]
+    for name in SAMPLING_LIMITS:
         value = data.get(name)
         if not plain_number(value) or (name in _WHOLE and not isinstance(value, int)):
             continue  # None, or not a number this field can take: the default

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from reflectchat.chat.transcript import conversation_markdown
-from reflectchat.engine.base import SAMPLING_LIMITS, Sampling
+from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS, Sampling
 from reflectchat.store.records import SessionInfo, SessionMeta, StoredMessage, plain_number
 from reflectchat.store.rows import sampling_from_json
 from reflectchat.store.session_store import SessionStore
@@ -122,6 +122,9 @@ def _whole(data: dict, key: str, low: int, high: int) -> int | None:
 
 def _sampling(settings: dict) -> Sampling:
     given = _field(settings, "sampling", dict, "settings")
+    if given.get("effort") is not None and given["effort"] not in EFFORTS:
+        raise TransferError(f"settings.sampling.effort must be one of {', '.join(EFFORTS)}, "
+                            f"not {given['effort']!r}")
     for name, value in given.items():
         if name not in SAMPLING_LIMITS or value is None:
             continue

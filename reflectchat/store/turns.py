@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reflectchat.chat.conversation import Conversation, Turn
-from reflectchat.engine.base import FinishReason, GenerationStats, TagFormat
+from reflectchat.engine.base import EFFORTS, FinishReason, GenerationStats, TagFormat
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.facts import ChannelFacts
 from reflectchat.store.records import SessionInfo, StoredMessage, plain_number
@@ -74,8 +74,12 @@ def _stats(message: StoredMessage) -> GenerationStats:
         value = _number(data.get(name), kind)
         if value is not None:
             setattr(stats, name, value)
-    if isinstance(data.get("error"), str):
-        stats.error = data["error"]
+    for name in ("error", "reasoning_note"):
+        if isinstance(data.get(name), str):
+            setattr(stats, name, data[name])
+    if data.get("effort") in EFFORTS:
+        stats.effort = data["effort"]
+    stats.thinking_budget = _number(data.get("thinking_budget"), int)  # type: ignore[assignment]
     try:
         stats.finish_reason = FinishReason(message.finish_reason or "interrupted")
     except ValueError:
@@ -85,7 +89,7 @@ def _stats(message: StoredMessage) -> GenerationStats:
 
 def _tag_format(value: str | None) -> TagFormat:
     try:
-        return TagFormat(value or TagFormat.AUTO.value)
+        return TagFormat.parse(value or TagFormat.AUTO.value)
     except ValueError:
         return TagFormat.AUTO
 

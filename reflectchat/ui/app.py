@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input, ListView, Markdown, TextArea
 from reflectchat.chat.conversation import Conversation
 from reflectchat.chat.transcript import conversation_markdown
 from reflectchat.config import DEFAULT_THEME, ConfigFile
-from reflectchat.engine.base import Runtime
+from reflectchat.engine.base import EFFORTS, Runtime
 from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir, user_themes_dir
 from reflectchat.reflection.events import Channel
@@ -46,7 +46,7 @@ from reflectchat.ui.widgets.channel_pane import literal_markdown
 from reflectchat.ui.widgets.columns import Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
-from reflectchat.ui.widgets.status_bar import StatusBar
+from reflectchat.ui.widgets.status_bar import StatusBar, control_text
 
 
 class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
@@ -248,6 +248,7 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         self.conversation.system_prompt = settings.system_prompt
         self.conversation.sampling = settings.sampling
         self.conversation.with_reasoning = settings.with_reasoning
+        self.status = replace(self.status, control=control_text(settings.sampling))
         self.save_meta()
         if settings.runtime == self.runtime:
             self.notify("Saved; the next answers use these settings.")
@@ -260,6 +261,18 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
                         severity="warning")
         else:
             self.reload_with(settings.runtime)
+
+    def action_cycle_effort(self) -> None:
+        """The next reasoning effort for the answers to come: the model's own, off, low,
+        medium, high."""
+        levels: list[str | None] = [None, *EFFORTS]
+        sampling = self.conversation.sampling
+        effort = levels[(levels.index(sampling.effort) + 1) % len(levels)]
+        self.conversation.sampling = replace(sampling, effort=effort)
+        self.status = replace(self.status, control=control_text(self.conversation.sampling))
+        self.save_meta()
+        named = effort or "the model's own"
+        self.notify(f"Reasoning effort: {named}, from the next answer.")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P): a command for each key, the commands without one, and

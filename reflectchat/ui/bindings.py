@@ -27,6 +27,9 @@ BINDINGS = [
                     "oldest turn (it stays in the chat)"),
     Binding("ctrl+t", "tune", "Tune", show=False,
             tooltip="Pairs for Selective Reflection-Tuning: scores, rewrites, keep or drop"),
+    Binding("f7", "cycle_effort", "Effort", show=False,
+            tooltip="Reasoning effort for the next answers: the model's own, off, low, medium, "
+                    "high (F8 sets a thinking budget too)"),
     Binding("f8", "settings", "Settings", show=False,
             tooltip="Edit the system prompt and sampling settings"),
     Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,
@@ -60,6 +63,7 @@ PALETTE = {
     "switch_model": "Switch model or quant",
     "free_context": "Free context",
     "tune": "Tune",
+    "cycle_effort": "Reasoning effort",
     "settings": "Settings",
     "select_turn(-1)": "Earlier turn",
     "select_turn(1)": "Later turn",

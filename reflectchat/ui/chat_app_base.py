@@ -29,7 +29,7 @@ from reflectchat.ui.widgets.columns import Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import ConversationList
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
-from reflectchat.ui.widgets.status_bar import Activity, Status
+from reflectchat.ui.widgets.status_bar import Activity, Status, control_text
 from reflectchat.untrusted import visible
 
 # Builds the engine for a model choice and runtime; `progress` gets 0..1, False aborts.
@@ -73,7 +73,8 @@ class ChatAppBase(App[None]):
         self.quitting = False
         self.notices: list[Notice] = []
         self.set_reactive(ChatAppBase.status,
-                          Status(model=choice.label, ctx_total=choice.context_length or 0))
+                          Status(model=choice.label, ctx_total=choice.context_length or 0,
+                                 control=control_text(self.conversation.sampling)))
         self.recorder = self.new_recorder(session_id)
 
     # -- the widgets --------------------------------------------------------------------------

@@ -76,7 +76,7 @@ class ModelSwitchingPart(ChatAppBase):
                               gpu_layers=engine.gpu_layers, layer_count=engine.layer_count,
                               ctx_total=engine.n_ctx if engine.context_stated else 0,
                               template="" if engine.template in (OWN, "server") else
-                              engine.template)
+                              engine.template, reading=self.choice.reading)
         self.activity = None
 
     def action_switch_model(self) -> None:

@@ -18,6 +18,7 @@ from reflectchat.ui.messages import StoreProblem
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
+from reflectchat.ui.widgets.status_bar import control_text
 
 STORE_WARNING_EVERY_S = 30.0  # a failing store (full disk) is reported at most this often
 
@@ -47,7 +48,8 @@ class SessionActionsPart(ChatAppBase):
         self.answer_view.forget()
         await self.turn_list.clear()
         self.status = replace(self.status, ctx_used=0, tokens_per_second=None,
-                              first_token_s=None, facts=None)
+                              first_token_s=None, facts=None,
+                              control=control_text(conversation.sampling))
         await self.show_conversation()
 
     async def show_conversation(self) -> None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from textual import work
 
-from reflectchat.chat.answer_run import AnswerRun, length_note
+from reflectchat.chat.answer_run import LOOP_NOTE, AnswerRun, length_note
 from reflectchat.chat.conversation import Turn, answer_reserve, fit_context
 from reflectchat.demo.answers import STARTERS
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
@@ -138,11 +138,15 @@ class AnsweringPart(ChatAppBase):
         if stats.error:
             self.notify(stats.error, title="Answer failed", severity="error", timeout=15)
         elif stats.finish_reason is FinishReason.LENGTH:
-            self.notify(length_note(stats, self.conversation.sampling.answer_limit,
+            self.notify(length_note(stats, self.conversation.sampling.max_tokens,
                                     "the max answer tokens in F8"), severity="warning",
                         timeout=12)
+        elif stats.finish_reason is FinishReason.LOOP:
+            self.notify(LOOP_NOTE, severity="warning", timeout=12)
         elif turn.stopped:
             self.notify("Stopped; the partial answer is kept.", severity="warning")
+        if stats.reasoning_note:
+            self.notify(stats.reasoning_note.capitalize() + ".", severity="information")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":

@@ -47,8 +47,12 @@ def test_with_reasoning_the_model_gets_its_whole_answer_back():
     assert conversation.messages_for("next")[1].content == "answer 1"
     conversation.with_reasoning = True
     assert conversation.messages_for("next")[1].content == turn.answer.raw
-    turn.prefilled = True
-    assert conversation.messages_for("next")[1].content.startswith("<think>\n<thinking>")
+    turn.prefilled = True  # the template opened the thinking: its opener goes back too
+    assert conversation.messages_for("next")[1].content.startswith("<thinking>\n<thinking>")
+    turn.tag_format = TagFormat("thought")  # EXAONE Deep's
+    assert conversation.messages_for("next")[1].content.startswith("<thought>\n<thinking>")
+    turn.tag_format = TagFormat("harmony")  # gpt-oss: its markers cannot travel as text
+    assert conversation.messages_for("next")[1].content == "answer 1"
 
 
 def test_a_recorded_conversation_resumes_as_it_was(make_model, tmp_path):

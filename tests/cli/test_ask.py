@@ -213,9 +213,22 @@ def test_a_model_that_never_ends_its_turn_stops_at_the_limit_and_says_so(make_mo
     assert result.returncode == 0
     assert "20 answer tokens" in result.stderr and "length" in result.stderr
     assert "reached its limit of 20 tokens" in result.stderr and "--max-tokens N" in result.stderr
-    runaway = ask("--model", str(endless), "--ctx", "16384", "--json", "--no-save", "q")
-    stats = json.loads(runaway.stdout)["stats"]  # no limit given: the default one, not the end
-    assert (stats["completion_tokens"], stats["finish_reason"]) == (4096, "length")
+    runaway = ask("--model", str(endless), "--ctx", "1024", "--no-loop-stop", "--json",
+                  "--no-save", "q")
+    stats = json.loads(runaway.stdout)["stats"]  # no limit given: the room in the context
+    assert stats["finish_reason"] == "length"
+    assert stats["prompt_tokens"] + stats["completion_tokens"] == 1024
+
+
+def test_a_model_repeating_itself_is_stopped_and_says_so(make_model):
+    endless = make_model(Script("<|go|>", ["and on ", "and on "[:-1] + "!"], loops=True))
+    result = ask("--model", str(endless), "--ctx", "16384", "--no-save", "q")
+    assert result.returncode == 0
+    assert "Stopped: the model was repeating itself." in result.stderr
+    as_json = ask("--model", str(endless), "--ctx", "16384", "--json", "--no-save", "q")
+    answer = json.loads(as_json.stdout)
+    assert answer["finish_reason"] == "loop"
+    assert answer["stats"]["completion_tokens"] < 200  # caught early, not at the context's end
 
 
 def test_the_shell_sees_an_app_that_crashed_as_failed(monkeypatch):

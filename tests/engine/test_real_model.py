@@ -92,3 +92,16 @@ def test_our_header_reader_agrees_with_gguf_reader(real_model):
         assert ours.metadata[key] == value, key
     assert len(ours.metadata["tokenizer.ggml.tokens"]) == 262144
 
+
+
+def test_a_real_model_repeating_itself_is_stopped_as_a_loop(real_model):
+    """Gemma 3 270M has no chat template and, greedy, answers this by repeating the question
+    and a stray word over and over; with no token limit it would run to the context's end."""
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--model",
+                           str(real_model), "--temperature", "0", "--ctx", "8192", "--json",
+                           "--no-save", "What is the capital of France?"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["finish_reason"] == "loop"
+    assert answer["stats"]["completion_tokens"] < 600  # not the 8,000 left in the context

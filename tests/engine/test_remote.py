@@ -21,7 +21,6 @@ from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.chat.conversation import Turn
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 from reflectchat.engine.base import (
-    DEFAULT_ANSWER_TOKENS,
     ChatMessage,
     FinishReason,
     Sampling,
@@ -132,7 +131,8 @@ def test_split_out_reasoning_goes_to_thinking_with_its_reflections(faults, mode)
     sent = faults.requests[-1]["body"]
     assert sent["stream"] is True and sent["messages"] == [{"role": "user",
                                                             "content": "What is 2 + 3?"}]
-    assert sent["temperature"] == 0.0 and sent["max_tokens"] == DEFAULT_ANSWER_TOKENS
+    # no limit asked: the server's own (the room in its context), as reasoning models need
+    assert sent["temperature"] == 0.0 and "max_tokens" not in sent
 
 
 def test_split_out_reasoning_of_a_think_model(faults):
@@ -355,3 +355,37 @@ def test_a_server_that_states_no_context_gets_no_context_percentage(faults):
     assert (stated.context_stated, stated.n_ctx) == (True, 4096)
     assert not unstated.context_stated
     assert RemoteEngine(Endpoint(api_base(faults.url), context=2048), "tags").context_stated
+
+
+@pytest.mark.parametrize(("model", "thinking", "output"), [
+    ("harmony", "Two and two.", "It is 4."), ("magistral", "Three sides.", "A triangle.")])
+def test_raw_reasoning_markup_from_a_server_is_read_like_a_local_models(faults, model, thinking,
+                                                                      output):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), model)
+    turn = Turn("q", TagFormat.AUTO)
+    run = AnswerRun(engine, turn, QUESTION, Sampling(), threading.Event())
+    list(run.events())
+    assert (turn.answer.thinking, turn.answer.output) == (thinking, output)
+    assert "<|" not in turn.answer.output and "THINK" not in turn.answer.output
+
+
+def test_a_server_repeating_itself_is_left_as_a_loop(faults):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "repeating")
+    generation = engine.generate(QUESTION, Sampling())
+    text = "".join(generation)
+    assert generation.stats.finish_reason is FinishReason.LOOP
+    assert text.count("vuonna") < 60  # stopped soon after the loop was clear, not at 5,000
+
+
+def test_effort_goes_to_the_server_and_a_budget_is_said_not_to(faults):
+    engine = RemoteEngine(Endpoint(api_base(faults.url)), "tags")
+    generation = engine.generate(QUESTION, Sampling(effort="low", thinking_budget=100))
+    list(generation)
+    sent = faults.requests[-1]["body"]
+    assert sent["reasoning_effort"] == "low"
+    assert sent["chat_template_kwargs"] == {"enable_thinking": True, "reasoning_effort": "low"}
+    assert "budget" in (generation.stats.reasoning_note or "")
+    list(engine.generate(QUESTION, Sampling(effort="off")))
+    sent = faults.requests[-1]["body"]
+    assert "reasoning_effort" not in sent
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False}

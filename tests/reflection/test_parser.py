@@ -7,7 +7,7 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reflectchat.engine.base import TagFormat
+from reflectchat.engine.base import FORMAT_NAMES, TagFormat
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.parser import ReflectionParser
@@ -134,7 +134,7 @@ def test_plain_format_is_all_output():
 def test_auto_format_follows_the_first_tag():
     parser = ReflectionParser(TagFormat.AUTO)
     parser.feed("<think>a</think>b")
-    assert parser.tag_format is TagFormat.THINK
+    assert parser.tag_format == TagFormat.THINK
     answer = answer_of("<thinking>a<reflection>r</reflection></thinking><output>b</output>",
                        TagFormat.AUTO)
     assert (answer.thinking, answer.reflections, answer.output) == ("a", ["r"], "b")
@@ -161,19 +161,32 @@ SAMPLES = [
     " \n<reflection>r</reflection><output></output>  <thinking> t </thinking>",
     "reasoning \n</think>\n\nanswer </think> tail",
     "a <reflection>r</reflection> b</thinking><output>o</output></thinking>",
+    "<|channel|>analysis<|message|>think<|end|><|start|>assistant<|channel|>final<|message|>"
+    "out`<|end|>`<|return|>",
+    "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|call|>",
+    "[THINK]a [/THINK]b [[r]]c[[/r]] <seed:think>d <seed:cot_budget_reflect>e"
+    "</seed:cot_budget_reflect></seed:think>",
+    "<thought>\nx</thought> <think>y</think><response>z</response> Here is my response: w",
+    "Here is my thought process: p Here is my response: q",
 ]
 PIECES = ["<thinking>", "</thinking>", "<reflection>", "</reflection>", "<output>", "</output>",
           "<think>", "</think>", "<", ">", "/", "`", "```", "\n", " ", "a", "b c", "<thin",
-          "king>", "é", "ش", "\t", "<out"]
+          "king>", "é", "ش", "\t", "<out", "<|channel|>", "analysis", "final", "<|message|>",
+          "<|end|>", "<|start|>", "assistant", "<|constrain|>", "<|call|>", "<|", "[THINK]",
+          "[/THINK]", "[", "[[r]]", "[[/r]]", "<seed:think>", "</seed:think>", "<thought>",
+          "</thought>", "<response>", "</response>", "Here is my response:",
+          "Here is my thought process:", "Here is"]
+# every family, and a pair of tags a user named
+FORMATS = [TagFormat(name) for name in FORMAT_NAMES] + [TagFormat.think_tags("[[r]],[[/r]]")]
 
 
 @settings(max_examples=400, deadline=None)
 @given(
     text=st.one_of(st.sampled_from(SAMPLES),
                    st.lists(st.sampled_from(PIECES), max_size=40).map("".join),
-                   st.text(alphabet="<>/`thinkgrefloup \n", max_size=60)),
+                   st.text(alphabet="<>/`thinkgrefloup|[]: \n", max_size=60)),
     cuts=st.lists(st.integers(min_value=1, max_value=200), max_size=30),
-    fmt=st.sampled_from(list(TagFormat)),
+    fmt=st.sampled_from(FORMATS),
     prefilled=st.booleans(),
 )
 def test_any_chunking_gives_the_events_of_parsing_whole(text, cuts, fmt, prefilled):
@@ -182,8 +195,8 @@ def test_any_chunking_gives_the_events_of_parsing_whole(text, cuts, fmt, prefill
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(max_size=80).filter(lambda t: "<" not in t),
-       fmt=st.sampled_from(list(TagFormat)))
+@given(text=st.text(max_size=80).filter(lambda t: "<" not in t and "[" not in t),
+       fmt=st.sampled_from(FORMATS))
 def test_text_without_tags_is_never_lost(text, fmt):
     """With no tag possible, every non-whitespace character comes out, in order, as output."""
     events = parse(text, fmt)
@@ -210,7 +223,7 @@ def test_thinking_closed_without_being_opened_was_thinking():
         ("Check: 2+2.\n\nSo 5.", ["No, 2+3."], "5")
     parser = ReflectionParser(TagFormat.AUTO)
     parser.feed("r</thinking>o")
-    assert parser.tag_format is TagFormat.REFLECTION
+    assert parser.tag_format == TagFormat.REFLECTION
 
 
 def test_a_closing_tag_after_the_answer_began_stays_text():

@@ -37,6 +37,7 @@ def test_sigkill_mid_answer_keeps_every_message_and_the_last_checkpoint(make_mod
     assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
 
     killed = reflectchat(*ask, "--ctx", str(1 << 16), "--max-tokens", str(1 << 16),
+                         "--no-loop-stop",
                          "second question")
     store = SessionStore.open(store_file())
     seen = ""

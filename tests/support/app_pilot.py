@@ -25,8 +25,11 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
     if model is None:
         choice = choose_model(None, None, demo=True)
     else:
+        # a format the test names holds; with auto, the app reads it from the model file
         choice = ModelChoice(model, "test model", tag_format, "",
-                             sampling or Sampling(temperature=0.0))
+                             sampling or Sampling(temperature=0.0),
+                             format_why="as the test sets it",
+                             format_pinned=tag_format != TagFormat.AUTO)
 
     def make_engine(c: ModelChoice, progress: Callable[[float], bool],
                     runtime: Runtime) -> LlamaEngine:

@@ -25,7 +25,8 @@ MALFORMED = {
     "usage-list": {"choices": [], "usage": [1, 2]},
     "finish-list": {"choices": [{"index": 0, "delta": {}, "finish_reason": ["stop"]}]},
 }
-MODES += [*MALFORMED, "many-lines", "endless-deltas", "after-finish"]
+MODES += [*MALFORMED, "many-lines", "endless-deltas", "after-finish", "harmony", "magistral",
+          "repeating"]
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
@@ -168,6 +169,31 @@ class Handler(BaseHTTPRequestHandler):
             self._send(chunk({"content": piece}))
         self._send(chunk({}, finish="stop"))
         self._end()
+
+    def _content(self, pieces: list[str]) -> None:
+        self._start_stream()
+        for piece in pieces:
+            self._send(chunk({"content": piece}))
+        self._send(chunk({}, finish="stop"))
+        self._end()
+
+    def mode_harmony(self) -> None:
+        """gpt-oss behind a server that passes its harmony markup through as text."""
+        self._content(["<|channel|>analy", "sis<|message|>Two ", "and two.<|end|><|start|>",
+                       "assistant<|channel|>final<|mes", "sage|>It is 4.<|return|>"])
+
+    def mode_magistral(self) -> None:
+        self._content(["[THI", "NK]Three sides.[/THINK]", "A triangle."])
+
+    def mode_repeating(self) -> None:
+        """A model that repeats itself without end, or until the client leaves."""
+        self._start_stream()
+        for _ in range(5000):
+            try:
+                self._send(chunk({"content": "The capital of France is vuonna. "}))
+            except OSError:
+                break
+        self.close_connection = True
 
     def mode_error500(self) -> None:
         self._json(500, {"error": {"message": "CUDA out of memory while loading the model"}})

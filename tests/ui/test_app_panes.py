@@ -26,7 +26,8 @@ def pane_text(app, name: str) -> str:
 
 
 # endless answers stay endless: only Esc or the (large) context ends them
-UNLIMITED = Sampling(temperature=0.0, max_tokens=1 << 20)
+# an endless stream: a looping script that is not stopped as a loop
+UNLIMITED = Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False)
 
 
 def pane_source(app, name: str) -> str:

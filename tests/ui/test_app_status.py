@@ -28,7 +28,7 @@ async def test_a_machine_without_gpu_offload_shows_cpu_not_gpu_layers():
 
 async def test_the_context_meter_counts_while_the_answer_streams(make_model):
     app = make_app(make_model(ENDLESS), n_ctx=32768,
-                   sampling=Sampling(temperature=0.0, max_tokens=1 << 20))
+                   sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)

@@ -12,17 +12,20 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
-from reflectchat.engine.base import DEFAULT_ANSWER_TOKENS, SAMPLING_LIMITS, Runtime, Sampling
+from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS, Runtime, Sampling
 from reflectchat.engine.cpu import default_threads
 
 # field, label, type, lowest value, highest value, may be empty
 Field = tuple[str, str, type, float, float, bool]
 _LABELS = {"temperature": "Temperature", "top_p": "Top p", "top_k": "Top k (0: off)",
            "min_p": "Min p", "repeat_penalty": "Repeat penalty (1: off)",
-           "max_tokens": f"Max answer tokens (empty: {DEFAULT_ANSWER_TOKENS:,})",
-           "seed": "Seed (empty: random)"}
+           "max_tokens": "Max answer tokens (empty: the room left in the context)",
+           "seed": "Seed (empty: random)",
+           "thinking_budget": "Thinking budget in tokens (empty: none; 0: no thinking)"}
+_OPTIONAL = ("max_tokens", "seed", "thinking_budget")
+EFFORT_LABEL = f"Reasoning effort ({', '.join(EFFORTS)}; empty: the model's default)"
 SAMPLING_FIELDS: list[Field] = [
-    (name, _LABELS[name], int if whole else float, low, high, name in ("max_tokens", "seed"))
+    (name, _LABELS[name], int if whole else float, low, high, name in _OPTIONAL)
     for name, (whole, low, high) in SAMPLING_LIMITS.items()
 ]
 _THREADS = default_threads()
@@ -76,6 +79,9 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             yield TextArea(self._current.system_prompt, id="system-prompt", soft_wrap=True)
             for name, label, *_ in SAMPLING_FIELDS:
                 yield from self._field(name, label, getattr(self._current.sampling, name))
+            yield from self._field("effort", EFFORT_LABEL, self._current.sampling.effort)
+            yield Checkbox("Stop an answer that repeats itself", self._current.sampling.stop_loops,
+                           id="stop-loops")
             yield Checkbox("Send earlier answers back with their reasoning (uses more context)",
                            self._current.with_reasoning, id="with-reasoning")
             yield Label("How the model runs (a change reloads it)", classes="settings-heading")
@@ -100,8 +106,14 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
     def action_save(self) -> None:
         values = {name: self.query_one(f"#field-{name}", Input).value
                   for name, *_ in SAMPLING_FIELDS + RUNTIME_FIELDS}
+        effort = self.query_one("#field-effort", Input).value.strip().lower() or None
         try:
-            sampling = replace(self._current.sampling, **parse_fields(values, SAMPLING_FIELDS))
+            if effort is not None and effort not in EFFORTS:
+                raise ValueError(f"Reasoning effort is one of {', '.join(EFFORTS)}, or empty; "
+                                 f"not {effort!r}")
+            sampling = replace(self._current.sampling, **parse_fields(values, SAMPLING_FIELDS),
+                               effort=effort,
+                               stop_loops=self.query_one("#stop-loops", Checkbox).value)
             runtime = Runtime(**parse_fields(values, RUNTIME_FIELDS))  # type: ignore[arg-type]
         except ValueError as exc:
             self.query_one("#settings-error", Label).update(str(exc))

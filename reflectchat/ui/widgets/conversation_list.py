@@ -52,6 +52,8 @@ class TurnItem(ListItem):
             return Content.styled("⚠ interrupted (the app closed mid-answer)", "$warning")
         if stats.finish_reason is FinishReason.CANCELLED:
             return Content.styled("⏹ stopped", "$warning")
+        if stats.finish_reason is FinishReason.LOOP:
+            return Content.styled("⏹ stopped: the model was repeating itself", "$warning")
         if stats.error:
             return Content.styled(f"✗ {visible(stats.error)}", "$error")
         if stats.finish_reason is FinishReason.LENGTH:

@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
+from reflectchat.engine.base import Sampling
 from reflectchat.reflection.facts import ChannelFacts, duration_text
 from reflectchat.sizes import size_text
 from reflectchat.untrusted import visible
@@ -26,6 +27,8 @@ WARN_AT, FULL_AT = 0.8, 0.95  # context shares shown in warning, then error colo
 class Status:
     model: str = ""
     template: str = ""  # a chat template that is not the model's own
+    reading: str = ""  # the reasoning format answers are read with, and why
+    control: str = ""  # the reasoning effort and thinking budget asked for ("" : the model's)
     gpu_layers: int = 0
     layer_count: int = 0  # 0: unknown (a server)
     ctx_used: int = 0
@@ -40,6 +43,10 @@ class Status:
         parts: list[tuple[int, Content]] = []
         if self.template:
             parts.append((1, Content(f"{visible(self.template)} template")))
+        if self.reading:
+            parts.append((0, Content(visible(self.reading))))
+        if self.control:
+            parts.append((8, Content(self.control)))
         if self.layer_count:
             where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
                 else "CPU"
@@ -88,6 +95,16 @@ class Status:
                 model = model[:max(room - 1, 1)] + "…"
         return Content(SEPARATOR).join([Content.styled(model, "bold"),
                                         *(text for _, text in parts)])
+
+
+def control_text(sampling: Sampling) -> str:
+    """"effort low · budget 2,000", what the next answers ask of the model's thinking."""
+    parts = []
+    if sampling.effort is not None:
+        parts.append(f"effort {sampling.effort}")
+    if sampling.thinking_budget is not None:
+        parts.append(f"budget {sampling.thinking_budget:,}")
+    return " · ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,80 @@
+"""Loops: an answer repeating one span is stopped soon after the loop is clear, and text that
+repeats legitimately (tables, similar lines of code, numbered lists, the demo's answers, long
+real prose) never is. Tokens come from the real Llama 3 tokenizer (REFLECTCHAT_VOCAB_DIR, as in
+test_real_tokenizers.py); characters, as a server's text is watched, need nothing."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from reflectchat.demo.answers import SCRIPTS
+from reflectchat.demo.long_answer import long_script
+from reflectchat.engine.llama_cpp_api import LoadedModel
+from reflectchat.engine.loops import CHARACTERS, TOKENS, LoopWatch
+
+VOCAB_DIR = os.environ.get("REFLECTCHAT_VOCAB_DIR")
+ROOT = Path(__file__).resolve().parents[2]
+
+TABLE = "| n | n² | n³ |\n|---|---|---|\n" + "".join(
+    f"| {n} | {n * n} | {n ** 3} |\n" for n in range(1, 80))
+CODE = "def table():\n" + "".join(
+    f"    row_{i} = compute(row_{i - 1}, weight=0.5)\n" for i in range(1, 80))
+NUMBERED = "".join(f"{i}. Check the value again.\n" for i in range(1, 120))
+SAME_ROWS = "| - | - | - |\n" * 3  # a few identical rows: short, not a loop
+DEMO = [script.text for script in SCRIPTS] + [long_script().text]
+PROSE = [(ROOT / "README.md").read_text(encoding="utf-8"),
+         *(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))]
+LEGITIMATE = [TABLE, CODE, NUMBERED, SAME_ROWS, *DEMO, *PROSE]
+# a reasoning model going round: the same paragraph of about 40 tokens, again and again
+PARAGRAPH = ("Wait, let me recheck the second step: 17 times 23 is 391, and adding 12 gives "
+             "403, so the total stays 403 and I should verify it once more. ")
+
+
+@cache
+def llama3() -> LoadedModel:
+    return LoadedModel.vocab_only(str(Path(VOCAB_DIR or "") / "ggml-vocab-llama-bpe.gguf"))
+
+
+def tokens(text: str) -> list[int]:
+    return llama3().vocab.tokenize(text, special=False)
+
+
+def first_stop(items: list, watch: LoopWatch) -> int | None:
+    return next((i for i, item in enumerate(items) if watch.feed(item)), None)
+
+
+@pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
+@pytest.mark.parametrize("text", LEGITIMATE, ids=lambda t: t[:24])
+def test_legitimate_repetition_is_never_stopped_by_tokens(text):
+    assert first_stop(tokens(text), LoopWatch(TOKENS)) is None
+
+
+@pytest.mark.parametrize("text", LEGITIMATE, ids=lambda t: t[:24])
+def test_legitimate_repetition_is_never_stopped_by_characters(text):
+    assert first_stop(list(text), LoopWatch(CHARACTERS)) is None
+
+
+@pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
+def test_a_paragraph_going_round_is_stopped_in_its_third_copy():
+    once, start = tokens(PARAGRAPH), tokens("Let me compute 17 times 23 plus 12. ")
+    answer = start + tokens(PARAGRAPH * 20)
+    stop = first_stop(answer, LoopWatch(TOKENS))
+    assert stop is not None and stop <= len(start) + 3 * len(once) + 2
+
+
+@pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
+def test_a_short_phrase_going_round_is_stopped_once_it_covers_120_tokens():
+    answer = tokens("The capital of France is vuonna. " * 100)
+    stop = first_stop(answer, LoopWatch(TOKENS))
+    assert stop is not None and 110 <= stop < 160
+
+
+def test_a_server_going_round_is_stopped_by_its_characters():
+    text = "Intro. " + PARAGRAPH * 10
+    stop = first_stop(list(text), LoopWatch(CHARACTERS))
+    # clear at three copies covering 480 characters: here in the fourth copy of 140
+    assert stop is not None and stop < len("Intro. ") + 4 * len(PARAGRAPH)
