@@ -27,7 +27,7 @@ BINDINGS = [
                     "oldest turn (it stays in the chat)"),
     Binding("ctrl+t", "tune", "Tune", show=False,
             tooltip="Pairs for Selective Reflection-Tuning: scores, rewrites, keep or drop"),
-    Binding("f7", "cycle_effort", "Effort", show=False,
+    Binding("f7", "cycle_effort", "Effort", show=False, priority=True,  # before the prompt's F7
             tooltip="Reasoning effort for the next answers: the model's own, off, low, medium, "
                     "high (F8 sets a thinking budget too)"),
     Binding("f8", "settings", "Settings", show=False,

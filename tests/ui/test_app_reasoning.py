@@ -51,6 +51,21 @@ async def test_a_looping_answer_is_stopped_and_the_app_says_why(make_model):
                                                                  .render())
 
 
+async def test_f7_steps_through_the_efforts_and_the_status_bar_says_it():
+    app = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        seen = []
+        for _ in range(5):  # the prompt has the focus: F7 is the app's, not its select-all
+            await pilot.press("f7")
+            await pilot.pause()
+            seen.append(app.conversation.sampling.effort)
+        assert seen == ["off", "low", "medium", "high", None]
+        await pilot.press("f7")
+        await pilot.pause()
+        assert "effort off" in status_text(app)
+
+
 async def test_effort_and_budget_are_set_in_f8_and_kept_for_the_next_answer():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
@@ -65,6 +80,7 @@ async def test_effort_and_budget_are_set_in_f8_and_kept_for_the_next_answer():
         sampling = app.conversation.sampling
         assert (sampling.effort, sampling.thinking_budget, sampling.stop_loops) == \
             ("low", 500, False)
+        assert "effort low · budget 500" in status_text(app)
         await pilot.press("f8")
         await wait_for(pilot, lambda: app.screen.id == "settings", what="the settings")
         app.screen.query_one("#field-effort", Input).value = "lots"

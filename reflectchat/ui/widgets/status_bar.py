@@ -44,7 +44,7 @@ class Status:
         if self.template:
             parts.append((1, Content(f"{visible(self.template)} template")))
         if self.reading:
-            parts.append((0, Content(visible(self.reading))))
+            parts.append((1, Content(visible(self.reading))))
         if self.control:
             parts.append((8, Content(self.control)))
         if self.layer_count:
