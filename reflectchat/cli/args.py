@@ -12,6 +12,7 @@ from reflectchat.config import ConfigFile
 from reflectchat.engine.base import EFFORTS, MAX_TEMPERATURE, Backend, Sampling, TagFormat
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.placement import Override, experts_in_ram, parse_overrides
 from reflectchat.models.choice import ModelChoice, choose_model, context_for
 
 if TYPE_CHECKING:  # the engine imports llama_cpp, which loads only once a command runs
@@ -159,16 +160,41 @@ def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSett
     n_ctx = context_for(choice, args.ctx)
     split = tensor_split(args)
     gpu_layers, repack = args.gpu_layers, REPACK[args.repack]
+    overrides = tensor_overrides(args, choice)
     if gpu_layers is None or repack is None:  # as the memory plan says
-        planned, planned_repack = planned_load(choice.path, n_ctx, args.cache_type_k,
-                                               args.cache_type_v, args.flash_attn, split,
-                                               gpu_layers, repack)
-        if gpu_layers is None:
-            gpu_layers = planned if supports_gpu_offload() else 0
-        repack = planned_repack
+        planned = planned_load(choice.path, n_ctx, args.cache_type_k, args.cache_type_v,
+                               args.flash_attn, split, gpu_layers, repack)
+        if gpu_layers is None and supports_gpu_offload():
+            gpu_layers = planned.gpu_layers
+            if overrides is None and planned.experts_in_ram:
+                overrides = experts_in_ram(planned.experts_in_ram)
+        repack = planned.repack
     return EngineSettings(
-        n_gpu_layers=gpu_layers, n_ctx=n_ctx, flash_attn=args.flash_attn,
+        n_gpu_layers=gpu_layers or 0, n_ctx=n_ctx, flash_attn=args.flash_attn,
         type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
         n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
-        template=args.template, repack=repack,
+        template=args.template, repack=repack, overrides=overrides or (),
     )
+
+
+def tensor_overrides(args: argparse.Namespace,
+                     choice: ModelChoice) -> tuple[Override, ...] | None:
+    """--override-tensor, --cpu-moe and --n-cpu-moe, else config.toml's `[models."ID"]`
+    (override_tensor, cpu_moe, n_cpu_moe); None: none asked for (the plan places them)."""
+    name, table = ConfigFile().model_table(choice.model_id, choice.path.name)
+    where = f'config.toml [models."{name}"]'
+    given = getattr(args, "override_tensor", None)
+    if not given and isinstance(table.get("override_tensor"), list):
+        given = [str(item) for item in table["override_tensor"]]
+    found = [o for text in given or () for o in parse_overrides(text)]
+    cpu_moe = getattr(args, "cpu_moe", False) or table.get("cpu_moe") is True
+    layers = getattr(args, "n_cpu_moe", None)
+    if layers is None and "n_cpu_moe" in table:
+        layers = table["n_cpu_moe"]
+        if not isinstance(layers, int) or isinstance(layers, bool):
+            raise EngineError(f"{where}: n_cpu_moe must be a whole number of layers")
+    if layers is not None and layers < 0:
+        raise EngineError(f"--n-cpu-moe takes a number of layers, 0 or more, not {layers}")
+    if cpu_moe or layers:
+        found += experts_in_ram(None if cpu_moe else layers)
+    return tuple(found) if found or layers == 0 else None

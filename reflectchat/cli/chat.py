@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
                    runtime: Runtime) -> Backend:
         with_runtime = argparse.Namespace(**{**vars(args), "ctx": runtime.n_ctx,
                                              "threads": runtime.n_threads,
-                                             "gpu_layers": runtime.gpu_layers})
+                                             "gpu_layers": runtime.gpu_layers,
+                                             "n_cpu_moe": runtime.experts_in_ram})
         return make_engine(with_runtime, choice, progress, paced=True)
 
     try:
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     app = ReflectChatApp(choice, engine_for, conversation, choose=choose, store=store,
                          store_problem=problem, session_id=session_id,
-                         runtime=Runtime(args.ctx, args.threads, args.gpu_layers))
+                         runtime=Runtime(args.ctx, args.threads, args.gpu_layers,
+                                         args.n_cpu_moe))
     app.run()
     return EXIT_FAILED if app.return_code else EXIT_OK  # a crash is a failure to the shell
 

@@ -74,6 +74,10 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
           + ("  (quality loss)" if row.quality_loss else ""))
     layers = f"; GPU layers {chosen.n_gpu_layers}/{chosen.n_layer + 1}" if hw.gpus else ""
     print(f"  fit: {chosen.label}{layers}")
+    if shape.experts:
+        print(f"  a mixture of experts: {shape.experts_used} of {shape.experts} experts a token"
+              + (f"; load with --n-cpu-moe {chosen.experts_in_ram} (the default here)"
+                 if chosen.experts_in_ram else ""))
     for card in chosen.cards:
         print(f"    {visible(card.gpu.name)}: {card.layers} layers"
               + (" and the output layer" if card.output else "")
@@ -108,6 +112,7 @@ def _row_json(r: Row) -> dict[str, object]:
         "params": r.shape.params, "bpw": round(r.bpw, 3) if r.bpw else None,
         "quality_loss": r.quality_loss, "verdict": r.plan.verdict.value,
         "n_gpu_layers": r.plan.n_gpu_layers, "layers": r.plan.n_layer,
+        "experts_in_ram_layers": r.plan.experts_in_ram, "placement": r.plan.label,
         "gpu_bytes": r.plan.gpu_bytes, "ram_bytes": r.plan.ram_bytes,
         "kv_bytes": r.plan.kv_bytes, "compute_bytes": r.plan.compute_bytes,
         "gpus": [{"name": c.gpu.name, "layers": c.layers, "output_layer": c.output,

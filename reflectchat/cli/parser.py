@@ -65,6 +65,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="chat template: 'model' (the GGUF's own, the default when it has one) "
                         "or one of llama.cpp's built-in templates (chatml, llama3, gemma, ...); "
                         "without either, one is chosen by the model's architecture")
+    r.add_argument("--cpu-moe", action="store_true",
+                   help="a mixture of experts: keep every layer's experts in RAM, the rest on "
+                        "the GPU (default: as few as the memory plan needs)")
+    r.add_argument("--n-cpu-moe", type=int, metavar="N",
+                   help="a mixture of experts: keep the experts of the first N layers in RAM")
+    r.add_argument("--override-tensor", "-ot", action="append", metavar="PATTERN=BUFFER",
+                   help="put tensors whose name matches PATTERN in BUFFER (CPU, CUDA0, ...), "
+                        "as llama.cpp's -ot; repeatable")
     r.add_argument("--no-mmap", action="store_true", help="read the model into memory")
     r.add_argument("--mlock", action="store_true", help="lock the model in RAM")
 

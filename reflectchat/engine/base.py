@@ -132,6 +132,7 @@ class Runtime:
     n_ctx: int | None = None
     n_threads: int | None = None
     gpu_layers: int | None = None  # -1: all
+    experts_in_ram: int | None = None  # a mixture of experts: the first N layers' experts
 
 
 @dataclass

@@ -30,9 +30,15 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import THINKING_OPENERS
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
 from reflectchat.engine.llama_cpp_api import LoadedModel, supports_gpu_offload
-from reflectchat.engine.llama_log import capture_llama_log, loaded_buffers, recent_errors
+from reflectchat.engine.llama_log import (
+    capture_llama_log,
+    loaded_buffers,
+    overridden_tensors,
+    recent_errors,
+)
 from reflectchat.engine.loops import LoopWatch
 from reflectchat.engine.pieces import PieceDecoder
+from reflectchat.engine.placement import Override
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
 from reflectchat.engine.thinking_budget import ThinkingWatch, budget_closer
 
@@ -54,6 +60,9 @@ class EngineSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     repack: bool | None = None  # llama.cpp's repacked CPU weights; None: cpu.repack_default()
+    # tensors placed by pattern (placement.py: a mixture's experts in RAM), as llama.cpp's
+    # --override-tensor: (pattern, buffer type) pairs
+    overrides: tuple[Override, ...] = ()
     template: str | None = None  # a chat template by name (prompt.OWN or llama.cpp's built-in)
     pace: float | None = None  # at most this many tokens a second (the demo's replay)
 
@@ -102,7 +111,8 @@ class LlamaEngine:
             with redirect_stderr(io.StringIO()):
                 self.model = LoadedModel.load(
                     str(self.path), progress=_noting_abort(progress, aborted),
-                    repack=self.repack, n_gpu_layers=s.n_gpu_layers, n_ctx=s.n_ctx,
+                    repack=self.repack, overrides=s.overrides,
+                    n_gpu_layers=s.n_gpu_layers, n_ctx=s.n_ctx,
                     n_batch=s.n_batch, flash_attn=s.flash_attn, type_k=s.type_k,
                     type_v=s.type_v, tensor_split=s.tensor_split, n_threads=self.threads[0],
                     n_threads_batch=self.threads[1], use_mmap=s.use_mmap,
@@ -117,10 +127,15 @@ class LlamaEngine:
             if aborted.is_set():
                 raise EngineError("Loading the model was cancelled") from None
             said = recent_errors[0] if recent_errors else ""  # the cause; later lines follow it
+            if s.overrides and ("regular expression" in said or "regex" in said):
+                why = said.split("error loading model: ")[-1]
+                raise EngineError("llama.cpp could not use the tensor override pattern(s) "
+                                  f"{', '.join(p for p, _ in s.overrides)}: {why}") from None
             problem = diagnose_load_failure(self.path, said)
             if said and "unknown model architecture" not in said:
                 problem += f" (llama.cpp: {said})"
             raise EngineError(problem) from None
+        self.overridden = overridden_tensors()  # tensor -> the buffer type an override chose
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         try:
             self.prompt = ChatPrompt(self.model, choose_template(self.model.metadata,

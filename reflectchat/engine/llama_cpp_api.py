@@ -13,7 +13,11 @@ The parts of llama-cpp-python used beyond its documented `Llama` API, and why:
   (engine/scoring.py), and an abort callback that stops a long prompt evaluation.
 - `Llama._input_ids` / `n_tokens`: how much of a prompt the KV cache already holds.
 - `llama_model_default_params`, swapped while a load runs on the loading thread only: the
-  progress callback and `use_extra_bufts` (repacked CPU weights), which `Llama()` does not take.
+  progress callback, `use_extra_bufts` (repacked CPU weights) and `tensor_buft_overrides` (a
+  mixture of experts' experts in RAM: llama.cpp's --override-tensor), which `Llama()` does not
+  take (llama-cpp-python declares the last one "unused").
+- ggml's backend registry (`ggml_backend_dev_*`, `ggml_backend_cpu_buffer_type`), exported by
+  the same libraries: the buffer types an override can name.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ _NEEDED_FUNCTIONS = (
     "llama_print_system_info",
 )
 _NEEDED_ATTRIBUTES = ("_model", "_ctx", "_batch", "_input_ids", "n_tokens", "metadata")
-_NEEDED_PARAMS = ("progress_callback", "use_extra_bufts")
+_NEEDED_PARAMS = ("progress_callback", "use_extra_bufts", "tensor_buft_overrides")
 SUPPORTED = "llama-cpp-python>=0.3.36,<0.4"
 
 
@@ -110,20 +114,66 @@ def _defaults_for_this_thread() -> Any:
     return params
 
 
+class _TensorOverride(ctypes.Structure):
+    """llama.cpp's `llama_model_tensor_buft_override`: tensors whose name matches `pattern`
+    (a C++ std::regex) go into the buffer type `buft`; an array of them ends with a NULL
+    pattern."""
+
+    _fields_ = [("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p)]
+
+
+def _ggml(name: str, restype: Any, *argtypes: Any) -> Any:
+    function = getattr(low_level._lib, name)
+    function.restype, function.argtypes = restype, list(argtypes)
+    return function
+
+
+def buffer_types() -> dict[str, int]:
+    """The buffer types this llama.cpp can put tensors in, by name ("CPU", "CUDA0", ...), as
+    llama.cpp's own --override-tensor lists them."""
+    count = _ggml("ggml_backend_dev_count", ctypes.c_size_t)
+    device = _ggml("ggml_backend_dev_get", ctypes.c_void_p, ctypes.c_size_t)
+    buffer = _ggml("ggml_backend_dev_buffer_type", ctypes.c_void_p, ctypes.c_void_p)
+    name = _ggml("ggml_backend_buft_name", ctypes.c_char_p, ctypes.c_void_p)
+    found = {}
+    for i in range(count()):
+        buft = buffer(device(i))
+        if buft:
+            found[name(buft).decode()] = buft
+    found["CPU"] = _ggml("ggml_backend_cpu_buffer_type", ctypes.c_void_p)()
+    return found
+
+
+def _override_array(overrides: Sequence[tuple[str, str]]) -> ctypes.Array[_TensorOverride]:
+    """The overrides as llama.cpp reads them; EngineError names a buffer type not here."""
+    types = buffer_types()
+    array = (_TensorOverride * (len(overrides) + 1))()
+    for i, (pattern, buffer) in enumerate(overrides):
+        if buffer not in types:
+            raise EngineError(f"No buffer type {buffer!r} in this llama.cpp build for "
+                              f"--override-tensor; it has {', '.join(sorted(types))}")
+        array[i].pattern, array[i].buft = pattern.encode(), types[buffer]
+    return array
+
+
 @contextlib.contextmanager
-def model_params(progress: Callable[[float], bool] | None = None,
-                 repack: bool = False) -> Iterator[None]:
+def model_params(progress: Callable[[float], bool] | None = None, repack: bool = False,
+                 overrides: Sequence[tuple[str, str]] = ()) -> Iterator[None]:
     """While this runs, a `Llama()` built on this thread gets a progress callback (return
-    False to abort) and repacked CPU weights on or off; a `Llama()` built on any other thread
-    meanwhile gets llama.cpp's plain defaults."""
+    False to abort), repacked CPU weights on or off and its tensor `overrides` ((pattern,
+    buffer type) pairs); a `Llama()` built on any other thread meanwhile gets llama.cpp's
+    plain defaults."""
     callback = None
     if progress is not None:
         callback = llama_cpp.llama_progress_callback(lambda value, _data: bool(progress(value)))
+    placed = _override_array(overrides) if overrides else None  # alive until the load ends
 
     def adjust(params: Any) -> None:
         params.use_extra_bufts = repack
         if callback is not None:
             params.progress_callback = callback
+        if placed is not None:
+            params.tensor_buft_overrides = ctypes.cast(placed, ctypes.c_void_p)
 
     with _load_lock:
         _params_for[threading.get_ident()] = adjust
@@ -249,12 +299,14 @@ class LoadedModel:
 
     @classmethod
     def load(cls, path: str, *, progress: Callable[[float], bool] | None = None,
-             repack: bool = False, type_k: str = "f16", type_v: str = "f16",
+             repack: bool = False, overrides: Sequence[tuple[str, str]] = (),
+             type_k: str = "f16", type_v: str = "f16",
              tensor_split: Sequence[float] | None = None, **options: Any) -> LoadedModel:
-        """Load with `Llama()`'s own options plus a progress callback and repacking; errors
-        are the library's (ValueError, MemoryError), for the caller to explain."""
+        """Load with `Llama()`'s own options plus a progress callback, repacking and tensor
+        overrides; errors are the library's (ValueError, MemoryError), for the caller to
+        explain."""
         check_installed()
-        with model_params(progress, repack):
+        with model_params(progress, repack, overrides):
             llm = llama_cpp.Llama(path, type_k=KV_CACHE_TYPES[type_k],
                                   type_v=KV_CACHE_TYPES[type_v],
                                   tensor_split=list(tensor_split) if tensor_split else None,

@@ -11,6 +11,7 @@ from reflectchat.engine.llama_cpp_api import route_log
 _ERROR_LEVEL = 4  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
 _LOAD_LOG_LIMIT = 1 << 20  # characters kept from one load's log
 _BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
+_OVERRIDDEN = re.compile(r"tensor (\S+) \([^)]*\) buffer type overridden to (\S+)")
 recent_errors: deque[str] = deque(maxlen=20)
 _load_log: list[str] = []
 
@@ -28,6 +29,12 @@ def capture_llama_log() -> None:
     recent_errors.clear()
     _load_log.clear()
     route_log(_on_log)
+
+
+def overridden_tensors() -> dict[str, str]:
+    """The tensors the last load placed by an override, and where ("CPU", "CUDA0", ...), as
+    llama.cpp logged them (read before `loaded_buffers`, which ends the load's log)."""
+    return dict(_OVERRIDDEN.findall("".join(_load_log)))
 
 
 def loaded_buffers() -> dict[str, int]:

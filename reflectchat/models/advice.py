@@ -103,6 +103,8 @@ def _choose(pool: list[Row]) -> tuple[Row, str]:
 
 def _where(row: Row) -> str:
     p = row.plan
+    if p.experts_in_ram:
+        return f"every layer on the GPU, {p.label}"
     if p.verdict is Verdict.PARTIAL:
         return f"{p.layers_on_gpu} of {p.n_layer} layers on the GPU"
     return "in RAM" if p.verdict is Verdict.CPU_ONLY else "on the GPU"

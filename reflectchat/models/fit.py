@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -29,10 +30,12 @@ from pathlib import Path
 
 from reflectchat.engine.cpu import repack_default, repacked_types
 from reflectchat.engine.gguf_header import Header, HeaderError, read_local
+from reflectchat.engine.placement import EXPERTS
 from reflectchat.models.catalog import Arch
 from reflectchat.models.hardware import GPU, Hardware
 from reflectchat.sizes import GIB
 
+_EXPERTS = re.compile(EXPERTS)
 CTX_ALIGN = 256
 N_UBATCH = 512
 GPU_MARGIN = GIB
@@ -62,6 +65,23 @@ class ModelShape:
     # (engine/cpu.py), per layer and for the output layer: a second copy beside the mapped file.
     repack_layer_bytes: tuple[int, ...] = ()
     repack_output_bytes: int = 0
+    # A mixture of experts: each layer's expert tensors (of layer_bytes), how many experts a
+    # layer has and how many a token uses (only their share of the expert bytes is read).
+    expert_bytes: tuple[int, ...] = ()
+    experts: int = 0
+    experts_used: int = 0
+
+    @property
+    def expert_share(self) -> float:
+        """The share of a layer's expert bytes one token reads."""
+        return self.experts_used / self.experts if self.experts else 1.0
+
+    def read_bytes(self, layer: int, experts_here: bool = True) -> int:
+        """What one token reads of `layer`'s weights where they sit: all of a dense layer,
+        the active experts' share of a mixture's (`experts_here`: its experts too)."""
+        experts = self.expert_bytes[layer] if self.expert_bytes else 0
+        return self.layer_bytes[layer] - experts + \
+            (round(experts * self.expert_share) if experts_here else 0)
 
     def repack_bytes(self, cpu_layers: int, output_on_cpu: bool) -> int:
         return sum(self.repack_layer_bytes[:cpu_layers]) + \
@@ -91,7 +111,7 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
     n_layer, n_embd, n_head = (number("block_count"), number("embedding_length"),
                                number("attention.head_count"))
     head_k = number("attention.key_length", n_embd // n_head)
-    layers, repacked = [0] * n_layer, [0] * n_layer
+    layers, repacked, experts = [0] * n_layer, [0] * n_layer, [0] * n_layer
     output = embd = repacked_output = 0
     repackable = repacked_types()
     for header in headers:
@@ -100,8 +120,11 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
             multiple = repackable.get(kind)
             copied = size if multiple and rows % multiple == 0 else 0
             if tensor.startswith("blk."):
-                layers[int(tensor.split(".")[1])] += size
-                repacked[int(tensor.split(".")[1])] += copied
+                layer = int(tensor.split(".")[1])
+                layers[layer] += size
+                repacked[layer] += copied
+                if _EXPERTS.search(tensor):
+                    experts[layer] += size
             elif tensor == "token_embd.weight":  # looked up by row: never repacked
                 embd += size
             else:
@@ -110,10 +133,16 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
     tokens = meta.get("tokenizer.ggml.tokens")
     n_vocab = len(tokens) if isinstance(tokens, list) else int(tokens or 0)
     tied = not any("output.weight" in h.tensors for h in headers)
+    moe = any(experts)
+    # the feed-forward a token runs through: a mixture's experts in use, each of its size
+    n_ff = number("expert_feed_forward_length") * number("expert_used_count") if moe \
+        else number("feed_forward_length")
     return ModelShape(n_layer, n_embd, n_head, number("attention.head_count_kv", n_head),
-                      head_k, number("attention.value_length", head_k),
-                      number("feed_forward_length"), n_vocab, tuple(layers), output, embd, True,
-                      sum(h.params for h in headers), tied, tuple(repacked), repacked_output)
+                      head_k, number("attention.value_length", head_k), n_ff, n_vocab,
+                      tuple(layers), output, embd, True,
+                      sum(h.params for h in headers), tied, tuple(repacked), repacked_output,
+                      tuple(experts) if moe else (), number("expert_count", 0) if moe else 0,
+                      number("expert_used_count", 0) if moe else 0)
 
 
 def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
@@ -126,9 +155,12 @@ def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:
     bytes_per_param = file_bytes / params
     layer = int(per_layer * bytes_per_param)
     side = int(vocab_params * bytes_per_param)
+    experts = int(3 * arch.hidden * arch.experts * arch.expert_ffn * bytes_per_param)
+    used = arch.ffn // arch.expert_ffn if arch.experts else 0
     return ModelShape(arch.layers, arch.hidden, arch.heads, arch.kv_heads, arch.head_dim,
                       arch.head_dim, n_ff, arch.vocab, (layer,) * arch.layers, side, side, False,
-                      params)
+                      params, expert_bytes=(experts,) * arch.layers if arch.experts else (),
+                      experts=arch.experts, experts_used=used)
 
 
 def layer_params(arch: Arch) -> int:
@@ -178,8 +210,9 @@ class CardUse:
     gpu: GPU
     layers: int  # repeating layers (the output layer is counted in `output`)
     output: bool
-    weights: int  # its layers' weights and the output layer's: read for every token
+    weights: int  # its layers' weights and the output layer's
     bytes: int  # weights, KV cache and compute buffer, margin included
+    read: int = 0  # what one token reads of its weights (a mixture: the active experts)
 
 
 @dataclass(frozen=True)
@@ -194,6 +227,7 @@ class Plan:
     cards: tuple[CardUse, ...] = ()  # each GPU that holds layers
     capped_at: int | None = None  # a load with this many GPU layers failed for memory
     repack: bool = False  # the CPU layers' weights are repacked (their copies counted in RAM)
+    experts_in_ram: int = 0  # a mixture of experts: the first N layers' experts stay in RAM
 
     @property
     def layers_on_gpu(self) -> int:
@@ -201,6 +235,8 @@ class Plan:
 
     @property
     def label(self) -> str:
+        if self.experts_in_ram:
+            return f"experts of {self.experts_in_ram}/{self.n_layer} layers in RAM"
         if self.verdict is Verdict.PARTIAL:
             return f"partial: {self.layers_on_gpu} of {self.n_layer} layers on the GPU"
         return self.verdict.value
@@ -208,6 +244,8 @@ class Plan:
     @property
     def short_label(self) -> str:
         """The verdict in at most 14 characters, for tables: "partial 41/81"."""
+        if self.experts_in_ram:
+            return f"MoE {self.experts_in_ram}/{self.n_layer} RAM"
         if self.verdict is Verdict.PARTIAL:
             return f"partial {self.n_gpu_layers}/{self.n_layer + 1}"
         return self.verdict.value
@@ -264,6 +302,23 @@ def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
     top = n + 1 if gpus else 0
     if max_gpu_layers is not None:
         top = min(top, max(max_gpu_layers, 0))
+    if shape.expert_bytes and top > n:
+        # every layer on the GPU, and the experts of as few layers as needed in RAM (as
+        # llama.cpp's --n-cpu-moe keeps them: the first layers')
+        for moved in range(n + 1):
+            cards = _cards(shape, gpus, split, n + 1, kv_layer, compute, moved)
+            gpu = sum(c.bytes for c in cards)
+            ram = (sum(shape.expert_bytes[:moved]) + shape.embd_bytes + logits + RAM_MARGIN
+                   + (sum(min(r, e) for r, e in zip(shape.repack_layer_bytes[:moved],
+                                                      shape.expert_bytes[:moved],
+                                                      strict=False)) if repack else 0))
+            if unified:
+                ram += gpu - GPU_MARGIN * len(cards)
+            if _fits(cards, ram, hw):
+                if moved == 0:
+                    break  # the experts fit on the GPU too: the plain plan below says so
+                return Plan(n + 1, n, Verdict.PARTIAL, gpu, ram, kv_layer * n, compute,
+                            tuple(cards), max_gpu_layers, repack, moved)
     for ngl in range(top, -1, -1):
         on_gpu = min(ngl, n)
         cards = _cards(shape, gpus, split, ngl, kv_layer, compute)
@@ -285,8 +340,14 @@ def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
                 repack)
 
 
+def _fits(cards: list[CardUse], ram: int, hw: Hardware) -> bool:
+    return all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_available_bytes
+
+
 def _cards(shape: ModelShape, gpus: list[GPU], split: list[float], ngl: int, kv_layer: int,
-           compute: int) -> list[CardUse]:
+           compute: int, experts_in_ram: int = 0) -> list[CardUse]:
+    """What each card holds with `ngl` GPU layers, the experts of the first
+    `experts_in_ram` layers left in RAM."""
     n = shape.n_layer
     assigned = layer_cards(n, ngl, split)
     first = max(n - ngl, 0)
@@ -297,8 +358,12 @@ def _cards(shape: ModelShape, gpus: list[GPU], split: list[float], ngl: int, kv_
         if not slots:
             continue
         output = n in slots
-        weights = sum(shape.layer_bytes[il] for il in layers) + \
+        kept = [il >= experts_in_ram for il in layers]
+        weights = sum(shape.layer_bytes[il] - (0 if here else shape.expert_bytes[il])
+                      for il, here in zip(layers, kept, strict=True)) + \
+            (shape.output_bytes if output else 0)
+        read = sum(shape.read_bytes(il, here) for il, here in zip(layers, kept, strict=True)) + \
             (shape.output_bytes if output else 0)
         size = weights + kv_layer * len(layers) + compute + GPU_MARGIN
-        cards.append(CardUse(gpu, len(layers), output, weights, size))
+        cards.append(CardUse(gpu, len(layers), output, weights, size, read))
     return cards

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reflectchat.engine.base import Backend, GenerationStats
@@ -21,23 +21,33 @@ from reflectchat.models.hardware import detect
 from reflectchat.models.measured import Measurements, file_key, machine_key
 
 
+@dataclass(frozen=True)
+class PlannedLoad:
+    gpu_layers: int  # -1: all of them
+    repack: bool  # the CPU layers' weights repacked
+    experts_in_ram: int = 0  # a mixture of experts: the first N layers' experts kept in RAM
+
+
 def planned_load(path: Path, n_ctx: int, type_k: str, type_v: str, flash_attn: bool,
                  tensor_split: Sequence[float] | None = None, gpu_layers: int | None = None,
-                 repack: bool | None = None) -> tuple[int, bool]:
-    """The GPU layers the memory plan gives this file on this machine (-1: all of them),
-    below any count that failed for memory here before and at most `gpu_layers`, and whether
-    its CPU layers are repacked (`repack` None: where this CPU gains and the copies fit)."""
+                 repack: bool | None = None) -> PlannedLoad:
+    """The GPU layers the memory plan gives this file on this machine, below any count that
+    failed for memory here before and at most `gpu_layers`; whether its CPU layers are
+    repacked (`repack` None: where this CPU gains and the copies fit); and for a mixture of
+    experts, how many layers' experts stay in RAM."""
     try:
         shape = shape_from_gguf(shard_paths(path))
     except (HeaderError, EngineError, OSError, ValueError):
         # unreadable here: llama.cpp will say why when it loads it
-        return -1, repack_default() if repack is None else repack
+        return PlannedLoad(-1, repack_default() if repack is None else repack)
     hw = detect()
     cap = Measurements().memory_cap(machine_key(hw), file_key(path), n_ctx)
     if gpu_layers is not None and gpu_layers >= 0:
         cap = gpu_layers if cap is None else min(cap, gpu_layers)
     chosen = plan(shape, hw, n_ctx, type_k, type_v, flash_attn, tensor_split, cap, repack)
-    return -1 if chosen.verdict is Verdict.FULL_GPU else chosen.n_gpu_layers, chosen.repack
+    layers = -1 if chosen.verdict is Verdict.FULL_GPU or chosen.experts_in_ram \
+        else chosen.n_gpu_layers
+    return PlannedLoad(layers, chosen.repack, chosen.experts_in_ram)
 
 
 def load_with_fallback(path: Path, settings: EngineSettings,

@@ -94,12 +94,19 @@ class Placement:
 
 
 def placement(shape: ModelShape, chosen: Plan) -> Placement:
+    """What one token reads on each device: every weight of a dense model; of a mixture of
+    experts, the rest of each layer and the active share of its experts (expert_used_count /
+    expert_count), on the GPU or in RAM where they sit."""
     output_on_gpu = any(c.output for c in chosen.cards)
-    ram = sum(shape.layer_bytes[:shape.n_layer - chosen.layers_on_gpu]) + \
+    cpu_layers = range(shape.n_layer - chosen.layers_on_gpu)
+    ram = sum(shape.read_bytes(il) for il in cpu_layers) + \
         (0 if output_on_gpu else shape.output_bytes)
+    if shape.expert_bytes:  # experts left in RAM by the GPU layers
+        ram += sum(round(shape.expert_bytes[il] * shape.expert_share)
+                   for il in range(chosen.experts_in_ram) if il not in cpu_layers)
     if shape.output_tied:
         ram += shape.embd_bytes
-    return Placement(tuple((card.gpu, card.weights) for card in chosen.cards), ram)
+    return Placement(tuple((card.gpu, card.read or card.weights) for card in chosen.cards), ram)
 
 
 def decode_bound(where: Placement, ram_bandwidth: float | None) -> float | None:

@@ -64,7 +64,10 @@ def test_a_24_gib_machine_without_gpu_never_gets_a_low_quality_star():
     assert not any(r.recommended for r in llama)  # ...no ★ for it
     best = best_pick([r for rows in models.values() for r in rows])
     assert best is not None and not best.quality_loss and best.reason
-    assert best.shape.params < 20e9  # a small reasoning model is what runs here
+    # a mixture of experts runs here: Qwen3 30B A3B reads only its active experts' ~3B
+    # parameters a token, faster than any dense model of its quality
+    assert best.group_key == "qwen3-30b-a3b" and best.plan.verdict is Verdict.CPU_ONLY
+    assert best.speed.decode_tps and best.speed.decode_tps > USABLE_TPS
     assert best.model is not None and best.model.format.value == "think"
 
 
@@ -77,10 +80,20 @@ def test_the_star_says_why_and_prefers_usable_speed():
     assert big.plan.verdict is Verdict.PARTIAL and not big.quality_loss
     assert "tok/s" in big.reason  # no 70B quant is fast here: it says so
     best = best_pick([r for rows in models.values() for r in rows])
-    # the largest that still runs at a usable speed: Seed-OSS 36B (all 64 layers on the GPU,
-    # the output layer in RAM), ahead of QwQ 32B
-    assert best is not None and best.group_key == "seed-oss-36b"
+    # the largest that still runs at a usable speed: gpt-oss 120B, a mixture of experts, its
+    # layers on the GPU and the experts of some in RAM, ahead of every dense 70B
+    assert best is not None and best.group_key == "gpt-oss-120b"
     assert best.speed.decode_tps and best.speed.decode_tps > USABLE_TPS
+    assert "every layer on the GPU, experts of " in best.reason and "layers in RAM" in best.reason
+
+
+def test_a_24_gib_gpu_with_64_gib_of_ram_is_offered_gpt_oss_120b_with_its_experts_in_ram():
+    models = rows_by_model(machine(64, ("NVIDIA GeForce RTX 4090", 24)))
+    [row] = models["gpt-oss-120b"]
+    assert row.runs and row.plan.n_gpu_layers == 37  # 36 layers and the output layer
+    assert 0 < row.plan.experts_in_ram < 36 and "layers in RAM" in row.plan.label
+    dense = next(r for r in models["llama-3.3-70b-instruct"] if r.recommended)
+    assert row.speed.decode_tps > 3 * dense.speed.decode_tps  # not a dense 70B at 3 tok/s
 
 
 def test_decode_speed_is_bandwidth_over_bytes_read():

@@ -46,4 +46,4 @@ def test_the_plan_gives_no_gpu_layers_on_a_cpu_build(make_model):
                               cache_type_k="f16", cache_type_v="f16", threads=None,
                               no_mmap=False, mlock=False, template=None, repack="auto")
     assert engine_settings(args, choose_model(str(path), None, False)).n_gpu_layers == 0
-    assert planned_load(path, 512, "f16", "f16", False)[0] == 0  # no usable GPU here
+    assert planned_load(path, 512, "f16", "f16", False).gpu_layers == 0  # no usable GPU here

@@ -34,6 +34,8 @@ RUNTIME_FIELDS: list[Field] = [
     ("n_threads", f"CPU threads (empty: {_THREADS.decode} for answers, "
                   f"{_THREADS.batch} for prompts)", int, 1, 1024, True),
     ("gpu_layers", "GPU layers (-1: all; empty: as many as fit)", int, -1, 10_000, True),
+    ("experts_in_ram", "Mixture of experts: layers whose experts stay in RAM (empty: as "
+                       "planned)", int, 0, 10_000, True),
 ]
 
 

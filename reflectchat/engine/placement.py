@@ -1,0 +1,39 @@
+"""Where a model's tensors go, beyond whole layers: llama.cpp's tensor overrides
+(`--override-tensor PATTERN=BUFFER`, and its `--cpu-moe` / `--n-cpu-moe N` shorthands that keep a
+mixture of experts' expert tensors in RAM while the rest of each layer runs on the GPU)."""
+
+from __future__ import annotations
+
+import re
+
+from reflectchat.engine.errors import EngineError
+
+# llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h): every expert tensor of a layer
+EXPERTS = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+
+Override = tuple[str, str]  # (pattern, buffer type)
+
+
+def experts_in_ram(layers: int | None) -> tuple[Override, ...]:
+    """The experts of the first `layers` layers in RAM (None: of every layer), as llama.cpp's
+    --n-cpu-moe and --cpu-moe place them."""
+    if layers is None:
+        return ((EXPERTS, "CPU"),)
+    return tuple((rf"blk\.{i}{EXPERTS}", "CPU") for i in range(layers))
+
+
+def parse_overrides(text: str) -> tuple[Override, ...]:
+    """"PATTERN=BUFFER[,PATTERN=BUFFER...]", as llama.cpp's --override-tensor takes it."""
+    found = []
+    for item in text.split(","):
+        pattern, equals, buffer = item.rpartition("=")
+        if not equals or not pattern or not buffer:
+            raise EngineError(f"--override-tensor takes PATTERN=BUFFER (e.g. "
+                              f"'{EXPERTS}=CPU'), not {item!r}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise EngineError(f"--override-tensor: {pattern!r} is not a valid pattern "
+                              f"({exc})") from None
+        found.append((pattern, buffer))
+    return tuple(found)
