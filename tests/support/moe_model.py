@@ -27,8 +27,9 @@ class MoeShape:
 
 
 def write_moe_gguf(path: Path, shape: MoeShape = MoeShape(), seed: int = 0,
-                   zeros: bool = False) -> Path:
-    """`zeros`: weights of zeros, quick to write at gigabyte sizes (the benchmarks')."""
+                   zeros: bool = False, quant: str = "f16") -> Path:
+    """`zeros`: weights of zeros, quick to write at gigabyte sizes (the benchmarks'). `quant`:
+    "f16", or "q4_0" for the matrices (a type llama.cpp repacks for faster CPU kernels)."""
     rng = np.random.default_rng(seed)
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + \
         ["\u2581the", "\u2581answer", "\u2581is", "\u2581four", "."]
@@ -86,8 +87,14 @@ def write_moe_gguf(path: Path, shape: MoeShape = MoeShape(), seed: int = 0,
     w.add_unk_token_id(0)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
+    q4_0 = gguf.GGMLQuantizationType.Q4_0
     for name, data in tensors.items():
-        w.add_tensor(name, data)
+        if quant == "q4_0" and data.dtype == np.float16 and data.shape[-1] % 32 == 0 \
+                and name != "token_embd.weight":
+            w.add_tensor(name, gguf.quants.quantize(data.astype(np.float32), q4_0),
+                         raw_dtype=q4_0)
+        else:
+            w.add_tensor(name, data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
