@@ -5,6 +5,7 @@ for the commands that need them."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from reflectchat.cli.parser import build_parser
@@ -23,9 +24,20 @@ COMMANDS = {
 }
 
 
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a Unix tool whose reader left exits
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return importlib.import_module(COMMANDS[args.command]).run(args)
+    try:
+        code = importlib.import_module(COMMANDS[args.command]).run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader left (`| head`): end quietly, and keep Python's exit-time flush of the
+        # closed pipe from printing a second error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

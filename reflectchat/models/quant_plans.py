@@ -109,18 +109,22 @@ def fit_rows(hw: Hardware, n_ctx: int, cache_type: str = "f16",
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     for entry in load_catalog().models:
         model_rows = []
+        hub_failed = False  # the hub could not be reached: the other quants are not asked for
         for quant in entry.quants:
             files = downloaded_files(entry, quant)
             shape, source = None, "file" if files else "catalog"
             if files:
                 shape = shape_from_gguf(files)
-            elif entry.id in from_hub and not offline:
+            elif entry.id in from_hub and not offline and not hub_failed:
                 try:
                     shape, source = _hub_shape(entry, quant), "hub"
                 except (HeaderError, httpx.HTTPError, OSError) as exc:
+                    # no connection: the other quants would fail the same way, so say it once
+                    hub_failed = isinstance(exc, (httpx.TransportError, OSError))
+                    what = "its quants' headers" if hub_failed else f"{quant.name}'s header"
                     if notes is not None:
-                        notes.append(f"{entry.id} {quant.name}: could not read its header "
-                                     f"from the hub ({exc}); sizes are the catalog's")
+                        notes.append(f"{entry.id}: could not read {what} from the hub "
+                                     f"({exc}); sizes are the catalog's")
             if shape is None:
                 shape = shape_from_catalog(entry.arch, quant.size)
             size = sum(f.stat().st_size for f in files) if files else quant.size

@@ -99,4 +99,15 @@ CREATE TABLE tune_pairs (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_SESSIONS, _V2_SEARCH, _V3_TUNE)
+# A session id a user has seen never names another session: SQLite gives a deleted newest id
+# again (INTEGER PRIMARY KEY without AUTOINCREMENT), so the highest id ever given is kept here
+# and new sessions are numbered after it.
+_V4_SESSION_IDS = """
+CREATE TABLE session_ids (last INTEGER NOT NULL);
+INSERT INTO session_ids (last) SELECT coalesce(max(id), 0) FROM sessions;
+CREATE TRIGGER session_ids_ai AFTER INSERT ON sessions BEGIN
+    UPDATE session_ids SET last = max(last, new.id);
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_SESSIONS, _V2_SEARCH, _V3_TUNE, _V4_SESSION_IDS)

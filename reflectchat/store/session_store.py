@@ -209,8 +209,9 @@ def _insert_session(db: sqlite3.Connection, title: str, meta: SessionMeta,
                     created: float | None, updated: float | None) -> int:
     now = time.time()
     cursor = db.execute(
-        "INSERT INTO sessions (title, created, updated, model, quant, system_prompt, "
-        "sampling, gpu_layers, n_ctx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, title, created, updated, model, quant, system_prompt, "
+        "sampling, gpu_layers, n_ctx) VALUES ((SELECT last + 1 FROM session_ids), "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (title, created or now, updated or created or now, *meta_row(meta)),
     )
     assert cursor.lastrowid is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -253,3 +254,17 @@ def test_a_second_pull_of_the_same_file_says_so_and_leaves_the_first_alone(hub):
     assert "Traceback" not in second.stderr
     assert first.wait(120) == 0, first.stderr.read()
     assert cached(QWQ, "qwq-32b-q4_k_m.gguf").read_bytes() == f.data
+
+
+def test_an_unreachable_hub_is_said_once_not_once_per_quant():
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nothing listens on
+    port = closed.getsockname()[1]
+    closed.close()
+    result = subprocess.run([sys.executable, "-m", "reflectchat", "models", "qwq-32b"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+                                 "HF_HUB_OFFLINE": "0"})
+    assert result.returncode == 0
+    said = [line for line in result.stderr.splitlines() if "from the hub" in line]
+    assert len(said) == 1 and "qwq-32b: could not read its quants' headers" in said[0]

@@ -79,6 +79,16 @@ def test_newest_first_and_rename_delete(tmp_path):
     store._conn.execute("INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
 
 
+def test_a_deleted_sessions_id_never_names_another_session(tmp_path):
+    store = SessionStore.open(tmp_path / "s.db")
+    first, second = fill(store), fill(store)
+    store.delete(second)  # the newest: SQLite alone would give its id again
+    store.close()
+    store = SessionStore.open(tmp_path / "s.db")  # and after a restart
+    third = fill(store)
+    assert third == second + 1 and [s.id for s in store.sessions()] == [third, first]
+
+
 def test_search_by_channel_with_highlighted_matches(tmp_path):
     store = SessionStore.open(tmp_path / "s.db")
     sid = fill(store)
