@@ -15,6 +15,7 @@ from reflectchat.demo.answers import STARTERS
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.loading import measure_answer
+from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.answer_worker import stream_answer
 from reflectchat.ui.chat_app_base import ChatAppBase
@@ -22,6 +23,7 @@ from reflectchat.ui.messages import ContextTrimmed, StreamBatch, StreamFinished,
 from reflectchat.ui.widgets.answer_view import AnswerView
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
+from reflectchat.ui.widgets.status_bar import Problem
 
 
 class AnsweringPart(ChatAppBase):
@@ -30,7 +32,7 @@ class AnsweringPart(ChatAppBase):
             self.notify("The model is still answering; Esc stops it.", severity="warning")
             return
         if self.engine is None:
-            self.notify("The model is not loaded yet.", severity="warning")
+            self.notify(self._no_model(), severity="warning")
             return
         self.prompt_input.clear()
         number = message.text.strip()
@@ -40,12 +42,19 @@ class AnsweringPart(ChatAppBase):
             return
         self.run_worker(self._start_turn(message.text))
 
+    def _no_model(self) -> str:
+        """Why there is no model to answer: still loading, or none loaded at all."""
+        if isinstance(self.activity, Problem):
+            return "No model is loaded: its load failed (the message above says why). Ctrl+L " \
+                   "picks a model or quant."
+        return "The model is still loading; the bar below shows how far. Ctrl+L picks another."
+
     def action_starter(self, n: int) -> None:
         """Ask the demo one of its starter prompts (a link in its empty output pane)."""
         if not self.choice.is_demo or self.conversation.turns or not 1 <= n <= len(STARTERS):
             return
         if self.engine is None:
-            self.notify("The model is not loaded yet.", severity="warning")
+            self.notify(self._no_model(), severity="warning")
             return
         self.run_worker(self._start_turn(STARTERS[n - 1]))
 
@@ -117,6 +126,10 @@ class AnsweringPart(ChatAppBase):
             self.status, tokens_per_second=speed, first_token_s=batch.first_token_s,
             facts=batch.facts, ctx_used=batch.prompt_tokens + tokens,
         )
+        if batch.panes.get(Channel.OUTPUT):  # the note under the turn: "answering…"
+            item = self.turn_list.item_for(batch.turn)
+            if item is not None:
+                item.refresh_note()
 
     def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats

@@ -253,3 +253,22 @@ async def test_a_thinking_hit_scrolls_to_the_matched_line_and_corrected_filters(
         app.query_one("#search-channel", Select).value = "corrected"
         await wait_for(pilot, lambda: sidebar(app).entries == [], what="no corrected answer")
         assert "No matches." in listed(app)
+
+
+async def test_search_by_keyboard_alone_opens_the_first_hit():
+    """F6, /, the words, Enter, Enter: the second Enter opens the first hit."""
+    store = open_store()
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, SOLVE)
+        solved = app.recorder.session_id
+        await ask(pilot, DEBUG)
+        await pilot.press("ctrl+n")
+        await pilot.press("f6", "slash")
+        await pilot.press(*"discriminant")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: entry_list(app).highlighted == 0, what="the first hit")
+        assert app.focused is entry_list(app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.recorder.session_id == solved, what="the session")

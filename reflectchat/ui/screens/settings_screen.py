@@ -47,8 +47,16 @@ class ChatSettings:
     runtime: Runtime
 
 
+class FieldError(ValueError):
+    """A value the form cannot take: `field` names it, the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def parse_fields(values: dict[str, str], fields: list[Field]) -> dict[str, float | int | None]:
-    """The form's text as numbers; ValueError names the field and the allowed range."""
+    """The form's text as numbers; FieldError names the field and the allowed range."""
     parsed: dict[str, float | int | None] = {}
     for name, label, kind, low, high, optional in fields:
         text = values[name].strip()
@@ -59,10 +67,10 @@ def parse_fields(values: dict[str, str], fields: list[Field]) -> dict[str, float
             value = kind(text)
         except ValueError:
             what = "a whole number" if kind is int else "a number"
-            raise ValueError(f"{label}: {text!r} is not {what}") from None
+            raise FieldError(name, f"{label}: {text!r} is not {what}") from None
         if not low <= value <= high:
-            raise ValueError(f"{label.split(' (')[0]} must be between {low:g} and {high:g}, "
-                             f"not {text}")
+            raise FieldError(name, f"{label.split(' (')[0]} must be between {low:g} and "
+                                   f"{high:g}, not {text}")
         parsed[name] = value
     return parsed
 
@@ -98,6 +106,22 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
     def _field(name: str, label: str, value: object) -> ComposeResult:
         yield Label(label)
         yield Input("" if value is None else str(value), id=f"field-{name}")
+        yield Label("", id=f"error-{name}", classes="field-error")
+
+    def on_mount(self) -> None:
+        self.query_one("#system-prompt", TextArea).focus()
+
+    def _show_error(self, field: str, message: str) -> None:
+        """The message under its field, which gets the focus and comes into view."""
+        for label in self.query(".field-error").results(Label):
+            label.display = False
+        self.query_one("#settings-error", Label).update(message)
+        under = self.query_one(f"#error-{field}", Label)
+        under.update(message)
+        under.display = True
+        entry = self.query_one(f"#field-{field}", Input)
+        entry.focus()
+        self.query_one("#settings-body").scroll_to_widget(entry, animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
@@ -111,14 +135,14 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
         effort = self.query_one("#field-effort", Input).value.strip().lower() or None
         try:
             if effort is not None and effort not in EFFORTS:
-                raise ValueError(f"Reasoning effort is one of {', '.join(EFFORTS)}, or empty; "
-                                 f"not {effort!r}")
+                raise FieldError("effort", f"Reasoning effort is one of {', '.join(EFFORTS)}, "
+                                           f"or empty; not {effort!r}")
             sampling = replace(self._current.sampling, **parse_fields(values, SAMPLING_FIELDS),
                                effort=effort,
                                stop_loops=self.query_one("#stop-loops", Checkbox).value)
             runtime = Runtime(**parse_fields(values, RUNTIME_FIELDS))  # type: ignore[arg-type]
-        except ValueError as exc:
-            self.query_one("#settings-error", Label).update(str(exc))
+        except FieldError as exc:
+            self._show_error(exc.field, str(exc))
             return
         prompt = self.query_one("#system-prompt", TextArea).text
         with_reasoning = self.query_one("#with-reasoning", Checkbox).value

@@ -46,8 +46,9 @@ class TurnItem(ListItem):
 
     def _note(self) -> Content:
         stats = self.turn.stats
-        if stats is None:
-            return Content.styled("thinking…", "italic $text-muted")
+        if stats is None:  # streaming: "answering…" once the output has begun
+            doing = "answering…" if self.turn.answer.output.strip() else "thinking…"
+            return Content.styled(doing, "italic $text-muted")
         if stats.finish_reason is FinishReason.INTERRUPTED:
             return Content.styled("⚠ interrupted (the app closed mid-answer)", "$warning")
         if stats.finish_reason is FinishReason.CANCELLED:
@@ -62,6 +63,9 @@ class TurnItem(ListItem):
 
     def refresh_reply(self) -> None:
         self.query_one(".reply-text", Markdown).update(self._reply())
+        self.refresh_note()
+
+    def refresh_note(self) -> None:
         self.query_one(".reply-note", Static).update(self._note())
 
 

@@ -100,6 +100,7 @@ class SessionsSidebar(Vertical):
         self.entries: list[Entry] = []
         self._problem = problem
         self._timer: Timer | None = None
+        self._highlight_first = False  # Enter in the search: the first hit is highlighted
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="Search all sessions…", id="session-search")
@@ -142,6 +143,9 @@ class SessionsSidebar(Vertical):
 
     @on(Input.Submitted, "#session-search")
     def _search_now(self) -> None:
+        """Search at once and move to the results with the first one highlighted, so the next
+        Enter opens it."""
+        self._highlight_first = True
         self.reload()
         self.query_one(EntryList).focus()
 
@@ -169,7 +173,11 @@ class SessionsSidebar(Vertical):
             empty = "No matches." if searching else "No sessions yet."
             hint = "Try fewer or other words." if searching else "Ask something below."
             rows = [(Content.styled(empty, "$text-muted"), Content.styled(hint, "$text-muted"))]
-        self.query_one(EntryList).set_rows(rows)
+        listed = self.query_one(EntryList)
+        listed.set_rows(rows)
+        if self._highlight_first and entries:
+            listed.highlighted = 0
+        self._highlight_first = False
 
     def _selected(self) -> Entry | None:
         index = self.query_one(EntryList).highlighted

@@ -62,7 +62,7 @@ class Status:
                 parts.append((4, Content(f"output after {duration_text(facts.first_output_s)}")))
             for keep, name, label in ((7, "thinking", "think"), (3, "reflection", "reflect"),
                                       (6, "output", "out")):
-                if facts.tokens[name] or name != "reflection":
+                if facts.tokens[name] or name == "output":  # the channels this model uses
                     parts.append((keep, Content(
                         f"{label} {facts.tokens[name]:,} · {duration_text(facts.seconds[name])}")))
         return parts

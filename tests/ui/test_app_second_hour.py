@@ -1,0 +1,72 @@
+"""What a user meets after the first ten minutes (issue 26): a model without reasoning tags, a
+model that did not load, the settings form, search by keyboard, the finished Reflection pane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support.app_pilot import ask, finished, loaded, make_app, wait_for
+from textual.widgets import Input, Label
+
+from reflectchat.demo.scripted_model import Piece, Script
+from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.ui.widgets.status_bar import StatusBar
+
+
+def status_text(app) -> str:
+    return str(app.query_one(StatusBar).query_one("#status-text").render())
+
+
+async def test_a_model_without_reasoning_tags_is_answering_not_thinking(make_model):
+    plain = Script("<|go|>", [Piece(f"Sentence {i}. ") for i in range(30)], loops=True)
+    app = make_app(make_model(plain), tag_format=TagFormat.AUTO, n_ctx=32768,
+                   sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        turn = app.conversation.turns[-1]
+        item = app.turn_list.item_for(turn)
+
+        def note() -> str:
+            return str(item.query_one(".reply-note").render())
+
+        await wait_for(pilot, lambda: note() == "answering…", what="the note to say answering")
+        assert turn.stats is None  # while it streams
+        await pilot.press("escape")
+        await finished(pilot)
+        shown = status_text(app)
+        assert "out " in shown and "think " not in shown  # no channel facts it does not use
+
+
+async def test_a_model_that_did_not_load_says_so_and_how_to_pick_one(tmp_path: Path):
+    app = make_app(tmp_path / "gone.gguf", tag_format=TagFormat.AUTO)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: any("not found" in n.message for n in app.notices),
+                       what="the load to fail")
+        app.query_one("#prompt").insert("hello")
+        await pilot.press("enter")
+        await pilot.pause()
+        said = app.notices[-1].message
+        assert said.startswith("No model is loaded") and "Ctrl+L" in said
+
+
+async def test_a_bad_setting_is_shown_at_its_field_which_gets_the_focus():
+    for size in ((160, 48), (80, 24)):
+        app = make_app()
+        async with app.run_test(size=size) as pilot:
+            await loaded(pilot)
+            await pilot.press("f8")
+            await wait_for(pilot, lambda: app.screen.id == "settings", what="the settings")
+            screen = app.screen
+            assert app.focused is screen.query_one("#system-prompt")  # typing goes somewhere
+            field = screen.query_one("#field-gpu_layers", Input)
+            field.value = "-5"
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            under = screen.query_one("#error-gpu_layers", Label)
+            assert "GPU layers must be between -1" in str(under.render()) and under.display
+            assert app.focused is field
+            body = screen.query_one("#settings-body")
+            # the field and its message are in the dialog's visible part, not scrolled away
+            assert body.region.contains_region(field.region) and \
+                body.region.contains_region(under.region)
