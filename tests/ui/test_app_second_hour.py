@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from support.app_pilot import ask, finished, loaded, make_app, wait_for
 from textual.widgets import Input, Label
 
@@ -50,23 +52,23 @@ async def test_a_model_that_did_not_load_says_so_and_how_to_pick_one(tmp_path: P
         assert said.startswith("No model is loaded") and "Ctrl+L" in said
 
 
-async def test_a_bad_setting_is_shown_at_its_field_which_gets_the_focus():
-    for size in ((160, 48), (80, 24)):
-        app = make_app()
-        async with app.run_test(size=size) as pilot:
-            await loaded(pilot)
-            await pilot.press("f8")
-            await wait_for(pilot, lambda: app.screen.id == "settings", what="the settings")
-            screen = app.screen
-            assert app.focused is screen.query_one("#system-prompt")  # typing goes somewhere
-            field = screen.query_one("#field-gpu_layers", Input)
-            field.value = "-5"
-            await pilot.press("ctrl+s")
-            await pilot.pause()
-            under = screen.query_one("#error-gpu_layers", Label)
-            assert "GPU layers must be between -1" in str(under.render()) and under.display
-            assert app.focused is field
-            body = screen.query_one("#settings-body")
-            # the field and its message are in the dialog's visible part, not scrolled away
-            assert body.region.contains_region(field.region) and \
-                body.region.contains_region(under.region)
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_a_bad_setting_is_shown_at_its_field_which_gets_the_focus(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.screen.id == "settings", what="the settings")
+        screen = app.screen
+        assert app.focused is screen.query_one("#system-prompt")  # typing goes somewhere
+        field = screen.query_one("#field-gpu_layers", Input)
+        field.value = "-5"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        under = screen.query_one("#error-gpu_layers", Label)
+        assert "GPU layers must be between -1" in str(under.render()) and under.display
+        assert app.focused is field
+        body = screen.query_one("#settings-body")
+        # the field and its message are in the dialog's visible part, not scrolled away
+        assert body.region.contains_region(field.region) and \
+            body.region.contains_region(under.region)
