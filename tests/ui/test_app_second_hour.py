@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from support.app_pilot import ask, finished, loaded, make_app, wait_for
 from textual.widgets import Input, Label
 
