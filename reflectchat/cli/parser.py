@@ -151,6 +151,9 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
     def pick(p: argparse.ArgumentParser) -> None:
         p.add_argument("--sessions", metavar="IDS", help="only these sessions, e.g. 3,7")
         p.add_argument("--all", action="store_true", help="every session (the default)")
+        p.add_argument("--include-cut", action="store_true",
+                       help="also use answers cut at the token limit (left out by default: "
+                            "a cut answer is not the model's whole answer)")
 
     score = steps.add_parser("score", help="IFD and r-IFD of each pair, with the loaded model")
     pick(score)

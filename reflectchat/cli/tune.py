@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,9 @@ from reflectchat.cli.output import EXIT_CANCELLED, EXIT_OK, fail
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
+from reflectchat.models.choice import ModelChoice, settled_choice
 from reflectchat.store.session_store import SessionStore, StoreError
-from reflectchat.store.tune_pairs import StoredPair, pairs
+from reflectchat.store.tune_pairs import StoredPair, left_out, pairs
 from reflectchat.tune.dataset import Decision, decide, summary, write_jsonl
 from reflectchat.tune.runs import pending, score_pending
 from reflectchat.untrusted import visible
@@ -35,8 +37,7 @@ NO_LOGITS = ("Scoring needs the model's logits for every token of a prompt, whic
 if TYPE_CHECKING:
     from reflectchat.engine.scoring import Scorer
 
-NOTHING = ("No finished answers to work on yet: chat in the app or run `reflectchat ask` "
-           "first (answers that were stopped or have no output are left out).")
+NOTHING = "No finished answers to work on yet: chat in the app or run `reflectchat ask` first."
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,9 +47,13 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
     try:
         wanted = _sessions(args)
-        found = pairs(store, wanted)
+        include_cut = getattr(args, "include_cut", False)
+        found = pairs(store, wanted, include_cut)
+        unused = left_out_sentence(left_out(store, wanted, include_cut))
         if not found:
-            return fail(NOTHING)
+            return fail(f"{NOTHING} {unused}" if unused else NOTHING)
+        if unused:
+            print(f"reflectchat: {unused}", file=sys.stderr)
         action = {"score": _score, "reflect": _reflect, "select": _select,
                   "export": _export}[args.action]
         return action(args, store, found)
@@ -56,6 +61,17 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
     finally:
         store.close()
+
+
+def left_out_sentence(counts: dict[str, int]) -> str:
+    """"Left out: 2 answers cut at the token limit (--include-cut takes them), 1 stopped." """
+    if not counts:
+        return ""
+    words = {"cut": "cut at the token limit (--include-cut takes them)",
+             "stopped": "stopped before the end", "interrupted": "interrupted (the app closed)",
+             "failed": "that failed", "no output": "without output"}
+    parts = [f"{n} answer{'s' * (n != 1)} {words[why]}" for why, n in sorted(counts.items())]
+    return f"Left out: {', '.join(parts)}."
 
 
 def _sessions(args: argparse.Namespace) -> tuple[int, ...]:
@@ -68,12 +84,13 @@ def _sessions(args: argparse.Namespace) -> tuple[int, ...]:
             from None
 
 
-def _engine(args: argparse.Namespace) -> Backend:
+def _engine(args: argparse.Namespace) -> tuple[Backend, ModelChoice]:
+    """The model loaded, and the choice as it settled (its reasoning format found)."""
     choice = with_answer_options(args, choice_from_args(args, args.model, args.quant, args.demo))
     engine = make_engine(args, choice)
     if engine.load_note:
         print(f"reflectchat: {visible(engine.load_note)}", file=sys.stderr)
-    return engine
+    return engine, settled_choice(choice, engine)
 
 
 def _scorer(engine: Backend) -> Scorer:
@@ -91,7 +108,7 @@ def _score(args: argparse.Namespace, store: SessionStore, found: list[StoredPair
 
     if args.endpoint:
         return fail(NO_LOGITS)
-    engine = _engine(args)
+    engine, _ = _engine(args)
     scorer = _scorer(engine)
     model = engine.path.name  # type: ignore[attr-defined]
     todo = pending(found, model)
@@ -127,13 +144,16 @@ def _score(args: argparse.Namespace, store: SessionStore, found: list[StoredPair
 
 
 def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:
-    from reflectchat.tune.reflecting import reflect_pair
+    from reflectchat.tune.reflecting import TEACHER_SAMPLING, reflect_pair
 
     scored = [p for p in found if p.saved.get("scores")]
     if not scored:
         return fail("No pair is scored yet: run `reflectchat tune score` first.")
     todo = [p for p in scored if args.redo or not p.saved.get("teacher_raw")]
-    engine = _engine(args)
+    engine, choice = _engine(args)
+    # the paper's teacher decodes greedily; --temperature, --max-tokens and --system act
+    sampling = replace(TEACHER_SAMPLING, max_tokens=args.max_tokens,
+                       temperature=0.0 if args.temperature is None else args.temperature)
     from reflectchat.engine.llama import LlamaEngine
 
     student = _scorer(engine) if isinstance(engine, LlamaEngine) else None
@@ -149,7 +169,8 @@ def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPa
         if view is not None:
             print(f"\n== pair {n} of {len(todo)} (session {pair.session_id}): "
                   f"{visible(pair.prompt.strip()[:60])}", file=sys.stderr)
-        outcome = reflect_pair(engine, pair, store, view)
+        outcome = reflect_pair(engine, pair, store, view, sampling, args.system or "",
+                               choice.tag_format)
         if student is not None and not outcome.get("error"):
             model = engine.path.name  # type: ignore[attr-defined]
             score_pending(student, store,

@@ -35,10 +35,12 @@ class StoredPair:
     saved: dict[str, Any] = field(default_factory=dict)  # the tune_pairs columns, JSON read
 
 
-def pairs(store: SessionStore, sessions: Collection[int] = ()) -> list[StoredPair]:
+def pairs(store: SessionStore, sessions: Collection[int] = (),
+          include_cut: bool = False) -> list[StoredPair]:
     """Every finished answer with output and the prompt before it, oldest first, limited to
-    `sessions` if given."""
+    `sessions` if given; with `include_cut`, answers cut at the token limit too."""
     where = f"AND a.session_id IN ({','.join('?' * len(sessions))})" if sessions else ""
+    finished = "('stop', 'length')" if include_cut else "('stop')"
     with store._lock:
         rows = store._conn.execute(
             "SELECT a.id, a.session_id, s.title, u.raw, a.output, a.raw, a.tag_format, "
@@ -49,7 +51,7 @@ def pairs(store: SessionStore, sessions: Collection[int] = ()) -> list[StoredPai
             "AND u.role = 'user' "
             "JOIN sessions s ON s.id = a.session_id "
             "LEFT JOIN tune_pairs t ON t.message_id = a.id "
-            "WHERE a.role = 'assistant' AND a.finish_reason = 'stop' AND a.output != '' "
+            f"WHERE a.role = 'assistant' AND a.finish_reason IN {finished} AND a.output != '' "
             f"{where} ORDER BY a.id", tuple(sessions)).fetchall()
     found = []
     for row in rows:
@@ -59,6 +61,28 @@ def pairs(store: SessionStore, sessions: Collection[int] = ()) -> list[StoredPai
                 saved[name] = _json(value) if name in JSON_FIELDS else value
         found.append(StoredPair(*row[:7], bool(row[7]), saved))
     return found
+
+
+def left_out(store: SessionStore, sessions: Collection[int] = (),
+             include_cut: bool = False) -> dict[str, int]:
+    """The answers `pairs` leaves out, counted by why: "cut" (at the token limit), "stopped"
+    (by the user, or as a loop), "interrupted", "failed", "no output"."""
+    where = f"AND session_id IN ({','.join('?' * len(sessions))})" if sessions else ""
+    with store._lock:
+        rows = store._conn.execute(
+            "SELECT finish_reason, output = '', count(*) FROM messages WHERE role = "
+            f"'assistant' {where} GROUP BY 1, 2", tuple(sessions)).fetchall()
+    why = {"length": "cut", "cancelled": "stopped", "loop": "stopped", "error": "failed"}
+    counts: dict[str, int] = {}
+    for finish, empty, count in rows:
+        if empty:
+            reason = "no output"
+        elif finish == "stop" or (finish == "length" and include_cut):
+            continue
+        else:
+            reason = why.get(finish, "interrupted")
+        counts[reason] = counts.get(reason, 0) + count
+    return counts
 
 
 def _json(text: str) -> Any:

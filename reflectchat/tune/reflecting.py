@@ -32,12 +32,13 @@ class View(Protocol):
 
 
 def teacher_answer(engine: Backend, prompt: str, view: View | None,
-                   tag_format: TagFormat = TagFormat.AUTO) -> tuple[str, str]:
+                   tag_format: TagFormat = TagFormat.AUTO,
+                   sampling: Sampling = TEACHER_SAMPLING, system: str = "") -> tuple[str, str]:
     """The teacher's (raw text, output) for `prompt`. With no tagged output (a plain model),
     the output is the whole text."""
     turn = Turn(prompt, tag_format)
-    run = AnswerRun(engine, turn, Conversation("", TEACHER_SAMPLING).messages_for(prompt),
-                    TEACHER_SAMPLING, threading.Event())
+    run = AnswerRun(engine, turn, Conversation(system, sampling).messages_for(prompt),
+                    sampling, threading.Event())
     for event in run.events():
         if view is not None:
             view.show(event, False)
@@ -48,8 +49,10 @@ def teacher_answer(engine: Backend, prompt: str, view: View | None,
 
 
 def reflect_pair(engine: Backend, pair: StoredPair, store: SessionStore,
-                 view: View | None = None) -> dict[str, Any]:
-    """Run both reflections for `pair` and save what they gave."""
+                 view: View | None = None, sampling: Sampling = TEACHER_SAMPLING,
+                 system: str = "", tag_format: TagFormat = TagFormat.AUTO) -> dict[str, Any]:
+    """Run both reflections for `pair` (with the teacher's `sampling` and `system` prompt)
+    and save what they gave."""
     outcome: dict[str, Any] = {"message": pair.message_id, "session": pair.session_id}
     raw: dict[str, str] = {}
     errors = []
@@ -58,14 +61,15 @@ def reflect_pair(engine: Backend, pair: StoredPair, store: SessionStore,
     for name, template in asks:
         prompt = template.format(instruction=pair.prompt, answer=pair.output)
         try:
-            raw[name], output = teacher_answer(engine, prompt, view)
+            raw[name], output = teacher_answer(engine, prompt, view, tag_format, sampling,
+                                               system)
             if name == "instruction":
-                rewrite = parse_instruction_reflection(output)
+                rewrite = parse_instruction_reflection(output, pair.prompt, pair.output)
                 fields.update(new_instruction=rewrite.instruction, new_answer=rewrite.answer,
                               instruction_scores=None)
             else:
-                fields.update(better_answer=parse_response_reflection(output),
-                              answer_scores=None)
+                fields.update(better_answer=parse_response_reflection(
+                    output, pair.prompt, pair.output), answer_scores=None)
         except TeacherFormatError as exc:
             errors.append(f"{name} reflection: {exc}")
     error = "; ".join(errors) or None

@@ -46,19 +46,42 @@ class InstructionRewrite:
     answer: str
 
 
-def _marked(text: str, marker: str) -> str:
-    """The text after the last `[marker]` up to `[End]` (or the end of the answer)."""
+# the placeholders of the asked format: a teacher that echoes the prompt repeats them
+_PLACEHOLDERS = {"New Instruction": "your new instruction",
+                 "New Answer": "your answer to the new instruction",
+                 "Better Answer": "your better answer"}
+
+
+def _marked(text: str, marker: str, pair: tuple[str, str]) -> str:
+    """The text after the last `[marker]` up to `[End]` (or the end of the answer). The
+    format's own placeholder, and the pair's instruction or answer given back unchanged, are no
+    rewrite: a teacher that echoed the prompt."""
     found = list(re.finditer(rf"\[{re.escape(marker)}\]\s*(.*?)\s*(?:\[End\]|(?=\[New )|$)",
                              text, re.DOTALL | re.IGNORECASE))
     body = found[-1][1].strip() if found else ""
     if not body:
         raise TeacherFormatError(f"the teacher's answer has no [{marker}] ... [End] part")
+    if _same(body, _PLACEHOLDERS[marker]) or any(_same(body, given) for given in pair):
+        raise TeacherFormatError(f"the teacher's [{marker}] only repeats the prompt "
+                                 f"({_short(body)!r}): no rewrite")
     return body
 
 
-def parse_instruction_reflection(text: str) -> InstructionRewrite:
-    return InstructionRewrite(_marked(text, "New Instruction"), _marked(text, "New Answer"))
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
-def parse_response_reflection(text: str) -> str:
-    return _marked(text, "Better Answer")
+def _short(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= 40 else flat[:39] + "…"
+
+
+def parse_instruction_reflection(text: str, instruction: str = "",
+                                 answer: str = "") -> InstructionRewrite:
+    pair = (instruction, answer)
+    return InstructionRewrite(_marked(text, "New Instruction", pair),
+                              _marked(text, "New Answer", pair))
+
+
+def parse_response_reflection(text: str, instruction: str = "", answer: str = "") -> str:
+    return _marked(text, "Better Answer", (instruction, answer))

@@ -146,3 +146,55 @@ def test_a_teacher_that_ignores_the_format_is_one_sentence_and_its_answer_kept(m
     store.close()
     assert pair.saved["teacher_raw"]["response"] == "Looks fine to me."
     assert "new_instruction" not in pair.saved
+
+
+def test_reflect_takes_the_answer_options_it_lists(make_model):
+    """--max-tokens, --temperature and --system act on the teacher, as --help says."""
+    from reflectchat.demo.scripted_model import Piece
+
+    rambling = Script("<|go|>", [Piece(f"word{i} ") for i in range(50)])
+    model = str(make_model(rambling))
+    asked("Say hello", model=model)
+    run("tune", "score", "--model", model)
+    capped = run("tune", "reflect", "--model", model, "--max-tokens", "12", "--json")
+    assert capped.returncode == 0, capped.stderr
+    store = SessionStore.open(store_file())
+    [pair] = pairs(store)
+    store.close()
+    raw = pair.saved["teacher_raw"]
+    assert all(len(text.split()) == 12 for text in raw.values())  # 12 tokens, one word each
+
+
+def test_a_teacher_that_echoes_the_format_placeholder_has_no_rewrite(make_model):
+    echo = Script("<|go|>", ["Fine.\n[New Instruction] your new instruction [End]\n"
+                             "[New Answer] your answer to the new instruction [End]\n"
+                             "[Better Answer] your better answer [End]"])
+    model = str(make_model(echo))
+    asked("Say hello", model=model)
+    run("tune", "score", "--model", model)
+    result = run("tune", "reflect", "--model", model)
+    assert result.returncode == 0
+    assert "only repeats the prompt ('your new instruction')" in result.stderr
+    assert "only repeats the prompt ('your better answer')" in result.stderr
+    store = SessionStore.open(store_file())
+    [pair] = pairs(store)
+    store.close()
+    assert "better_answer" not in pair.saved and "new_instruction" not in pair.saved
+
+
+def test_answers_cut_at_the_limit_are_said_to_be_left_out_and_can_be_taken(make_model):
+    from reflectchat.demo.scripted_model import Piece
+
+    model = str(make_model(Script("<|go|>", [Piece(f"w{i} ") for i in range(40)])))
+    assert run("ask", "--model", model, "--max-tokens", "5", "cut short").returncode == 0
+    alone = run("tune", "score", "--model", model)
+    assert alone.returncode == 1
+    assert "Left out: 1 answer cut at the token limit (--include-cut takes them)." in \
+        alone.stderr
+    taken = run("tune", "score", "--model", model, "--include-cut", "--json")
+    assert taken.returncode == 0, taken.stderr
+    assert len(json.loads(taken.stdout)) == 1 and "Left out" not in taken.stderr
+    assert run("ask", "--model", model, "whole").returncode == 0
+    both = run("tune", "select", "--json")
+    assert len(json.loads(both.stdout)) == 1  # the whole one; the cut one is said left out
+    assert "Left out: 1 answer cut at the token limit" in both.stderr
