@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def left_out_sentence(counts: dict[str, int]) -> str:
     """"Left out: 2 answers cut at the token limit (--include-cut takes them), 1 stopped." """
     if not counts:
@@ -135,7 +139,8 @@ def _score(args: argparse.Namespace, store: SessionStore, found: list[StoredPair
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        err.print(f"Scored {len(results)} ({done_before} were already scored with {model}).")
+        err.print(f"Scored {_count(len(results), 'pair')}; {_count(done_before, 'pair')} "
+                  f"{'was' if done_before == 1 else 'were'} already scored with {model}.")
     if too_long:
         print(f"{too_long} pair{'s' * (too_long != 1)} longer than the "
               f"{engine.n_ctx:,}-token context {'were' if too_long != 1 else 'was'} skipped, "
@@ -177,8 +182,8 @@ def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPa
                           [w for w in pending([pair], model) if w[1] != "scores"], model)
         results.append(outcome)
         if outcome.get("error"):
-            print(f"reflectchat: pair {pair.message_id}: {outcome['error']} (the teacher's "
-                  "answer is kept)", file=sys.stderr)
+            print(f"reflectchat: pair {n} of {len(todo)} (session {pair.session_id}): "
+                  f"{outcome['error']} (the teacher's answer is kept)", file=sys.stderr)
     if args.json:
         print(json.dumps(results, ensure_ascii=False, indent=2))
     if student is None:

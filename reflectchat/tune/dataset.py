@@ -79,7 +79,7 @@ def _rule(saved: dict[str, Any]) -> tuple[str | None, str]:
     if isinstance(better, dict) and better["rifd"] < original["rifd"] and \
             _both_below_one(better):
         return "answer", "better answer: r-IFD fell"
-    return None, "dropped by the rule"
+    return None, "no rewrite met the rule"
 
 
 def summary(decisions: list[Decision]) -> Counter[str]:

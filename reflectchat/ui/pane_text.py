@@ -12,7 +12,7 @@ sends only that; the UI appends it.
 
 from __future__ import annotations
 
-from reflectchat.chat.transcript import quoted, what_changed
+from reflectchat.chat.transcript import quoted
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.corrections import Correction
 from reflectchat.reflection.events import Channel
@@ -75,5 +75,13 @@ def panes(answer: Answer, found: list[Correction] | None = None) -> dict[Channel
                                     f"each after:\n\n{listing}")
         for c, entry in zip(found, answer.reflections, strict=False):
             text[Channel.REFLECTION] += (reflection_heading(c.n) + visible(entry).strip()
-                                         + "\n\n" + what_changed(c, visible))
+                                         + "\n\n" + _what_changed(c))
     return text
+
+
+def _what_changed(c: Correction) -> str:
+    """The claim before a reflection and the one after it, one under the other: a pane is too
+    narrow for the export's two-column table."""
+    before = quoted(visible(c.before)) or "—"
+    after = quoted(visible(c.after)) or "—"
+    return f"- **before:** {before}\n- **after:** {after}\n"

@@ -36,9 +36,9 @@ def s(ifd: float, rifd: float) -> dict[str, float]:
      "answer", "better answer: r-IFD fell"),
     # its IFD rose to 1 or more: not kept either
     ({"scores": s(0.5, 0.9), "instruction_scores": s(1.2, 0.6), "answer_scores": s(0.6, 0.95)},
-     None, "dropped by the rule"),
+     None, "no rewrite met the rule"),
     # the better answer's r-IFD must fall, and both must be below 1
-    ({"scores": s(0.5, 0.9), "answer_scores": s(1.1, 0.5)}, None, "dropped by the rule"),
+    ({"scores": s(0.5, 0.9), "answer_scores": s(1.1, 0.5)}, None, "no rewrite met the rule"),
     ({"scores": s(0.5, 0.9), "answer_scores": s(0.9, 0.8)}, "answer",
      "better answer: r-IFD fell"),
 ])

@@ -48,6 +48,8 @@ def test_score_stores_ifd_and_rifd_and_never_redoes_a_scored_pair():
     assert all(r["ifd"] > 0 and r["rifd"] > 0 and r["tokens"] > 0 for r in scored)
     again = run("tune", "score", "--demo", "--json")
     assert json.loads(again.stdout) == [] and "2 were already scored" not in again.stdout
+    said = run("tune", "score", "--demo")
+    assert "Scored 0 pairs; 2 pairs were already scored with " in said.stderr
     store = SessionStore.open(store_file())
     saved = [p.saved for p in pairs(store)]
     store.close()
@@ -174,7 +176,8 @@ def test_a_teacher_that_echoes_the_format_placeholder_has_no_rewrite(make_model)
     run("tune", "score", "--model", model)
     result = run("tune", "reflect", "--model", model)
     assert result.returncode == 0
-    assert "only repeats the prompt ('your new instruction')" in result.stderr
+    assert "reflectchat: pair 1 of 1 (session 1): instruction reflection: the teacher's " \
+        "[New Instruction] only repeats the prompt ('your new instruction')" in result.stderr
     assert "only repeats the prompt ('your better answer')" in result.stderr
     store = SessionStore.open(store_file())
     [pair] = pairs(store)

@@ -398,7 +398,9 @@ async def test_a_whole_answer_lists_its_corrections_and_what_each_changed():
         shown = pane_text(app, "reflection")
         assert "First the discriminant" in shown.split("Reflection 1")[0]  # the header list
         source = pane_source(app, "reflection")
-        assert "| before the reflection | after it |" in source  # rendered as a table
+        assert "- **before:** “" in source and "- **after:** “" in source  # one under the other
+        pane = app.query_one("#reflection", ChannelPane)
+        assert pane.scroll_y == 0  # opened at the list's top, where the corrections are
         assert "“With the discriminant 49, its square root is 7:”" in source  # corrected
         assert "](#reflection-1)" in source  # the list item jumps to it
 

@@ -9,8 +9,9 @@ import pytest
 from support.app_pilot import ask, finished, loaded, make_app, wait_for
 from textual.widgets import Input, Label
 
-from reflectchat.demo.scripted_model import Piece, Script
+from reflectchat.demo.scripted_model import Control, Piece, Script
 from reflectchat.engine.base import Sampling, TagFormat
+from reflectchat.ui.widgets.channel_pane import ChannelPane
 from reflectchat.ui.widgets.status_bar import StatusBar
 
 
@@ -71,3 +72,35 @@ async def test_a_bad_setting_is_shown_at_its_field_which_gets_the_focus(size):
         # the field and its message are in the dialog's visible part, not scrolled away
         assert body.region.contains_region(field.region) and \
             body.region.contains_region(under.region)
+
+
+async def test_the_finished_reflection_pane_opens_at_its_corrections_when_narrow():
+    app = make_app()
+    async with app.run_test(size=(80, 18)) as pilot:  # a short tab: the pane must scroll
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        pane = app.query_one("#reflection", ChannelPane)
+        await wait_for(pilot, lambda: "1 correction" in pane.document.source, what="the list")
+        app.columns.bring("reflection")
+        await wait_for(pilot, lambda: pane.size.height > 0 and pane.document.size.height > 0,
+                       what="the tab laid out")
+        await pilot.pause(0.2)
+        assert pane.max_scroll_y > 0  # taller than the tab: where it opens matters
+        assert pane.scroll_y == 0
+
+
+async def test_an_answer_stopped_before_its_output_says_so(make_model):
+    thinking = Script("<|go|>", [Control("<think>"), *(Piece(f"step {i}. ") for i in range(30)),
+                                 Control("</think>")], loops=True)
+    app = make_app(make_model(thinking), tag_format=TagFormat.THINK, n_ctx=32768,
+                   sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: "step 3." in app.conversation.turns[-1].answer.thinking,
+                       what="thinking to stream")
+        await pilot.press("escape")
+        await finished(pilot)
+        assert not app.conversation.turns[-1].answer.output  # stopped inside its thinking
+        assert app.query_one("#output", ChannelPane).document.source == \
+            "*stopped before answering*"

@@ -80,7 +80,8 @@ def test_the_finished_reflection_pane_lists_what_each_reflection_corrected():
     text = panes(answer, found)
     assert text[Channel.REFLECTION].startswith("**2 corrections**, each after:\n\n"
                                                "1. [“So the total is 9.”](#reflection-1)")
-    assert "| “So the total is 9.” | “The total is 10.” |" in text[Channel.REFLECTION]
+    assert "- **before:** “So the total is 9.”\n- **after:** “The total is 10.”" in \
+        text[Channel.REFLECTION]
     assert "Ten ␛[31mred␛[0m." in text[Channel.OUTPUT]  # model text is made literal
     thinking = text[Channel.THINKING]
     assert thinking.index("So the total is 9.") < thinking.index("↳ reflection 1") \

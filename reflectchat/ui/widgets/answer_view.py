@@ -21,12 +21,13 @@ from textual.widgets.markdown import MarkdownBlock
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.demo.answers import STARTERS
+from reflectchat.engine.base import FinishReason
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.corrections import corrections_of
 from reflectchat.reflection.events import Channel
 from reflectchat.ui.messages import StreamBatch, StreamFinished
 from reflectchat.ui.pane_text import panes
-from reflectchat.ui.widgets.channel_pane import ChannelPane
+from reflectchat.ui.widgets.channel_pane import NOTHING, STOPPED_EARLY, ChannelPane
 from reflectchat.ui.widgets.raw_view import RawView
 from reflectchat.untrusted import visible
 
@@ -123,7 +124,8 @@ class AnswerView(Horizontal):
             return
         text = self._panes_of(turn).text
         for channel in Channel:
-            await self.pane(channel).show(text[channel], streaming=not turn.finished)
+            await self.pane(channel).show(text[channel], streaming=not turn.finished,
+                                          empty=_empty(turn, channel))
         self._refresh_raw()
 
     def _hint(self, channel: Channel) -> str:
@@ -188,7 +190,7 @@ class AnswerView(Horizontal):
         drawn.text = message.panes
         if message.turn is self.viewed:
             # In a worker, so keys and scrolling are handled while the panes re-render.
-            self.run_worker(self._finish(message.panes), group="render")
+            self.run_worker(self._finish(message.turn, message.panes), group="render")
 
     def typed(self) -> None:
         """A key was typed in the prompt: hold pane updates a moment."""
@@ -234,15 +236,20 @@ class AnswerView(Horizontal):
             self._flush_timer.stop()
             self._flush_timer = None
 
-    async def _finish(self, text: dict[Channel, str]) -> None:
+    async def _finish(self, turn: Turn, text: dict[Channel, str]) -> None:
+        """The answer is whole: each pane drawn from its whole text; the Reflection pane opens
+        at its top, where the corrections at a glance are."""
         try:
             await self._flush()
             for channel in Channel:
-                await self.pane(channel).finish(text[channel])
+                await self.pane(channel).finish(
+                    text[channel], _empty(turn, channel),
+                    top=channel is Channel.REFLECTION and bool(turn.answer.reflections))
         except NoMatches:  # the app closed while a long answer was drawn: nothing to draw on
             return
 
     # -- finding a place ----------------------------------------------------------------------
+
 
     def scroll_to_text(self, channel: Channel, text: str, any_case: bool = False) -> None:
         """Scroll `channel`'s pane to the first block whose Markdown holds `text`."""
@@ -254,3 +261,10 @@ class AnswerView(Horizontal):
                 pane.release_anchor()
                 self.call_after_refresh(block.scroll_visible, top=True, animate=False)
                 break
+
+
+def _empty(turn: Turn, channel: Channel) -> str:
+    """What an empty pane of `turn` says: an answer stopped before its output began says so."""
+    stopped = turn.stats is not None and turn.stats.finish_reason in (
+        FinishReason.CANCELLED, FinishReason.LOOP, FinishReason.INTERRUPTED)
+    return STOPPED_EARLY if stopped and channel is Channel.OUTPUT else NOTHING

@@ -18,6 +18,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
 NOTHING = "*none in this answer*"
+STOPPED_EARLY = "*stopped before answering*"
 
 
 def literal_markdown() -> MarkdownIt:
@@ -58,11 +59,11 @@ class ChannelPane(VerticalScroll):
         # Textual keeps an anchored pane at its end until the user scrolls ("releases" it).
         return self.is_anchored and not self._anchor_released
 
-    async def show(self, text: str, streaming: bool) -> None:
+    async def show(self, text: str, streaming: bool, empty: str = NOTHING) -> None:
         """Replace the pane's text. A streaming pane follows its end as fragments arrive; a
         finished one opens at the top."""
         await self._stop_stream()
-        await self.document.update(text if text or streaming else NOTHING)
+        await self.document.update(text if text or streaming else empty)
         if streaming:
             self._stream = Markdown.get_stream(self.document)
             self.follow()
@@ -71,19 +72,24 @@ class ChannelPane(VerticalScroll):
             self.scroll_home(animate=False, immediate=True)
             self._update_cue()
 
-    async def finish(self, text: str) -> None:
+    async def finish(self, text: str, empty: str = NOTHING, top: bool = False) -> None:
         """The stream ended. If the streamed blocks are what a full render would give (the
         usual case), keep them; otherwise one full render cleans them up, without moving a
         reader who scrolled up. Re-rendering a long answer costs hundreds of milliseconds on
-        the UI thread, so it is worth checking first; the check parses off that thread."""
+        the UI thread, so it is worth checking first; the check parses off that thread.
+        `empty`: what to say when there is no text; `top`: open at the top (the Reflection
+        pane's corrections at a glance lead it)."""
         await self._stop_stream()
         if text and self.document.source == text and await asyncio.to_thread(
                 _same_blocks, text, self._block_ranges()):
             self._update_cue()
             return
         y = self.scroll_y
-        await self.document.update(text or NOTHING)
-        if not self.following:
+        await self.document.update(text or empty)
+        if top:
+            self.anchor(False)
+            self.scroll_home(animate=False, immediate=True)
+        elif not self.following:
             self.scroll_to(y=y, animate=False, immediate=True)
         self._update_cue()
 
