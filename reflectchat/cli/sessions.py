@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import PurePath
 from typing import Any
 
 from rich.console import Console
@@ -16,7 +17,7 @@ from reflectchat.chat.transcript import reasoning_asked
 from reflectchat.cli.output import EXIT_OK, fail
 from reflectchat.reflection.facts import facts_text
 from reflectchat.sizes import size_text
-from reflectchat.store.records import MARK_END, MARK_START, SearchHit
+from reflectchat.store.records import MARK_END, MARK_START, SearchHit, SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.transfer import (
     TransferError,
@@ -49,6 +50,22 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
+MODEL_CHARS = 32  # the model column's width at most
+
+
+def short_model(meta: SessionMeta) -> str:
+    """The model as the list shows it: a GGUF's file name, not its folder, cut in the middle
+    when long (the quant and shard at the end tell files apart as much as the start)."""
+    model = meta.model
+    if "/" in model or model.endswith(".gguf"):
+        model = PurePath(model).name
+    name = " ".join(x for x in (model, meta.quant) if x) or "unknown model"
+    if len(name) <= MODEL_CHARS:
+        return name
+    half = (MODEL_CHARS - 1) // 2
+    return name[:half] + "…" + name[len(name) - (MODEL_CHARS - 1 - half):]
+
+
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
@@ -64,10 +81,16 @@ def _list(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
     if not sessions:
         err.print("No sessions yet: chat in the app, or run `reflectchat ask`.")
         return EXIT_OK
-    table = Table("id", "updated", "messages", "model", "title", box=None, header_style="bold")
-    for s in sessions:
-        table.add_row(str(s.id), _when(s.updated), str(s.messages),
-                      Text(visible(model_label(s.meta))), Text(visible(s.title)))
+    models = [visible(short_model(s.meta)) for s in sessions]
+    table = Table(box=None, header_style="bold")
+    ids = max(len(str(s.id)) for s in sessions)
+    for name, width in (("id", max(ids, 2)), ("updated", 16), ("messages", 8)):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("model", no_wrap=True, min_width=max(map(len, models)))
+    table.add_column("title", no_wrap=True, overflow="ellipsis", ratio=1)  # one line each
+    for s, model in zip(sessions, models, strict=True):
+        table.add_row(str(s.id), _when(s.updated), str(s.messages), Text(model),
+                      Text(visible(s.title)))
     out.print(table)
     return EXIT_OK
 

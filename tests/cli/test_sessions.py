@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -246,3 +247,25 @@ def test_search_can_keep_to_answers_where_the_model_corrected_itself(two_asked, 
     assert uncorrected["session"] in {h["session"] for h in as_json("search", "the")}
     bare = sessions("search")
     assert bare.returncode == 1 and "--corrected" in bare.stderr
+
+
+def test_the_list_names_a_models_file_not_its_folder_and_keeps_titles_on_one_line(tmp_path):
+    from reflectchat.paths import store_file
+    from reflectchat.store.records import SessionMeta, StoredMessage
+    from reflectchat.store.session_store import SessionStore
+
+    deep = tmp_path / "a" / "very" / "deep" / "folder" / "of" / "models"
+    long_name = "DeepSeek-R1-Distill-Llama-70B-Q4_K_M-00001-of-00002.gguf"
+    store = SessionStore.open(store_file())
+    store.start_session("A title long enough to wrap over several lines of a narrow table "
+                        "in a terminal", SessionMeta(str(deep / long_name)),
+                        [StoredMessage("user", "hi")])
+    store.close()
+    listed = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "list"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "100"})
+    rows = listed.stdout.strip().splitlines()[1:]
+    assert len(rows) == 1, listed.stdout  # one line: the title does not wrap
+    row = rows[0]
+    assert "deep" not in listed.stdout  # not the folder
+    assert "DeepSeek-R1-Di" in row and "00002.gguf" in row  # both ends of the name
