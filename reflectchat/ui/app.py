@@ -91,6 +91,7 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
             self.notify(f"{self.store_problem}. This chat will not be saved.",
                         title="Session history is off", severity="error", timeout=20)
         self.columns.shown = visible_columns(self.ui_config)
+        self.watch(self.columns, "narrow", self._fit_footer)
         view = self.answer_view
         view.set_reactive(AnswerView.demo, self.choice.is_demo)  # the first view shows it
         view.raw_shown = self.ui_config.raw_view
@@ -273,6 +274,11 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         self.save_meta()
         named = effort or "the model's own"
         self.notify(f"Reasoning effort: {named}, from the next answer.")
+
+    def _fit_footer(self, narrow: bool) -> None:
+        """Below 120 columns the footer's keys need the room its palette key takes (^p still
+        opens the palette; F1 lists it)."""
+        self.query_one(Footer).show_command_palette = not narrow
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The command palette (Ctrl+P): a command for each key, the commands without one, and

@@ -104,3 +104,27 @@ async def test_an_answer_stopped_before_its_output_says_so(make_model):
         assert not app.conversation.turns[-1].answer.output  # stopped inside its thinking
         assert app.query_one("#output", ChannelPane).document.source == \
             "*stopped before answering*"
+
+
+async def test_toasts_and_the_footer_leave_the_status_bar_and_their_keys_whole():
+    from textual.widgets import Footer
+    from textual.widgets._toast import Toast
+
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await loaded(pilot)
+        app.notify("A message that must not cover the status bar.", timeout=30)
+        await pilot.pause(0.3)
+        toasts = list(app.screen.query(Toast))
+        bar = app.query_one(StatusBar).region
+        assert toasts and not any(t.region.overlaps(bar) for t in toasts)
+        footer = app.query_one(Footer)
+        assert not footer.show_command_palette  # its room goes to the keys at 80 columns
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0", wait=False)
+        await pilot.pause(0.3)  # streaming: "esc Stop" joins the keys
+        keys = [k for k in footer.query("FooterKey") if k.display]
+        assert keys and max(k.region.right for k in keys) <= 80
+        assert all(k.region.width >= len(str(k.render()).strip()) for k in keys)
+        await pilot.resize_terminal(160, 48)
+        await pilot.pause()
+        assert footer.show_command_palette
