@@ -173,8 +173,11 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=("alpaca", "sharegpt", "messages"),
                         default="messages", help="record format (default: messages)")
     export.add_argument("-o", "--output", required=True, metavar="FILE.jsonl")
-    export.add_argument("--reasoning", choices=("drop", "keep"), default="drop",
-                        help="keep: original answers keep their thinking and reflection tags")
+    export.add_argument("--reasoning", choices=("drop", "keep", "field"), default="drop",
+                        help="keep: original answers keep their thinking and reflection tags; "
+                             "field (--format messages): the reasoning goes in the assistant "
+                             "message's reasoning_content, as Axolotl and reasoning models' "
+                             "chat templates read it")
 
 
 def web_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,14 @@ from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import ModelChoice, settled_choice
 from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.tune_pairs import StoredPair, left_out, pairs
-from reflectchat.tune.dataset import Decision, decide, summary, write_jsonl
+from reflectchat.tune.dataset import (
+    AXOLOTL,
+    Decision,
+    decide,
+    summary,
+    write_dataset_info,
+    write_jsonl,
+)
 from reflectchat.tune.runs import pending, score_pending
 from reflectchat.untrusted import visible
 
@@ -220,9 +227,15 @@ def _export(args: argparse.Namespace, store: SessionStore, found: list[StoredPai
     decisions = [decide(p) for p in found]
     path = Path(args.output).expanduser()
     try:
-        written = write_jsonl(decisions, args.format, path, args.reasoning == "keep")
+        reasoning = {"drop": False, "keep": True, "field": "field"}[args.reasoning]
+        written = write_jsonl(decisions, args.format, path, reasoning)
+        info = write_dataset_info(path, args.format)
     except OSError as exc:
         return fail(f"Cannot write {path}: {exc.strerror or exc}")
+    print(f"LLaMA-Factory: {visible(str(info))} names it {visible(path.stem)!r}.",
+          file=sys.stderr)
+    if args.format in AXOLOTL:
+        print(f"Axolotl: {AXOLOTL[args.format]}.", file=sys.stderr)
     print(f"Wrote {written} record{'s' * (written != 1)} to {visible(str(path))} "
           f"({args.format}).", file=sys.stderr)
     _print_summary(decisions)

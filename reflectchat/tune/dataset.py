@@ -13,6 +13,7 @@ A user's keep/drop choice overrides the rule (kept: the rule's pick, else the or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import Counter
@@ -20,9 +21,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reflectchat.engine.base import TagFormat
+from reflectchat.reflection.events import Channel, EventKind
+from reflectchat.reflection.parser import parse_whole
 from reflectchat.store.tune_pairs import StoredPair
 
 FORMATS = ("alpaca", "sharegpt", "messages")
+# how each format's records map onto LLaMA-Factory's dataset_info.json (its data/README.md)
+LLAMA_FACTORY = {
+    "alpaca": {"columns": {"prompt": "instruction", "query": "input", "response": "output"}},
+    "sharegpt": {"formatting": "sharegpt", "columns": {"messages": "conversations"},
+                 "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human",
+                          "assistant_tag": "gpt"}},
+    "messages": {"formatting": "sharegpt", "columns": {"messages": "messages"},
+                 "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                          "assistant_tag": "assistant"}},
+}
+# and onto Axolotl's chat_template dataset type (its docs: dataset formats, conversation)
+AXOLOTL = {
+    "sharegpt": "type: chat_template, field_messages: conversations, "
+                "message_property_mappings: {role: from, content: value}",
+    "messages": "type: chat_template (its defaults: field_messages: messages; "
+                "reasoning_content is read as field_thinking)",
+}
 REASONING_TAGS = re.compile(r"</?(?:thinking|reflection|output|think)>", re.IGNORECASE)
 
 
@@ -49,6 +70,24 @@ class Decision:
         if self.kept != "original":
             return REASONING_TAGS.sub("", answer).strip()
         return self.pair.raw.strip() if reasoning and self.pair.raw.strip() else answer.strip()
+
+    def reasoning(self) -> str:
+        """The original answer's thinking and reflections as plain text, in the order the model
+        wrote them ("" for a rewrite, which has none)."""
+        if self.kept != "original" or not self.pair.raw:
+            return ""
+        fmt = TagFormat.AUTO
+        with contextlib.suppress(ValueError):
+            fmt = TagFormat.parse(self.pair.tag_format or "auto")
+        parts: list[str] = []
+        for event in parse_whole(self.pair.raw, fmt, self.pair.prefilled):
+            if event.channel is Channel.OUTPUT:
+                continue
+            if event.kind is EventKind.OPEN and parts:
+                parts.append("\n\n")
+            elif event.kind is EventKind.TEXT:
+                parts.append(event.text)
+        return "".join(parts).strip()
 
 
 def _both_below_one(scores: dict[str, Any] | None) -> bool:
@@ -86,17 +125,22 @@ def summary(decisions: list[Decision]) -> Counter[str]:
     return Counter(d.rule for d in decisions)
 
 
-def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool) -> int:
+def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool | str) -> int:
     """The kept pairs as JSON lines in `fmt`; each record carries its scores and source.
-    Written to a temporary file first and renamed, so a failure leaves no half file."""
+    `reasoning`: False drops it, True keeps it in the answer with its tags, "field" puts it in
+    the assistant message's `reasoning_content` (messages format only). Written to a
+    temporary file first and renamed, so a failure leaves no half file."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if reasoning == "field" and fmt != "messages":
+        raise ValueError("--reasoning field puts the reasoning in the assistant message's "
+                         "reasoning_content: use it with --format messages")
     lines = []
     for d in decisions:
         if d.kept is None:
             continue
         instruction, _, scores = d.record
-        answer = d.answer(reasoning)
+        answer = d.answer(reasoning is True)
         source = {"session": d.pair.session_id, "message": d.pair.message_id,
                   "kept": d.kept, "rule": d.rule, "scores": scores,
                   "original_scores": d.pair.saved.get("scores")}
@@ -106,10 +150,33 @@ def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool
             record = {"conversations": [{"from": "human", "value": instruction},
                                         {"from": "gpt", "value": answer}]}
         else:
-            record = {"messages": [{"role": "user", "content": instruction},
-                                   {"role": "assistant", "content": answer}]}
+            reply: dict[str, str] = {"role": "assistant", "content": answer}
+            if reasoning == "field":
+                reply["reasoning_content"] = d.reasoning()
+            record = {"messages": [{"role": "user", "content": instruction}, reply]}
         lines.append(json.dumps({**record, "reflectchat": source}, ensure_ascii=False))
     partial = path.with_name(path.name + ".partial")
     partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     partial.replace(path)
     return len(lines)
+
+
+def write_dataset_info(path: Path, fmt: str) -> Path:
+    """Add the file to LLaMA-Factory's `dataset_info.json` beside it (made if missing; other
+    entries kept), named by the file's stem. ValueError if the file there is not a JSON
+    object: it is left as it is."""
+    info = path.with_name("dataset_info.json")
+    entries: dict[str, Any] = {}
+    if info.exists():
+        try:
+            entries = json.loads(info.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{info} could not be read ({exc}); it was left as it is") \
+                from None
+        if not isinstance(entries, dict):
+            raise ValueError(f"{info} is not a JSON object; it was left as it is")
+    entries[path.stem] = {"file_name": path.name, **LLAMA_FACTORY[fmt]}
+    partial = info.with_name(info.name + ".partial")
+    partial.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+    partial.replace(info)
+    return info

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reflectchat.store.tune_pairs import StoredPair
-from reflectchat.tune.dataset import decide, summary, write_jsonl
+from reflectchat.tune.dataset import decide, summary, write_dataset_info, write_jsonl
 from reflectchat.tune.teacher import (
     TeacherFormatError,
     parse_instruction_reflection,
@@ -96,3 +96,56 @@ def test_reasoning_is_kept_or_dropped_for_original_answers(tmp_path):
     assert kept == RAW.strip() and "<thinking>" in kept
     write_jsonl([decide(mine)], "messages", out, reasoning=False)
     assert json.loads(out.read_text())["messages"][1]["content"] == "4"
+
+
+REFLECTED = ("<thinking>\nFirst 2 + 3 = 6.\n<reflection>No: 2 + 3 is 5.</reflection>\n"
+             "So 5, plus 1.\n</thinking>\n<output>\n6\n</output>")
+
+
+@pytest.mark.parametrize(("fmt", "reasoning"), [("alpaca", "drop"), ("sharegpt", "keep"),
+                                                ("messages", "field")])
+def test_each_format_loads_as_a_hugging_face_dataset_with_no_conversion(tmp_path, fmt,
+                                                                        reasoning):
+    from datasets import load_dataset
+
+    kept = StoredPair(8, 3, "Sums", "What is 2 + 3 + 1?", "6", REFLECTED, "reflection", False,
+                      {"choice": "keep", "scores": s(0.5, 0.5)})
+    path = tmp_path / f"mine-{fmt}.jsonl"
+    mode = {"drop": False, "keep": True, "field": "field"}[reasoning]
+    assert write_jsonl([decide(kept)], fmt, path, mode) == 1
+    [row] = load_dataset("json", data_files=str(path), split="train")
+    if fmt == "alpaca":
+        assert (row["instruction"], row["output"]) == ("What is 2 + 3 + 1?", "6")
+    elif fmt == "sharegpt":
+        human, gpt = row["conversations"]
+        assert (human["from"], gpt["from"]) == ("human", "gpt")
+        assert gpt["value"].startswith("<thinking>")  # kept with its tags
+    else:
+        user, assistant = row["messages"]
+        assert (user["role"], user["content"]) == ("user", "What is 2 + 3 + 1?")
+        assert (assistant["role"], assistant["content"]) == ("assistant", "6")
+        assert assistant["reasoning_content"] == \
+            "First 2 + 3 = 6.\n\nNo: 2 + 3 is 5.\n\nSo 5, plus 1."
+    info = json.loads(write_dataset_info(path, fmt).read_text())
+    entry = info[f"mine-{fmt}"]
+    assert entry["file_name"] == path.name
+    if fmt != "alpaca":
+        assert entry["formatting"] == "sharegpt"
+        assert entry["columns"]["messages"] == ("conversations" if fmt == "sharegpt"
+                                                else "messages")
+
+
+def test_dataset_info_keeps_other_entries_and_leaves_a_broken_file_alone(tmp_path):
+    info = tmp_path / "dataset_info.json"
+    info.write_text('{"theirs": {"file_name": "theirs.json"}}')
+    write_dataset_info(tmp_path / "mine.jsonl", "alpaca")
+    assert set(json.loads(info.read_text())) == {"theirs", "mine"}
+    info.write_text("{ not json")
+    with pytest.raises(ValueError, match="left as it is"):
+        write_dataset_info(tmp_path / "mine.jsonl", "alpaca")
+    assert info.read_text() == "{ not json"
+
+
+def test_reasoning_field_needs_the_messages_format(tmp_path):
+    with pytest.raises(ValueError, match="use it with --format messages"):
+        write_jsonl([], "alpaca", tmp_path / "x.jsonl", "field")
