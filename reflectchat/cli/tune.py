@@ -29,8 +29,10 @@ from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.tune_pairs import StoredPair, left_out, pairs
 from reflectchat.tune.dataset import (
     AXOLOTL,
+    HALVES,
     Decision,
     decide,
+    halves_to_reflect,
     summary,
     write_dataset_info,
     write_jsonl,
@@ -161,7 +163,7 @@ def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPa
     scored = [p for p in found if p.saved.get("scores")]
     if not scored:
         return fail("No pair is scored yet: run `reflectchat tune score` first.")
-    todo = [p for p in scored if args.redo or not p.saved.get("teacher_raw")]
+    todo = [p for p in scored if args.redo or halves_to_reflect(p.saved)]
     engine, choice = _engine(args)
     # the paper's teacher decodes greedily; --temperature, --max-tokens and --system act
     sampling = replace(TEACHER_SAMPLING, max_tokens=args.max_tokens,
@@ -182,7 +184,8 @@ def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPa
             print(f"\n== pair {n} of {len(todo)} (session {pair.session_id}): "
                   f"{visible(pair.prompt.strip()[:60])}", file=sys.stderr)
         outcome = reflect_pair(engine, pair, store, view, sampling, args.system or "",
-                               choice.tag_format)
+                               choice.tag_format,
+                               tuple(HALVES) if args.redo else halves_to_reflect(pair.saved))
         if student is not None and not outcome.get("error"):
             model = engine.path.name  # type: ignore[attr-defined]
             score_pending(student, store,

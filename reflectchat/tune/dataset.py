@@ -90,6 +90,25 @@ class Decision:
         return "".join(parts).strip()
 
 
+HALVES = {"instruction": "new_instruction", "response": "better_answer"}  # -> their rewrite
+
+
+def half_state(saved: dict[str, Any], half: str) -> str:
+    """One reflection of a pair, as every view reads it: "done" (its rewrite is stored),
+    "failed: why" (the teacher's answer had none; a rerun tries again) or "todo"."""
+    if saved.get(HALVES[half]):
+        return "done"
+    for part in (saved.get("teacher_error") or "").split("; "):
+        if part.startswith(f"{half} reflection: "):
+            return "failed: " + part.removeprefix(f"{half} reflection: ")
+    return "todo"
+
+
+def halves_to_reflect(saved: dict[str, Any]) -> tuple[str, ...]:
+    """The reflections a rerun still has to do: those not done."""
+    return tuple(h for h in HALVES if half_state(saved, h) != "done")
+
+
 def _both_below_one(scores: dict[str, Any] | None) -> bool:
     return bool(scores) and scores["ifd"] < 1 and scores["rifd"] < 1  # type: ignore[index]
 
@@ -111,6 +130,11 @@ def _rule(saved: dict[str, Any]) -> tuple[str | None, str]:
     new = saved.get("instruction_scores")
     better = saved.get("answer_scores")
     if not isinstance(new, dict) and not isinstance(better, dict):
+        states = [half_state(saved, h) for h in HALVES]
+        if "done" in states:
+            return None, "rewrites not scored yet (tune score)"
+        if all(s.startswith("failed") for s in states):
+            return None, "reflection failed (tune reflect tries again)"
         return None, "not reflected"
     if isinstance(new, dict) and new["ifd"] > original["ifd"] and \
             new["rifd"] < original["rifd"] and _both_below_one(new):

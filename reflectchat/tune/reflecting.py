@@ -50,14 +50,18 @@ def teacher_answer(engine: Backend, prompt: str, view: View | None,
 
 def reflect_pair(engine: Backend, pair: StoredPair, store: SessionStore,
                  view: View | None = None, sampling: Sampling = TEACHER_SAMPLING,
-                 system: str = "", tag_format: TagFormat = TagFormat.AUTO) -> dict[str, Any]:
-    """Run both reflections for `pair` (with the teacher's `sampling` and `system` prompt)
-    and save what they gave."""
+                 system: str = "", tag_format: TagFormat = TagFormat.AUTO,
+                 halves: tuple[str, ...] = ("instruction", "response")) -> dict[str, Any]:
+    """Run the reflections `halves` names for `pair` (with the teacher's `sampling` and
+    `system` prompt) and save what they gave; a half not run keeps what it has."""
     outcome: dict[str, Any] = {"message": pair.message_id, "session": pair.session_id}
-    raw: dict[str, str] = {}
+    kept = pair.saved.get("teacher_raw")
+    raw: dict[str, str] = dict(kept) if isinstance(kept, dict) else {}
     errors = []
     fields: dict[str, Any] = {}
-    asks = (("instruction", INSTRUCTION_REFLECTION), ("response", RESPONSE_REFLECTION))
+    asks = [(name, template) for name, template in
+            (("instruction", INSTRUCTION_REFLECTION), ("response", RESPONSE_REFLECTION))
+            if name in halves]
     for name, template in asks:
         prompt = template.format(instruction=pair.prompt, answer=pair.output)
         try:

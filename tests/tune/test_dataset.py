@@ -27,7 +27,7 @@ def s(ifd: float, rifd: float) -> dict[str, float]:
 
 @pytest.mark.parametrize(("saved", "kept", "rule"), [
     ({}, None, "not scored"),
-    ({"scores": s(0.8, 0.9)}, None, "not reflected"),
+    ({"scores": s(0.8, 0.9)}, None, "rewrites not scored yet (tune score)"),
     # the new instruction raised IFD and lowered r-IFD, both below 1: it is kept
     ({"scores": s(0.5, 0.9), "instruction_scores": s(0.7, 0.6), "answer_scores": s(0.4, 0.5)},
      "instruction", "new instruction: IFD rose, r-IFD fell"),
@@ -46,6 +46,21 @@ def test_the_selection_rule(saved, kept, rule):
     filled = {"new_instruction": "Q*", "new_answer": "A*", "better_answer": "A'", **saved}
     decision = decide(pair(**filled))
     assert (decision.kept, decision.rule) == (kept, rule)
+
+
+def test_a_pairs_reflection_state_is_one_truth():
+    from reflectchat.tune.dataset import half_state, halves_to_reflect
+
+    assert decide(pair(scores=s(0.8, 0.9))).rule == "not reflected"
+    failed = {"scores": s(0.8, 0.9), "teacher_error": "instruction reflection: no [New "
+              "Instruction]; response reflection: the teacher failed: timed out"}
+    assert decide(pair(**failed)).rule == "reflection failed (tune reflect tries again)"
+    assert half_state(failed, "response") == "failed: the teacher failed: timed out"
+    half = {"scores": s(0.8, 0.9), "better_answer": "A'",
+            "teacher_error": "instruction reflection: no [New Instruction]"}
+    assert halves_to_reflect(half) == ("instruction",)
+    assert decide(pair(**half)).rule == "rewrites not scored yet (tune score)"
+    assert halves_to_reflect({**half, "new_instruction": "Q*", "new_answer": "A*"}) == ()
 
 
 def test_the_users_choice_overrides_the_rule():

@@ -201,3 +201,40 @@ def test_answers_cut_at_the_limit_are_said_to_be_left_out_and_can_be_taken(make_
     both = run("tune", "select", "--json")
     assert len(json.loads(both.stdout)) == 1  # the whole one; the cut one is said left out
     assert "Left out: 1 answer cut at the token limit" in both.stderr
+
+
+def test_a_rerun_retries_only_the_reflection_that_failed(tmp_path):
+    from reflectchat.demo.scripted_model import write_scripted_gguf
+
+    def teacher(name: str, instruction: str, answer: str) -> str:
+        scripts = [Script("<|go|>", [f"Paris, says {name}."]),
+                   Script("<|inst|>", [instruction]), Script("<|resp|>", [answer])]
+        template = chat_template([(["quality of the instruction"], "<|inst|>"),
+                                  (["judge the answer"], "<|resp|>")], "<|go|>")
+        return str(write_scripted_gguf(tmp_path / f"{name}.gguf", scripts, template=template))
+
+    first = teacher("first", "It is fine.", "[Better Answer] Paris is the capital. [End]")
+    second = teacher("second", "Short.\n[New Instruction] Name France's capital and river. "
+                     "[End]\n[New Answer] Paris, on the Seine. [End]",
+                     "[Better Answer] Another better answer. [End]")
+    asked("What is the capital of France?", model=first)
+    run("tune", "score", "--model", first)
+    half = run("tune", "reflect", "--model", first)
+    assert "instruction reflection: the teacher's answer has no [New Instruction]" in half.stderr
+    store = SessionStore.open(store_file())
+    [pair] = pairs(store)
+    store.close()
+    from reflectchat.tune.dataset import half_state
+
+    assert half_state(pair.saved, "response") == "done"
+    assert half_state(pair.saved, "instruction").startswith("failed: the teacher's answer")
+    again = run("tune", "reflect", "--model", second, "--json")
+    [outcome] = json.loads(again.stdout)
+    assert outcome["new_instruction"] == "Name France's capital and river." and \
+        "better_answer" not in outcome  # only the failed half ran again
+    store = SessionStore.open(store_file())
+    [pair] = pairs(store)
+    store.close()
+    assert pair.saved["better_answer"] == "Paris is the capital."  # the first teacher's, kept
+    assert pair.saved.get("teacher_error") is None
+    assert run("tune", "reflect", "--model", second, "--json").stdout.strip() == "[]"

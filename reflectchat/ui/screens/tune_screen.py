@@ -18,7 +18,7 @@ from textual.worker import get_current_worker
 
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.tune_pairs import StoredPair, pairs, save
-from reflectchat.tune.dataset import Decision, decide
+from reflectchat.tune.dataset import Decision, decide, half_state
 from reflectchat.untrusted import visible
 
 COLUMNS = ("pair", "session", "prompt", "IFD", "r-IFD", "rewrites", "verdict")
@@ -115,8 +115,14 @@ class TuneScreen(ModalScreen[None]):
     def _sides(self, d: Decision) -> None:
         saved = d.pair.saved
 
-        def side(prompt: str | None, answer: str | None, scores: object) -> Content:
+        def side(prompt: str | None, answer: str | None, scores: object,
+                 half: str = "") -> Content:
             if not prompt or not answer:
+                state = half_state(saved, half) if half else "todo"
+                if state.startswith("failed: "):
+                    return Content.styled(f"(the teacher gave no rewrite: "
+                                          f"{visible(state.removeprefix('failed: '))}; "
+                                          "`reflectchat tune reflect` tries again)", "$warning")
                 return Content.styled("(none yet: `reflectchat tune reflect`)", "$text-muted")
             figures = (f"IFD {_figure(scores.get('ifd'))} · r-IFD {_figure(scores.get('rifd'))}"
                        if isinstance(scores, dict) else "not scored yet")
@@ -128,10 +134,10 @@ class TuneScreen(ModalScreen[None]):
             side(d.pair.prompt, d.pair.output, saved.get("scores")))
         self.query_one("#tune-instruction", Static).update(
             side(saved.get("new_instruction"), saved.get("new_answer"),
-                 saved.get("instruction_scores")))
+                 saved.get("instruction_scores"), "instruction"))
         self.query_one("#tune-answer", Static).update(
             side(d.pair.prompt if saved.get("better_answer") else None,
-                 saved.get("better_answer"), saved.get("answer_scores")))
+                 saved.get("better_answer"), saved.get("answer_scores"), "response"))
 
     def action_toggle_choice(self) -> None:
         """The rule, then keep, then drop, then the rule again."""
