@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 
 from markdown_it import MarkdownIt
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Markdown, Static
+from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
 NOTHING = "*none in this answer*"
@@ -33,11 +34,7 @@ def _same_blocks(text: str, ranges: list[tuple[int, int]]) -> bool:
     return blocks == ranges
 
 
-class LatestCue(Static):
-    def on_click(self) -> None:
-        pane = self.parent
-        if isinstance(pane, ChannelPane):
-            pane.follow()
+CUE = "↓ latest (End)"  # in the bottom border, where it covers no text
 
 
 class ChannelPane(VerticalScroll):
@@ -48,11 +45,20 @@ class ChannelPane(VerticalScroll):
         self.border_title = title
         self._stream: MarkdownStream | None = None
         self.document = Markdown(parser_factory=literal_markdown, open_links=False)
-        self._cue = LatestCue("↓ latest (End)", classes="latest-cue")
 
     def compose(self) -> ComposeResult:
         yield self.document
-        yield self._cue
+
+    @property
+    def cue_shown(self) -> bool:
+        """The "↓ latest" cue is in the bottom border: newer text is below the view."""
+        return self.border_subtitle == CUE
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on the bottom border while the cue is there follows the newest text."""
+        if self.cue_shown and event.y == self.outer_size.height - 1:
+            event.stop()
+            self.follow()
 
     @property
     def following(self) -> bool:
@@ -124,4 +130,4 @@ class ChannelPane(VerticalScroll):
 
     def _update_cue(self) -> None:
         behind = self.max_scroll_y - self.scroll_y >= 1
-        self._cue.display = behind and not self.following
+        self.border_subtitle = CUE if behind and not self.following else ""
