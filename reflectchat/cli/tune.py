@@ -186,7 +186,9 @@ def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPa
         outcome = reflect_pair(engine, pair, store, view, sampling, args.system or "",
                                choice.tag_format,
                                tuple(HALVES) if args.redo else halves_to_reflect(pair.saved))
-        if student is not None and not outcome.get("error"):
+        if view is not None:
+            print(flush=True)  # the teacher's answer ends its line before any message
+        if student is not None:  # whatever rewrite it gave is scored now, even if one failed
             model = engine.path.name  # type: ignore[attr-defined]
             score_pending(student, store,
                           [w for w in pending([pair], model) if w[1] != "scores"], model)
