@@ -19,8 +19,10 @@ and the defaults, and is never overwritten: nothing the user wrote is lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -99,11 +101,27 @@ class ConfigFile:
         return "", {}
 
     def save_ui(self, ui: UIConfig) -> None:
-        """Write atomically, so a crash mid-write leaves the previous file."""
+        """Write the [ui] table into the file as it is on disk now (another app, or the user,
+        may have changed the rest since it was read), atomically: a temporary file of this
+        process's own, then a rename, so a crash or a second app saving at once leaves a whole
+        file with every table."""
         if not self._writable:
             return
-        self._data["ui"] = {f.name: getattr(ui, f.name) for f in fields(UIConfig)}
+        try:
+            current = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            current = {}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return  # damaged since it was read: leave it for the user, as at start-up
+        current["ui"] = {f.name: getattr(ui, f.name) for f in fields(UIConfig)}
+        self._data = current
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".toml.tmp")
-        tmp.write_text(tomli_w.dumps(self._data), encoding="utf-8")
-        os.replace(tmp, self.path)
+        fd, name = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+                tmp.write(tomli_w.dumps(current))
+            os.replace(name, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise

@@ -10,6 +10,11 @@ them, and used in place:
   when it exists, else ~/.lmstudio): `models/<publisher>/<model>/<file>.gguf`.
 Only files that start with the GGUF magic count; of a split model, the first shard stands for
 all; vision projectors (`mmproj-*`) are not chat models and are left out.
+
+Those folders are other programs' and may hold anything: only regular files are opened (a FIFO
+would block the open, a device such as /dev/zero behind a link would never end), manifests and
+pointer files are read only up to `SMALL_FILE` bytes, and JSON nested too deep is skipped like
+any other unreadable manifest.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,7 @@ from reflectchat.engine.gguf_file import shard_paths
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 OLLAMA_REGISTRY, OLLAMA_LIBRARY = "registry.ollama.ai", "library"
 LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
+SMALL_FILE = 1 << 20  # a manifest or pointer file is far smaller: larger is not one
 
 
 @dataclass(frozen=True)
@@ -52,12 +59,44 @@ def find_local_models(env: Mapping[str, str] | None = None,
     return found
 
 
-def _is_gguf(path: Path) -> bool:
+def _regular(path: Path) -> bool:
+    """A regular file, links followed: never a FIFO, a socket or a device."""
     try:
-        with path.open("rb") as f:
-            return f.read(4) == b"GGUF"
-    except OSError:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (OSError, ValueError):
         return False
+
+
+def _read(path: Path, limit: int) -> bytes | None:
+    """The first `limit` + 1 bytes of a regular file (None: not one, or unreadable). Opened
+    without blocking, should it turn into a FIFO between the check and the open."""
+    if not _regular(path):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _small_text(path: Path) -> str | None:
+    """A small file's text (a manifest, a pointer); None for anything else."""
+    data = _read(path, SMALL_FILE)
+    if data is None or len(data) > SMALL_FILE:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _is_gguf(path: Path) -> bool:
+    return _read(path, 3) == b"GGUF"
 
 
 def _wanted(path: Path) -> bool:
@@ -116,9 +155,12 @@ def _ollama(env: Mapping[str, str], home: Path) -> Iterator[LocalModel]:
 
 
 def _ollama_blob(root: Path, manifest: Path) -> Path | None:
+    text = _small_text(manifest)
+    if text is None:
+        return None
     try:
-        layers = json.loads(manifest.read_text(encoding="utf-8")).get("layers", [])
-    except (OSError, ValueError, AttributeError):
+        layers = json.loads(text).get("layers", [])
+    except (ValueError, AttributeError, RecursionError):  # nested deeper than Python parses
         return None
     for layer in layers if isinstance(layers, list) else []:
         if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER:
@@ -131,10 +173,7 @@ def _ollama_blob(root: Path, manifest: Path) -> Path | None:
 
 def lm_studio_home(home: Path) -> Path:
     pointer = home / ".lmstudio-home-pointer"
-    try:
-        named = pointer.read_text(encoding="utf-8").strip()
-    except OSError:
-        named = ""
+    named = (_small_text(pointer) or "").strip()
     if named:
         return Path(named).expanduser()
     cache = home / ".cache" / "lm-studio"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import sqlite3
 import statistics
@@ -104,6 +105,21 @@ class SpeedRecord:
     answers: int
 
 
+def _number(value: object, low: float = 0.0, high: float = 1e15) -> float | None:
+    """A stored number in range, finite, not a bool; None for anything else (a damaged or
+    hand-edited cell is ignored, never a crash, a negative size or an infinite speed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or not low <= value <= high:
+        return None
+    return float(value)
+
+
+def _whole(value: object, low: int = 0, high: int = 1 << 50) -> int | None:
+    number = _number(value, low, high)
+    return int(number) if number is not None and number == int(number) else None
+
+
 class Measurements:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or measurements_file()
@@ -114,7 +130,8 @@ class Measurements:
         conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=5)
+            # another process writing: wait a moment, then go on without measurements
+            conn = sqlite3.connect(self.path, timeout=1)
             conn.executescript(_SCHEMA)
         except (OSError, sqlite3.Error):
             if conn is not None:
@@ -163,9 +180,15 @@ class Measurements:
         if row is None:
             return None
         try:
-            buffers = {str(k): int(v) for k, v in json.loads(row[0]).items()}
-        except (ValueError, TypeError, AttributeError):
+            stored = json.loads(row[0])
+        except (ValueError, TypeError, RecursionError):
             return None
+        if not isinstance(stored, dict):
+            return None
+        buffers = {str(k): size for k, v in stored.items()
+                   if (size := _whole(v)) is not None}
+        if len(buffers) != len(stored):
+            return None  # a damaged record: plan as if never loaded
         return LoadRecord(n_ctx, gpu_layers, buffers)
 
     def memory_cap(self, machine: str, file: str, n_ctx: int) -> int | None:
@@ -177,7 +200,10 @@ class Measurements:
                 "SELECT gpu_layers, outcome, at FROM loads WHERE machine = ? AND file = ? AND "
                 "n_ctx <= ? ORDER BY at", (machine, file, n_ctx)).fetchall() if db else []
         cap = None
-        for layers, outcome, _at in rows:
+        for stored, outcome, _at in rows:
+            layers = _whole(stored, 0, 100_000)
+            if layers is None:
+                continue
             if outcome == "out_of_memory":
                 cap = layers - 1 if cap is None else min(cap, layers - 1)
             elif cap is not None and layers > cap:
@@ -192,8 +218,8 @@ class Measurements:
                 "SELECT prompt_tokens, prompt_s, decode_tokens, decode_s FROM speeds WHERE "
                 "machine = ? AND file = ? AND gpu_layers = ? ORDER BY at DESC LIMIT ?",
                 (machine, file, gpu_layers, RECENT)).fetchall() if db else []
-        decode = [t / s for _, _, t, s in rows if s and t >= MIN_TOKENS]
-        prompt = [t / s for t, s, _, _ in rows if s and t >= MIN_TOKENS]
+        decode = [rate for _, _, t, s in rows if (rate := _rate(t, s)) is not None]
+        prompt = [rate for t, s, _, _ in rows if (rate := _rate(t, s)) is not None]
         if not decode and not prompt:
             return None
         return SpeedRecord(statistics.median(decode) if decode else None,
@@ -209,7 +235,9 @@ class Measurements:
                 (machine, placement, MIN_TOKENS)).fetchall() if db else []
         by_params: dict[int, list[float]] = {}
         for params, tokens, seconds in rows:
-            by_params.setdefault(params, []).append(tokens / seconds)
+            rate, count = _rate(tokens, seconds), _whole(params, 1)
+            if rate is not None and count is not None:
+                by_params.setdefault(count, []).append(rate)
         return [(p, statistics.median(v)) for p, v in by_params.items()]
 
     def fact(self, machine: str, key: str) -> float | None:
@@ -217,10 +245,17 @@ class Measurements:
         with self._db() as db:
             row = db.execute("SELECT value FROM facts WHERE machine = ? AND key = ?",
                              (machine, key)).fetchone() if db else None
-        return float(row[0]) if row else None
+        return _number(row[0], 0.0, 1e15) if row else None
 
     def set_fact(self, machine: str, key: str, value: float) -> None:
         with self._db() as db:
             if db is not None:
                 db.execute("INSERT OR REPLACE INTO facts (machine, key, value, at) "
                            "VALUES (?, ?, ?, ?)", (machine, key, value, time.time()))
+
+
+def _rate(tokens: object, seconds: object) -> float | None:
+    """Tokens a second from a stored count and time; None when either is damaged or too few
+    tokens were measured to mean anything."""
+    count, time_s = _number(tokens, MIN_TOKENS, 1e9), _number(seconds, 1e-6, 1e7)
+    return count / time_s if count is not None and time_s is not None else None

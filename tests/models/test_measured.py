@@ -120,3 +120,34 @@ def test_repacked_copies_are_planned_as_llama_cpp_allocates_them(real_model):
     on, off = plan(shape, hw, 2048, repack=True), plan(shape, hw, 2048, repack=False)
     assert on.repack and not off.repack
     assert on.ram_bytes - off.ram_bytes == shape.repack_bytes(shape.n_layer, True)
+
+
+def test_damaged_measurements_are_ignored_never_a_crash_or_a_negative_size(tmp_path):
+    """Text, negative, huge and not-a-number cells, as a damaged or hand-edited file has."""
+    import sqlite3
+
+    measured = Measurements(tmp_path / "m.db")
+    measured.set_fact("box", "ram_bandwidth", 40e9)  # creates the tables
+    db = sqlite3.connect(tmp_path / "m.db")
+    for layers, buffers in [("many", '{"CPU model": 5}'), (3, '{"CPU model": -99e9}'),
+                            (4, '{"CPU model": "big"}'), (5, "[[[[[["), (6, '{"x": 1e400}')]:
+        db.execute("INSERT INTO loads (at, machine, file, n_ctx, gpu_layers, outcome, buffers) "
+                   "VALUES (1, 'box', 'f', 2048, ?, 'ok', ?)", (layers, buffers))
+    db.execute("INSERT INTO loads (at, machine, file, n_ctx, gpu_layers, outcome) VALUES "
+               "(2, 'box', 'f', 2048, 'text', 'out_of_memory')")
+    for row in [(64, "text", "many", 1.0), (64, -1.0, 64, -2.0), (1e30, 1.0, 64, 1e-300),
+                (-5, 1.0, 64, float("inf"))]:  # every rate damaged somewhere
+        db.execute("INSERT INTO speeds (at, machine, file, n_ctx, gpu_layers, placement, "
+                   "params, prompt_tokens, prompt_s, decode_tokens, decode_s) VALUES "
+                   "(1, 'box', 'f', 2048, 0, 'cpu', -5, ?, ?, ?, ?)", row)
+    db.execute("INSERT OR REPLACE INTO facts VALUES ('box', 'ram_bandwidth', 'fast', 1)")
+    db.execute("INSERT OR REPLACE INTO facts VALUES ('box', 'other', -1e300, 1)")
+    db.commit()
+    db.close()
+    for layers in (3, 4, 5, 6):  # damaged buffers: planned as if never loaded
+        assert measured.loaded("box", "f", 2048, layers) is None
+    assert measured.memory_cap("box", "f", 2048) is None
+    assert measured.speed("box", "f", 0) is None
+    assert measured.prompt_speeds("box", "cpu") == []
+    assert measured.fact("box", "ram_bandwidth") is None
+    assert measured.fact("box", "other") is None

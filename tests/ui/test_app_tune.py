@@ -57,3 +57,27 @@ async def test_the_tune_screen_lists_sorts_compares_and_keeps():
         assert third.output  # the third pair is listed even though unscored
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, TuneScreen), what="close")
+
+
+async def test_saved_text_is_shown_literally_in_the_tune_screen():
+    """A prompt with Rich markup, a hyperlink and an escape sequence: text, never markup."""
+    from reflectchat.store.records import SessionMeta, StoredMessage
+
+    store = SessionStore.open(store_file())
+    hostile = "[/] [link=https://evil.example]click[/link] [bold]b \x1b]8;;https://x\x1b\\"
+    store.start_session("t", SessionMeta(), [
+        StoredMessage("user", hostile),
+        StoredMessage("assistant", "an answer [/]", output="an answer [/]",
+                      finish_reason="stop")])
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TuneScreen)
+                       and app.screen.query_one(DataTable).row_count == 1, what="the pair")
+        table = app.screen.query_one(DataTable)
+        shown = column(table, "prompt")[0]
+        assert shown.startswith("[/] [link=https://evil")  # cut to the column, literal
+        assert "\x1b" not in shown
+        side = str(app.screen.query_one("#tune-original", Static).render())
+        assert "[/] [link=https://evil.example]" in side and "\x1b" not in side

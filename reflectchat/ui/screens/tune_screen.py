@@ -100,7 +100,8 @@ class TuneScreen(ModalScreen[None]):
                                 if saved.get(key)) or "-"
             verdict = f"{d.kept or 'dropped'}: {d.rule}"
             prompt = " ".join(visible(d.pair.prompt).split())
-            table.add_row(str(d.pair.message_id), str(d.pair.session_id), prompt[:PROMPT_CHARS],
+            table.add_row(str(d.pair.message_id), str(d.pair.session_id),
+                          Content(prompt[:PROMPT_CHARS]),  # text, never markup
                           _figure(_score(d.pair, "ifd")), _figure(_score(d.pair, "rifd")),
                           rewrites, verdict, key=str(n))
         if self.decisions:
