@@ -15,6 +15,7 @@ The key itself is never written anywhere: it is read from the environment when c
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from typing import Any
@@ -88,6 +89,13 @@ def endpoint_from_table(name: str, table: object) -> Endpoint:
         if value is not None and (not isinstance(value, kind) or
                                   (kind is int and isinstance(value, bool))):
             raise EngineError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+    timeout = table.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not math.isfinite(timeout)
+                                or not 0 < timeout <= 86_400):
+        raise EngineError(f"{where}: timeout takes seconds between 0 and 86400, not {timeout}")
+    context = table.get("context")
+    if context is not None and not 0 < context <= 1 << 24:
+        raise EngineError(f"{where}: context takes a number of tokens, not {context}")
     try:
         tag_format = TagFormat.parse(table["format"]) if "format" in table else None
     except ValueError:

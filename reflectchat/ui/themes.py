@@ -6,6 +6,8 @@ used are reported by name with the reason, and skipped; the app then keeps the d
 
 from __future__ import annotations
 
+import math
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,6 +26,7 @@ else:  # pragma: no cover
 _COLORS = ("primary", "secondary", "warning", "error", "success", "accent", "foreground",
            "background", "surface", "panel", "boost")
 _NUMBERS = ("luminosity_spread", "text_alpha")
+_CSS_BREAK = re.compile(r"[;{}\n\r]")  # would end the value and write CSS of its own
 _KNOWN = {f.name for f in fields(Theme)}
 
 
@@ -83,11 +86,15 @@ def parse_theme(text: str) -> Theme:
     if "dark" in data and not isinstance(data["dark"], bool):
         raise ValueError("'dark' must be true or false")
     for key in _NUMBERS:
-        if key in data and not isinstance(data[key], (int, float)):
-            raise ValueError(f"{key!r} must be a number")
+        value = data.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError(f"{key!r} must be a number from 0 to 1, not {value!r}")
     if "variables" in data and not (
         isinstance(data["variables"], dict)
-        and all(isinstance(v, str) for v in data["variables"].values())
+        and all(isinstance(v, str) and not _CSS_BREAK.search(v)
+                for v in data["variables"].values())
     ):
-        raise ValueError("'variables' must be a table of strings")
+        raise ValueError("'variables' must be a table of strings, each one CSS value (no ';', "
+                         "braces or line breaks)")
     return Theme(**data)

@@ -285,6 +285,11 @@ def test_urls_and_config_tables():
         endpoint_from_table("lab", {"url": "https://box", "api_key": "sk-..."})
     with pytest.raises(EngineError, match="context has the wrong type"):
         endpoint_from_table("lab", {"url": "https://box", "context": "big"})
+    for timeout in (float("nan"), float("inf"), -1, 0):  # config.toml's nan, inf and worse
+        with pytest.raises(EngineError, match="timeout takes seconds between 0 and 86400"):
+            endpoint_from_table("lab", {"url": "https://box", "timeout": timeout})
+    with pytest.raises(EngineError, match="context takes a number of tokens"):
+        endpoint_from_table("lab", {"url": "https://box", "context": -5})
     with pytest.raises(EngineError, match="neither a URL nor a configured endpoint"):
         resolve_endpoint("lab", {})
     assert resolve_endpoint("http://x", {}, "KEY_VAR").api_key_env == "KEY_VAR"

@@ -43,6 +43,22 @@ async def test_user_themes_are_picked_up_and_a_bad_one_is_reported():
         assert app.theme == "reflect-dark"
 
 
+async def test_a_theme_with_nan_or_css_in_its_values_is_skipped_and_the_app_starts():
+    themes = user_themes_dir()
+    themes.mkdir(parents=True)
+    (themes / "nan.toml").write_text('name = "nan"\nprimary = "#ff8800"\n'
+                                     "luminosity_spread = nan\n")
+    (themes / "css.toml").write_text('name = "css"\nprimary = "#ff8800"\n[variables]\n'
+                                     'border = "red; } Screen { display: none"\n')
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)  # it started, and drew
+        messages = [n.message for n in app.notices]
+        assert any("nan.toml" in m and "from 0 to 1" in m for m in messages), messages
+        assert any("css.toml" in m and "one CSS value" in m for m in messages), messages
+        assert not {"nan", "css"} & set(app.file_themes)
+
+
 async def test_a_corrupt_config_gives_a_warning_and_is_never_overwritten():
     path = config_file()
     path.parent.mkdir(parents=True)
