@@ -8,6 +8,7 @@ message's id, so deleting the session deletes its tuning rows too.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ def pairs(store: SessionStore, sessions: Collection[int] = (),
         saved = {}
         for name, value in zip(FIELDS, row[8:], strict=True):
             if value is not None:
-                saved[name] = _json(value) if name in JSON_FIELDS else value
+                saved[name] = _cell(name, value)
         found.append(StoredPair(*row[:7], bool(row[7]), saved))
     return found
 
@@ -85,10 +86,33 @@ def left_out(store: SessionStore, sessions: Collection[int] = (),
     return counts
 
 
+def _cell(name: str, value: Any) -> Any:
+    """A stored cell as the views may trust it; a damaged one (a hand edit, a torn write)
+    reads as missing: the pair is then scored or reflected again, never a crash."""
+    if name in JSON_FIELDS:
+        value = _json(value) if isinstance(value, str) else None
+        if name.endswith("scores"):
+            return value if _scores(value) else None
+        if name == "teacher_raw":
+            return value if isinstance(value, dict) and all(
+                isinstance(v, str) for v in value.values()) else None
+        return value
+    if name == "choice":
+        return value if value in ("keep", "drop") else None
+    return value if isinstance(value, str) else None
+
+
+def _scores(value: Any) -> bool:
+    """Scores the rule can read: finite, non-negative ifd and rifd."""
+    return isinstance(value, dict) and all(
+        isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool)
+        and math.isfinite(value[k]) and value[k] >= 0 for k in ("ifd", "rifd"))
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # a damaged cell reads as missing: the pair is scored again
 
 

@@ -238,3 +238,21 @@ def test_a_rerun_retries_only_the_reflection_that_failed(tmp_path):
     assert pair.saved["better_answer"] == "Paris is the capital."  # the first teacher's, kept
     assert pair.saved.get("teacher_error") is None
     assert run("tune", "reflect", "--model", second, "--json").stdout.strip() == "[]"
+
+
+def test_damaged_tuning_cells_are_read_as_missing_never_a_crash(tmp_path):
+    asked(SOLVE)
+    store = SessionStore.open(store_file())
+    [pair] = pairs(store)
+    store._conn.execute(
+        "INSERT OR REPLACE INTO tune_pairs (message_id, scored_by, scores, new_instruction, "
+        "new_answer, instruction_scores, better_answer, answer_scores, teacher_raw, choice, "
+        "updated) VALUES (?, 7, '{\"ifd\": \"high\", \"rifd\": -1}', 'Q', 'A', "
+        "'{\"ifd\": 1e999}', 'B', '[[[[', '{\"a\": 5}', NULL, 0)", (pair.message_id,))
+    store._conn.commit()
+    store.close()
+    selected = run("tune", "select", "--json")
+    assert selected.returncode == 0, selected.stderr
+    assert json.loads(selected.stdout)[0]["rule"] == "not scored"
+    exported = run("tune", "export", "-o", str(tmp_path / "x.jsonl"))
+    assert exported.returncode == 0 and "Traceback" not in exported.stderr
