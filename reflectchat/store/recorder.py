@@ -48,6 +48,11 @@ class SessionRecorder:
         """Commit the prompt and an empty answer, before generation starts."""
         try:
             messages = [user_message(turn), answer_message(turn)]
+            if self.session_id is not None and not self._still_there(self.session_id):
+                gone, self.session_id = self.session_id, None
+                if self.on_error is not None:
+                    self.on_error(f"Session {gone} was deleted elsewhere; this chat goes on "
+                                  "in a new session.")
             if self.session_id is None:
                 self.session_id, (_, answer_id) = self.store.start_session(
                     title_for(turn.prompt), self.meta, messages)
@@ -57,6 +62,15 @@ class SessionRecorder:
             self._failed(exc)
             return
         self._live[id(turn)] = _Live(answer_id)
+
+    def _still_there(self, session_id: int) -> bool:
+        """Whether the session is still in the store (another app or `sessions delete` may
+        have removed it)."""
+        try:
+            self.store.session(session_id)
+        except StoreError:
+            return False
+        return True
 
     @contextmanager
     def saving(self, turn: Turn) -> Iterator[Callable[[], None]]:

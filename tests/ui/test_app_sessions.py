@@ -272,3 +272,23 @@ async def test_search_by_keyboard_alone_opens_the_first_hit():
         assert app.focused is entry_list(app)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.recorder.session_id == solved, what="the session")
+
+
+async def test_a_session_deleted_under_the_app_goes_on_in_a_new_one_losing_nothing():
+    store = open_store()
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, SOLVE)
+        first = app.recorder.session_id
+        other = open_store()  # `reflectchat sessions delete` in another terminal
+        other.delete(first)
+        other.close()
+        await ask(pilot, DEBUG)
+        second = app.recorder.session_id
+        assert second not in (None, first)
+        assert any(f"Session {first} was deleted elsewhere" in n.message for n in app.notices)
+        messages = store.messages(second)
+        assert [m.role for m in messages] == ["user", "assistant"]
+        assert messages[0].raw == DEBUG and messages[1].finish_reason == "stop"
+        assert messages[1].output  # the answer is kept whole
