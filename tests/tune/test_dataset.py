@@ -164,3 +164,16 @@ def test_dataset_info_keeps_other_entries_and_leaves_a_broken_file_alone(tmp_pat
 def test_reasoning_field_needs_the_messages_format(tmp_path):
     with pytest.raises(ValueError, match="use it with --format messages"):
         write_jsonl([], "alpaca", tmp_path / "x.jsonl", "field")
+
+
+@pytest.mark.parametrize("text", [" " * (1 << 20), "[Better Answer] " + " " * (1 << 20),
+                                  "[Better Answer] x " * 60_000, "[New " * 200_000])
+def test_reading_a_teacher_answer_is_linear_in_its_length(text):
+    """A megabyte of whitespace or markers: a quadratic reader takes minutes here, a linear one
+    milliseconds. The bound is loose on purpose: a loaded CI machine must not fail it."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(TeacherFormatError):
+        parse_response_reflection(text) if "x" not in text else parse_instruction_reflection(text)
+    assert time.perf_counter() - start < 5
