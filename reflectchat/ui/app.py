@@ -44,7 +44,7 @@ from reflectchat.ui.turns import AnsweringPart
 from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
 from reflectchat.ui.widgets.channel_pane import literal_markdown
 from reflectchat.ui.widgets.columns import Columns, visible_columns
-from reflectchat.ui.widgets.conversation_list import TurnItem
+from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import StatusBar, control_text
 
@@ -192,8 +192,8 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
             return
         viewed = self.answer_view.viewed
         index = next((i for i, t in enumerate(turns) if t is viewed), len(turns) - 1)
-        index = max(0, min(len(turns) - 1, index + step))
-        self.turn_list.index = index
+        index = max(len(turns) - MAX_LISTED, 0, min(len(turns) - 1, index + step))
+        self.turn_list.index = self.turn_list.index_of(turns[index])
         self.run_worker(self.view_turn(turns[index]))
 
     # -- copy, export, settings, help -----------------------------------------------------

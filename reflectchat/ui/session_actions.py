@@ -16,7 +16,7 @@ from reflectchat.store.turns import conversation_from
 from reflectchat.ui.chat_app_base import ChatAppBase
 from reflectchat.ui.messages import StoreProblem
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
-from reflectchat.ui.widgets.conversation_list import TurnItem
+from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem, earlier_note
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 from reflectchat.ui.widgets.status_bar import control_text
 
@@ -55,7 +55,11 @@ class SessionActionsPart(ChatAppBase):
     async def show_conversation(self) -> None:
         """Fill the chat list and show the last turn (its panes are read when first shown)."""
         turns = self.conversation.turns
-        await self.turn_list.extend(TurnItem(turn) for turn in turns)
+        listed = turns[-MAX_LISTED:]
+        if len(listed) < len(turns):
+            session = self.recorder.session_id if self.recorder else None
+            await self.turn_list.extend([earlier_note(len(turns) - len(listed), session)])
+        await self.turn_list.extend(TurnItem(turn) for turn in listed)
         self.turn_list.follow()
         await self.view_turn(turns[-1] if turns else None)
         self.sidebar.current = self.recorder.session_id if self.recorder else None
@@ -101,7 +105,7 @@ class SessionActionsPart(ChatAppBase):
         if not turns:
             return
         turn_index = min(turn_index, len(turns) - 1)
-        self.turn_list.index = turn_index
+        self.turn_list.index = self.turn_list.index_of(turns[turn_index])
         matched = hit.snippet.partition(MARK_START)[2].partition(MARK_END)[0]
 
         async def show() -> None:

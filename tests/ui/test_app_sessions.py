@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from support.app_pilot import ask, loaded, make_app, wait_for
-from textual.widgets import Input, Select
+from textual.widgets import Input, Select, Static
 
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import Sampling
@@ -292,3 +292,29 @@ async def test_a_session_deleted_under_the_app_goes_on_in_a_new_one_losing_nothi
         assert [m.role for m in messages] == ["user", "assistant"]
         assert messages[0].raw == DEBUG and messages[1].finish_reason == "stop"
         assert messages[1].output  # the answer is kept whole
+
+
+async def test_a_session_of_thousands_of_turns_opens_with_the_newest_listed():
+    from reflectchat.store.turns import conversation_from
+    from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
+
+    store = open_store()
+    turns = 5_000
+    messages = []
+    for n in range(turns):
+        messages += [StoredMessage("user", f"question {n}"),
+                     StoredMessage("assistant", f"answer {n}", output=f"answer {n}",
+                                   finish_reason="stop")]
+    session, _ = store.start_session("long", SessionMeta("demo"), messages)
+    conversation = conversation_from(store.session(session), store.messages(session))
+    app = make_app(conversation=conversation, store=store, session_id=session)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        listed = list(app.turn_list.query(TurnItem))
+        assert len(listed) == MAX_LISTED and listed[-1].turn is conversation.turns[-1]
+        note = app.turn_list.query_one(".earlier")
+        assert f"{turns - MAX_LISTED:,} earlier turns" in str(note.query_one(Static).render())
+        assert app.answer_view.viewed is conversation.turns[-1]
+        await pilot.press("ctrl+up")  # the previous turn, still in the list
+        await wait_for(pilot, lambda: app.answer_view.viewed is conversation.turns[-2],
+                       what="the turn before")

@@ -14,6 +14,9 @@ from reflectchat.ui.widgets.channel_pane import literal_markdown
 from reflectchat.untrusted import visible
 
 PREVIEW_LINES = 4
+# turns listed at most: a session of thousands of turns opens at once in bounded memory; its
+# earlier turns stay in the session (`sessions show` prints them all)
+MAX_LISTED = 300
 
 
 def _preview(text: str) -> str:
@@ -94,8 +97,24 @@ class ConversationList(ListView):
         elif not overflows and self.is_anchored:
             self.anchor(False)
 
+    def index_of(self, turn: Turn) -> int | None:
+        """The list position of `turn` (None: not listed)."""
+        for i, child in enumerate(self.children):
+            if isinstance(child, TurnItem) and child.turn is turn:
+                return i
+        return None
+
     def item_for(self, turn: Turn) -> TurnItem | None:
         for item in self.query(TurnItem):
             if item.turn is turn:
                 return item
         return None
+
+
+def earlier_note(hidden: int, session_id: int | None) -> ListItem:
+    """The first line of a list that leaves out the oldest turns, saying so."""
+    where = f"`reflectchat sessions show {session_id}`" if session_id else "the export"
+    text = (f"… {hidden:,} earlier turn{'s' * (hidden != 1)} of this session are not listed "
+            f"here; {where} shows them all.")
+    return ListItem(Static(Content.styled(text, "italic $text-muted")), classes="earlier",
+                    disabled=True)
