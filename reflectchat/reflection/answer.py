@@ -2,35 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from reflectchat.engine.base import TagFormat
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.facts import ChannelFacts
+from reflectchat.reflection.growing_text import GrowingText
 from reflectchat.reflection.parser import parse_whole
 
 
-@dataclass
 class Answer:
     """Thinking (reflections removed), each reflection, output, and the exact raw model text.
 
     `marks` says where in the thinking each reflection came (an offset into `thinking`): the
     panes put a marker there, and what it corrected is read around it. This is the one fold of
-    channel events into text; the panes and the corrections are read from it."""
+    channel events into text; the panes and the corrections are read from it. The texts grow
+    a piece at a time (`GrowingText`), so assembling a long answer costs the same per piece."""
 
-    thinking: str = ""
-    reflections: list[str] = field(default_factory=list)
-    output: str = ""
-    raw: str = ""
-    facts: ChannelFacts = field(default_factory=ChannelFacts)  # tokens and time per channel
-    marks: list[int] = field(default_factory=list)
-    _section_starts: dict[Channel, bool] = field(
-        default_factory=lambda: {Channel.THINKING: False, Channel.OUTPUT: False}, repr=False
-    )
-    # For each mark, how much output there was when it came: a reflection made in what later
-    # turns out to be thinking (RECLASSIFY) keeps its place in that text.
-    _output_at_mark: list[int] = field(default_factory=list, repr=False)
+    def __init__(self, thinking: str = "", reflections: list[str] | None = None,
+                 output: str = "", raw: str = "", facts: ChannelFacts | None = None) -> None:
+        self._thinking, self._output = GrowingText(thinking), GrowingText(output)
+        self._raw = GrowingText(raw)
+        self._reflections = [GrowingText(r) for r in reflections or []]
+        self.facts = facts if facts is not None else ChannelFacts()  # tokens, time per channel
+        self.marks: list[int] = []
+        self._length = {Channel.THINKING: len(thinking), Channel.OUTPUT: len(output)}
+        self._section_starts = {Channel.THINKING: False, Channel.OUTPUT: False}
+        # For each mark, how much output there was when it came: a reflection made in what
+        # later turns out to be thinking (RECLASSIFY) keeps its place in that text.
+        self._output_at_mark: list[int] = []
+
+    def __repr__(self) -> str:
+        return (f"Answer(thinking={self.thinking!r}, reflections={self.reflections!r}, "
+                f"output={self.output!r}, raw={self.raw!r})")
+
+    @property
+    def thinking(self) -> str:
+        return str(self._thinking)
+
+    @property
+    def output(self) -> str:
+        return str(self._output)
+
+    @property
+    def raw(self) -> str:
+        return str(self._raw)
+
+    @property
+    def reflections(self) -> list[str]:
+        return [str(r) for r in self._reflections]
 
     @property
     def reasoning_tokens(self) -> int:
@@ -39,34 +59,38 @@ class Answer:
 
     def add_raw(self, piece: str, channel: Channel, at: float | None = None) -> None:
         """Record a piece of model text, the channel it went to and when it came."""
-        self.raw += piece
+        self._raw.append(piece)
         self.facts.piece(channel, at)
 
     def apply(self, event: ChannelEvent) -> None:
         if event.kind is EventKind.RECLASSIFY:  # the output so far was thinking
-            start = len(self.thinking) + 2 * bool(self.thinking and self.output)
+            thinking, output = self.thinking, self.output
+            start = len(thinking) + 2 * bool(thinking and output)
             self.marks = [start + out if out else mark
                           for mark, out in zip(self.marks, self._output_at_mark, strict=True)]
             self._output_at_mark = [0] * len(self.marks)
-            self.thinking = "\n\n".join(t for t in (self.thinking, self.output) if t)
-            self.output = ""
+            thinking = "\n\n".join(t for t in (thinking, output) if t)
+            self._thinking, self._output = GrowingText(thinking), GrowingText()
+            self._length = {Channel.THINKING: len(thinking), Channel.OUTPUT: 0}
             self.facts.output_was_thinking()
             self._section_starts[Channel.OUTPUT] = False
         elif event.channel is Channel.REFLECTION:
             if event.kind is EventKind.OPEN:
-                self.reflections.append("")
-                self.marks.append(len(self.thinking))
-                self._output_at_mark.append(len(self.output))
+                self._reflections.append(GrowingText())
+                self.marks.append(self._length[Channel.THINKING])
+                self._output_at_mark.append(self._length[Channel.OUTPUT])
             elif event.kind is EventKind.TEXT:
-                self.reflections[-1] += event.text
+                self._reflections[-1].append(event.text)
         elif event.kind is EventKind.TEXT:
             # A new thinking or output section is joined to the previous one by a blank line.
-            name = event.channel.value
-            current = getattr(self, name)
-            if current and self._section_starts[event.channel]:
-                current += "\n\n"
-            self._section_starts[event.channel] = False
-            setattr(self, name, current + event.text)
+            channel = event.channel
+            text = self._thinking if channel is Channel.THINKING else self._output
+            if self._length[channel] and self._section_starts[channel]:
+                text.append("\n\n")
+                self._length[channel] += 2
+            self._section_starts[channel] = False
+            text.append(event.text)
+            self._length[channel] += len(event.text)
         elif event.kind is EventKind.OPEN:
             self._section_starts[event.channel] = True
 

@@ -4,6 +4,15 @@ Fragments go through Textual's `MarkdownStream`, which batches them; at the end,
 cleans up any block the stream left different from a full parse. While the user has not
 scrolled up, the pane is anchored to its end; scrolling up pauses that, and End or the
 "latest" cue resumes it.
+
+The cost of drawing a fragment must not grow with the answer (issue 27: a 100,000-token answer
+drew 3.6x slower per token than a 10,000-token one, and Esc waited behind it), and Textual lays
+out every block of a document on each change. So while an answer streams, a pane draws at most
+`MOST_BLOCKS` blocks: past that, only its last `LIVE_BLOCKS` are drawn again, under a line
+that says how many came before (each block is then mounted about 1.3 times in all);
+a block that grows past `LONG_BLOCK` characters is broken at its next space; and a pane the
+reader has scrolled up in holds new text until they come back to its end (what they read does
+not move). The whole text is drawn once the answer ends.
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
 NOTHING = "*none in this answer*"
 STOPPED_EARLY = "*stopped before answering*"
+MOST_BLOCKS = 80
+LIVE_BLOCKS = 20
+LONG_BLOCK = 4000
 
 
 def literal_markdown() -> MarkdownIt:
@@ -27,11 +39,29 @@ def literal_markdown() -> MarkdownIt:
     return MarkdownIt("gfm-like", {"html": False})
 
 
+def _block_lines(text: str) -> list[tuple[int, int]]:
+    """The line ranges of the top-level blocks of `text`."""
+    return [(t.map[0], t.map[1]) for t in literal_markdown().parse(text)
+            if t.level == 0 and t.nesting >= 0 and t.map is not None]
+
+
 def _same_blocks(text: str, ranges: list[tuple[int, int]]) -> bool:
     """Whether a full parse of `text` gives top-level blocks over exactly these line ranges."""
-    blocks = [tuple(t.map) for t in literal_markdown().parse(text)
-              if t.level == 0 and t.nesting >= 0 and t.map is not None]
-    return blocks == ranges
+    return _block_lines(text) == ranges
+
+
+def last_blocks(text: str, keep: int) -> tuple[str, int]:
+    """The text from the start of the last `keep` top-level blocks of `text`, and how many
+    blocks come before it."""
+    starts = [start for start, _ in _block_lines(text)]
+    if len(starts) <= keep:
+        return text, 0
+    return "\n".join(text.split("\n")[starts[-keep]:]), len(starts) - keep
+
+
+def earlier_note(blocks: int) -> str:
+    return (f"*… {blocks:,} earlier paragraph{'s' * (blocks != 1)}: the whole text is drawn "
+            "when the answer ends (Esc stops it).*\n\n")
 
 
 CUE = "↓ latest (End)"  # in the bottom border, where it covers no text
@@ -45,6 +75,12 @@ class ChannelPane(VerticalScroll):
         self.border_title = title
         self._stream: MarkdownStream | None = None
         self.document = Markdown(parser_factory=literal_markdown, open_links=False)
+        self._note = ""  # over a streaming pane's text: how many blocks are not drawn
+        self._dropped = 0  # those blocks
+        self._run = 0  # characters streamed since the last blank line
+        self._held: list[str] = []  # what came while the reader was scrolled up
+        self.drawn = 0  # characters of the pane's text given to the document so far
+        self._lock = asyncio.Lock()  # one change of the document at a time
 
     def compose(self) -> ComposeResult:
         yield self.document
@@ -68,15 +104,23 @@ class ChannelPane(VerticalScroll):
     async def show(self, text: str, streaming: bool, empty: str = NOTHING) -> None:
         """Replace the pane's text. A streaming pane follows its end as fragments arrive; a
         finished one opens at the top."""
-        await self._stop_stream()
-        await self.document.update(text if text or streaming else empty)
-        if streaming:
-            self._stream = Markdown.get_stream(self.document)
-            self.follow()
-        else:
-            self.anchor(False)
-            self.scroll_home(animate=False, immediate=True)
-            self._update_cue()
+        async with self._lock:
+            await self._stop_stream()
+            self._note, self._dropped, self._held = "", 0, []
+            self.drawn = len(text)
+            if streaming:
+                if text.count("\n") >= LIVE_BLOCKS:  # then it may have more blocks than that
+                    text, self._dropped = await asyncio.to_thread(last_blocks, text, LIVE_BLOCKS)
+                self._note = earlier_note(self._dropped) if self._dropped else ""
+                self._run = len(text) - text.rfind("\n\n") - 2 if "\n\n" in text else len(text)
+                await self.document.update(self._note + text)
+                self._stream = Markdown.get_stream(self.document)
+                self.follow()
+            else:
+                await self.document.update(text or empty)
+                self.anchor(False)
+                self.scroll_home(animate=False, immediate=True)
+                self._update_cue()
 
     async def finish(self, text: str, empty: str = NOTHING, top: bool = False) -> None:
         """The stream ended. If the streamed blocks are what a full render would give (the
@@ -85,28 +129,72 @@ class ChannelPane(VerticalScroll):
         the UI thread, so it is worth checking first; the check parses off that thread.
         `empty`: what to say when there is no text; `top`: open at the top (the Reflection
         pane's corrections at a glance lead it)."""
-        await self._stop_stream()
-        if text and self.document.source == text and await asyncio.to_thread(
-                _same_blocks, text, self._block_ranges()):
+        async with self._lock:
+            await self._stop_stream()
+            self._note, self._held = "", []
+            self.drawn = len(text)
+            if text and self.document.source == text and await asyncio.to_thread(
+                    _same_blocks, text, self._block_ranges()):
+                self._update_cue()
+                return
+            y = self.scroll_y
+            await self.document.update(text or empty)
+            if top:
+                self.anchor(False)
+                self.scroll_home(animate=False, immediate=True)
+            elif not self.following:
+                self.scroll_to(y=y, animate=False, immediate=True)
             self._update_cue()
-            return
-        y = self.scroll_y
-        await self.document.update(text or empty)
-        if top:
-            self.anchor(False)
-            self.scroll_home(animate=False, immediate=True)
-        elif not self.following:
-            self.scroll_to(y=y, animate=False, immediate=True)
-        self._update_cue()
 
     def _block_ranges(self) -> list[tuple[int, int]]:
         return [tuple(block.source_range) for block in self.document.children
                 if isinstance(block, MarkdownBlock)]
 
     async def write(self, fragment: str) -> None:
-        if self._stream is not None:
-            await self._stream.write(fragment)
+        """Append streamed text: held while the reader is scrolled up; the oldest blocks
+        dropped from view when there are more than `MOST_BLOCKS`."""
+        async with self._lock:
+            if self._stream is None:
+                return
+            if not self.following:
+                self._held.append(fragment)
+                self._update_cue()
+                return
+            await self._stream.write(self._broken(fragment))
+            self.drawn += len(fragment)
+            if len(self.document.children) > MOST_BLOCKS:
+                await self._drop_oldest()
             self._update_cue()
+
+    def _broken(self, fragment: str) -> str:
+        """`fragment`, with a blank line at its last space or line end if the block it grows
+        has passed `LONG_BLOCK` characters (re-parsing and drawing a block costs its length)."""
+        at = fragment.rfind("\n\n")
+        if at >= 0:
+            self._run = len(fragment) - at - 2
+            return fragment
+        self._run += len(fragment)
+        if self._run <= LONG_BLOCK:
+            return fragment
+        at = max(fragment.rfind(" "), fragment.rfind("\n"))
+        self._run = len(fragment) - at - 1 if at >= 0 else 0
+        return fragment[:at] + "\n\n" + fragment[at + 1:] if at >= 0 else fragment + "\n\n"
+
+    async def _drop_oldest(self) -> None:
+        """Draw only the last `LIVE_BLOCKS` blocks again, under the note of those before."""
+        await self._stop_stream()
+        live, dropped = await asyncio.to_thread(
+            last_blocks, self.document.source[len(self._note):], LIVE_BLOCKS)
+        self._dropped += dropped
+        self._note = earlier_note(self._dropped)
+        await self.document.update(self._note + live)
+        self._stream = Markdown.get_stream(self.document)
+        self.scroll_end(animate=False, immediate=True)
+
+    async def _release_held(self) -> None:
+        held, self._held = "".join(self._held), []
+        if held:
+            await self.write(held)
 
     async def _stop_stream(self) -> None:
         if self._stream is not None:
@@ -117,6 +205,8 @@ class ChannelPane(VerticalScroll):
         self.anchor()
         self.scroll_end(animate=False, immediate=True)
         self._update_cue()
+        if self._held:
+            self.call_later(self._release_held)
 
     def action_follow(self) -> None:
         self.follow()
@@ -124,10 +214,12 @@ class ChannelPane(VerticalScroll):
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         self._update_cue()
+        if self._held and self.following:  # the reader came back to the end
+            self.call_later(self._release_held)
 
     def on_resize(self) -> None:
         self._update_cue()
 
     def _update_cue(self) -> None:
-        behind = self.max_scroll_y - self.scroll_y >= 1
+        behind = self.max_scroll_y - self.scroll_y >= 1 or bool(self._held)
         self.border_subtitle = CUE if behind and not self.following else ""

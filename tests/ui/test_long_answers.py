@@ -1,0 +1,126 @@
+"""Very long answers (issue 27): a streaming pane draws a bounded number of blocks however long
+the answer grows, never moves a reader who scrolled up, and draws the whole text at the end;
+an answer assembles at a cost per piece that does not grow with it, even read from another
+thread while it grows."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from textual.app import App, ComposeResult
+from textual.widgets._markdown import MarkdownBlock
+
+from reflectchat.reflection.answer import Answer
+from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
+from reflectchat.reflection.growing_text import GrowingText
+from reflectchat.ui.widgets.channel_pane import LONG_BLOCK, MOST_BLOCKS, ChannelPane
+
+
+class PaneHost(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ChannelPane("Thinking", id="thinking")
+
+
+def paragraph(n: int) -> str:
+    return f"Step {n}: the sum so far is {n * (n + 1) // 2}, checked once more.\n\n"
+
+
+def blocks(pane: ChannelPane) -> list[MarkdownBlock]:
+    return [b for b in pane.document.children if isinstance(b, MarkdownBlock)]
+
+
+async def test_a_streaming_pane_draws_a_bounded_number_of_blocks_and_the_whole_text_at_the_end():
+    app = PaneHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChannelPane)
+        await pane.show("", streaming=True)
+        most = 0
+        for n in range(1, 601):
+            await pane.write(paragraph(n))
+            if n % 10 == 0:
+                await pilot.pause()
+                most = max(most, len(blocks(pane)))
+        await pilot.pause()
+        assert most <= MOST_BLOCKS + 1  # before: all 600 blocks, each laid out on every change
+        source = pane.document.source
+        assert "earlier paragraphs: the whole text is drawn when the answer ends" in source
+        assert paragraph(600).strip() in source and paragraph(1).strip() not in source
+        assert pane.following and pane.scroll_y == pane.max_scroll_y  # still at the newest
+        whole = "".join(paragraph(n) for n in range(1, 601))
+        await pane.finish(whole)
+        await pilot.pause()
+        assert pane.document.source == whole and len(blocks(pane)) == 600
+        assert "earlier" not in pane.document.source
+
+
+async def test_a_reader_who_scrolled_up_is_not_moved_and_gets_the_held_text_on_return():
+    app = PaneHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChannelPane)
+        await pane.show("", streaming=True)
+        for n in range(1, 41):
+            await pane.write(paragraph(n))
+        await pilot.pause()
+        pane.scroll_to(y=5, animate=False, immediate=True)
+        pane.release_anchor()
+        await pilot.pause()
+        before = pane.document.source
+        for n in range(41, 400):  # more than enough to drop blocks, were they drawn
+            await pane.write(paragraph(n))
+        await pilot.pause()
+        assert pane.document.source == before and pane.scroll_y == 5
+        assert pane.cue_shown
+        pane.follow()  # End, or a click on the cue
+        await pilot.pause()
+        await pilot.pause()
+        assert paragraph(399).strip() in pane.document.source
+        assert pane.scroll_y == pane.max_scroll_y and not pane.cue_shown
+
+
+async def test_a_block_that_never_ends_is_broken_while_it_streams_and_whole_at_the_end():
+    app = PaneHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChannelPane)
+        await pane.show("", streaming=True)
+        words = [f" word{n}" for n in range(20_000)]  # one paragraph of 150,000 characters
+        for at in range(0, len(words), 50):
+            await pane.write("".join(words[at:at + 50]))
+        await pilot.pause()
+        longest = max(len(b.source or "") for b in blocks(pane))
+        assert longest < 2 * LONG_BLOCK  # before: one block, parsed and drawn whole each time
+        await pane.finish("".join(words))
+        await pilot.pause()
+        assert len(blocks(pane)) == 1 and pane.document.source == "".join(words)
+
+
+def test_an_answer_assembles_at_a_flat_cost_per_piece():
+    """200,000 pieces: `str +=` on the answer's fields copied it whole for each (100,000 took
+    8 s, so this took half a minute); the bound is loose, for a loaded machine."""
+    answer = Answer()
+    start = time.perf_counter()
+    for _ in range(200_000):
+        answer.add_raw(" word", Channel.THINKING)
+        answer.apply(ChannelEvent(EventKind.TEXT, Channel.THINKING, " word"))
+    assert time.perf_counter() - start < 5
+    assert answer.raw == answer.thinking == " word" * 200_000
+
+
+def test_growing_text_read_while_another_thread_appends_loses_nothing():
+    text = GrowingText("start:")
+    done = threading.Event()
+    seen: list[str] = []
+
+    def reader() -> None:
+        while not done.is_set():
+            seen.append(str(text))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for n in range(50_000):
+        text.append(f"{n},")
+    done.set()
+    thread.join()
+    expected = "start:" + "".join(f"{n}," for n in range(50_000))
+    assert str(text) == expected
+    assert all(expected.startswith(s) for s in seen[:: max(1, len(seen) // 200)])
