@@ -28,7 +28,7 @@ from reflectchat.untrusted import visible
 
 
 @contextmanager
-def _ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
+def ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
     """The first Ctrl+C stops generation cleanly; a second one interrupts as usual."""
     def stop(_signum: int, _frame: object) -> None:
         cancel.set()
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     answering = AnswerRun(engine, turn, conversation.messages_for(prompt), sampling, cancel,
                           recorder)
-    with _ctrl_c_stops(cancel):
+    with ctrl_c_stops(cancel):
         for event in answering.events():
             if view:
                 view.show(event, turn.tag_format != TagFormat.AUTO and not turn.prefilled

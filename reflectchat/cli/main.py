@@ -20,6 +20,7 @@ COMMANDS = {
     "models": "reflectchat.cli.models",
     "web": "reflectchat.cli.web",
     "tune": "reflectchat.cli.tune",
+    "eval": "reflectchat.cli.evaluate",
     None: "reflectchat.cli.chat",
 }
 

@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from reflectchat.engine.base import DEFAULT_CTX, EFFORTS, FORMAT_NAMES, KV_TYPES
+from reflectchat.eval.items import BENCHMARKS
 from reflectchat.store.records import CHANNELS
 
 FORMATS = FORMAT_NAMES
@@ -128,6 +129,43 @@ def _add_answer_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return g
 
 
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser(
+        "eval", help="check a model's reasoning on GSM8K, MATH-500 or your own set",
+        description="Answer a benchmark's items (a fixed sample with --n) under one or more "
+                    "reasoning settings, check each answer as the benchmark does, and show "
+                    "accuracy with 95% intervals, the paired difference between settings and "
+                    "what the reflections fixed and broke. Results are kept per item: Ctrl+C "
+                    "stops, and the same command resumes.")
+    source = ev.add_mutually_exclusive_group()
+    source.add_argument("--bench", choices=sorted(BENCHMARKS), default="gsm8k",
+                        help="GSM8K's test split or MATH-500, from the Hugging Face Hub "
+                             "(downloaded once into its cache; default gsm8k)")
+    source.add_argument("--file", metavar="PATH.jsonl",
+                        help="your own set: one JSON object per line with \"question\" (or "
+                             "\"problem\") and \"answer\" (a number, or GSM8K's '#### N'), "
+                             "an \"id\" optional")
+    ev.add_argument("--check", choices=("number", "math"), default="number",
+                    help="with --file: compare final numbers, or LaTeX answers as mathematics "
+                         "(math-verify)")
+    ev.add_argument("--n", type=int, metavar="N", help="a sample of N items (default: all)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="the sample's seed, and each item's sampling seed (default 0)")
+    ev.add_argument("--settings", default="default", metavar="A,B,...",
+                    help="reasoning settings to compare on the same items, interleaved: "
+                         "default, off, low, medium, high, budget:N, or two joined by + "
+                         "(e.g. default,off,high+budget:1024)")
+    ev.add_argument("--parallel", type=int, default=1, metavar="N",
+                    help="with --endpoint: N answers in flight at once (the server batches "
+                         "them)")
+    ev.add_argument("--json", action="store_true", help="print the table as JSON")
+    ev.add_argument("--report", metavar="PATH.md", help="also write the table as Markdown")
+    ev.add_argument("--save-sessions", action="store_true",
+                    help="also keep each answer as a session in the history")
+    _add_model_options(ev)
+    _add_answer_options(ev)
+
+
 def _add_web_options(web: argparse.ArgumentParser) -> None:
     web.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -189,7 +227,7 @@ def web_parser() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="reflectchat",
+        prog="reflectchat", allow_abbrev=False,  # else `eval --n` is taken for --n-cpu-moe
         description="Chat with a local reasoning model and see its thinking, reflections "
                     "and output. With no command, opens the chat app.",
     )
@@ -214,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
     _add_sessions_parser(sub)
+    _add_eval_parser(sub)
     pull = sub.add_parser("pull", help="download a catalog model's quant into the Hugging "
                                        "Face cache (resumable, sha256-verified)")
     pull.add_argument("model", help="a catalog model id (see `reflectchat models`)")

@@ -1,0 +1,105 @@
+"""Checking an answer the way each benchmark is checked.
+
+- GSM8K: by the final number. The reference follows `#### ` in the dataset's answer; the
+  model's is the last `\\boxed{...}` of its output, else the number after its last "####",
+  else its last number (commas, a currency sign and a trailing full stop ignored), compared
+  as numbers.
+- MATH: by mathematical equivalence with Hugging Face's `math-verify` (`parse`, `verify`), the
+  checker open leaderboards use, rather than string equality: `\\frac{1}{2}`, `0.5` and
+  `\\dfrac12` are the same answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+
+NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?")
+MARKED = re.compile(r"####\s*(-?\$?\s?\d[\d,]*(?:\.\d+)?)")
+
+
+class Kind(Enum):
+    NUMBER = "number"  # GSM8K and sets like it
+    MATH = "math"  # MATH-500 and sets like it
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced."""
+    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
+    if start < 0:
+        return None
+    at = text.index("{", start) + 1
+    depth = 1
+    for i in range(at, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[at:i]
+    return None
+
+
+def _number(text: str) -> Decimal | None:
+    cleaned = text.replace(",", "").replace("$", "").replace(" ", "").rstrip(".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def final_number(text: str) -> str | None:
+    """The number an answer ends on, as written (see the module's note); None if it has
+    none."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        found = NUMBER.findall(boxed)
+        return found[-1].strip() if found else boxed.strip() or None
+    marked = MARKED.findall(text)
+    if marked:
+        return marked[-1].strip()
+    found = NUMBER.findall(text)
+    return found[-1].strip() if found else None
+
+
+def gsm8k_reference(answer: str) -> str:
+    """The reference number of a GSM8K answer: what follows its `#### `."""
+    return answer.rsplit("####", 1)[-1].strip()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    got: str | None  # the answer read from the model's text, as written
+    correct: bool
+
+
+def check(kind: Kind, reference: str, text: str) -> Verdict:
+    """Whether `text` (a model's output, or a claim in its thinking) reaches `reference`."""
+    if kind is Kind.NUMBER:
+        got = final_number(text)
+        want = _number(reference)
+        value = _number(got) if got is not None else None
+        return Verdict(got, value is not None and want is not None and value == want)
+    return _check_math(reference, text)
+
+
+def _check_math(reference: str, text: str) -> Verdict:
+    from math_verify import parse, verify  # loads sympy: only when a MATH answer is checked
+
+    # math-verify bounds each step with a SIGALRM timeout, which only the main thread can set
+    main = threading.current_thread() is threading.main_thread()
+    if not main:
+        logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout off" warning
+    limit = {} if main else {"parsing_timeout": None}
+    gold = parse(f"${reference}$", **limit)
+    boxed = last_boxed(text)
+    answer = parse(text, **limit)
+    got = boxed if boxed is not None else (str(answer[-1]) if answer else None)
+    if not gold or not answer:
+        return Verdict(got, False)
+    return Verdict(got, bool(verify(gold, answer, **({} if main else {"timeout_seconds": None}))))
