@@ -2,7 +2,8 @@
 of Textual or Rich, each package imports only those below it, and no modules import each other
 in a cycle. Dependency direction, from the top:
 
-    cli -> ui -> tune -> store, models -> chat -> reflection -> engine, demo -> paths, sizes, ...
+    cli -> ui -> tune, eval -> store, models -> chat -> reflection -> engine, demo
+        -> paths, sizes, ...
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import reflectchat
 
 PACKAGE = Path(reflectchat.__file__).parent
 # package -> layer; a module may import its own package and any lower layer
-LAYERS = {"cli": 7, "ui": 6, "tune": 5, "store": 4, "models": 4, "chat": 3, "reflection": 2,
-          "engine": 1, "demo": 1}
+LAYERS = {"cli": 7, "ui": 6, "tune": 5, "eval": 5, "store": 4, "models": 4, "chat": 3,
+          "reflection": 2, "engine": 1, "demo": 1}
 HELPERS = 0  # top-level modules (paths, sizes, untrusted, config, __init__)
-DOMAIN = ("engine", "reflection", "chat", "models", "store", "tune", "demo")
+DOMAIN = ("engine", "reflection", "chat", "models", "store", "tune", "eval", "demo")
 
 
 def module_names() -> list[str]:

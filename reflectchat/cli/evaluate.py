@@ -11,6 +11,7 @@ import hashlib
 import json
 import sys
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from reflectchat.eval.items import (
     sample,
 )
 from reflectchat.eval.report import as_json, markdown, rows
-from reflectchat.eval.results import Result, ResultsFile, results_file
+from reflectchat.eval.results import Result, ResultsFile, RunInfo, results_file
 from reflectchat.eval.runner import INSTRUCTION, Job, jobs, run_jobs
 from reflectchat.eval.settings import Setting, parse_settings
 from reflectchat.models.catalog import CatalogError
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     except (EvalError, EngineError, CatalogError) as exc:
         return fail(exc)
     store = ResultsFile(results_file(run_key(title, items, choice)))
+    store.describe(RunInfo(title, choice.label, [s.name for s in settings], len(items),
+                           kind.value, time.time()))
     wanted = {(i.id, s.name) for i in items for s in settings}
     kept = [r for r in store.read() if (r.item, r.setting) in wanted]
     pending = jobs(items, settings, {(r.item, r.setting) for r in kept})

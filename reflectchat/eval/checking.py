@@ -28,11 +28,22 @@ class Kind(Enum):
 
 
 def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced."""
-    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    if start < 0:
-        return None
-    at = text.index("{", start) + 1
+    """The content of the last non-empty `\\boxed{...}` (or `\\fbox{...}`), braces
+    balanced. An empty one is skipped: a model that repeats the instruction ("put your final
+    answer within \\boxed{}") has not answered."""
+    end = len(text)
+    while True:
+        start = max(text.rfind("\\boxed{", 0, end), text.rfind("\\fbox{", 0, end))
+        if start < 0:
+            return None
+        inside = _braced(text, text.index("{", start) + 1)
+        if inside is not None and inside.strip():
+            return inside
+        end = start
+
+
+def _braced(text: str, at: int) -> str | None:
+    """The text from `at` to the brace that closes the one before it."""
     depth = 1
     for i in range(at, len(text)):
         if text[i] == "{":

@@ -54,25 +54,77 @@ class Result:
             return None
 
 
+def results_dir() -> Path:
+    return data_dir() / "eval"
+
+
 def results_file(run_key: str) -> Path:
-    return data_dir() / "eval" / f"{run_key}.jsonl"
+    return results_dir() / f"{run_key}.jsonl"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a results file is of, kept beside it (`<key>.json`) for the app's Eval view."""
+
+    title: str
+    model: str
+    settings: list[str]
+    items: int
+    kind: str
+    started: float
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunInfo | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            info = cls(**{f.name: data[f.name] for f in fields(cls)})
+        except (KeyError, TypeError):
+            return None
+        ok = (isinstance(info.title, str) and isinstance(info.model, str)
+              and isinstance(info.settings, list) and isinstance(info.items, int)
+              and isinstance(info.kind, str) and isinstance(info.started, (int, float)))
+        return info if ok else None
 
 
 class ResultsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @property
+    def info_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    def info(self) -> RunInfo | None:
+        try:
+            return RunInfo.from_dict(json.loads(self.info_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None
+
+    def describe(self, info: RunInfo) -> None:
+        """Keep what the run is of (settings added by a later run are merged in)."""
+        earlier = self.info()
+        if earlier is not None:
+            settings = earlier.settings + [s for s in info.settings
+                                           if s not in earlier.settings]
+            info = RunInfo(info.title, info.model, settings, info.items, info.kind,
+                           earlier.started)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.info_path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(asdict(info)), encoding="utf-8")
+        os.replace(temporary, self.info_path)
+
     def read(self) -> list[Result]:
         """The results kept so far, the first of each (item, setting) pair."""
         try:
             lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
+        except OSError:
             return []
         seen: dict[tuple[str, str], Result] = {}
         for line in lines:
             try:
                 result = Result.from_dict(json.loads(line))
-            except json.JSONDecodeError:
+            except ValueError:  # torn JSON, or a number too large to read
                 continue
             if result is not None:
                 seen.setdefault((result.item, result.setting), result)
@@ -88,3 +140,15 @@ class ResultsFile:
             f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
+
+
+def runs() -> list[tuple[ResultsFile, RunInfo]]:
+    """The evaluations kept in the data dir, newest first."""
+    found = []
+    folder = results_dir()
+    for path in folder.glob("*.jsonl") if folder.is_dir() else []:
+        store = ResultsFile(path)
+        info = store.info()
+        if info is not None:
+            found.append((store, info))
+    return sorted(found, key=lambda pair: -pair[1].started)

@@ -35,6 +35,7 @@ from reflectchat.ui.chat_app_base import EngineFactory
 from reflectchat.ui.clipboard import clean, copy_elsewhere, sent_by_osc52, tmux_drops_osc52
 from reflectchat.ui.model_switching import ModelSwitchingPart
 from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK
+from reflectchat.ui.screens.eval_screen import EvalScreen
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.screens.tune_screen import TuneScreen
@@ -317,6 +318,9 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
 
     def action_tune(self) -> None:
         self.push_screen(TuneScreen(self.store))
+
+    def action_evaluations(self) -> None:
+        self.push_screen(EvalScreen())
 
     async def action_quit(self) -> None:
         """Stop generating and loading first: llama.cpp must not run while we close it."""

@@ -27,6 +27,8 @@ BINDINGS = [
                     "oldest turn (it stays in the chat)"),
     Binding("ctrl+t", "tune", "Tune", show=False,
             tooltip="Pairs for Selective Reflection-Tuning: scores, rewrites, keep or drop"),
+    Binding("ctrl+g", "evaluations", "Evaluations", show=False,
+            tooltip="Runs of `reflectchat eval`: each item's answer, wrong ones, its panes"),
     Binding("f7", "cycle_effort", "Effort", show=False, priority=True,  # before the prompt's F7
             tooltip="Reasoning effort for the next answers: the model's own, off, low, medium, "
                     "high (F8 sets a thinking budget too)"),
@@ -63,6 +65,7 @@ PALETTE = {
     "switch_model": "Switch model or quant",
     "free_context": "Free context",
     "tune": "Tune",
+    "evaluations": "Evaluations",
     "cycle_effort": "Reasoning effort",
     "settings": "Settings",
     "select_turn(-1)": "Earlier turn",

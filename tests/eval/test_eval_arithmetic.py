@@ -47,6 +47,7 @@ def test_paired_difference_uses_only_the_items_the_settings_disagree_on():
     ("It drops by -4 degrees.", "-4"),
     ("\\boxed{\\text{12 apples}} and 13 more", "12"),
     ("no number here", None),
+    ("put your final answer within \\boxed{}.\n5 apples\n5 apples", "5"),  # echoed, not boxed
 ])
 def test_the_final_number_is_read_as_gsm8k_is_checked(text, number):
     assert final_number(text) == number
