@@ -8,6 +8,7 @@ The screen reads results; `reflectchat eval` makes them. Runs load on a worker t
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,10 +32,11 @@ COLUMNS = ("item", "setting", "verdict", "answer read", "reference", "reflection
 CELL_CHARS = 24
 
 
-def _cell(text: str | None) -> Content:
-    """Model or file text as a cell: literal, on one line, shortened."""
+def _cell(text: str | None) -> Text:
+    """Model or file text as a cell: literal (a `Text` is never read as markup), on one line,
+    shortened. (A `Content` cell keeps its column at the header's width.)"""
     flat = " ".join(visible(text or "—").split())
-    return Content(flat if len(flat) <= CELL_CHARS else flat[:CELL_CHARS - 1] + "…")
+    return Text(flat if len(flat) <= CELL_CHARS else flat[:CELL_CHARS - 1] + "…")
 
 
 def _verdict(r: Result) -> str:
