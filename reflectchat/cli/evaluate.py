@@ -12,11 +12,11 @@ import json
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.ask import ctrl_c_stops
+from reflectchat.cli.eval_models import contenders, name_them
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
 from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
@@ -32,12 +32,13 @@ from reflectchat.eval.items import (
     needed,
     sample,
 )
+from reflectchat.eval.lineup import Contender, Lineup
 from reflectchat.eval.report import as_json, markdown, rows
 from reflectchat.eval.results import Result, ResultsFile, RunInfo, results_file
-from reflectchat.eval.runner import INSTRUCTION, Job, jobs, run_jobs
+from reflectchat.eval.runner import INSTRUCTION, Job, Recorder, jobs, run_jobs
 from reflectchat.eval.settings import Setting, parse_settings
 from reflectchat.models.catalog import CatalogError
-from reflectchat.models.choice import ModelChoice, settled_choice
+from reflectchat.models.choice import ModelChoice
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.records import SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
@@ -75,8 +76,7 @@ def run_key(title: str, items: list[Item], choice: ModelChoice) -> str:
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _sessions(args: argparse.Namespace, choice: ModelChoice, engine: Backend
-              ) -> object | None:
+def _sessions(args: argparse.Namespace) -> Recorder | None:
     """With --save-sessions, each answer is also a session in the history."""
     if not args.save_sessions:
         return None
@@ -87,70 +87,137 @@ def _sessions(args: argparse.Namespace, choice: ModelChoice, engine: Backend
               file=sys.stderr)
         return None
 
-    def recorder(job: Job) -> SessionRecorder:
+    def recorder(job: Job, choice: ModelChoice, engine: Backend) -> SessionRecorder:
         return SessionRecorder(store, SessionMeta(
             choice.model_id, choice.quant, choice.system_prompt,
             job.setting.applied(choice.sampling), engine.gpu_layers, engine.n_ctx))
     return recorder
 
 
+def _prepare(args: argparse.Namespace) -> tuple[str, Kind, list[Item], list[Setting], Lineup]:
+    """The items, settings and models; every server connected and its model named, so that
+    each model's results file is known."""
+    title, kind, items = _items(args)
+    settings = parse_settings(args.settings)
+    if args.parallel < 1:
+        raise EvalError("--parallel must be at least 1")
+    lineup = Lineup(contenders(args))
+    for contender in lineup.contenders:
+        if not contender.local:
+            contender.open()
+    name_them(lineup.contenders)
+    keys = [run_key(title, items, c.choice) for c in lineup.contenders]
+    if len(set(keys)) != len(keys):
+        raise EvalError("--vs names a model that is already compared")
+    for contender, key in zip(lineup.contenders, keys, strict=True):
+        contender.store = ResultsFile(results_file(key))
+        contender.store.describe(RunInfo(title, contender.choice.label,
+                                         [s.name for s in settings], len(items), kind.value,
+                                         time.time()))
+    return title, kind, items, settings, lineup
+
+
 def run(args: argparse.Namespace) -> int:
+    lineup = None
     try:
-        title, kind, items = _items(args)
-        settings = parse_settings(args.settings)
-        choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,
-                                                            args.demo))
-        if args.parallel < 1 or (args.parallel > 1 and choice.endpoint is None):
-            raise EvalError("--parallel needs --endpoint: a model run here answers one "
-                            "prompt at a time" if args.parallel > 1 else
-                            "--parallel must be at least 1")
-        check_args(args, choice)
-        engine = make_engine(args, choice)
-        choice = settled_choice(choice, engine)
+        title, kind, items, settings, lineup = _prepare(args)
+        pending, kept = _pending(lineup, items, settings)
+        if pending:  # a model that does not load says so before anything is answered
+            lineup.engine_for(pending[0].model)
     except (EvalError, EngineError, CatalogError) as exc:
+        if lineup is not None:
+            lineup.close()
         return fail(exc)
-    store = ResultsFile(results_file(run_key(title, items, choice)))
-    store.describe(RunInfo(title, choice.label, [s.name for s in settings], len(items),
-                           kind.value, time.time()))
-    wanted = {(i.id, s.name) for i in items for s in settings}
-    kept = [r for r in store.read() if (r.item, r.setting) in wanted]
-    pending = jobs(items, settings, {(r.item, r.setting) for r in kept})
+    several = len(lineup.contenders) > 1
+    table_names = _Names(lineup, settings)
+    wanted = len(lineup.contenders) * len(items) * len(settings)
+    models = ", ".join(visible(c.name) for c in lineup.contenders)
     print(f"reflectchat: {visible(title)}, {len(items)} items x {len(settings)} setting"
-          f"{'s' * (len(settings) != 1)} on {visible(choice.label)}; results in {store.path}"
+          f"{'s' * (len(settings) != 1)} on {models}; results in "
+          f"{_store(lineup.contenders[0]).path.parent}"
           + (f" ({len(kept)} kept from before)" if kept else ""), file=sys.stderr)
+    if several and lineup.turn > 1:
+        print(f"reflectchat: one model run here is loaded at a time: they take turns every "
+              f"{lineup.turn} items", file=sys.stderr)
+    results = [table_names.named(m, r) for m, r in kept]
     cancel = threading.Event()
-    results = list(kept)
-    with ctrl_c_stops(cancel), _Progress(len(wanted), settings, results) as progress:
-        for result in run_jobs(engine, choice, kind, pending, args.seed, cancel,
-                               args.parallel, _sessions(args, choice, engine)):
-            store.add(result)
-            results.append(result)
-            progress.advance(result)
-    engine.close()
-    table = rows(results, [s.name for s in settings])
+    try:
+        with ctrl_c_stops(cancel), _Progress(wanted, table_names.all, results) as progress:
+            for job, result in run_jobs(lineup.engine_for, kind, pending, args.seed, cancel,
+                                        args.parallel, _sessions(args)):
+                _store(lineup.contenders[job.model]).add(result)
+                results.append(table_names.named(job.model, result))
+                progress.advance()
+    except EngineError as exc:
+        print(f"reflectchat: {visible(str(exc))}", file=sys.stderr)
+        print("reflectchat: the answers so far are kept; run the same command to go on "
+              "from there.", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        lineup.close()
+    heading = f"{title}: " + (f"{len(lineup.contenders)} models" if several
+                              else lineup.contenders[0].choice.label)
+    table = rows(results, table_names.all)
     if args.report:
-        Path(args.report).write_text(markdown(f"{title}: {choice.label}", table),
-                                     encoding="utf-8")
+        Path(args.report).write_text(markdown(heading, table), encoding="utf-8")
     if args.json:
-        print(json.dumps({"benchmark": title, "model": choice.label, "results": str(store.path),
+        print(json.dumps({"benchmark": title, "model": lineup.contenders[0].choice.label,
+                          "models": [c.choice.label for c in lineup.contenders],
+                          "results": [str(_store(c).path) for c in lineup.contenders],
                           "settings": [asdict(s) for s in settings], "table": as_json(table)},
                          ensure_ascii=False, indent=2))
     else:
-        _print_table(title, choice.label, table)
-    if len(results) < len(wanted):
-        print(f"reflectchat: stopped after {len(results)} of {len(wanted)} answers; run the "
+        _print_table(heading, table)
+    if len(results) < wanted:
+        print(f"reflectchat: stopped after {len(results)} of {wanted} answers; run the "
               "same command to go on from there.", file=sys.stderr)
         return EXIT_CANCELLED
     return EXIT_OK if all(r.scored for r in results) else EXIT_FAILED
 
 
-def _print_table(title: str, model: str, table: list) -> None:
+def _pending(lineup: Lineup, items: list[Item], settings: list[Setting],
+             ) -> tuple[list[Job], list[tuple[int, Result]]]:
+    """The jobs still to answer, and the results kept from before (with their model)."""
+    wanted = {(m, i.id, s.name) for m in range(len(lineup.contenders)) for i in items
+              for s in settings}
+    kept = [(m, r) for m, c in enumerate(lineup.contenders) for r in _store(c).read()
+            if (m, r.item, r.setting) in wanted]
+    pending = jobs(items, settings, {(m, r.item, r.setting) for m, r in kept},
+                   len(lineup.contenders), lineup.turn)
+    return pending, kept
+
+
+def _store(contender: Contender) -> ResultsFile:
+    assert contender.store is not None, "set by _prepare"
+    return contender.store
+
+
+class _Names:
+    """Each configuration's name in the table: the setting alone with one model; the model's
+    name (and the setting, with several) when models are compared."""
+
+    def __init__(self, lineup: Lineup, settings: list[Setting]) -> None:
+        self.models = [c.name for c in lineup.contenders]
+        self.settings = [s.name for s in settings]
+        self.all = [self.of(m, s) for m in range(len(self.models)) for s in self.settings]
+
+    def of(self, model: int, setting: str) -> str:
+        if len(self.models) == 1:
+            return setting
+        return self.models[model] if len(self.settings) == 1 else \
+            f"{self.models[model]} · {setting}"
+
+    def named(self, model: int, result: Result) -> Result:
+        return replace(result, setting=self.of(model, result.setting))
+
+
+def _print_table(heading: str, table: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from reflectchat.eval.report import HEADERS, cells
 
-    shown = Table(title=f"{visible(title)}: {visible(model)}", title_justify="left")
+    shown = Table(title=visible(heading), title_justify="left")
     for header in HEADERS:
         shown.add_column(header, overflow="fold")
     for row in table:
@@ -159,9 +226,9 @@ def _print_table(title: str, model: str, table: list) -> None:
 
 
 class _Progress:
-    """A bar on stderr with the ETA and each setting's running accuracy."""
+    """A bar on stderr with the ETA and each configuration's running accuracy."""
 
-    def __init__(self, total: int, settings: list[Setting], results: list[Result]) -> None:
+    def __init__(self, total: int, names: list[str], results: list[Result]) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -172,7 +239,7 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        self.settings, self.results = settings, results
+        self.names, self.results = names, results
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=True)
@@ -180,12 +247,12 @@ class _Progress:
 
     def _running(self) -> str:
         parts = []
-        for s in self.settings:
-            mine = [r for r in self.results if r.setting == s.name and r.scored]
-            parts.append(f"{s.name} {sum(r.correct for r in mine)}/{len(mine)}")
+        for name in self.names:
+            mine = [r for r in self.results if r.setting == name and r.scored]
+            parts.append(f"{name} {sum(r.correct for r in mine)}/{len(mine)}")
         return " · ".join(parts)
 
-    def advance(self, result: Result) -> None:
+    def advance(self) -> None:
         self.bar.update(self.task, advance=1, description=self._running())
 
     def __enter__(self) -> _Progress:

@@ -155,6 +155,12 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                     help="reasoning settings to compare on the same items, interleaved: "
                          "default, off, low, medium, high, budget:N, or two joined by + "
                          "(e.g. default,off,high+budget:1024)")
+    ev.add_argument("--vs", action="append", metavar="MODEL",
+                    help="another model or quant to answer the same items, interleaved with "
+                         "the first (repeat for more): a GGUF file, a catalog id with :QUANT, "
+                         "a server's URL or endpoint:NAME; every option given applies to each. "
+                         "Two models run here are never loaded at once: they take turns every "
+                         "10 items")
     ev.add_argument("--parallel", type=int, default=1, metavar="N",
                     help="with --endpoint: N answers in flight at once (the server batches "
                          "them)")

@@ -2,7 +2,8 @@
 parser, the stats; the session store only when asked), each (item, setting) pair once.
 
 Settings are interleaved item by item, their order turning from one item to the next, so that
-a machine that warms up, throttles or gets busy weighs on every setting alike. Over a server,
+a machine that warms up, throttles or gets busy weighs on every setting alike; models likewise,
+block by block of items (one item, unless two models run here must take turns). Over a server,
 `parallel` pairs are in flight at once (vLLM, and llama-server started with `--parallel N`,
 batch them); results are kept as they come, in whatever order, and checked on the calling
 thread.
@@ -35,14 +36,22 @@ INSTRUCTION = "Please reason step by step, and put your final answer within \\bo
 class Job:
     item: Item
     setting: Setting
+    model: int = 0  # which of the compared models answers
 
 
-def jobs(items: list[Item], settings: list[Setting], done: set[tuple[str, str]]) -> list[Job]:
-    """The pairs still to answer, item by item, each item's settings in a turned order."""
+def jobs(items: list[Item], settings: list[Setting], done: set[tuple[int, str, str]],
+         models: int = 1, turn: int = 1) -> list[Job]:
+    """The (model, item, setting) triples still to answer. Items go in blocks of `turn`; in
+    each block every model answers, the models' order turning from block to block; within a
+    model's share, item by item, each item's settings in a turned order."""
     pending = []
-    for n, item in enumerate(items):
-        turned = settings[n % len(settings):] + settings[:n % len(settings)]
-        pending += [Job(item, s) for s in turned if (item.id, s.name) not in done]
+    for b, start in enumerate(range(0, len(items), turn)):
+        order = [(b + m) % models for m in range(models)]
+        for model in order:
+            for n, item in enumerate(items[start:start + turn], start):
+                turned = settings[n % len(settings):] + settings[:n % len(settings)]
+                pending += [Job(item, s, model) for s in turned
+                            if (model, item.id, s.name) not in done]
     return pending
 
 
@@ -55,7 +64,8 @@ def _seed(item: Item, seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{item.id}".encode()).digest()[:4], "big")
 
 
-Recorder = Callable[[Job], SessionRecorder | None]
+Recorder = Callable[[Job, ModelChoice, Backend], SessionRecorder | None]
+EngineFor = Callable[[int], tuple[Backend, ModelChoice]]
 
 
 def answer(engine: Backend, choice: ModelChoice, job: Job, seed: int,
@@ -66,7 +76,7 @@ def answer(engine: Backend, choice: ModelChoice, job: Job, seed: int,
     prompt = prompt_for(job.item)
     messages = Conversation(choice.system_prompt, sampling).messages_for(prompt)
     turn = Turn(prompt, choice.tag_format)
-    saver = recorder(job) if recorder is not None else None
+    saver = recorder(job, choice, engine) if recorder is not None else None
     if saver is not None:
         saver.start_turn(turn)
     run = AnswerRun(engine, turn, messages, sampling, cancel, saver)
@@ -95,12 +105,13 @@ def score(kind: Kind, job: Job, turn: Turn, stats: GenerationStats) -> Result:
         prefilled=turn.prefilled)
 
 
-def run_jobs(engine: Backend, choice: ModelChoice, kind: Kind, pending: list[Job], seed: int,
+def run_jobs(engine_for: EngineFor, kind: Kind, pending: list[Job], seed: int,
              cancel: threading.Event, parallel: int = 1, recorder: Recorder | None = None,
-             ) -> Iterator[Result]:
-    """Answer `pending`, yielding each result as it is checked. A pair stopped by `cancel`
-    yields nothing (it is answered again on resume); the rest stop being started."""
-    def one(job: Job) -> tuple[Job, Turn, GenerationStats]:
+             ) -> Iterator[tuple[Job, Result]]:
+    """Answer `pending`, each job by the engine `engine_for(job.model)` gives (asked on this
+    thread, as the job starts), yielding each with its result as it is checked. A pair stopped by
+    `cancel` yields nothing (it is answered again on resume); the rest stop being started."""
+    def one(job: Job, engine: Backend, choice: ModelChoice) -> tuple[Job, Turn, GenerationStats]:
         return (job, *answer(engine, choice, job, seed, cancel, recorder))
 
     def result(job: Job, turn: Turn, stats: GenerationStats) -> Result | None:
@@ -112,9 +123,9 @@ def run_jobs(engine: Backend, choice: ModelChoice, kind: Kind, pending: list[Job
         for job in pending:
             if cancel.is_set():
                 return
-            done = result(*one(job))
+            done = result(*one(job, *engine_for(job.model)))
             if done is not None:
-                yield done
+                yield job, done
         return
     queue = iter(pending)
     with ThreadPoolExecutor(parallel, thread_name_prefix="eval") as pool:
@@ -124,11 +135,12 @@ def run_jobs(engine: Backend, choice: ModelChoice, kind: Kind, pending: list[Job
                 job = next(queue, None)
                 if job is None:
                     break
-                running.add(pool.submit(one, job))
+                running.add(pool.submit(one, job, *engine_for(job.model)))
             if not running:
                 return
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                done = result(*future.result())
+                job, turn, stats = future.result()
+                done = result(job, turn, stats)
                 if done is not None:
-                    yield done
+                    yield job, done

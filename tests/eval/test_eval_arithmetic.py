@@ -11,6 +11,7 @@ from reflectchat.eval.intervals import paired_difference, wilson
 from reflectchat.eval.items import EvalError, Item, file_items, sample
 from reflectchat.eval.report import rows
 from reflectchat.eval.results import Result
+from reflectchat.eval.runner import jobs
 from reflectchat.eval.settings import parse_settings
 
 
@@ -121,3 +122,19 @@ def test_the_table_counts_fixed_broken_and_unchanged_and_pairs_the_settings():
     assert (on.with_reflections, on.fixed, on.broken, on.unchanged) == (3, 1, 1, 1)
     assert off.paired_items == 4  # "e" failed under "on"
     assert off.against_first.value == pytest.approx((2 - 3) / 4)
+
+
+def test_models_and_settings_are_interleaved_in_turned_order():
+    items = [Item(str(n), f"q{n}", "1") for n in range(3)]
+    a, b = parse_settings("default,off")
+    order = [(j.model, j.item.id, j.setting.name) for j in jobs(items, [a, b], set(), 2)]
+    assert order == [(0, "0", "default"), (0, "0", "off"), (1, "0", "default"),
+                     (1, "0", "off"),
+                     (1, "1", "off"), (1, "1", "default"), (0, "1", "off"),
+                     (0, "1", "default"),
+                     (0, "2", "default"), (0, "2", "off"), (1, "2", "default"),
+                     (1, "2", "off")]
+    # in blocks of two items (two models run here), skipping what is done
+    done = {(0, "0", "default"), (1, "2", "default")}
+    blocks = [(j.model, j.item.id) for j in jobs(items, [a], done, 2, turn=2)]
+    assert blocks == [(0, "1"), (1, "0"), (1, "1"), (0, "2")]

@@ -44,9 +44,21 @@ QUESTIONS = {
 
 @pytest.fixture
 def model(tmp_path: Path) -> str:
-    scripts = [Script(f"<|{k}|>", [text]) for k, (text, _) in ANSWERS.items()]
-    template = chat_template([([k], f"<|{k}|>") for k in ANSWERS], "<|apples|>")
-    return str(write_scripted_gguf(tmp_path / "solver.gguf", scripts, template=template))
+    return write_model(tmp_path / "solver.gguf", {k: text for k, (text, _) in ANSWERS.items()})
+
+
+def write_model(path: Path, answers: dict[str, str]) -> str:
+    scripts = [Script(f"<|{k}|>", [text]) for k, text in answers.items()]
+    template = chat_template([([k], f"<|{k}|>") for k in answers], "<|apples|>")
+    return str(write_scripted_gguf(path, scripts, template=template))
+
+
+@pytest.fixture
+def perfect(tmp_path: Path) -> str:
+    """A model that answers every question right, without reflecting."""
+    return write_model(tmp_path / "perfect.gguf", {
+        k: f"<thinking>Worked out.</thinking><output>\\boxed{{{reference}}}</output>"
+        for k, (_, reference) in ANSWERS.items()})
 
 
 def write_set(path: Path, copies: int = 1) -> Path:
@@ -206,3 +218,50 @@ def test_parallel_needs_a_server(model, tmp_path):
     result = evaluate("--file", str(write_set(tmp_path / "s.jsonl")), "--model", model,
                       "--parallel", "2")
     assert result.returncode == 1 and "--parallel needs --endpoint" in result.stderr
+    with SlowServer() as server:
+        mixed = evaluate("--file", str(write_set(tmp_path / "s.jsonl")), "--endpoint",
+                         server.url, "--vs", model, "--parallel", "2")
+    assert mixed.returncode == 1 and "every --vs a server" in mixed.stderr
+
+
+def test_two_models_answer_the_same_items_and_the_table_pairs_them(model, perfect, tmp_path):
+    data = write_set(tmp_path / "set.jsonl")
+    args = ["--file", str(data), "--model", model, "--vs", perfect, "--format", "reflection",
+            "--json"]
+    first = evaluate(*args)
+    rows = table(first)
+    assert "take turns every 10 items" in first.stderr
+    assert (rows["solver.gguf"]["correct"], rows["perfect.gguf"]["correct"]) == (2, 4)
+    # right only under perfect: trains and coins; both right: apples and boxes. Paired:
+    # (2 - 0) / 4 = 0.5, SE = sqrt(2 - 4/4) / 4 = 0.25
+    versus = rows["perfect.gguf"]["against_first"]
+    assert versus["value"] == pytest.approx(0.5)
+    assert versus["low"] == pytest.approx(0.5 - 1.959964 * 0.25, abs=1e-5)
+    assert rows["perfect.gguf"]["paired_items"] == 4
+    assert rows["solver.gguf"]["fixed"] == 1 and rows["perfect.gguf"]["with_reflections"] == 0
+    # each model keeps its own results: the same command answers nothing again, and the
+    # first model alone reuses its share
+    assert "8 kept from before" in evaluate(*args).stderr
+    alone = evaluate("--file", str(data), "--model", model, "--format", "reflection")
+    assert alone.returncode == 0 and "4 kept from before" in alone.stderr
+
+
+def test_a_model_run_here_and_a_server_are_compared_in_one_run(model, tmp_path):
+    data = write_set(tmp_path / "set.jsonl")
+    with SlowServer() as server:
+        rows = table(evaluate("--file", str(data), "--model", model, "--vs", server.url,
+                              "--settings", "default,off", "--format", "reflection", "--json"))
+    host = server.url.split("//")[1].split("/")[0]
+    assert set(rows) == {"solver.gguf · default", "solver.gguf · off",
+                         f"solver @ {host} · default", f"solver @ {host} · off"}
+    assert all(row["items"] == 4 for row in rows.values())
+    assert rows[f"solver @ {host} · off"]["against_first"]["value"] == pytest.approx(0)
+
+
+def test_comparisons_refuse_what_they_cannot_run(model, tmp_path):
+    data = str(write_set(tmp_path / "s.jsonl"))
+    same = evaluate("--file", data, "--model", model, "--vs", model)
+    assert same.returncode == 1 and "already compared" in same.stderr
+    missing = evaluate("--file", data, "--model", model, "--vs", str(tmp_path / "none.gguf"))
+    assert missing.returncode == 1 and "none.gguf" in missing.stderr
+    assert "Traceback" not in same.stderr + missing.stderr
