@@ -212,17 +212,32 @@ class _Names:
 
 
 def _print_table(heading: str, table: list) -> None:
+    """The table, or, where the terminal is too narrow for its columns to read, one small
+    table of fields per configuration."""
     from rich.console import Console
     from rich.table import Table
 
     from reflectchat.eval.report import HEADERS, cells
 
+    console = Console(highlight=False)
     shown = Table(title=visible(heading), title_justify="left")
     for header in HEADERS:
         shown.add_column(header, overflow="fold")
     for row in table:
         shown.add_row(*(visible(c) for c in cells(row)))
-    Console(highlight=False).print(shown)
+    if console.measure(shown, options=console.options.update_width(100_000)).maximum \
+            <= console.width:
+        console.print(shown)
+        return
+    console.print(visible(heading))
+    for row in table:
+        one = Table(show_header=False, box=None, padding=(0, 1))
+        one.add_column(style="bold", no_wrap=True)
+        one.add_column(overflow="fold")
+        for header, cell in zip(HEADERS, cells(row), strict=True):
+            one.add_row(header, visible(cell))
+        console.print()
+        console.print(one)
 
 
 class _Progress:

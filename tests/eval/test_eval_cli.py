@@ -241,7 +241,12 @@ def test_two_models_answer_the_same_items_and_the_table_pairs_them(model, perfec
     assert rows["solver.gguf"]["fixed"] == 1 and rows["perfect.gguf"]["with_reflections"] == 0
     # each model keeps its own results: the same command answers nothing again, and the
     # first model alone reuses its share
-    assert "8 kept from before" in evaluate(*args).stderr
+    again = evaluate(*args[:-1], env={"COLUMNS": "80"})
+    assert "8 kept from before" in again.stderr
+    # too narrow for the table's eleven columns: a block of fields per configuration
+    lines = [line.strip() for line in again.stdout.splitlines()]
+    assert "setting            perfect.gguf" in lines
+    assert "vs first [95% CI]  +50.0% [+1.0%, +99.0%]" in lines
     alone = evaluate("--file", str(data), "--model", model, "--format", "reflection")
     assert alone.returncode == 0 and "4 kept from before" in alone.stderr
 
