@@ -1,5 +1,6 @@
 """Very long answers (issue 27): a streaming pane draws a bounded number of blocks however long
-the answer grows, never moves a reader who scrolled up, and draws the whole text at the end;
+the answer grows, never moves a reader who scrolled up, and at the end draws the text's end,
+the whole on Home or a click;
 an answer assembles at a cost per piece that does not grow with it, even read from another
 thread while it grows."""
 
@@ -9,12 +10,19 @@ import threading
 import time
 
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.widgets._markdown import MarkdownBlock
 
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.growing_text import GrowingText
-from reflectchat.ui.widgets.channel_pane import LONG_BLOCK, MOST_BLOCKS, ChannelPane
+from reflectchat.ui.widgets.channel_pane import (
+    KEEP_CHARS,
+    LONG_BLOCK,
+    MOST_BLOCKS,
+    ChannelPane,
+    tail_of,
+)
 
 
 class PaneHost(App[None]):
@@ -30,28 +38,65 @@ def blocks(pane: ChannelPane) -> list[MarkdownBlock]:
     return [b for b in pane.document.children if isinstance(b, MarkdownBlock)]
 
 
-async def test_a_streaming_pane_draws_a_bounded_number_of_blocks_and_the_whole_text_at_the_end():
+async def stream_paragraphs(pane: ChannelPane, pilot: Pilot, count: int) -> int:
+    """Stream `count` paragraphs into `pane`; the most blocks it drew at any time."""
+    await pane.show("", streaming=True)
+    most = 0
+    for n in range(1, count + 1):
+        await pane.write(paragraph(n))
+        if n % 10 == 0:
+            await pilot.pause()
+            most = max(most, len(blocks(pane)))
+    await pilot.pause()
+    return most
+
+
+async def test_a_streaming_pane_draws_a_bounded_number_of_blocks_and_folds_at_the_end():
     app = PaneHost()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(ChannelPane)
-        await pane.show("", streaming=True)
-        most = 0
-        for n in range(1, 601):
-            await pane.write(paragraph(n))
-            if n % 10 == 0:
-                await pilot.pause()
-                most = max(most, len(blocks(pane)))
-        await pilot.pause()
+        most = await stream_paragraphs(pane, pilot, 600)
         assert most <= MOST_BLOCKS + 1  # before: all 600 blocks, each laid out on every change
         source = pane.document.source
-        assert "earlier paragraphs: the whole text is drawn when the answer ends" in source
+        assert "earlier paragraphs not drawn while the answer streams" in source
         assert paragraph(600).strip() in source and paragraph(1).strip() not in source
         assert pane.following and pane.scroll_y == pane.max_scroll_y  # still at the newest
         whole = "".join(paragraph(n) for n in range(1, 601))
         await pane.finish(whole)
         await pilot.pause()
+        # folded: the text's own end, under a line that says how much comes before it
+        source = pane.document.source
+        note, _, tail = source.partition("\n\n")
+        assert pane.folded == whole and whole.endswith(tail) and len(tail) == pane.drawn
+        assert f"{len(whole) - len(tail):,} earlier characters" in note
+        assert len(blocks(pane)) == MOST_BLOCKS + 1 and pane.scroll_y == pane.max_scroll_y
+        pane.focus()
+        await pilot.press("home")  # the whole text, from its top
+        await pilot.pause()
         assert pane.document.source == whole and len(blocks(pane)) == 600
-        assert "earlier" not in pane.document.source
+        assert pane.folded is None and pane.scroll_y == 0
+
+
+async def test_a_click_on_the_fold_draws_the_whole_text():
+    app = PaneHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChannelPane)
+        await stream_paragraphs(pane, pilot, 200)
+        whole = "".join(paragraph(n) for n in range(1, 201))
+        await pane.finish(whole)
+        pane.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        assert pane.folded == whole
+        await pilot.click(ChannelPane, offset=(5, 0))  # the note, the pane's first line
+        await pilot.pause()
+        assert pane.document.source == whole and pane.folded is None
+
+
+def test_a_fold_keeps_at_most_keep_chars_of_one_long_block():
+    text = "".join(paragraph(n) for n in range(5)) + " ".join(["word"] * 30_000)
+    tail = tail_of(text, MOST_BLOCKS, KEEP_CHARS)
+    assert len(tail) <= KEEP_CHARS and text.endswith(tail) and tail.startswith("word")
+    assert tail_of("short\n\ntext", MOST_BLOCKS, KEEP_CHARS) == "short\n\ntext"
 
 
 async def test_a_reader_who_scrolled_up_is_not_moved_and_gets_the_held_text_on_return():

@@ -252,8 +252,15 @@ class AnswerView(Horizontal):
 
 
     def scroll_to_text(self, channel: Channel, text: str, any_case: bool = False) -> None:
-        """Scroll `channel`'s pane to the first block whose Markdown holds `text`."""
+        """Scroll `channel`'s pane to the first block whose Markdown holds `text`; a folded
+        pane is drawn whole first (the text may be in what is folded)."""
         pane = self.pane(channel)
+        if pane.folded is not None:
+            async def unfolded() -> None:
+                await pane.unfold()
+                self.scroll_to_text(channel, text, any_case)
+            self.call_later(unfolded)
+            return
         wanted = text.casefold() if any_case else text
         for block in pane.document.query(MarkdownBlock):
             source = block.source or ""

@@ -12,12 +12,16 @@ out every block of a document on each change. So while an answer streams, a pane
 that says how many came before (each block is then mounted about 1.3 times in all);
 a block that grows past `LONG_BLOCK` characters is broken at its next space; and a pane the
 reader has scrolled up in holds new text until they come back to its end (what they read does
-not move). The whole text is drawn once the answer ends.
+not move). When the answer ends, a pane that was cut so while streaming stays folded: its end
+is drawn (the last `MOST_BLOCKS` blocks, at most `KEEP_CHARS` characters) under a line that says
+how much comes before, and Home draws the whole text (at 100,000 tokens that takes seconds, so
+it is drawn when the reader asks for it, not on every long answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from markdown_it import MarkdownIt
 from textual import events
@@ -32,6 +36,7 @@ STOPPED_EARLY = "*stopped before answering*"
 MOST_BLOCKS = 80
 LIVE_BLOCKS = 20
 LONG_BLOCK = 4000
+KEEP_CHARS = 40_000
 
 
 def literal_markdown() -> MarkdownIt:
@@ -59,16 +64,32 @@ def last_blocks(text: str, keep: int) -> tuple[str, int]:
     return "\n".join(text.split("\n")[starts[-keep]:]), len(starts) - keep
 
 
+def tail_of(text: str, keep_blocks: int, keep_chars: int) -> str:
+    """The end of `text` a folded pane draws: its last `keep_blocks` top-level blocks, and no
+    more than about `keep_chars` characters of them (then from a space or a line's start)."""
+    tail, _ = last_blocks(text, keep_blocks)
+    if len(tail) <= keep_chars:
+        return tail
+    space = re.compile(r"\s").search(tail, len(tail) - keep_chars)
+    return tail[space.end():] if space else tail
+
+
+def folded_note(characters: int) -> str:
+    return (f"*… {characters:,} earlier characters: click here or press Home to draw the whole "
+            "text.*\n\n")
+
+
 def earlier_note(blocks: int) -> str:
-    return (f"*… {blocks:,} earlier paragraph{'s' * (blocks != 1)}: the whole text is drawn "
-            "when the answer ends (Esc stops it).*\n\n")
+    return (f"*… {blocks:,} earlier paragraph{'s' * (blocks != 1)} not drawn "
+            "while the answer streams (Esc stops it).*\n\n")
 
 
 CUE = "↓ latest (End)"  # in the bottom border, where it covers no text
 
 
 class ChannelPane(VerticalScroll):
-    BINDINGS = [Binding("end", "follow", "Latest", show=False)]
+    BINDINGS = [Binding("end", "follow", "Latest", show=False),
+                Binding("home", "top", "First", show=False)]
 
     def __init__(self, title: str, *, id: str) -> None:
         super().__init__(id=id, classes="pane")
@@ -80,6 +101,7 @@ class ChannelPane(VerticalScroll):
         self._run = 0  # characters streamed since the last blank line
         self._held: list[str] = []  # what came while the reader was scrolled up
         self.drawn = 0  # characters of the pane's text given to the document so far
+        self.folded: str | None = None  # a finished pane's whole text, while only its end shows
         self._lock = asyncio.Lock()  # one change of the document at a time
 
     def compose(self) -> ComposeResult:
@@ -90,11 +112,17 @@ class ChannelPane(VerticalScroll):
         """The "↓ latest" cue is in the bottom border: newer text is below the view."""
         return self.border_subtitle == CUE
 
-    def on_click(self, event: events.Click) -> None:
-        """A click on the bottom border while the cue is there follows the newest text."""
+    async def on_click(self, event: events.Click) -> None:
+        """A click on the bottom border while the cue is there follows the newest text; a
+        click on a folded pane's first line draws its whole text."""
         if self.cue_shown and event.y == self.outer_size.height - 1:
             event.stop()
             self.follow()
+        elif self.folded is not None and self.document.children and \
+                self.document.children[0].region.height and \
+                event.screen_y <= self.document.children[0].region.bottom:  # on the note
+            event.stop()
+            await self.unfold()
 
     @property
     def following(self) -> bool:
@@ -106,7 +134,7 @@ class ChannelPane(VerticalScroll):
         finished one opens at the top."""
         async with self._lock:
             await self._stop_stream()
-            self._note, self._dropped, self._held = "", 0, []
+            self._note, self._dropped, self._held, self.folded = "", 0, [], None
             self.drawn = len(text)
             if streaming:
                 if text.count("\n") >= LIVE_BLOCKS:  # then it may have more blocks than that
@@ -133,6 +161,11 @@ class ChannelPane(VerticalScroll):
             await self._stop_stream()
             self._note, self._held = "", []
             self.drawn = len(text)
+            if self._dropped and not top:
+                tail = await asyncio.to_thread(tail_of, text, MOST_BLOCKS, KEEP_CHARS)
+                if len(tail) < len(text):
+                    await self._fold(text, tail)
+                    return
             if text and self.document.source == text and await asyncio.to_thread(
                     _same_blocks, text, self._block_ranges()):
                 self._update_cue()
@@ -145,6 +178,32 @@ class ChannelPane(VerticalScroll):
             elif not self.following:
                 self.scroll_to(y=y, animate=False, immediate=True)
             self._update_cue()
+
+    async def _fold(self, text: str, tail: str) -> None:
+        """Draw only the end of a long finished text; the whole waits for Home."""
+        self.folded, self.drawn = text, len(tail)
+        following = self.following
+        await self.document.update(folded_note(len(text) - len(tail)) + tail)
+        if following:
+            self.scroll_end(animate=False, immediate=True)
+        self._update_cue()
+
+    async def unfold(self) -> None:
+        """Draw the whole text of a folded pane, and show its top."""
+        async with self._lock:
+            if self.folded is None:
+                return
+            text, self.folded, self.drawn = self.folded, None, len(self.folded)
+            await self.document.update(text)
+            self.anchor(False)
+            self.scroll_home(animate=False, immediate=True)
+            self._update_cue()
+
+    async def action_top(self) -> None:
+        if self.folded is not None:
+            await self.unfold()
+        else:
+            self.scroll_home(animate=False)
 
     def _block_ranges(self) -> list[tuple[int, int]]:
         return [tuple(block.source_range) for block in self.document.children
