@@ -33,7 +33,7 @@ from reflectchat.engine.base import (
 from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import thinking_pair
-from reflectchat.engine.loops import CHARACTERS, LoopWatch
+from reflectchat.engine.loops import TextLoopWatch
 
 CONNECT_TIMEOUT_S = 10.0
 MODELS_TIMEOUT_S = 30.0  # for /v1/models, which answers at once
@@ -204,7 +204,7 @@ class RemoteGeneration:
         self._engine = engine
         self._body = request_body(engine.model, messages, sampling)
         self._limit = sampling.max_tokens
-        self._loops = LoopWatch(CHARACTERS) if sampling.stop_loops else None
+        self._loops = TextLoopWatch() if sampling.stop_loops else None
         self._cancel = cancel
         self.stats = GenerationStats(prompt_tokens=engine.count_tokens(messages),
                                      effort=sampling.effort,

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reflectchat.demo.answers import SCRIPTS
 from reflectchat.demo.long_answer import long_script
 from reflectchat.engine.llama_cpp_api import LoadedModel
-from reflectchat.engine.loops import CHARACTERS, TOKENS, LoopWatch
+from reflectchat.engine.loops import CHARACTERS, TOKENS, LoopRule, LoopWatch, TextLoopWatch
 
 VOCAB_DIR = os.environ.get("REFLECTCHAT_VOCAB_DIR")
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,3 +81,32 @@ def test_a_server_going_round_is_stopped_by_its_characters():
     stop = first_stop(list(text), LoopWatch(CHARACTERS))
     # clear at three copies covering 480 characters: here in the fourth copy of 140
     assert stop is not None and stop < len("Intro. ") + 4 * len(PARAGRAPH)
+
+
+def test_a_server_going_round_is_stopped_at_the_same_character_by_the_text_watch():
+    text = "Intro. " + PARAGRAPH * 10
+    watch = TextLoopWatch()
+    stop = next(i for i, ch in enumerate(text) if watch.feed_text(ch))
+    assert stop == first_stop(list(text), LoopWatch(CHARACTERS))
+    whole = TextLoopWatch()
+    assert whole.feed_text(text)  # in one piece, across several steps of 256
+
+
+@pytest.mark.parametrize("text", LEGITIMATE, ids=lambda t: t[:24])
+def test_legitimate_repetition_is_never_stopped_by_the_text_watch(text):
+    watch = TextLoopWatch()
+    assert not any(watch.feed_text(text[at:at + 37]) for at in range(0, len(text), 37))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="ab c\u00e9\U0001f600", max_size=700),
+       cuts=st.lists(st.integers(0, 700), max_size=12))
+def test_the_text_watch_agrees_with_a_character_at_a_time(text, cuts):
+    """Any text, cut anywhere (pieces over a step of 256 included), a rule small enough that
+    a few letters make loops: the same verdict for every piece as one character at a time."""
+    rule = LoopRule(longest_span=9, times=3, least=7)
+    one, many = LoopWatch(rule), TextLoopWatch(rule)
+    bounds = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
+    for a, b in pairwise(bounds):
+        expected = [one.feed(ch) for ch in text[a:b]]
+        assert many.feed_text(text[a:b]) == any(expected)
