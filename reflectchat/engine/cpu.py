@@ -26,7 +26,10 @@ import os
 import platform
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+
+from reflectchat.engine.llama_cpp_api import system_info
 
 SYSFS_CPU = Path("/sys/devices/system/cpu")
 CPUINFO = Path("/proc/cpuinfo")
@@ -115,30 +118,73 @@ def has_amx(cpuinfo: Path = CPUINFO) -> bool:
     return "amx_tile" in cpu_flags(cpuinfo)
 
 
-# Weight types llama.cpp repacks, and the row multiple each needs, by CPU feature: its
-# ggml-cpu/repack.cpp (`ggml_repack_get_optimal_repack_type`) and, with AMX, ggml-cpu/amx
-# (`qtype_has_amx_kernels`), which is tried first.
-REPACK_X86_AVX2 = {"Q4_0": 8, "Q4_K": 8, "IQ4_NL": 8, "MXFP4": 8}
-REPACK_X86_AVX512 = {"Q2_K": 8}
-REPACK_ARM_DOTPROD = {"Q4_0": 4, "Q4_K": 8, "Q5_K": 8, "Q6_K": 8, "IQ4_NL": 4, "MXFP4": 4,
-                      "Q8_0": 4}
-REPACK_AMX = {"Q4_0": 1, "Q4_1": 1, "Q8_0": 1, "Q4_K": 1, "Q5_K": 1, "Q6_K": 1, "IQ4_XS": 1}
+@dataclass(frozen=True)
+class Repack:
+    """How llama.cpp copies a matrix of one weight type into a repacked buffer: only when its
+    row count (and its row length, in elements) is a multiple of these, and the copy's size
+    is the file's times `grows` (AMX stores a sum per block beside some types)."""
+    rows: int
+    cols: int = 1
+    grows: Fraction = Fraction(1)
+
+    def copied(self, rows: int, cols: int, size: int) -> int:
+        """The bytes of the copy of a `rows` x `cols` matrix of `size` bytes; 0: not copied."""
+        if rows % self.rows or cols % self.cols:
+            return 0
+        return int(size * self.grows)
 
 
-def repacked_types(cpuinfo: Path = CPUINFO) -> dict[str, int]:
-    """The weight types llama.cpp copies into repacked buffers on this CPU (type name -> the
-    multiple its row count must be), when repacking is on."""
+# Weight types llama.cpp repacks, by CPU feature: its ggml-cpu/repack.cpp
+# (`ggml_repack_get_optimal_repack_type`: rows in multiples of the interleave) and, where
+# llama.cpp was built with AMX, ggml-cpu/amx (`supports_op`: rows in multiples of 32 and rows
+# of whole blocks; `get_row_size`: the per-block sums it adds), which is tried first.
+REPACK_X86_AVX2 = {kind: Repack(8) for kind in ("Q4_0", "Q4_K", "IQ4_NL", "MXFP4")}
+REPACK_X86_AVX512 = {"Q2_K": Repack(8)}
+REPACK_ARM_DOTPROD = {"Q4_0": Repack(4), "Q4_K": Repack(8), "Q5_K": Repack(8),
+                      "Q6_K": Repack(8), "IQ4_NL": Repack(4), "MXFP4": Repack(4),
+                      "Q8_0": Repack(4)}
+REPACK_AMX = {"Q4_0": Repack(32, 32), "Q4_1": Repack(32, 32),
+              "Q8_0": Repack(32, 32, Fraction(34 + 4, 34)),
+              "Q4_K": Repack(32, 256, Fraction(144 + 4, 144)),
+              "Q5_K": Repack(32, 256, Fraction(176 + 4, 176)),
+              "Q6_K": Repack(32, 256), "IQ4_XS": Repack(32, 256, Fraction(136 + 2, 136)),
+              "F16": Repack(32, 16)}
+AMX_BUILT = "AMX_INT8 = 1"  # in llama.cpp's system info when it was compiled with AMX
+
+
+def repacked_types(cpuinfo: Path = CPUINFO,
+                   built: str | None = None) -> dict[str, tuple[Repack, ...]]:
+    """The weight types llama.cpp may copy into repacked buffers on this CPU when repacking
+    is on: each type's rules in the order llama.cpp tries them (the first whose shape fits
+    takes the matrix). `built`: llama.cpp's system info (what it was compiled with)."""
     flags = cpu_flags(cpuinfo)
-    types: dict[str, int] = {}
+    plain: dict[str, Repack] = {}
     if "asimddp" in flags:
-        types.update(REPACK_ARM_DOTPROD)
+        plain.update(REPACK_ARM_DOTPROD)
     if "avx2" in flags:
-        types.update(REPACK_X86_AVX2)
+        plain.update(REPACK_X86_AVX2)
     if "avx512f" in flags:
-        types.update(REPACK_X86_AVX512)
-    if "amx_tile" in flags:
-        types.update(REPACK_AMX)
-    return types
+        plain.update(REPACK_X86_AVX512)
+    amx: dict[str, Repack] = {}
+    if "amx_tile" in flags and AMX_BUILT in (library_features() if built is None else built):
+        amx = REPACK_AMX
+    return {kind: tuple(rule for rule in (amx.get(kind), plain.get(kind)) if rule)
+            for kind in amx.keys() | plain.keys()}
+
+
+def repacked_bytes(rules: dict[str, tuple[Repack, ...]], kind: str, rows: int, cols: int,
+                   size: int) -> int:
+    """What llama.cpp copies of one matrix under `rules` (`repacked_types`): 0 if nothing."""
+    for rule in rules.get(kind, ()):
+        if copied := rule.copied(rows, cols, size):
+            return copied
+    return 0
+
+
+@functools.cache
+def library_features() -> str:
+    """What llama.cpp was compiled with (its system info), read once."""
+    return system_info()
 
 
 def repack_default(cpuinfo: Path = CPUINFO) -> bool:

@@ -35,7 +35,8 @@ class Header:
     metadata: dict[str, Any]
     tensors: dict[str, int]  # name -> bytes
     params: int = 0  # elements of every tensor: the model's parameter count
-    layouts: dict[str, tuple[str, int]] = field(default_factory=dict)  # name -> (type, rows)
+    # name -> (type, rows, row length in elements)
+    layouts: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 class _Reader:
@@ -116,7 +117,8 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
         for d in dims:
             elements *= d
         tensors[name] = elements // block * size
-        layouts[name] = (GGMLQuantizationType(kind).name, dims[1] if n_dims > 1 else 1)
+        layouts[name] = (GGMLQuantizationType(kind).name, dims[1] if n_dims > 1 else 1,
+                         dims[0] if dims else 1)
         params += elements
     return Header(metadata, tensors, params, layouts)
 

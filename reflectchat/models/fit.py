@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 
-from reflectchat.engine.cpu import repack_default, repacked_types
+from reflectchat.engine.cpu import repack_default, repacked_bytes, repacked_types
 from reflectchat.engine.gguf_header import Header, HeaderError, read_local
 from reflectchat.engine.placement import EXPERTS
 from reflectchat.models.catalog import Arch
@@ -112,13 +112,12 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
                                number("attention.head_count"))
     head_k = number("attention.key_length", n_embd // n_head)
     layers, repacked, experts = [0] * n_layer, [0] * n_layer, [0] * n_layer
-    output = embd = repacked_output = 0
+    output = embd = repacked_output = tied_copy = 0
     repackable = repacked_types()
     for header in headers:
         for tensor, size in header.tensors.items():
-            kind, rows = header.layouts.get(tensor, ("", 0))
-            multiple = repackable.get(kind)
-            copied = size if multiple and rows % multiple == 0 else 0
+            kind, rows, cols = header.layouts.get(tensor, ("", 0, 0))
+            copied = repacked_bytes(repackable, kind, rows, cols, size)
             if tensor.startswith("blk."):
                 layer = int(tensor.split(".")[1])
                 layers[layer] += size
@@ -127,12 +126,15 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
                     experts[layer] += size
             elif tensor == "token_embd.weight":  # looked up by row: never repacked
                 embd += size
+                tied_copy = copied  # unless the output reuses it, as a matrix
             else:
                 output += size
                 repacked_output += copied
     tokens = meta.get("tokenizer.ggml.tokens")
     n_vocab = len(tokens) if isinstance(tokens, list) else int(tokens or 0)
     tied = not any("output.weight" in h.tensors for h in headers)
+    if tied:  # llama.cpp gives the output layer its own (repacked) copy of token_embd
+        repacked_output += tied_copy
     moe = any(experts)
     # the feed-forward a token runs through: a mixture's experts in use, each of its size
     n_ff = number("expert_feed_forward_length") * number("expert_used_count") if moe \

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reflectchat.engine.cpu import default_threads, has_amx, repack_default, repacked_types
+from reflectchat.engine.cpu import (
+    Repack,
+    default_threads,
+    has_amx,
+    repack_default,
+    repacked_bytes,
+    repacked_types,
+)
 
 
 def machine(root: Path, siblings: list[str], cpu_max: str | None = None,
@@ -97,11 +104,29 @@ def test_repacked_weights_are_off_on_cpus_with_amx_and_on_elsewhere(tmp_path):
 
 
 def test_repacked_types_follow_the_cpu_features_llama_cpp_checks(tmp_path):
-    avx2 = repacked_types(cpuinfo(tmp_path, "flags\t\t: fpu sse avx2"))
-    assert set(avx2) == {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"} and avx2["Q4_K"] == 8
-    assert "Q2_K" in repacked_types(cpuinfo(tmp_path, "flags\t\t: avx2 avx512f"))
-    arm = repacked_types(cpuinfo(tmp_path, "Features\t: fp asimd asimddp i8mm"))
-    assert {"Q4_0", "Q4_K", "Q6_K", "Q8_0"} <= set(arm) and arm["Q4_0"] == 4
-    amx = repacked_types(cpuinfo(tmp_path, "flags\t\t: avx2 avx512f amx_tile"))
-    assert {"Q4_1", "Q5_K", "Q6_K", "IQ4_XS"} <= set(amx)
-    assert repacked_types(cpuinfo(tmp_path, "flags\t\t: fpu sse2")) == {}
+    avx2 = repacked_types(cpuinfo(tmp_path, "flags\t\t: fpu sse avx2"), built="AVX2 = 1")
+    assert set(avx2) == {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"} and avx2["Q4_K"] == (Repack(8),)
+    assert "Q2_K" in repacked_types(cpuinfo(tmp_path, "flags\t\t: avx2 avx512f"), built="")
+    arm = repacked_types(cpuinfo(tmp_path, "Features\t: fp asimd asimddp i8mm"), built="")
+    assert {"Q4_0", "Q4_K", "Q6_K", "Q8_0"} <= set(arm) and arm["Q4_0"] == (Repack(4),)
+    xeon = cpuinfo(tmp_path, "flags\t\t: avx2 avx512f amx_tile")
+    amx = repacked_types(xeon, built="AVX2 = 1 | AMX_INT8 = 1 | REPACK = 1")
+    assert {"Q4_1", "Q5_K", "Q6_K", "IQ4_XS", "F16"} <= set(amx)
+    assert len(amx["Q4_K"]) == 2  # AMX first, then the AVX2 layout where AMX cannot take it
+    # a llama.cpp compiled without AMX never makes AMX copies, whatever the CPU has
+    assert "Q6_K" not in repacked_types(xeon, built="AVX2 = 1 | REPACK = 1")
+    assert repacked_types(cpuinfo(tmp_path, "flags\t\t: fpu sse2"), built="") == {}
+
+
+def test_a_matrix_is_copied_by_the_first_rule_its_shape_fits(tmp_path):
+    """AMX takes rows in multiples of 32 and whole K-quant blocks, and stores a sum per block
+    beside Q8_0 (34-byte blocks become 38) and Q4_K (144 become 148); a Q4_K matrix AMX
+    cannot take still gets the AVX2 layout, at its own size; other types are left mapped."""
+    rules = repacked_types(cpuinfo(tmp_path, "flags\t\t: avx2 avx512f amx_tile"),
+                           built="AMX_INT8 = 1")
+    assert repacked_bytes(rules, "Q8_0", 64, 640, 34 * 64 * 20) == 38 * 64 * 20
+    assert repacked_bytes(rules, "Q4_K", 640, 1024, 144 * 640 * 4) == 148 * 640 * 4
+    assert repacked_bytes(rules, "Q4_K", 264, 1024, 144 * 264 * 4) == 144 * 264 * 4
+    assert repacked_bytes(rules, "Q6_K", 264, 1024, 210 * 264 * 4) == 0
+    assert repacked_bytes(rules, "Q5_0", 640, 1024, 22 * 640 * 32) == 0
+    assert repacked_bytes(rules, "F32", 1, 640, 2560) == 0
