@@ -14,6 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
 from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS, Runtime, Sampling
 from reflectchat.engine.cpu import default_threads
+from reflectchat.untrusted import visible
 
 # field, label, type, lowest value, highest value, may be empty
 Field = tuple[str, str, type, float, float, bool]
@@ -86,7 +87,10 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
         with VerticalScroll(id="settings-body") as body:
             body.border_title = "System prompt and sampling (for the next answers)"
             yield Label("System prompt")
-            yield TextArea(self._current.system_prompt, id="system-prompt", soft_wrap=True)
+            # a stored session's prompt may hold escape sequences (an import, another tool):
+            # drawn with its controls visible, and kept as it was unless the user edits it
+            yield TextArea(visible(self._current.system_prompt), id="system-prompt",
+                           soft_wrap=True)
             for name, label, *_ in SAMPLING_FIELDS:
                 yield from self._field(name, label, getattr(self._current.sampling, name))
             yield from self._field("effort", EFFORT_LABEL, self._current.sampling.effort)
@@ -145,6 +149,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             self._show_error(exc.field, str(exc))
             return
         prompt = self.query_one("#system-prompt", TextArea).text
+        if prompt == visible(self._current.system_prompt):
+            prompt = self._current.system_prompt
         with_reasoning = self.query_one("#with-reasoning", Checkbox).value
         self.dismiss(ChatSettings(prompt, sampling, with_reasoning, runtime))
 

@@ -1,0 +1,96 @@
+"""Text from the store, a model and `reflectchat eval`'s results, holding Rich markup (`[/]`, a
+`[link=…]`), a terminal hyperlink and escape sequences, walked through every screen and widget
+that shows it: the panes, the raw view, the turn list, the sessions list and its search, the
+Tune screen, the Eval view and the settings (whose editor shows the stored system prompt's
+controls visibly, and keeps the prompt as it was when saved untouched). What reaches the
+terminal is checked as a terminal gets it: the frames' bytes, with no hyperlink (OSC 8) and no
+sequence from the text, and the markup there to read."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from support.app_pilot import loaded, make_app, wait_for
+from textual.pilot import Pilot
+
+from reflectchat.eval.results import Result, ResultsFile, RunInfo, results_file
+from reflectchat.paths import store_file
+from reflectchat.store.records import SessionMeta, StoredMessage
+from reflectchat.store.session_store import SessionStore
+from reflectchat.store.turns import conversation_from
+from reflectchat.ui.app import ReflectChatApp
+
+HOSTILE = ("[/] [link=https://evil.example]click[/link] [bold]b "
+           "\x1b]8;;https://osc.example\x1b\\x\x1b]8;;\x1b\\ \x1b[31mred\x1b[0m\x07")
+CSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]")
+
+
+class Frames:
+    """The bytes every frame sends to the terminal, as a real driver writes them."""
+
+    def __init__(self, app: ReflectChatApp) -> None:
+        self.sent: list[str] = []
+        display = app._display
+
+        def record(screen, renderable) -> None:  # type: ignore[no-untyped-def]
+            display(screen, renderable)
+            if renderable is not None and hasattr(renderable, "render_segments"):
+                self.sent.append(renderable.render_segments(app.console))
+
+        app._display = record  # type: ignore[method-assign]
+
+    async def check(self, pilot: Pilot, where: str) -> None:
+        """Everything drawn since the last check: no hyperlink, no escape sequence but the
+        screen's own colours and moves, and the markup shown as text."""
+        await pilot.pause(0.2)
+        sent, self.sent = "".join(self.sent), []
+        assert sent, f"{where}: nothing drawn"
+        assert "\x1b]" not in sent, f"{where}: an OSC sequence (a hyperlink?) reached the terminal"
+        assert "\x07" not in sent, f"{where}: a bell reached the terminal"
+        plain = CSI.sub("", sent)
+        assert "\x1b" not in plain, f"{where}: an escape sequence from the text"
+        assert "[link=" in plain, f"{where}: the markup was not shown as text"
+
+
+async def test_hostile_text_is_shown_literally_in_every_screen():
+    store = SessionStore.open(store_file())
+    answer = f"<thinking>{HOSTILE}<reflection>{HOSTILE}</reflection></thinking>" \
+             f"<output>{HOSTILE}</output>"
+    session, _ = store.start_session(f"title {HOSTILE}", SessionMeta(model=HOSTILE,
+                                                                      system_prompt=HOSTILE), [
+        StoredMessage("user", f"evil {HOSTILE}"),
+        StoredMessage("assistant", answer, thinking=HOSTILE, reflections=[HOSTILE],
+                      output=HOSTILE, tag_format="reflection", finish_reason="stop")])
+    run = ResultsFile(results_file("hostile"))
+    run.describe(RunInfo(f"set {HOSTILE}", HOSTILE, ["default"], 1, "number", time.time()))
+    run.add(Result("item [/]", "default", False, HOSTILE, HOSTILE, 1, None, None, 5, 30, 0.5,
+                   20.0, "stop", None, answer, "reflection"))
+    conversation = conversation_from(store.session(session), store.messages(session))
+    app = make_app(conversation=conversation, store=store, session_id=session)
+    frames = Frames(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await frames.check(pilot, "the panes and the turn list")
+        await pilot.press("f5")
+        await frames.check(pilot, "the raw view")
+        await pilot.press("f5", "f6")
+        await frames.check(pilot, "the sessions list")
+        app.query_one("#session-search").focus()
+        await pilot.press(*"evil", "enter")
+        await frames.check(pilot, "the sessions search")
+        await pilot.press("f6", "ctrl+t")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TuneScreen", what="Tune")
+        await frames.check(pilot, "the Tune screen")
+        await pilot.press("escape", "ctrl+g")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "EvalScreen", what="Eval")
+        await frames.check(pilot, "the Eval view")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="the chat")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "SettingsScreen",
+                       what="the settings")
+        await frames.check(pilot, "the settings")
+        await pilot.press("ctrl+s")  # saved untouched: the prompt is kept as it was stored
+        await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="the chat")
+        assert app.conversation.system_prompt == HOSTILE
