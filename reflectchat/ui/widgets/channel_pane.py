@@ -31,6 +31,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
+from reflectchat.ui.textual_workarounds import release_removed_widgets_lines
+
 NOTHING = "*none in this answer*"
 STOPPED_EARLY = "*stopped before answering*"
 MOST_BLOCKS = 80
@@ -242,6 +244,7 @@ class ChannelPane(VerticalScroll):
     async def _drop_oldest(self) -> None:
         """Draw only the last `LIVE_BLOCKS` blocks again, under the note of those before."""
         await self._stop_stream()
+        release_removed_widgets_lines()  # the blocks about to go
         live, dropped = await asyncio.to_thread(
             last_blocks, self.document.source[len(self._note):], LIVE_BLOCKS)
         self._dropped += dropped
