@@ -40,6 +40,7 @@ from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.screens.tune_screen import TuneScreen
 from reflectchat.ui.session_actions import SessionActionsPart
+from reflectchat.ui.textual_runtime import collect_garbage_less_often
 from reflectchat.ui.themes import load_themes
 from reflectchat.ui.turns import AnsweringPart
 from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
@@ -81,6 +82,7 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         yield Footer(compact=True)
 
     async def on_mount(self) -> None:
+        collect_garbage_less_often()
         self._load_themes()
         for warning in self.config_file.warnings:
             self.notify(warning, title="Settings", severity="warning", timeout=10)

@@ -20,9 +20,12 @@ from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.growing_text import GrowingText
 from reflectchat.ui.widgets.channel_pane import (
     KEEP_CHARS,
+    LIVE_CHARS,
     LONG_BLOCK,
     MOST_BLOCKS,
+    MOST_CHARS,
     ChannelPane,
+    last_blocks,
     tail_of,
 )
 
@@ -101,6 +104,36 @@ def test_a_fold_keeps_at_most_keep_chars_of_one_long_block():
     assert tail_of("short\n\ntext", MOST_BLOCKS, KEEP_CHARS) == "short\n\ntext"
 
 
+async def test_one_endless_paragraph_is_drawn_within_a_bounded_number_of_characters():
+    """A model that never ends a paragraph: the pane breaks it into blocks and draws at most
+    `MOST_CHARS` of them (counted as paragraphs: 100,000 tokens of one paragraph drew 80
+    blocks of 4,000 characters and were 13.5x as slow as 10,000)."""
+    app = PaneHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChannelPane)
+        await pane.show("", streaming=True)
+        most = 0
+        for n in range(1, 1201):
+            await pane.write(f"word{n} " * 20)
+            if n % 20 == 0:
+                await pilot.pause()
+                most = max(most, len(pane.document.source))
+        assert most <= MOST_CHARS + 200  # the note over it, and the last fragment
+        source = pane.document.source
+        assert "earlier paragraphs not drawn" in source and source.endswith("word1200 ")
+
+
+def test_the_blocks_drawn_again_are_the_last_ones_within_live_chars():
+    text = "".join(paragraph(n) for n in range(1, 301))
+    live, dropped = last_blocks(text, 20, LIVE_CHARS)
+    assert text.endswith(live) and len(live) <= LIVE_CHARS
+    assert live.startswith("Step ") and dropped + live.count("Step ") == 300
+    assert last_blocks(text, 20) == (text[text.index(paragraph(281)):], 280)
+    huge = "x" * (LIVE_CHARS * 2)
+    assert last_blocks(f"a\n\n{huge}", 20, LIVE_CHARS) == (huge, 1)  # one block at least
+    assert last_blocks("", 20, LIVE_CHARS) == ("", 0)
+
+
 async def test_a_reader_who_scrolled_up_is_not_moved_and_gets_the_held_text_on_return():
     app = PaneHost()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -136,9 +169,14 @@ async def test_a_block_that_never_ends_is_broken_while_it_streams_and_whole_at_t
         await pilot.pause()
         longest = max(len(b.source or "") for b in blocks(pane))
         assert longest < 2 * LONG_BLOCK  # before: one block, parsed and drawn whole each time
-        await pane.finish("".join(words))
+        whole = "".join(words)
+        await pane.finish(whole)
         await pilot.pause()
-        assert len(blocks(pane)) == 1 and pane.document.source == "".join(words)
+        # folded at its end (the note, then the paragraph's last characters), whole on Home
+        assert pane.folded == whole and len(blocks(pane)) == 2
+        await pane.unfold()
+        await pilot.pause()
+        assert len(blocks(pane)) == 1 and pane.document.source == whole
 
 
 def test_an_answer_assembles_at_a_flat_cost_per_piece():

@@ -8,8 +8,9 @@ scrolled up, the pane is anchored to its end; scrolling up pauses that, and End 
 The cost of drawing a fragment must not grow with the answer (issue 27: a 100,000-token answer
 drew 3.6x slower per token than a 10,000-token one, and Esc waited behind it), and Textual lays
 out every block of a document on each change. So while an answer streams, a pane draws at most
-`MOST_BLOCKS` blocks: past that, only its last `LIVE_BLOCKS` are drawn again, under a line
-that says how many came before (each block is then mounted about 1.3 times in all);
+`MOST_BLOCKS` blocks or `MOST_CHARS` characters: past that, only its last `LIVE_BLOCKS`
+blocks, of at most `LIVE_CHARS` characters, are drawn again, under a line that says how many
+came before (each block is then mounted about 1.3 times in all);
 a block that grows past `LONG_BLOCK` characters is broken at its next space; and a pane the
 reader has scrolled up in holds new text until they come back to its end (what they read does
 not move). When the answer ends, a pane that was cut so while streaming stays folded: its end
@@ -21,6 +22,7 @@ it is drawn when the reader asks for it, not on every long answer).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 
 from markdown_it import MarkdownIt
@@ -31,13 +33,15 @@ from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 from textual.widgets._markdown import MarkdownBlock, MarkdownStream
 
-from reflectchat.ui.textual_workarounds import release_removed_widgets_lines
+from reflectchat.ui.textual_runtime import release_removed_widgets_lines
 
 NOTHING = "*none in this answer*"
 STOPPED_EARLY = "*stopped before answering*"
 MOST_BLOCKS = 80
 LIVE_BLOCKS = 20
-LONG_BLOCK = 4000
+LONG_BLOCK = 1000
+MOST_CHARS = 30_000
+LIVE_CHARS = 8_000
 KEEP_CHARS = 40_000
 
 
@@ -57,13 +61,20 @@ def _same_blocks(text: str, ranges: list[tuple[int, int]]) -> bool:
     return _block_lines(text) == ranges
 
 
-def last_blocks(text: str, keep: int) -> tuple[str, int]:
-    """The text from the start of the last `keep` top-level blocks of `text`, and how many
-    blocks come before it."""
+def last_blocks(text: str, keep: int, most_chars: int | None = None) -> tuple[str, int]:
+    """The text from the start of the last `keep` top-level blocks of `text`, fewer where
+    they pass `most_chars` characters (never fewer than one), and how many blocks come
+    before it."""
     starts = [start for start, _ in _block_lines(text)]
-    if len(starts) <= keep:
+    lines = text.split("\n")
+    offsets = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
+    first = max(0, len(starts) - keep)
+    if most_chars is not None:
+        while first < len(starts) - 1 and len(text) - offsets[starts[first]] > most_chars:
+            first += 1
+    if first == 0:
         return text, 0
-    return "\n".join(text.split("\n")[starts[-keep]:]), len(starts) - keep
+    return text[offsets[starts[first]]:], first
 
 
 def tail_of(text: str, keep_blocks: int, keep_chars: int) -> str:
@@ -101,6 +112,7 @@ class ChannelPane(VerticalScroll):
         self._note = ""  # over a streaming pane's text: how many blocks are not drawn
         self._dropped = 0  # those blocks
         self._run = 0  # characters streamed since the last blank line
+        self._room = MOST_CHARS  # characters a streaming pane takes before it drops blocks
         self._held: list[str] = []  # what came while the reader was scrolled up
         self.drawn = 0  # characters of the pane's text given to the document so far
         self.folded: str | None = None  # a finished pane's whole text, while only its end shows
@@ -139,8 +151,10 @@ class ChannelPane(VerticalScroll):
             self._note, self._dropped, self._held, self.folded = "", 0, [], None
             self.drawn = len(text)
             if streaming:
-                if text.count("\n") >= LIVE_BLOCKS:  # then it may have more blocks than that
-                    text, self._dropped = await asyncio.to_thread(last_blocks, text, LIVE_BLOCKS)
+                if text.count("\n") >= LIVE_BLOCKS or len(text) > LIVE_CHARS:
+                    text, self._dropped = await asyncio.to_thread(last_blocks, text, LIVE_BLOCKS,
+                                                                  LIVE_CHARS)
+                self._room = MOST_CHARS - max(len(text), LIVE_CHARS)
                 self._note = earlier_note(self._dropped) if self._dropped else ""
                 self._run = len(text) - text.rfind("\n\n") - 2 if "\n\n" in text else len(text)
                 await self.document.update(self._note + text)
@@ -223,7 +237,8 @@ class ChannelPane(VerticalScroll):
                 return
             await self._stream.write(self._broken(fragment))
             self.drawn += len(fragment)
-            if len(self.document.children) > MOST_BLOCKS:
+            self._room -= len(fragment)
+            if len(self.document.children) > MOST_BLOCKS or self._room < 0:
                 await self._drop_oldest()
             self._update_cue()
 
@@ -246,7 +261,8 @@ class ChannelPane(VerticalScroll):
         await self._stop_stream()
         release_removed_widgets_lines()  # the blocks about to go
         live, dropped = await asyncio.to_thread(
-            last_blocks, self.document.source[len(self._note):], LIVE_BLOCKS)
+            last_blocks, self.document.source[len(self._note):], LIVE_BLOCKS, LIVE_CHARS)
+        self._room = MOST_CHARS - max(len(live), LIVE_CHARS)
         self._dropped += dropped
         self._note = earlier_note(self._dropped)
         await self.document.update(self._note + live)
