@@ -107,12 +107,15 @@ class AnsweringPart(ChatAppBase):
         sidebar.reload()
 
     def on_context_trimmed(self, message: ContextTrimmed) -> None:
-        turns = "turn" if message.dropped == 1 else f"{message.dropped} turns"
+        one = message.dropped == 1
+        turns, them = ("turn no longer fits", "it") if one else \
+            (f"{message.dropped} turns no longer fit", "them")
+        sees = f"it sees the last {message.kept}" if message.kept else \
+            "it sees only the new prompt"
         self.notify(
-            f"The oldest {turns} no longer fit the {message.n_ctx:,}-token context, so the "
-            f"model does not see them for this answer; it sees the last {message.kept}. "
-            "Start with a larger --ctx to keep more.", title="Context trimmed",
-            severity="warning", timeout=12)
+            f"The oldest {turns} the {message.n_ctx:,}-token context, so the model does not "
+            f"see {them} for this answer; {sees}. Start with a larger --ctx to keep more.",
+            title="Context trimmed", severity="warning", timeout=12)
 
     def on_stream_batch(self, batch: StreamBatch) -> None:
         """The answer view drew the batch; the status bar gets its speed and facts."""

@@ -178,6 +178,28 @@ async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
     assert len(store.messages(sid)) == 42
 
 
+async def test_one_turn_too_long_for_the_context_is_said_in_the_singular(make_model):
+    """A 60,000-token answer over a server: it alone passes the context, and the note said
+    "the model does not see them ...; it sees the last 0"."""
+    from reflectchat.store.turns import conversation_from
+
+    model = make_model(Script("<|go|>", [Control("<output>"), "Done.", Control("</output>")]))
+    store = open_store()
+    sid = store.start_session("Long", SessionMeta("test"), [
+        StoredMessage("user", "question"),
+        StoredMessage("assistant", "x", output="word " * 2000, tag_format="reflection",
+                      finish_reason="stop")])[0]
+    conversation = conversation_from(store.session(sid), store.messages(sid))
+    app = make_app(model, conversation, store=store, session_id=sid, n_ctx=1024)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "and now?")
+        trims = [n.message for n in app.notices if n.title == "Context trimmed"]
+        assert trims == ["The oldest turn no longer fits the 1,024-token context, so the model "
+                         "does not see it for this answer; it sees only the new prompt. Start "
+                         "with a larger --ctx to keep more."]
+
+
 async def test_a_failing_store_does_not_stop_the_chat():
     store = open_store()
     app = make_app(store=store)
