@@ -32,12 +32,17 @@ def test_paired_difference_uses_only_the_items_the_settings_disagree_on():
     # 10 items: 1 right only under A, 4 right only under B, 3 right under both, 2 under neither
     pairs = [(True, False)] + [(False, True)] * 4 + [(True, True)] * 3 + [(False, False)] * 2
     d = paired_difference(pairs)
-    # (4 - 1) / 10 = 0.3; SE = sqrt(5 - 9/10) / 10 = 0.20248; ±1.96 SE
+    # (4 - 1) / 10 = 0.3; Agresti-Min: cells 1.5 and 4.5 of 12, centre 3/12 = 0.25,
+    # SE = sqrt(6 - 9/12) / 12 = 0.190941; ±1.96 SE
     assert d.value == pytest.approx(0.3)
-    assert d.low == pytest.approx(0.3 - 1.959964 * 0.202485, abs=1e-5)
-    assert d.high == pytest.approx(0.3 + 1.959964 * 0.202485, abs=1e-5)
+    assert d.low == pytest.approx(0.25 - 1.959964 * 0.190941, abs=1e-5)
+    assert d.high == pytest.approx(0.25 + 1.959964 * 0.190941, abs=1e-5)
+    # settings that agree on both items: no difference seen, but two items prove little
+    # (the unadjusted interval was [0, 0]): 0 ± 1.96 * sqrt(1) / 4
     same = paired_difference([(True, True), (False, False)])
-    assert (same.value, same.low, same.high) == (0, 0, 0)
+    assert same.value == 0 and same.high == pytest.approx(0.489991, abs=1e-5) == -same.low
+    # all of many items right only under B: the interval stays within -1..1
+    assert paired_difference([(False, True)] * 3).high == 1.0
     assert paired_difference([]) is None
 
 

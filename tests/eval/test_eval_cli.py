@@ -233,10 +233,11 @@ def test_two_models_answer_the_same_items_and_the_table_pairs_them(model, perfec
     assert "take turns every 10 items" in first.stderr
     assert (rows["solver.gguf"]["correct"], rows["perfect.gguf"]["correct"]) == (2, 4)
     # right only under perfect: trains and coins; both right: apples and boxes. Paired:
-    # (2 - 0) / 4 = 0.5, SE = sqrt(2 - 4/4) / 4 = 0.25
+    # (2 - 0) / 4 = 0.5; adjusted cells 0.5 and 2.5 of 6: centre 1/3,
+    # SE = sqrt(3 - 4/6) / 6 = 0.254588
     versus = rows["perfect.gguf"]["against_first"]
     assert versus["value"] == pytest.approx(0.5)
-    assert versus["low"] == pytest.approx(0.5 - 1.959964 * 0.25, abs=1e-5)
+    assert versus["low"] == pytest.approx(1 / 3 - 1.959964 * 0.254588, abs=1e-5)
     assert rows["perfect.gguf"]["paired_items"] == 4
     assert rows["solver.gguf"]["fixed"] == 1 and rows["perfect.gguf"]["with_reflections"] == 0
     # each model keeps its own results: the same command answers nothing again, and the
@@ -246,7 +247,7 @@ def test_two_models_answer_the_same_items_and_the_table_pairs_them(model, perfec
     # too narrow for the table's eleven columns: a block of fields per configuration
     lines = [line.strip() for line in again.stdout.splitlines()]
     assert "setting            perfect.gguf" in lines
-    assert "vs first [95% CI]  +50.0% [+1.0%, +99.0%]" in lines
+    assert "vs first [95% CI]  +50.0% [-16.6%, +83.2%]" in lines
     alone = evaluate("--file", str(data), "--model", model, "--format", "reflection")
     assert alone.returncode == 0 and "4 kept from before" in alone.stderr
 
