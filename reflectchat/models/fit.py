@@ -126,7 +126,7 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
                     experts[layer] += size
             elif tensor == "token_embd.weight":  # looked up by row: never repacked
                 embd += size
-                tied_copy = copied  # unless the output reuses it, as a matrix
+                tied_copy = copied  # counted below if the output reuses it
             else:
                 output += size
                 repacked_output += copied

@@ -48,8 +48,8 @@ AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search"
                       "switch the column in view"),
          ("any letter", "Typed outside a text field, it goes to the prompt"),
          ("end", "Follow the newest text in a pane (or click the cue)"),
-         ("home", "A pane's first line; a long answer's pane, drawn from its end, is drawn "
-                  "whole (or click its first line)"),
+         ("home", "Go to a pane's first line; a long answer shown from its end is then "
+                  "drawn whole (or click the line over it)"),
          ("^p", "Command palette: every command, themes, code blocks, reflections")]
 
 # The command palette's title for each key's action, and the commands that have no key.
