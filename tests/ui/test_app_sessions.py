@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from support.app_pilot import ask, loaded, make_app, wait_for
 from textual.widgets import Input, Select, Static
 
@@ -10,6 +12,7 @@ from reflectchat.engine.base import Sampling
 from reflectchat.paths import store_file
 from reflectchat.store.records import SearchHit, SessionMeta, StoredMessage
 from reflectchat.store.session_store import SessionStore
+from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.widgets.entry_list import EntryList
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
@@ -152,6 +155,22 @@ async def test_rename_and_delete_with_confirmation():
         await wait_for(pilot, lambda: sidebar(app).entries == [], what="an empty list")
 
 
+async def ask_at_a_small_context(model: Path, store: SessionStore, sid: int) -> ReflectChatApp:
+    """The stored session resumed at a 1,024-token context, asked once more; the app after."""
+    from reflectchat.store.turns import conversation_from
+
+    conversation = conversation_from(store.session(sid), store.messages(sid))
+    app = make_app(model, conversation, store=store, session_id=sid, n_ctx=1024)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "and now?")
+    return app
+
+
+def trim_notes(app: ReflectChatApp) -> list[str]:
+    return [n.message for n in app.notices if n.title == "Context trimmed"]
+
+
 async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
     model = make_model(Script("<|go|>", [Control("<thinking>"), "Short thought. ",
                                          Control("</thinking>"), Control("<output>"), "Done.",
@@ -165,39 +184,26 @@ async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
             StoredMessage("assistant", "x", output=f"answer {n} " + "word " * 40,
                           tag_format="reflection", finish_reason="stop"),
         ])
-    from reflectchat.store.turns import conversation_from
-
-    conversation = conversation_from(store.session(sid), store.messages(sid))
-    app = make_app(model, conversation, store=store, session_id=sid, n_ctx=1024)
-    async with app.run_test(size=(160, 40)) as pilot:
-        await loaded(pilot)
-        await ask(pilot, "and now?")
-        trims = [n.message for n in app.notices if n.title == "Context trimmed"]
-        assert len(trims) == 1 and "1,024-token context" in trims[0]
-        assert app.conversation.turns[-1].answer.output.strip() == "Done."
+    app = await ask_at_a_small_context(model, store, sid)
+    trims = trim_notes(app)
+    assert len(trims) == 1 and "1,024-token context" in trims[0]
+    assert app.conversation.turns[-1].answer.output.strip() == "Done."
     assert len(store.messages(sid)) == 42
 
 
 async def test_one_turn_too_long_for_the_context_is_said_in_the_singular(make_model):
     """A 60,000-token answer over a server: it alone passes the context, and the note said
     "the model does not see them ...; it sees the last 0"."""
-    from reflectchat.store.turns import conversation_from
-
     model = make_model(Script("<|go|>", [Control("<output>"), "Done.", Control("</output>")]))
     store = open_store()
     sid = store.start_session("Long", SessionMeta("test"), [
         StoredMessage("user", "question"),
         StoredMessage("assistant", "x", output="word " * 2000, tag_format="reflection",
                       finish_reason="stop")])[0]
-    conversation = conversation_from(store.session(sid), store.messages(sid))
-    app = make_app(model, conversation, store=store, session_id=sid, n_ctx=1024)
-    async with app.run_test(size=(160, 40)) as pilot:
-        await loaded(pilot)
-        await ask(pilot, "and now?")
-        trims = [n.message for n in app.notices if n.title == "Context trimmed"]
-        assert trims == ["The oldest turn no longer fits the 1,024-token context, so the model "
-                         "does not see it for this answer; it sees only the new prompt. Start "
-                         "with a larger --ctx to keep more."]
+    app = await ask_at_a_small_context(model, store, sid)
+    assert trim_notes(app) == [
+        "The oldest turn no longer fits the 1,024-token context, so the model does not see it "
+        "for this answer; it sees only the new prompt. Start with a larger --ctx to keep more."]
 
 
 async def test_a_failing_store_does_not_stop_the_chat():
