@@ -231,3 +231,27 @@ async def test_the_blocks_a_streaming_pane_drops_are_freed_with_what_they_drew()
                 await pilot.pause()
         await pilot.pause()
         assert live_styles_caches() - before < MOST_BLOCKS
+
+
+async def test_a_block_longer_than_the_room_is_not_drawn_again_on_every_fragment():
+    """A code fence that never closes is one block however long (a blank line does not end
+    it): past `MOST_CHARS` it was dropped and drawn whole again for each new fragment (647
+    times for 60,000 characters, four minutes here); now once per `MOST_CHARS - LIVE_CHARS`."""
+    app = PaneHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        pane = app.query_one(ChannelPane)
+        await pane.show("", streaming=True)
+        await pane.write("```\n")
+        redrawn = []
+        update = pane.document.update
+
+        async def counted(markdown: str) -> None:
+            redrawn.append(len(markdown))
+            await update(markdown)
+
+        pane.document.update = counted  # type: ignore[method-assign]
+        for n in range(2_000):  # 60,000 characters of code
+            await pane.write(f"x = {n:05}  # one line\n"[:30])
+        await pilot.pause()
+        assert 1 <= len(redrawn) <= 60_000 // (MOST_CHARS - LIVE_CHARS)
+        assert pane.document.source.endswith("x = 01999  # one line\n")

@@ -77,6 +77,14 @@ def last_blocks(text: str, keep: int, most_chars: int | None = None) -> tuple[st
     return text[offsets[starts[first]]:], first
 
 
+def room_after(live: str) -> int:
+    """The characters a streaming pane that draws `live` takes before it drops blocks again:
+    up to `MOST_CHARS` in all, and never less than the room past `LIVE_CHARS` (a single block
+    longer than that, such as a code fence that never closes, would otherwise be drawn again
+    on every fragment)."""
+    return MOST_CHARS - min(len(live), LIVE_CHARS)
+
+
 def tail_of(text: str, keep_blocks: int, keep_chars: int) -> str:
     """The end of `text` a folded pane draws: its last `keep_blocks` top-level blocks, and no
     more than about `keep_chars` characters of them (then from a space or a line's start)."""
@@ -154,7 +162,7 @@ class ChannelPane(VerticalScroll):
                 if text.count("\n") >= LIVE_BLOCKS or len(text) > LIVE_CHARS:
                     text, self._dropped = await asyncio.to_thread(last_blocks, text, LIVE_BLOCKS,
                                                                   LIVE_CHARS)
-                self._room = MOST_CHARS - max(len(text), LIVE_CHARS)
+                self._room = room_after(text)
                 self._note = earlier_note(self._dropped) if self._dropped else ""
                 self._run = len(text) - text.rfind("\n\n") - 2 if "\n\n" in text else len(text)
                 await self.document.update(self._note + text)
@@ -257,12 +265,13 @@ class ChannelPane(VerticalScroll):
         return fragment[:at] + "\n\n" + fragment[at + 1:] if at >= 0 else fragment + "\n\n"
 
     async def _drop_oldest(self) -> None:
-        """Draw only the last `LIVE_BLOCKS` blocks again, under the note of those before."""
+        """Draw only the last `LIVE_BLOCKS` blocks (at most `LIVE_CHARS` characters) again,
+        under the note of those before."""
         await self._stop_stream()
         release_removed_widgets_lines()  # the blocks about to go
         live, dropped = await asyncio.to_thread(
             last_blocks, self.document.source[len(self._note):], LIVE_BLOCKS, LIVE_CHARS)
-        self._room = MOST_CHARS - max(len(live), LIVE_CHARS)
+        self._room = room_after(live)
         self._dropped += dropped
         self._note = earlier_note(self._dropped)
         await self.document.update(self._note + live)
