@@ -13,14 +13,37 @@ _LOAD_LOG_LIMIT = 1 << 20  # characters kept from one load's log
 _BUFFER = re.compile(r"(\S+)\s+(model|KV|compute|output) buffer size =\s+([\d.]+) MiB")
 _OVERRIDDEN = re.compile(r"tensor (\S+) \([^)]*\) buffer type overridden to (\S+)")
 recent_errors: deque[str] = deque(maxlen=20)
-_load_log: list[str] = []
+
+
+class _LoadLog:
+    """One load's log, up to `_LOAD_LOG_LIMIT` characters, counted as lines arrive (a file
+    with 300,000 special tokens logs a line for each: summing the log on every line took
+    minutes)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.size = 0
+
+    def add(self, line: str) -> None:
+        if self.size < _LOAD_LOG_LIMIT:
+            self.lines.append(line)
+            self.size += len(line)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def clear(self) -> None:
+        self.lines.clear()
+        self.size = 0
+
+
+_load_log = _LoadLog()
 
 
 def _on_log(level: int, line: str) -> None:
     if level == _ERROR_LEVEL and line.strip():
         recent_errors.append(line.strip())
-    if sum(map(len, _load_log)) < _LOAD_LOG_LIMIT:
-        _load_log.append(line)
+    _load_log.add(line)
 
 
 def capture_llama_log() -> None:
@@ -34,14 +57,14 @@ def capture_llama_log() -> None:
 def overridden_tensors() -> dict[str, str]:
     """The tensors the last load placed by an override, and where ("CPU", "CUDA0", ...), as
     llama.cpp logged them (read before `loaded_buffers`, which ends the load's log)."""
-    return dict(_OVERRIDDEN.findall("".join(_load_log)))
+    return dict(_OVERRIDDEN.findall(_load_log.text()))
 
 
 def loaded_buffers() -> dict[str, int]:
     """The buffers the last load allocated, in bytes, by "DEVICE kind" ("CPU_Mapped model",
     "CPU KV", "CUDA0 compute", ...), summed over the lines llama.cpp logged for each."""
     sizes: dict[str, int] = {}
-    for device, kind, mib in _BUFFER.findall("".join(_load_log)):
+    for device, kind, mib in _BUFFER.findall(_load_log.text()):
         key = f"{device} {kind}"
         sizes[key] = sizes.get(key, 0) + round(float(mib) * 2**20)
     _load_log.clear()

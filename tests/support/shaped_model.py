@@ -20,6 +20,7 @@ def write_shaped_gguf(
     dtype="f16",
     ctx=8192,
     zeros=False,  # all-zero weights: much quicker to write for large shapes
+    control_tokens=0,  # this many of the vocabulary's words are control tokens instead
 ):
     head_dim = n_embd // n_head
     rng = np.random.default_rng(0)
@@ -37,7 +38,8 @@ def write_shaped_gguf(
     w.add_tokenizer_model("llama")
     toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     toks += [f"t{i}" for i in range(n_vocab - len(toks))]
-    types = [2, 3, 3] + [6] * 256 + [1] * (n_vocab - 259)
+    words = n_vocab - 259
+    types = [2, 3, 3] + [6] * 256 + [3] * control_tokens + [1] * (words - control_tokens)
     w.add_token_list(toks)
     w.add_token_scores([0.0] * n_vocab)
     w.add_token_types(types)
