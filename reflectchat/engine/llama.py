@@ -143,12 +143,18 @@ class LlamaEngine:
         except EngineError:
             self.model.close()
             raise
-        self.template = self.prompt.template.name
         self.found_format = self.prompt.found_format()
         pair = self.found_format.tag_format.tags
         self._openers = THINKING_OPENERS + ((pair[0],) if pair else ())
-        notes = [self.prompt.template.note, self.prompt.turn_end_note()]
+        bound = self.prompt.take_bound_note()
+        notes = [f"{bound}." if bound else self.prompt.template.note,
+                 self.prompt.turn_end_note()]
         self.load_note = " ".join(n for n in notes if n) or None
+
+    @property
+    def template(self) -> str:
+        """The chat template in use: prompt.OWN or a llama.cpp built-in's name."""
+        return self.prompt.template.name
 
     @property
     def n_ctx(self) -> int:
@@ -203,7 +209,9 @@ class LlamaEngine:
         )
         if budget is not None:
             generation.limit_thinking(tag_format, budget)
-        generation.stats.effort, generation.stats.reasoning_note = sampling.effort, note
+        notes = [n for n in (self.prompt.take_bound_note(), note) if n]
+        generation.stats.effort = sampling.effort
+        generation.stats.reasoning_note = "; ".join(notes) or None
         return generation
 
     def close(self) -> None:

@@ -16,6 +16,10 @@ The parts of llama-cpp-python used beyond its documented `Llama` API, and why:
   progress callback, `use_extra_bufts` (repacked CPU weights) and `tensor_buft_overrides` (a
   mixture of experts' experts in RAM: llama.cpp's --override-tensor), which `Llama()` does not
   take (llama-cpp-python declares the last one "unused").
+- `llama_chat_format.Jinja2ChatFormatter`, swapped while a load runs: `Llama()` compiles every
+  chat template in the file, in this process and with no bound (Jinja folds constant
+  expressions as it compiles, so `'x' | center(3000000000)` builds 3 GB there); reflectchat
+  renders the template itself, in a bounded process (engine/template_bounds.py).
 - ggml's backend registry (`ggml_backend_dev_*`, `ggml_backend_cpu_buffer_type`), exported by
   the same libraries: the buffer types an override can name.
 """
@@ -31,8 +35,8 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
+from llama_cpp import llama_chat_format
 from llama_cpp import llama_cpp as low_level
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from reflectchat.engine.base import KV_TYPES
 from reflectchat.engine.errors import EngineError
@@ -62,6 +66,8 @@ def check_installed() -> None:
     """Raise EngineError, in one sentence, if the installed llama-cpp-python lacks anything
     this module uses."""
     missing = [f for f in _NEEDED_FUNCTIONS if not hasattr(low_level, f)]
+    if not hasattr(llama_chat_format, "Jinja2ChatFormatter"):
+        missing.append("llama_chat_format.Jinja2ChatFormatter")
     missing += [f"Llama.{a}" for a in ("generate", "tokenize", "token_bos", "n_vocab")
                 if not hasattr(llama_cpp.Llama, a)]
     fields = {name for name, _ in low_level.llama_model_params._fields_}
@@ -104,6 +110,22 @@ def route_log(sink: LogSink) -> None:
 _load_lock = threading.Lock()
 _params_for: dict[int, Callable[[Any], None]] = {}  # loading thread -> what it sets
 _plain_defaults = low_level.llama_model_default_params
+_plain_formatter = llama_chat_format.Jinja2ChatFormatter
+
+
+class _TemplateLeftAlone:
+    """What `Llama()` gets for a chat template while we load: nothing compiled, and a chat
+    handler that says so (reflectchat never asks the library to format a chat)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def to_chat_handler(self) -> Callable[..., Any]:
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            raise EngineError("reflectchat renders chat templates itself "
+                              "(engine/prompt.py), not through llama-cpp-python")
+
+        return refuse
 
 
 def _defaults_for_this_thread() -> Any:
@@ -162,7 +184,7 @@ def model_params(progress: Callable[[float], bool] | None = None, repack: bool =
     """While this runs, a `Llama()` built on this thread gets a progress callback (return
     False to abort), repacked CPU weights on or off and its tensor `overrides` ((pattern,
     buffer type) pairs); a `Llama()` built on any other thread meanwhile gets llama.cpp's
-    plain defaults."""
+    plain defaults. No `Llama()` compiles a chat template meanwhile."""
     callback = None
     if progress is not None:
         callback = llama_cpp.llama_progress_callback(lambda value, _data: bool(progress(value)))
@@ -178,11 +200,13 @@ def model_params(progress: Callable[[float], bool] | None = None, repack: bool =
     with _load_lock:
         _params_for[threading.get_ident()] = adjust
         low_level.llama_model_default_params = _defaults_for_this_thread
+        llama_chat_format.Jinja2ChatFormatter = _TemplateLeftAlone  # type: ignore[misc]
         try:
             yield
         finally:
             del _params_for[threading.get_ident()]
             low_level.llama_model_default_params = _plain_defaults
+            llama_chat_format.Jinja2ChatFormatter = _plain_formatter  # type: ignore[misc]
 
 
 # --- the vocabulary ------------------------------------------------------------------------
@@ -275,15 +299,6 @@ def apply_builtin_template(name: str, messages: list[dict[str, str]]) -> str:
     return buffer.raw[:written].decode("utf-8", errors="replace")
 
 
-def jinja_template(source: str, bos: str, eos: str,
-                   generation_prompt: bool = True) -> Callable[..., str]:
-    """A GGUF's own Jinja chat template, rendered by llama-cpp-python's sandboxed formatter:
-    call it with the messages and any variables the template reads (`enable_thinking`)."""
-    formatter = Jinja2ChatFormatter(template=source, eos_token=eos, bos_token=bos,
-                                    add_generation_prompt=generation_prompt)
-    return lambda messages, **variables: formatter(messages=messages, **variables).prompt
-
-
 # --- a loaded model ----------------------------------------------------------------------
 
 class LoadedModel:
@@ -317,7 +332,8 @@ class LoadedModel:
     @classmethod
     def vocab_only(cls, path: str) -> LoadedModel:
         """The tokenizer and metadata of a GGUF, no weights."""
-        return cls(llama_cpp.Llama(path, vocab_only=True, verbose=False))
+        with model_params():
+            return cls(llama_cpp.Llama(path, vocab_only=True, verbose=False))
 
     @property
     def metadata(self) -> dict[str, str]:

@@ -28,9 +28,9 @@ from reflectchat.engine.llama_cpp_api import (
     LoadedModel,
     apply_builtin_template,
     builtin_templates,
-    jinja_template,
 )
 from reflectchat.engine.reasoning_found import find_format
+from reflectchat.engine.template_bounds import TemplateBoundError, bounded_template
 
 Variables = dict[str, object]  # what a template reads besides the messages
 # template variables that turn thinking on or off: Qwen3's, and Granite 3.2's `{% if thinking %}`
@@ -62,10 +62,11 @@ class TemplateChoice:
     end_of_turn: str | None  # text that ends a turn, when it may not be an end-of-generation token
 
 
-def choose_template(metadata: dict[str, str], wanted: str | None) -> TemplateChoice:
-    """`wanted`: the user's choice (OWN or a built-in name), else the GGUF's own, else a
-    built-in by architecture."""
-    has_own = bool(metadata.get("tokenizer.chat_template"))
+def choose_template(metadata: dict[str, str], wanted: str | None,
+                    own_usable: bool = True) -> TemplateChoice:
+    """`wanted`: the user's choice (OWN or a built-in name), else the GGUF's own (unless it
+    ran past its bounds: `own_usable`), else a built-in by architecture."""
+    has_own = bool(metadata.get("tokenizer.chat_template")) and own_usable
     if wanted == OWN and not has_own:
         raise EngineError("This model has no chat template of its own; name one of llama.cpp's "
                           f"with --template ({', '.join(builtin_templates())})")
@@ -89,25 +90,44 @@ def choose_template(metadata: dict[str, str], wanted: str | None) -> TemplateCho
 
 
 class ChatPrompt:
-    """A chat template bound to one model's tokenizer."""
+    """A chat template bound to one model's tokenizer. The model's own template runs under a
+    time and size bound (`template_bounds.py`); past it, the built-in template for the
+    architecture takes over for good, and `bound_note` says so once."""
 
     def __init__(self, model: LoadedModel, template: TemplateChoice) -> None:
         self.template = template
+        self._metadata = model.metadata
         self._vocab = model.vocab
         self._bos = self._vocab.text(self._vocab.bos)
         self._source = model.metadata.get("tokenizer.chat_template") or ""
-        self._render_own = jinja_template(
+        self._render_own = bounded_template(
             self._source, self._bos, self._vocab.text(self._vocab.eos)) \
             if template.name == OWN else None
+        self.bound_note: str | None = None
+
+    def take_bound_note(self) -> str | None:
+        """The note on a template that ran past its bounds, once."""
+        note, self.bound_note = self.bound_note, None
+        return note
 
     def found_format(self) -> FoundFormat:
         """The reasoning format the model file says it writes (its template's, else its
         special tokens')."""
-        if self.template.name != OWN:
-            return find_format(None, None, self._vocab.special_texts)
-        whole = jinja_template(self._source, self._bos, self._vocab.text(self._vocab.eos),
-                               generation_prompt=False)
-        return find_format(self._source, whole, self._vocab.special_texts)
+        if self.template.name == OWN:
+            whole = bounded_template(self._source, self._bos,
+                                     self._vocab.text(self._vocab.eos), generation_prompt=False)
+            try:
+                return find_format(self._source, whole, self._vocab.special_texts)
+            except TemplateBoundError as exc:
+                self._leave_own(exc)
+        return find_format(None, None, self._vocab.special_texts)
+
+    def _leave_own(self, exc: TemplateBoundError) -> None:
+        self.template = choose_template(self._metadata, None, own_usable=False)
+        self._render_own = None
+        self.bound_note = (f"This model's own chat template was stopped: {exc}. Using "
+                           f"llama.cpp's {self.template.name} template instead; --template "
+                           "NAME picks another")
 
     def render(self, messages: list[ChatMessage], variables: Variables | None = None) -> str:
         """The prompt as text; `variables`: what the template reads besides the messages."""
@@ -183,7 +203,10 @@ class ChatPrompt:
     def _render(self, dicts: list[dict[str, str]], variables: Variables | None) -> str:
         try:
             if self._render_own is not None:
-                return self._render_own(dicts, **(variables or {}))
+                try:
+                    return self._render_own(dicts, **(variables or {}))
+                except TemplateBoundError as exc:
+                    self._leave_own(exc)
             return apply_builtin_template(self.template.name, dicts)
         except Exception as exc:  # Jinja errors of any kind, raised by the model's template
             raise EngineError(f"The chat template ({self.template.name}) failed on this "

@@ -20,6 +20,7 @@ from reflectchat.engine.families import (
     HARMONY_MESSAGE,
     THINK_TAGS,
 )
+from reflectchat.engine.template_bounds import TemplateBoundError
 
 # A template renderer, without the generation prompt: messages -> the prompt.
 Render = Callable[[list[dict[str, str]]], str]
@@ -84,12 +85,16 @@ def _rendered_pair(render: Render) -> tuple[str, str] | None:
     try:
         plain = render([{"role": "user", "content": _USER},
                         {"role": "assistant", "content": _ANSWER}])
+    except TemplateBoundError:
+        raise  # the caller stops using this template
     except Exception:  # a template that cannot render a plain chat tells us nothing
         return None
     for key in ("reasoning_content", "thinking"):
         try:
             shown = render([{"role": "user", "content": _USER},
                             {"role": "assistant", "content": _ANSWER, key: _REASONING}])
+        except TemplateBoundError:
+            raise
         except Exception:  # a template's own raise_exception, or any Jinja error
             continue
         if _REASONING not in shown:

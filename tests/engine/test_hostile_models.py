@@ -1,0 +1,117 @@
+"""A GGUF is a program from whoever made it: its chat template runs under a time, size and
+memory bound, at detection and at every render, and past a bound the built-in template takes
+over with one sentence; a vocabulary of 300,000 special tokens loads about as fast as
+llama-cpp-python alone loads it. Real llama.cpp on generated GGUFs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from support.shaped_model import write_shaped_gguf
+
+from reflectchat.demo.scripted_model import Script, chat_template
+from reflectchat.engine.base import ChatMessage, FinishReason, Sampling
+from reflectchat.engine.errors import EngineError
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.engine.prompt import OWN
+from reflectchat.engine.template_bounds import TIME_LIMIT_S
+
+SCRIPT = Script("<|go|>", ["<think>", "a short thought", "</think>", "The answer."])
+LOOPS = ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
+WRITES_GIGABYTES = "{% for i in range(100000) %}{{ 'x' * 20000 }}{% endfor %}"
+NEEDS_GIGABYTES = "{{ 'x' | center(3000000000) }}"
+
+
+def engine_for(model: Path) -> LlamaEngine:
+    return LlamaEngine(model, EngineSettings(n_ctx=512, n_threads=1))
+
+
+@pytest.mark.parametrize(("bomb", "said"), [
+    (LOOPS, f"it ran longer than {TIME_LIMIT_S:g} s"),
+    (WRITES_GIGABYTES, "it wrote more than 16 million characters"),
+    pytest.param(NEEDS_GIGABYTES, "it needed more than 1024 MiB of memory",
+                 marks=pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                          reason="the memory bound is Linux's RLIMIT_AS")),
+])
+def test_a_template_past_its_bounds_is_stopped_at_load_and_a_builtin_one_used(make_model,
+                                                                              bomb, said):
+    engine = engine_for(make_model(SCRIPT, template=bomb + chat_template([], SCRIPT.trigger)))
+    try:
+        assert engine.template != OWN
+        assert engine.load_note is not None
+        assert f"This model's own chat template was stopped: {said}." in engine.load_note
+        assert f"Using llama.cpp's {engine.template} template instead" in engine.load_note
+        answer = engine.generate([ChatMessage("user", "hi")], Sampling(max_tokens=8))
+        "".join(answer)
+        assert answer.stats.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
+    finally:
+        engine.close()
+
+
+def test_a_template_that_explodes_later_in_a_chat_is_replaced_at_that_turn(make_model):
+    later = "{% if messages | length > 2 %}" + WRITES_GIGABYTES + "{% endif %}"
+    engine = engine_for(make_model(SCRIPT, template=later + chat_template([], SCRIPT.trigger)))
+    try:
+        assert engine.template == OWN and engine.load_note is None
+        first = engine.generate([ChatMessage("user", "hi")], Sampling(max_tokens=64))
+        assert "".join(first) == SCRIPT.text  # the model's own template: the script plays
+        assert first.stats.reasoning_note is None
+        chat = [ChatMessage("user", "hi"), ChatMessage("assistant", SCRIPT.text),
+                ChatMessage("user", "and then?")]
+        second = engine.generate(chat, Sampling(max_tokens=8))
+        "".join(second)
+        assert second.stats.reasoning_note is not None
+        assert "own chat template was stopped: it wrote more than 16 million characters" \
+            in second.stats.reasoning_note
+        assert engine.template != OWN
+        third = engine.generate(chat, Sampling(max_tokens=8))
+        "".join(third)
+        assert third.stats.reasoning_note is None  # said once
+    finally:
+        engine.close()
+
+
+def test_a_template_error_is_still_one_sentence_naming_the_template(make_model):
+    raises = "{{ raise_exception('this template needs tools') }}"
+    engine = engine_for(make_model(SCRIPT, template=raises))
+    try:
+        with pytest.raises(EngineError, match=rf"The chat template \({OWN}\) failed on this "
+                                              r"conversation: this template needs tools;"):
+            engine.generate([ChatMessage("user", "hi")], Sampling(max_tokens=8))
+    finally:
+        engine.close()
+
+
+LOAD_TIME = textwrap.dedent("""
+    import sys, time
+    path, how = sys.argv[1], sys.argv[2]
+    if how == "llama-cpp-python":
+        import llama_cpp
+        start = time.perf_counter()
+        llama_cpp.Llama(path, n_ctx=256, n_threads=1, verbose=False)
+    else:
+        from reflectchat.engine.llama import EngineSettings, LlamaEngine
+        start = time.perf_counter()
+        LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=1))
+    print(time.perf_counter() - start)
+""")
+
+
+def load_seconds(path: Path, how: str) -> float:
+    """The quicker of two loads, each in a fresh process."""
+    runs = [subprocess.run([sys.executable, "-c", LOAD_TIME, str(path), how], check=True,
+                           capture_output=True, text=True, timeout=900) for _ in range(2)]
+    return min(float(run.stdout.split()[-1]) for run in runs)
+
+
+def test_300000_special_tokens_load_within_twice_llama_cpp_pythons_own_time(tmp_path):
+    path = tmp_path / "special.gguf"
+    write_shaped_gguf(path, n_layer=1, n_embd=64, n_head=1, n_head_kv=1, n_ff=64,
+                      n_vocab=300_259, zeros=True, control_tokens=300_000)
+    alone = load_seconds(path, "llama-cpp-python")
+    ours = load_seconds(path, "reflectchat")
+    assert ours < 2 * alone, f"reflectchat {ours:.2f} s, llama-cpp-python {alone:.2f} s"
