@@ -49,6 +49,7 @@ from reflectchat.ui.widgets.columns import Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import StatusBar, control_text
+from reflectchat.untrusted import visible
 
 
 class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
@@ -297,7 +298,7 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
             yield SystemCommand(title, help_text, partial(self.run_action, action))
         for n, block in enumerate(self.code_blocks_in_view(), 1):
             first = block.strip().splitlines()[0][:40] if block.strip() else ""
-            yield SystemCommand(f"Copy code block {n}", first,
+            yield SystemCommand(f"Copy code block {n}", _markup_literal(first),
                                 partial(self.copy_text, block, f"code block {n}"))
         for n in range(1, self.answer_view.reflections_in_view() + 1):
             yield SystemCommand(f"Go to reflection {n}",
@@ -333,3 +334,10 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
             self.engine.close()
             self.engine = None
         self.exit()
+
+
+def _markup_literal(text: str) -> str:
+    """Outside text for a place that reads markup (the palette's help): every bracket escaped,
+    even one that opens no whole tag (Textual's `escape` leaves "[/li" of a cut "[/link]",
+    which its parser then reads as a closing tag), and control characters visible."""
+    return visible(text).replace("[", "\\[")

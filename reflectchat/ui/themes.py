@@ -27,6 +27,8 @@ _COLORS = ("primary", "secondary", "warning", "error", "success", "accent", "for
            "background", "surface", "panel", "boost")
 _NUMBERS = ("luminosity_spread", "text_alpha")
 _CSS_BREAK = re.compile(r"[;{}\n\r]")  # would end the value and write CSS of its own
+# Textual's own theme list (Ctrl+P, "Change theme") reads names as markup: a name is plain
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
 _KNOWN = {f.name for f in fields(Theme)}
 
 
@@ -77,6 +79,9 @@ def parse_theme(text: str) -> Theme:
     for key in ("name", "primary"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise ValueError(f"{key!r} is required and must be a string")
+    if not _NAME.fullmatch(data["name"]):
+        raise ValueError(f"name = {data['name']!r}: a theme's name is letters, digits, spaces "
+                         "and . _ + - (at most 64), starting with a letter or digit")
     for key in _COLORS:
         if key in data:
             try:

@@ -8,14 +8,21 @@ sequence from the text, and the markup there to read."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import shutil
 import time
+from pathlib import Path
 
 from support.app_pilot import loaded, make_app, wait_for
 from textual.pilot import Pilot
+from textual.widgets import OptionList
 
+from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 from reflectchat.eval.results import Result, ResultsFile, RunInfo, results_file
-from reflectchat.paths import store_file
+from reflectchat.paths import store_file, user_themes_dir
 from reflectchat.store.records import SessionMeta, StoredMessage
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.turns import conversation_from
@@ -40,10 +47,10 @@ class Frames:
 
         app._display = record  # type: ignore[method-assign]
 
-    async def check(self, pilot: Pilot, where: str) -> None:
+    async def check(self, pilot: Pilot, where: str, drawn: str = "[link=") -> None:
         """Everything drawn since the last check: no hyperlink, no escape sequence but the
-        screen's own colours and moves, and the markup shown as text."""
-        await wait_for(pilot, lambda: "[link=" in CSI.sub("", "".join(self.sent)),
+        screen's own colours and moves, and the markup (`drawn`) shown as text."""
+        await wait_for(pilot, lambda: drawn in CSI.sub("", "".join(self.sent)),
                        what=f"{where}: the markup drawn as text")
         sent, self.sent = "".join(self.sent), []
         assert "\x1b]" not in sent, f"{where}: an OSC sequence (a hyperlink?) reached the terminal"
@@ -92,3 +99,62 @@ async def test_hostile_text_is_shown_literally_in_every_screen():
         await pilot.press("ctrl+s")  # saved untouched: the prompt is kept as it was stored
         await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="the chat")
         assert app.conversation.system_prompt == HOSTILE
+
+
+# a name a file or folder can have: no slash, but a screen clear, a window title (OSC 0), a
+# clipboard write (OSC 52), a right-to-left override and markup (a click that quits)
+NAME = "m[@click=app.quit]\x1b[2J\x1b]0;owned\x07\x1b]52;c;ZXZpbA==\x07\u202egguf[b]"
+
+
+async def test_the_picker_the_themes_and_the_palette_show_hostile_names_literally():
+    home = Path(os.environ["HOME"])
+    model = write_scripted_gguf(home / "scripted.gguf", [Script("<|go|>", ["Hi."])])
+    ollama = home / ".ollama" / "models"
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    blobs = ollama / "blobs"
+    blobs.mkdir(parents=True)
+    shutil.copy(model, blobs / f"sha256-{digest}")
+    tag = ollama / "manifests" / "registry.ollama.ai" / "library" / NAME / "latest"
+    tag.parent.mkdir(parents=True)
+    tag.write_text(json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model",
+                                           "digest": f"sha256:{digest}"}]}))
+    cache = home / "cache" / "llama.cpp"
+    cache.mkdir(parents=True)
+    shutil.copy(model, cache / f"{NAME}.gguf")
+    themes = user_themes_dir()
+    themes.mkdir(parents=True)
+    (themes / "evil.toml").write_text('name = "[/] [link=https://evil.example]x"\n'
+                                      'primary = "#ff8800"\n')
+    store = SessionStore.open(store_file())
+    code = f"```\n{HOSTILE}\n```"
+    session, _ = store.start_session("code", SessionMeta(model="m"), [
+        StoredMessage("user", "show code"),
+        StoredMessage("assistant", f"<output>{code}</output>", output=code,
+                      tag_format="reflection", finish_reason="stop")])
+    conversation = conversation_from(store.session(session), store.messages(session))
+    app = make_app(conversation=conversation, store=store, session_id=session)
+    frames = Frames(app)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)  # it started: the theme was skipped, not a crash
+        assert any("evil.toml" in n.message and "a theme's name is letters" in n.message
+                   for n in app.notices)
+        await frames.check(pilot, "the panes")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ModelPicker",
+                       what="the picker")
+        options = app.screen.query_one(OptionList)
+        await wait_for(pilot, lambda: "planning" not in {o.id for o in options.options},
+                       what="the picker's rows")
+        await pilot.press("end")  # the files other tools downloaded come last
+        await frames.check(pilot, "the model picker", drawn="gguf[b]")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="the chat")
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "CommandPalette",
+                       what="the palette")
+        await pilot.press(*"code block")
+        await frames.check(pilot, "the palette's code block entry")
+        for _ in "code block":
+            await pilot.press("backspace")
+        await pilot.press(*"theme")
+        await frames.check(pilot, "the palette's themes", drawn="Theme: reflect-paper")

@@ -26,6 +26,7 @@ from reflectchat.models.fit import Verdict
 from reflectchat.models.quality import params_text
 from reflectchat.models.speed import speed_text
 from reflectchat.sizes import size_text
+from reflectchat.untrusted import visible
 
 PLANNING = "Planning each quant for this machine …"
 NAME_COLUMN = 12  # quant names up to this long line up in a column; longer file names wrap
@@ -54,7 +55,7 @@ class ModelPicker(ModalScreen[ModelPick | None]):
         demo = Option(Content.assemble(("demo model", "bold"), " (replays recorded answers)"),
                       id="demo")
         with Vertical(id="picker-body") as body:
-            body.border_title = f"Switch model (now: {self._current})"
+            body.border_title = Content(f"Switch model (now: {visible(self._current)})")
             body.border_subtitle = "★ recommended for this machine · Enter loads or downloads"
             yield OptionList(demo, Option(Content.styled(PLANNING, "$text-muted"),
                                           id="planning", disabled=True))
@@ -81,7 +82,8 @@ class ModelPicker(ModalScreen[ModelPick | None]):
         best = best_pick(self._rows)
         if best is not None:
             options.add_option(Option(Content.assemble(
-                ("Best for this machine: ", "bold"), f"{best.group} {best.quant_name}",
+                ("Best for this machine: ", "bold"),
+                f"{visible(best.group)} {visible(best.quant_name)}",
                 (f" ({best.reason})", "$text-muted")), id="best", disabled=True))
         group, width = None, 0
         for i, row in enumerate(self._rows):
@@ -89,7 +91,7 @@ class ModelPicker(ModalScreen[ModelPick | None]):
                 group = row.group_key
                 members = [r for r in self._rows if r.group_key == group]
                 options.add_option(Option(self._header(members), disabled=True))
-                width = max(len(r.quant_name) for r in members)
+                width = max(len(visible(r.quant_name)) for r in members)
                 width = width if width <= NAME_COLUMN else 0  # long names: a line of their own
             options.add_option(self._option(i, row, width))
 
@@ -98,8 +100,9 @@ class ModelPicker(ModalScreen[ModelPick | None]):
         first = members[0]
         params = params_text(first.shape.params) if first.shape.params else ""
         starred = next((r for r in members if r.recommended), None)
-        why = f"\n★ {starred.quant_name}: {starred.reason}" if starred else ""
-        return Content.assemble((first.group, "bold"), f"  {params}", (why, "$text-muted"))
+        why = f"\n★ {visible(starred.quant_name)}: {starred.reason}" if starred else ""
+        return Content.assemble((visible(first.group), "bold"), f"  {params}",
+                                (why, "$text-muted"))
 
     @staticmethod
     def _option(i: int, row: Row, width: int) -> Option:
@@ -109,7 +112,7 @@ class ModelPicker(ModalScreen[ModelPick | None]):
         measured = row.memory_measured or row.speed.decode_measured
         return Option(Content.assemble(
             ("★ " if row.recommended else "  ", "$success"),
-            (f"{row.quant_name:<{width}}", "$accent"),
+            (f"{visible(row.quant_name):<{width}}", "$accent"),
             f"  {size_text(row.size):>9}" if width else f"\n{size_text(row.size):>11}",
             f"  {row.bpw:4.1f} bpw" if row.bpw else "", "  ",
             (f"{row.plan.short_label:<13}", "$text" if fits else "$error"),
