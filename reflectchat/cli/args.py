@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reflectchat.cli.parser import MAX_LAYERS
 from reflectchat.config import ConfigFile
-from reflectchat.engine.base import EFFORTS, MAX_TEMPERATURE, Backend, Sampling, TagFormat
+from reflectchat.engine.base import EFFORTS, Backend, Sampling, TagFormat
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.placement import Override, experts_in_ram, parse_overrides
@@ -60,11 +62,6 @@ def configured_format(choice: ModelChoice, config: ConfigFile) -> ModelChoice:
 
 def with_answer_options(args: argparse.Namespace, choice: ModelChoice) -> ModelChoice:
     """The choice with --system, --max-tokens and --temperature applied."""
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise EngineError(f"--max-tokens must be at least 1, not {args.max_tokens}")
-    if args.temperature is not None and not 0 <= args.temperature <= MAX_TEMPERATURE:
-        raise EngineError(f"--temperature must be between 0 and {MAX_TEMPERATURE}, "
-                          f"not {args.temperature}")
     sampling = replace(choice.sampling, max_tokens=args.max_tokens)
     if args.temperature is not None:
         sampling = replace(sampling, temperature=args.temperature)
@@ -98,8 +95,6 @@ def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
     config = ConfigFile()
     endpoint = resolve_endpoint(args.endpoint, config.endpoint_tables(), args.api_key_env)
     if args.timeout is not None:
-        if not 0 < args.timeout <= 86_400:
-            raise EngineError(f"--timeout takes seconds between 0 and 86400, not {args.timeout}")
         endpoint = replace(endpoint, timeout=args.timeout)
     if model:
         endpoint = replace(endpoint, model=model)
@@ -144,7 +139,7 @@ def tensor_split(args: argparse.Namespace) -> tuple[float, ...] | None:
         split = tuple(float(x) for x in args.tensor_split.split(","))
     except ValueError:
         split = ()
-    if not split or any(x < 0 for x in split) or not sum(split) > 0:
+    if not split or not all(math.isfinite(x) and x >= 0 for x in split) or not sum(split) > 0:
         raise EngineError(f"--tensor-split takes shares like 3,1, not {args.tensor_split!r}")
     return split
 
@@ -196,5 +191,19 @@ def tensor_overrides(args: argparse.Namespace,
     if layers is not None and layers < 0:
         raise EngineError(f"--n-cpu-moe takes a number of layers, 0 or more, not {layers}")
     if cpu_moe or layers:
-        found += experts_in_ram(None if cpu_moe else layers)
+        every = cpu_moe or layers >= _layer_count(choice.path)
+        found += experts_in_ram(None if every else layers)
     return tuple(found) if found or layers == 0 else None
+
+
+def _layer_count(path: Path) -> int:
+    """The model's layers, from its header: --n-cpu-moe past them means every layer (one
+    pattern, not millions). Without a readable header, the most the option takes."""
+    from reflectchat.engine.gguf_header import HeaderError, read_local
+
+    try:
+        metadata = read_local(path).metadata
+    except (OSError, HeaderError):
+        return MAX_LAYERS
+    count = metadata.get(f"{metadata.get('general.architecture')}.block_count")
+    return count if isinstance(count, int) and 0 < count < MAX_LAYERS else MAX_LAYERS

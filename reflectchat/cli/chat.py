@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from argparse import ArgumentTypeError
 from collections.abc import Callable
 
 from reflectchat.chat.conversation import Conversation
 from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_FAILED, EXIT_OK, fail
+from reflectchat.cli.parser import SESSION_ID
 from reflectchat.engine.base import Backend, Runtime
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
@@ -80,10 +82,11 @@ def _resumed(store: SessionStore | None, problem: str | None,
         if not newest:
             raise StoreError("there is no session to resume yet")
         session_id = newest[0].id
-    elif which.isdigit():
-        session_id = int(which)
     else:
-        raise StoreError(f"--resume takes a session id (see `reflectchat sessions list`), "
-                         f"not {which!r}")
+        try:
+            session_id = SESSION_ID(which)
+        except ArgumentTypeError:
+            raise StoreError(f"--resume takes a session id (see `reflectchat sessions list`), "
+                             f"not {which[:20]!r}") from None
     info = store.session(session_id)
     return conversation_from(info, store.messages(session_id)), session_id, info.meta

@@ -58,8 +58,6 @@ def _items(args: argparse.Namespace) -> tuple[str, Kind, list[Item]]:
         needed("math_verify", "checking answers as mathematics")
     items = file_items(Path(args.file)) if args.file is not None else \
         benchmark_items(bench, fetch(bench))
-    if args.n is not None and args.n < 1:
-        raise EvalError(f"--n must be at least 1, not {args.n}")
     if len({i.id for i in items}) != len(items):
         raise EvalError(f"{title}: two items have the same id")
     return title, kind, sample(items, args.n, args.seed)
@@ -99,8 +97,6 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Kind, list[Item], list[Sett
     each model's results file is known."""
     title, kind, items = _items(args)
     settings = parse_settings(args.settings)
-    if args.parallel < 1:
-        raise EvalError("--parallel must be at least 1")
     lineup = Lineup(contenders(args))
     for contender in lineup.contenders:
         if not contender.local:

@@ -4,14 +4,58 @@ library and small modules load here, so `reflectchat --help` stays fast."""
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from reflectchat.engine.base import DEFAULT_CTX, EFFORTS, FORMAT_NAMES, KV_TYPES
+from reflectchat.engine.base import DEFAULT_CTX, EFFORTS, FORMAT_NAMES, KV_TYPES, MAX_TEMPERATURE
 from reflectchat.eval.items import BENCHMARKS
 from reflectchat.store.records import CHANNELS
 
 FORMATS = FORMAT_NAMES
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 24 else repr(text[:20] + "…")
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An option's whole number from `low` to `high`; anything else is refused in one sentence
+    (a number past what llama.cpp or SQLite can hold crashed them)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # not a number, or more digits than Python converts
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"takes a whole number from {low:,} to {high:,}, not {_shown(text)}")
+        return value
+
+    return parse
+
+
+def real(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An option's finite number from `low` (excluded with `low_open`) to `high`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not low <= value <= high or (low_open and value == low):
+            above = "above" if low_open else "from"
+            raise argparse.ArgumentTypeError(
+                f"takes a number {above} {low:g} up to {high:g}, not {_shown(text)}")
+        return value
+
+    return parse
+
+
+MAX_CTX = 1 << 26  # tokens: more than any model's context, less than llama.cpp's 32 bits
+MAX_LAYERS = 100_000  # --gpu-layers and --n-cpu-moe take no more
+MANY = 1_000_000_000  # tokens, items or rows: more than anyone asks for
+SESSION_ID = whole(1, 2**63 - 1)  # SQLite's integers
 
 
 def _version() -> str:
@@ -34,7 +78,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "its URL, or an [endpoints.NAME] table in config.toml")
     m.add_argument("--api-key-env", metavar="VAR",
                    help="the environment variable holding the server's API key")
-    m.add_argument("--timeout", type=float, metavar="S",
+    m.add_argument("--timeout", type=real(0, 86_400, low_open=True), metavar="S",
                    help="with --endpoint: seconds to wait for the server's next streamed "
                         "event (default: the endpoint's, else 180)")
     m.add_argument("--format", choices=FORMATS,
@@ -44,10 +88,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="the model marks its thinking with these tags (a family reflectchat "
                         "does not know yet), e.g. '<reason>,</reason>'")
     r = p.add_argument_group("runtime")
-    r.add_argument("--gpu-layers", type=int, metavar="N",
+    r.add_argument("--gpu-layers", type=whole(-1, MAX_LAYERS), metavar="N",
                    help="layers to offload to the GPU, -1 for all (default: all when this "
                         "llama.cpp build can offload, else 0)")
-    r.add_argument("--ctx", type=int, metavar="N",
+    r.add_argument("--ctx", type=whole(16, MAX_CTX), metavar="N",
                    help=f"context size in tokens (default: {DEFAULT_CTX}, or a catalog "
                         "model's context if smaller)")
     r.add_argument("--flash-attn", action="store_true", help="use flash attention")
@@ -56,7 +100,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="KV cache type for V (quantized types need --flash-attn)")
     r.add_argument("--tensor-split", metavar="A,B,...",
                    help="share of the model per GPU, e.g. 3,1")
-    r.add_argument("--threads", type=int, metavar="N",
+    r.add_argument("--threads", type=whole(1, 1024), metavar="N",
                    help="CPU threads for answers and prompts (default: one per physical core "
                         "for answers, every CPU for prompts, as llama.cpp; `hw` shows them)")
     r.add_argument("--repack", choices=("auto", "on", "off"), default="auto",
@@ -69,7 +113,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--cpu-moe", action="store_true",
                    help="a mixture of experts: keep every layer's experts in RAM, the rest on "
                         "the GPU (default: as few as the memory plan needs)")
-    r.add_argument("--n-cpu-moe", type=int, metavar="N",
+    r.add_argument("--n-cpu-moe", type=whole(0, MAX_LAYERS), metavar="N",
                    help="a mixture of experts: keep the experts of the first N layers in RAM")
     r.add_argument("--override-tensor", "-ot", action="append", metavar="PATTERN=BUFFER",
                    help="put tensors whose name matches PATTERN in BUFFER (CPU, CUDA0, ...), "
@@ -84,10 +128,10 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
                                    "`ask` (unless --no-save).")
     cmd = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = cmd.add_parser("list", help="sessions, newest first")
-    c.add_argument("--limit", type=int, metavar="N", help="show only the newest N")
+    c.add_argument("--limit", type=whole(1, MANY), metavar="N", help="show only the newest N")
     c.add_argument("--json", action="store_true", help="print JSON")
     c = cmd.add_parser("show", help="print a session's prompts, reasoning and outputs")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=SESSION_ID)
     c.add_argument("--json", action="store_true", help="print the session as JSON")
     c = cmd.add_parser("search", help="full-text search across sessions")
     c.add_argument("query", nargs="?", default="",
@@ -97,10 +141,10 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
                    help="search only this channel (repeatable)")
     c.add_argument("--corrected", action="store_true",
                    help="only answers where the model corrected itself (with reflections)")
-    c.add_argument("--limit", type=int, default=50, metavar="N", help="at most N hits")
+    c.add_argument("--limit", type=whole(1, MANY), default=50, metavar="N", help="at most N hits")
     c.add_argument("--json", action="store_true", help="print JSON")
     c = cmd.add_parser("export", help="write a session as Markdown or JSON")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=SESSION_ID)
     c.add_argument("--format", choices=("markdown", "md", "json"), default="markdown",
                    help="markdown (or md) for reading, json to import again")
     c.add_argument("-o", "--output", type=Path, metavar="FILE", help="file (default: stdout)")
@@ -108,24 +152,25 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("file", type=Path)
     c.add_argument("--json", action="store_true", help="print the new id as JSON")
     c = cmd.add_parser("delete", help="delete a session")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=SESSION_ID)
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 def _add_answer_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     g = p.add_argument_group("answer")
-    g.add_argument("--max-tokens", type=int, metavar="N",
+    g.add_argument("--max-tokens", type=whole(1, MANY), metavar="N",
                    help="stop after N answer tokens (default: the room left in the context)")
     g.add_argument("--effort", choices=EFFORTS,
                    help="how much the model reasons, where its template lets it (gpt-oss: "
                         "low/medium/high; Qwen3, Granite: off or on); off ends any model's "
                         "thinking at once (default: the model's own)")
-    g.add_argument("--thinking-budget", type=int, metavar="N",
+    g.add_argument("--thinking-budget", type=whole(0, MANY), metavar="N",
                    help="end the model's thinking after N tokens and let it answer")
     g.add_argument("--no-loop-stop", action="store_true",
                    help="let an answer that repeats itself run on (to the token limit)")
     g.add_argument("--system", metavar="TEXT", help="system prompt (default: the catalog's)")
-    g.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    g.add_argument("--temperature", type=real(0, MAX_TEMPERATURE), metavar="T",
+                   help="sampling temperature")
     return g
 
 
@@ -148,8 +193,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--check", choices=("number", "math"), default="number",
                     help="with --file: compare final numbers, or LaTeX answers as mathematics "
                          "(math-verify)")
-    ev.add_argument("--n", type=int, metavar="N", help="a sample of N items (default: all)")
-    ev.add_argument("--seed", type=int, default=0,
+    ev.add_argument("--n", type=whole(1, MANY), metavar="N",
+                    help="a sample of N items (default: all)")
+    ev.add_argument("--seed", type=whole(0, 2**31 - 1), default=0,
                     help="the sample's seed, and each item's sampling seed (default 0)")
     ev.add_argument("--settings", default="default", metavar="A,B,...",
                     help="reasoning settings to compare on the same items, interleaved: "
@@ -161,7 +207,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
                          "a server's URL or endpoint:NAME; every option given applies to each. "
                          "Two models run here are never loaded at once: they take turns every "
                          "10 items")
-    ev.add_argument("--parallel", type=int, default=1, metavar="N",
+    ev.add_argument("--parallel", type=whole(1, 64), default=1, metavar="N",
                     help="with --endpoint: N answers in flight at once (the server batches "
                          "them)")
     ev.add_argument("--json", action="store_true", help="print the table as JSON")
@@ -175,7 +221,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
 def _add_web_options(web: argparse.ArgumentParser) -> None:
     web.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default: 127.0.0.1, this machine only)")
-    web.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    web.add_argument("--port", type=whole(1, 65_535), default=8000, help="port (default: 8000)")
     web.add_argument("--public", action="store_true",
                      help="allow a non-loopback --host: anyone who reaches it can chat with "
                           "your model and read your sessions (there is no login)")
@@ -276,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--endpoint", metavar="URL_OR_NAME",
                         help="list a server's models (/v1/models) instead: its URL, or an "
                              "[endpoints.NAME] in config.toml")
-    models.add_argument("--ctx", type=int, metavar="N",
+    models.add_argument("--ctx", type=whole(16, MAX_CTX), metavar="N",
                         help=f"context size to plan for (default {DEFAULT_CTX})")
     models.add_argument("--api-key-env", metavar="VAR",
                         help="the environment variable holding the server's API key")

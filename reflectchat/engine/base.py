@@ -50,6 +50,9 @@ class TagFormat:
         if self.name == "tags":
             if not self.tags or not all(self.tags) or any(t.strip() != t for t in self.tags):
                 raise ValueError("think tags are two markers without spaces, OPEN,CLOSE")
+            if self.tags[0] == self.tags[1]:  # every marker would both open and close
+                raise ValueError(f"think tags must differ: {self.tags[0]!r} cannot both open "
+                                 "and close the thinking")
         elif self.name not in FORMAT_NAMES or self.tags is not None:
             raise ValueError(f"unknown reasoning format {self.name!r}; one of "
                              f"{', '.join(FORMAT_NAMES)}, or think tags OPEN,CLOSE")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.gguf_header import HeaderError, read_local
 
 _SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _RAW_PART = re.compile(r"\.gguf\.part\d+of\d+$")
@@ -45,6 +46,18 @@ def check_before_load(path: Path) -> None:
         if magic != b"GGUF":
             raise EngineError(f"{shard} is not a GGUF model file "
                               f"(it starts with {magic!r}, not b'GGUF')")
+
+
+def tensor_names(path: Path) -> list[str]:
+    """The names of every tensor in the model's files, from their headers (none where a
+    header cannot be read: the load then says what is wrong)."""
+    names: list[str] = []
+    for shard in shard_paths(path):
+        try:
+            names += read_local(shard).tensors
+        except (OSError, HeaderError):
+            return []
+    return names
 
 
 def diagnose_load_failure(path: Path, said: str = "") -> str:

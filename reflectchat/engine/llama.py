@@ -28,7 +28,7 @@ from reflectchat.engine.base import (
 from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import THINKING_OPENERS
-from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure
+from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure, tensor_names
 from reflectchat.engine.llama_cpp_api import LoadedModel, supports_gpu_offload
 from reflectchat.engine.llama_log import (
     capture_llama_log,
@@ -38,7 +38,7 @@ from reflectchat.engine.llama_log import (
 )
 from reflectchat.engine.loops import LoopWatch
 from reflectchat.engine.pieces import PieceDecoder
-from reflectchat.engine.placement import Override
+from reflectchat.engine.placement import Override, check_patterns
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
 from reflectchat.engine.thinking_budget import ThinkingWatch, budget_closer
 
@@ -96,6 +96,8 @@ class LlamaEngine:
         self.settings = settings or EngineSettings()
         self.settings.check()
         check_before_load(self.path)
+        if self.settings.overrides:
+            check_patterns(self.settings.overrides, tensor_names(self.path))
         capture_llama_log()
         s = self.settings
         chosen = default_threads()

@@ -19,7 +19,7 @@ The parts of llama-cpp-python used beyond its documented `Llama` API, and why:
 - `llama_chat_format.Jinja2ChatFormatter`, swapped while a load runs: `Llama()` compiles every
   chat template in the file, in this process and with no bound (Jinja folds constant
   expressions as it compiles, so `'x' | center(3000000000)` builds 3 GB there); reflectchat
-  renders the template itself, in a bounded process (engine/template_bounds.py).
+  renders the template itself, in a bounded process (engine/sandbox.py).
 - ggml's backend registry (`ggml_backend_dev_*`, `ggml_backend_cpu_buffer_type`), exported by
   the same libraries: the buffer types an override can name.
 """

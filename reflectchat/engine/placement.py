@@ -7,6 +7,12 @@ from __future__ import annotations
 import re
 
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.sandbox import (
+    PATTERN_LIMIT_S,
+    TemplateBoundError,
+    TemplateError,
+    count_matches,
+)
 
 # llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h): every expert tensor of a layer
 EXPERTS = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
@@ -37,3 +43,19 @@ def parse_overrides(text: str) -> tuple[Override, ...]:
                               f"({exc})") from None
         found.append((pattern, buffer))
     return tuple(found)
+
+
+def check_patterns(overrides: tuple[Override, ...], names: list[str]) -> None:
+    """Refuse, in one sentence, patterns that backtrack without end over these tensor names:
+    llama.cpp matches them with std::regex while it loads, where nothing can stop it."""
+    patterns = sorted({pattern for pattern, _ in overrides})
+    try:
+        count_matches(patterns, names)
+    except TemplateBoundError:
+        raise EngineError(
+            f"--override-tensor: matching {', '.join(repr(p) for p in patterns)} against this "
+            f"model's {len(names):,} tensor names took over {PATTERN_LIMIT_S:g} s, so llama.cpp "
+            "would hang loading it; write the pattern without nested repeats like (a+)+"
+        ) from None
+    except TemplateError:  # a pattern only llama.cpp's regex reads: it will say so itself
+        pass

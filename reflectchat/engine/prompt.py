@@ -30,7 +30,7 @@ from reflectchat.engine.llama_cpp_api import (
     builtin_templates,
 )
 from reflectchat.engine.reasoning_found import find_format
-from reflectchat.engine.template_bounds import TemplateBoundError, bounded_template
+from reflectchat.engine.sandbox import TemplateBoundError, bounded_template
 
 Variables = dict[str, object]  # what a template reads besides the messages
 # template variables that turn thinking on or off: Qwen3's, and Granite 3.2's `{% if thinking %}`
@@ -91,7 +91,7 @@ def choose_template(metadata: dict[str, str], wanted: str | None,
 
 class ChatPrompt:
     """A chat template bound to one model's tokenizer. The model's own template runs under a
-    time and size bound (`template_bounds.py`); past it, the built-in template for the
+    time and size bound (`sandbox.py`); past it, the built-in template for the
     architecture takes over for good, and `bound_note` says so once."""
 
     def __init__(self, model: LoadedModel, template: TemplateChoice) -> None:

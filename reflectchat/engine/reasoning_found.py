@@ -20,7 +20,7 @@ from reflectchat.engine.families import (
     HARMONY_MESSAGE,
     THINK_TAGS,
 )
-from reflectchat.engine.template_bounds import TemplateBoundError
+from reflectchat.engine.sandbox import TemplateBoundError
 
 # A template renderer, without the generation prompt: messages -> the prompt.
 Render = Callable[[list[dict[str, str]]], str]

@@ -18,7 +18,7 @@ from reflectchat.engine.base import ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.engine.prompt import OWN
-from reflectchat.engine.template_bounds import TIME_LIMIT_S
+from reflectchat.engine.sandbox import TIME_LIMIT_S
 
 SCRIPT = Script("<|go|>", ["<think>", "a short thought", "</think>", "The answer."])
 LOOPS = ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")

@@ -65,7 +65,18 @@ def test_config_toml_places_the_experts_of_a_model(moe):
     assert loaded_overrides(moe, "--n-cpu-moe", "1") == experts_of(range(1))  # the flag wins
 
 
+def test_n_cpu_moe_past_the_layer_count_is_every_layer_in_one_pattern(moe):
+    args = build_parser().parse_args(["ask", "--model", str(moe), "--n-cpu-moe", "100000", "q"])
+    settings = engine_settings(args, choose_model(str(moe), None, False))
+    assert settings.overrides == experts_in_ram(None)  # not 100,000 patterns
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[models."{moe.name}"]\nn_cpu_moe = 99999999999999\n', encoding="utf-8")
+    assert loaded_overrides(moe) == experts_of(range(MoeShape().layers))
+
+
 @pytest.mark.parametrize(("override", "said"), [
+    (r"(.*)*x$=CPU", "took over 5 s, so llama.cpp would hang loading it"),
     (r"blk\.(=CPU", "is not a valid pattern"),
     ("blk=CUDA7", "No buffer type 'CUDA7' in this llama.cpp build for --override-tensor; it has"),
     (r"(?<=blk)\.0=CPU", "llama.cpp could not use the tensor override pattern(s) (?<=blk)\\.0"),

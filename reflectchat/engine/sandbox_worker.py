@@ -1,11 +1,13 @@
-"""The process that renders a model's own chat template, apart from the app.
+"""The process where a model file's programs run, apart from the app: its chat template, and
+the user's tensor-override patterns over its tensor names.
 
 A GGUF's template is a program from whoever made the file. Jinja's sandbox stops it reaching
 Python's internals, but not from looping for hours or building gigabytes of text, and a thread
-cannot be stopped from outside. So templates run here: the app sends one JSON request a line
-on stdin and reads one reply a line on stdout; it kills this process when a render runs past
-its time, and this process refuses a prompt past `OUTPUT_LIMIT` and, where the system allows,
-lives within `MEMORY_LIMIT` of address space.
+cannot be stopped from outside. A regular expression can backtrack for hours too (llama.cpp's
+std::regex hangs the load on such an --override-tensor pattern). So both run here: the app
+sends one JSON request a line on stdin and reads one reply a line on stdout; it kills this
+process when a request runs past its time, and this process refuses a prompt past
+`OUTPUT_LIMIT` and, where the system allows, lives within `MEMORY_LIMIT` of address space.
 
 The environment is the one Hugging Face transformers and llama-cpp-python give chat templates
 (transformers' `chat_template_utils.py`): a sandbox that trims blocks, loop controls, the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from datetime import datetime
 from typing import Any
@@ -98,9 +101,19 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def reply_to(renderer: Renderer, line: str) -> dict[str, str]:
+def matches(request: dict[str, Any]) -> list[int]:
+    """How many of the names each pattern finds (searched anywhere, as std::regex_search)."""
+    names = request["names"]
+    return [sum(1 for name in names if re.search(pattern, name))
+            for pattern in request["patterns"]]
+
+
+def reply_to(renderer: Renderer, line: str) -> dict[str, Any]:
     try:
-        return {"text": renderer.render(json.loads(line))}
+        request = json.loads(line)
+        if "patterns" in request:
+            return {"matches": matches(request)}
+        return {"text": renderer.render(request)}
     except OutputLimit:
         return {"bound": f"it wrote more than {OUTPUT_LIMIT >> 20} million characters"}
     except MemoryError:

@@ -1,6 +1,6 @@
-"""A model's own chat template, run in a process of its own under a time and a size bound
-(`template_worker.py` says why). One worker process serves every template in this process; it
-starts at the first render and starts again after it was stopped."""
+"""A model's own chat template, and tensor-override patterns over its tensor names, run in a
+process of their own under a time and a size bound (`sandbox_worker.py` says why). One worker
+process serves them all; it starts at the first request and again after it was stopped."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from reflectchat.engine.errors import EngineError
 
 TIME_LIMIT_S = 10.0  # one render; real templates take milliseconds
+PATTERN_LIMIT_S = 5.0  # every pattern over every tensor name; real ones take milliseconds
 
 
 class TemplateError(Exception):
@@ -22,7 +24,7 @@ class TemplateError(Exception):
 
 
 class TemplateBoundError(EngineError):
-    """The template ran past a bound; the message says which, as the end of a sentence."""
+    """A request ran past a bound; the message says which, as the end of a sentence."""
 
 
 class _Worker:
@@ -31,7 +33,7 @@ class _Worker:
         self._process: subprocess.Popen[str] | None = None
         self._replies: queue.Queue[str | None] = queue.Queue()
 
-    def render(self, request: dict[str, object], seconds: float) -> str:
+    def ask(self, request: dict[str, object], seconds: float) -> dict[str, Any]:
         line = json.dumps(request) + "\n"
         with self._lock:
             process = self._running()
@@ -48,18 +50,18 @@ class _Worker:
             if reply is None:  # the process ended: killed by the system, or out of memory
                 self._stop()
                 raise TemplateBoundError("its process ended while rendering")
-        answer = json.loads(reply)
+        answer: dict[str, Any] = json.loads(reply)
         if "bound" in answer:
             raise TemplateBoundError(answer["bound"])
         if "error" in answer:
             raise TemplateError(answer["error"])
-        return str(answer["text"])
+        return answer
 
     def _running(self) -> subprocess.Popen[str]:
         if self._process is None:
             self._replies = queue.Queue()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "reflectchat.engine.template_worker"],
+                [sys.executable, "-m", "reflectchat.engine.sandbox_worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 text=True, encoding="utf-8", env={**os.environ, "PYTHONIOENCODING": "utf-8"})
             threading.Thread(target=_read_replies, args=(self._process, self._replies),
@@ -90,8 +92,16 @@ def bounded_template(source: str, bos: str, eos: str, generation_prompt: bool = 
     TemplateBoundError past a bound."""
 
     def render(messages: list[dict[str, str]], **variables: object) -> str:
-        return _worker.render({"source": source, "bos": bos, "eos": eos,
-                               "generation_prompt": generation_prompt, "messages": messages,
-                               "variables": variables}, seconds)
+        return str(_worker.ask({"source": source, "bos": bos, "eos": eos,
+                                "generation_prompt": generation_prompt, "messages": messages,
+                                "variables": variables}, seconds)["text"])
 
     return render
+
+
+def count_matches(patterns: list[str], names: list[str],
+                  seconds: float = PATTERN_LIMIT_S) -> list[int]:
+    """How many of `names` each pattern finds. TemplateBoundError past `seconds` (a pattern
+    that backtracks without end); TemplateError for a pattern Python cannot read."""
+    return [int(n) for n in _worker.ask({"patterns": patterns, "names": names},
+                                        seconds)["matches"]]
