@@ -183,6 +183,15 @@ def test_think_tags_on_the_command_line_read_any_family(make_model):
     assert (answer["thinking"], answer["output"]) == ("Why not.", "Yes.")
 
 
+def test_the_same_tag_to_open_and_close_thinking_is_refused(make_model):
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--demo", "--no-save",
+                           "--think-tags", "<t>,<t>", "q"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "think tags must differ: '<t>' cannot both open and close the thinking" \
+        in done.stderr.splitlines()[-1]
+
+
 def test_a_file_without_a_template_is_read_by_its_special_tokens(make_model):
     model = make_model(MAGISTRAL, template="")
     engine = LlamaEngine(model, EngineSettings(n_ctx=256))
