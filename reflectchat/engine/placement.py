@@ -7,17 +7,13 @@ from __future__ import annotations
 import re
 
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine.sandbox import (
-    PATTERN_LIMIT_S,
-    TemplateBoundError,
-    TemplateError,
-    count_matches,
-)
+from reflectchat.engine.sandbox import BoundError, SandboxError, run_bounded
 
 # llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h): every expert tensor of a layer
 EXPERTS = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 
 Override = tuple[str, str]  # (pattern, buffer type)
+PATTERN_LIMIT_S = 5.0  # every pattern over every tensor name; real ones take milliseconds
 
 
 def experts_in_ram(layers: int | None) -> tuple[Override, ...]:
@@ -50,12 +46,19 @@ def check_patterns(overrides: tuple[Override, ...], names: list[str]) -> None:
     llama.cpp matches them with std::regex while it loads, where nothing can stop it."""
     patterns = sorted({pattern for pattern, _ in overrides})
     try:
-        count_matches(patterns, names)
-    except TemplateBoundError:
+        run_bounded("reflectchat.engine.placement:matches", patterns, names,
+                    seconds=PATTERN_LIMIT_S)
+    except BoundError:
         raise EngineError(
             f"--override-tensor: matching {', '.join(repr(p) for p in patterns)} against this "
             f"model's {len(names):,} tensor names took over {PATTERN_LIMIT_S:g} s, so llama.cpp "
             "would hang loading it; write the pattern without nested repeats like (a+)+"
         ) from None
-    except TemplateError:  # a pattern only llama.cpp's regex reads: it will say so itself
+    except SandboxError:  # a pattern only llama.cpp's regex reads: it will say so itself
         pass
+
+
+def matches(patterns: list[str], names: list[str]) -> list[int]:
+    """How many of the names each pattern finds anywhere in them, as std::regex_search does
+    (run in the bounded process: `check_patterns`)."""
+    return [sum(1 for name in names if re.search(pattern, name)) for pattern in patterns]

@@ -30,7 +30,7 @@ from reflectchat.engine.llama_cpp_api import (
     builtin_templates,
 )
 from reflectchat.engine.reasoning_found import find_format
-from reflectchat.engine.sandbox import TemplateBoundError, bounded_template
+from reflectchat.engine.sandbox import BoundError, bounded_template
 
 Variables = dict[str, object]  # what a template reads besides the messages
 # template variables that turn thinking on or off: Qwen3's, and Granite 3.2's `{% if thinking %}`
@@ -118,11 +118,11 @@ class ChatPrompt:
                                      self._vocab.text(self._vocab.eos), generation_prompt=False)
             try:
                 return find_format(self._source, whole, self._vocab.special_texts)
-            except TemplateBoundError as exc:
+            except BoundError as exc:
                 self._leave_own(exc)
         return find_format(None, None, self._vocab.special_texts)
 
-    def _leave_own(self, exc: TemplateBoundError) -> None:
+    def _leave_own(self, exc: BoundError) -> None:
         self.template = choose_template(self._metadata, None, own_usable=False)
         self._render_own = None
         self.bound_note = (f"This model's own chat template was stopped: {exc}. Using "
@@ -205,7 +205,7 @@ class ChatPrompt:
             if self._render_own is not None:
                 try:
                     return self._render_own(dicts, **(variables or {}))
-                except TemplateBoundError as exc:
+                except BoundError as exc:
                     self._leave_own(exc)
             return apply_builtin_template(self.template.name, dicts)
         except Exception as exc:  # Jinja errors of any kind, raised by the model's template

@@ -20,7 +20,7 @@ from reflectchat.engine.families import (
     HARMONY_MESSAGE,
     THINK_TAGS,
 )
-from reflectchat.engine.sandbox import TemplateBoundError
+from reflectchat.engine.sandbox import BoundError
 
 # A template renderer, without the generation prompt: messages -> the prompt.
 Render = Callable[[list[dict[str, str]]], str]
@@ -85,7 +85,7 @@ def _rendered_pair(render: Render) -> tuple[str, str] | None:
     try:
         plain = render([{"role": "user", "content": _USER},
                         {"role": "assistant", "content": _ANSWER}])
-    except TemplateBoundError:
+    except BoundError:
         raise  # the caller stops using this template
     except Exception:  # a template that cannot render a plain chat tells us nothing
         return None
@@ -93,7 +93,7 @@ def _rendered_pair(render: Render) -> tuple[str, str] | None:
         try:
             shown = render([{"role": "user", "content": _USER},
                             {"role": "assistant", "content": _ANSWER, key: _REASONING}])
-        except TemplateBoundError:
+        except BoundError:
             raise
         except Exception:  # a template's own raise_exception, or any Jinja error
             continue

@@ -16,14 +16,14 @@ from typing import Any
 from reflectchat.engine.errors import EngineError
 
 TIME_LIMIT_S = 10.0  # one render; real templates take milliseconds
-PATTERN_LIMIT_S = 5.0  # every pattern over every tensor name; real ones take milliseconds
 
 
-class TemplateError(Exception):
-    """The template failed on these messages (its own `raise_exception`, a Jinja error)."""
+class SandboxError(Exception):
+    """The work failed: a template on these messages (its own `raise_exception`, a Jinja
+    error), or a function on its input."""
 
 
-class TemplateBoundError(EngineError):
+class BoundError(EngineError):
     """A request ran past a bound; the message says which, as the end of a sentence."""
 
 
@@ -44,17 +44,17 @@ class _Worker:
                 reply = self._replies.get(timeout=seconds)
             except queue.Empty:
                 self._stop()
-                raise TemplateBoundError(f"it ran longer than {seconds:g} s") from None
+                raise BoundError(f"it ran longer than {seconds:g} s") from None
             except OSError:
                 reply = None
             if reply is None:  # the process ended: killed by the system, or out of memory
                 self._stop()
-                raise TemplateBoundError("its process ended while rendering")
+                raise BoundError("its process ended while rendering")
         answer: dict[str, Any] = json.loads(reply)
         if "bound" in answer:
-            raise TemplateBoundError(answer["bound"])
+            raise BoundError(answer["bound"])
         if "error" in answer:
-            raise TemplateError(answer["error"])
+            raise SandboxError(answer["error"])
         return answer
 
     def _running(self) -> subprocess.Popen[str]:
@@ -88,8 +88,8 @@ _worker = _Worker()
 def bounded_template(source: str, bos: str, eos: str, generation_prompt: bool = True,
                      seconds: float = TIME_LIMIT_S) -> Callable[..., str]:
     """A GGUF's own Jinja chat template: call it with the messages and any variables the
-    template reads (`enable_thinking`). Raises TemplateError for the template's own errors and
-    TemplateBoundError past a bound."""
+    template reads (`enable_thinking`). Raises SandboxError for the template's own errors and
+    BoundError past a bound."""
 
     def render(messages: list[dict[str, str]], **variables: object) -> str:
         return str(_worker.ask({"source": source, "bos": bos, "eos": eos,
@@ -99,9 +99,8 @@ def bounded_template(source: str, bos: str, eos: str, generation_prompt: bool = 
     return render
 
 
-def count_matches(patterns: list[str], names: list[str],
-                  seconds: float = PATTERN_LIMIT_S) -> list[int]:
-    """How many of `names` each pattern finds. TemplateBoundError past `seconds` (a pattern
-    that backtracks without end); TemplateError for a pattern Python cannot read."""
-    return [int(n) for n in _worker.ask({"patterns": patterns, "names": names},
-                                        seconds)["matches"]]
+def run_bounded(function: str, *args: Any, seconds: float) -> Any:
+    """`function` of reflectchat ("reflectchat.module:name"), called with JSON-able `args` in
+    the bounded process; its JSON-able result. BoundError past `seconds` or the process's
+    memory; SandboxError for any exception it raised."""
+    return _worker.ask({"call": function, "args": list(args)}, seconds)["result"]

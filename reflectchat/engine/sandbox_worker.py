@@ -1,10 +1,11 @@
-"""The process where a model file's programs run, apart from the app: its chat template, and
-the user's tensor-override patterns over its tensor names.
+"""The process where outside input is worked on apart from the app: a model file's chat
+template, tensor-override patterns over its tensor names, an answer checked as mathematics.
 
 A GGUF's template is a program from whoever made the file. Jinja's sandbox stops it reaching
 Python's internals, but not from looping for hours or building gigabytes of text, and a thread
 cannot be stopped from outside. A regular expression can backtrack for hours too (llama.cpp's
-std::regex hangs the load on such an --override-tensor pattern). So both run here: the app
+std::regex hangs the load on such an --override-tensor pattern), and sympy can expand a
+27-byte answer into gigabytes. So they run here: the app
 sends one JSON request a line on stdin and reads one reply a line on stdout; it kills this
 process when a request runs past its time, and this process refuses a prompt past
 `OUTPUT_LIMIT` and, where the system allows, lives within `MEMORY_LIMIT` of address space.
@@ -18,8 +19,8 @@ The environment is the one Hugging Face transformers and llama-cpp-python give c
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
-import re
 import sys
 from datetime import datetime
 from typing import Any
@@ -101,18 +102,19 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def matches(request: dict[str, Any]) -> list[int]:
-    """How many of the names each pattern finds (searched anywhere, as std::regex_search)."""
-    names = request["names"]
-    return [sum(1 for name in names if re.search(pattern, name))
-            for pattern in request["patterns"]]
+def call(request: dict[str, Any]) -> Any:
+    """One of reflectchat's own functions, named "reflectchat.module:name"."""
+    module, _, name = str(request["call"]).partition(":")
+    if not module.startswith("reflectchat."):
+        raise ValueError(f"{module} is not reflectchat's")
+    return getattr(importlib.import_module(module), name)(*request["args"])
 
 
 def reply_to(renderer: Renderer, line: str) -> dict[str, Any]:
     try:
         request = json.loads(line)
-        if "patterns" in request:
-            return {"matches": matches(request)}
+        if "call" in request:
+            return {"result": call(request)}
         return {"text": renderer.render(request)}
     except OutputLimit:
         return {"bound": f"it wrote more than {OUTPUT_LIMIT >> 20} million characters"}

@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 
 NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?")
+MATH_LIMIT_S = 30.0  # one answer checked, sympy's import included
 MARKED = re.compile(r"####\s*(-?\$?\s?\d[\d,]*(?:\.\d+)?)")
 
 
@@ -100,17 +99,28 @@ def check(kind: Kind, reference: str, text: str) -> Verdict:
 
 
 def _check_math(reference: str, text: str) -> Verdict:
+    """math-verify, in the bounded process (engine/sandbox.py): a 27-byte answer like
+    `(x+1)^{10^8}` made sympy take 2.7 GB and minutes. Past the bound the answer is wrong."""
+    from reflectchat.engine.sandbox import BoundError, SandboxError, run_bounded
+
+    boxed = last_boxed(text)
+    try:
+        got, correct = run_bounded("reflectchat.eval.checking:math_verdict", reference, text,
+                                   seconds=MATH_LIMIT_S)
+    except (BoundError, SandboxError):
+        return Verdict(boxed, False)
+    return Verdict(got, bool(correct))
+
+
+def math_verdict(reference: str, text: str) -> tuple[str | None, bool]:
+    """What the answer says and whether it equals `reference` as mathematics (math-verify;
+    run on the bounded process's main thread, where its SIGALRM timeouts work)."""
     from math_verify import parse, verify  # loads sympy: only when a MATH answer is checked
 
-    # math-verify bounds each step with a SIGALRM timeout, which only the main thread can set
-    main = threading.current_thread() is threading.main_thread()
-    if not main:
-        logging.getLogger("math_verify").setLevel(logging.ERROR)  # its "timeout off" warning
-    limit = {} if main else {"parsing_timeout": None}
-    gold = parse(f"${reference}$", **limit)
+    gold = parse(f"${reference}$")
     boxed = last_boxed(text)
-    answer = parse(text, **limit)
+    answer = parse(text)
     got = boxed if boxed is not None else (str(answer[-1]) if answer else None)
     if not gold or not answer:
-        return Verdict(got, False)
-    return Verdict(got, bool(verify(gold, answer, **({} if main else {"timeout_seconds": None}))))
+        return got, False
+    return got, bool(verify(gold, answer))
