@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import threading
 import time
@@ -30,7 +31,6 @@ from reflectchat.eval.items import (
     fetch,
     file_items,
     needed,
-    sample,
 )
 from reflectchat.eval.lineup import Contender, Lineup
 from reflectchat.eval.report import as_json, markdown, rows
@@ -56,11 +56,11 @@ def _items(args: argparse.Namespace) -> tuple[str, Kind, list[Item]]:
             needed("pyarrow", f"reading {bench.title}")
     if kind is Kind.MATH:
         needed("math_verify", "checking answers as mathematics")
-    items = file_items(Path(args.file)) if args.file is not None else \
-        benchmark_items(bench, fetch(bench))
+    items = file_items(Path(args.file), args.n, args.seed) if args.file is not None else \
+        benchmark_items(bench, fetch(bench), args.n, args.seed)
     if len({i.id for i in items}) != len(items):
         raise EvalError(f"{title}: two items have the same id")
-    return title, kind, sample(items, args.n, args.seed)
+    return title, kind, items
 
 
 def run_key(title: str, items: list[Item], choice: ModelChoice) -> str:
@@ -95,6 +95,8 @@ def _sessions(args: argparse.Namespace) -> Recorder | None:
 def _prepare(args: argparse.Namespace) -> tuple[str, Kind, list[Item], list[Setting], Lineup]:
     """The items, settings and models; every server connected and its model named, so that
     each model's results file is known."""
+    if args.report:
+        _check_report(Path(args.report))
     title, kind, items = _items(args)
     settings = parse_settings(args.settings)
     lineup = Lineup(contenders(args))
@@ -107,6 +109,9 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Kind, list[Item], list[Sett
         raise EvalError("--vs names a model that is already compared")
     for contender, key in zip(lineup.contenders, keys, strict=True):
         contender.store = ResultsFile(results_file(key))
+        if contender.store.path.exists() and not contender.store.path.is_file():
+            raise EvalError(f"{contender.store.path} is not a regular file (a FIFO, a device or "
+                            "a folder?): move it aside and run again")
         contender.store.describe(RunInfo(title, contender.choice.label,
                                          [s.name for s in settings], len(items), kind.value,
                                          time.time()))
@@ -154,8 +159,6 @@ def run(args: argparse.Namespace) -> int:
     heading = f"{title}: " + (f"{len(lineup.contenders)} models" if several
                               else lineup.contenders[0].choice.label)
     table = rows(results, table_names.all)
-    if args.report:
-        Path(args.report).write_text(markdown(heading, table), encoding="utf-8")
     if args.json:
         print(json.dumps({"benchmark": title, "model": lineup.contenders[0].choice.label,
                           "models": [c.choice.label for c in lineup.contenders],
@@ -164,11 +167,28 @@ def run(args: argparse.Namespace) -> int:
                          ensure_ascii=False, indent=2))
     else:
         _print_table(heading, table)
+    if args.report:
+        try:
+            Path(args.report).write_text(markdown(heading, table), encoding="utf-8")
+        except OSError as exc:  # the table is printed above: nothing is lost
+            print(f"reflectchat: the report could not be written to {visible(args.report)}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
     if len(results) < wanted:
         print(f"reflectchat: stopped after {len(results)} of {wanted} answers; run the "
               "same command to go on from there.", file=sys.stderr)
         return EXIT_CANCELLED
     return EXIT_OK if all(r.scored for r in results) else EXIT_FAILED
+
+
+def _check_report(path: Path) -> None:
+    """--report's file can be written: said before the first answer, not after the last."""
+    folder = path.parent
+    if path.is_dir():
+        raise EvalError(f"--report {path} is a folder; name a file in it")
+    if not folder.is_dir():
+        raise EvalError(f"--report: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise EvalError(f"--report: {path} cannot be written here (permissions)")
 
 
 def _pending(lineup: Lineup, items: list[Item], settings: list[Setting],
@@ -178,6 +198,12 @@ def _pending(lineup: Lineup, items: list[Item], settings: list[Setting],
               for s in settings}
     kept = [(m, r) for m, c in enumerate(lineup.contenders) for r in _store(c).read()
             if (m, r.item, r.setting) in wanted]
+    for contender in lineup.contenders:
+        if _store(contender).skipped:
+            n = _store(contender).skipped
+            print(f"reflectchat: {n} damaged line{'s' * (n != 1)} in {_store(contender).path} "
+                  f"{'were' if n != 1 else 'was'} skipped; their items are answered again",
+                  file=sys.stderr)
     pending = jobs(items, settings, {(m, r.item, r.setting) for m, r in kept},
                    len(lineup.contenders), lineup.turn)
     return pending, kept

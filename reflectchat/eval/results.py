@@ -5,8 +5,10 @@ damaged later, is skipped (its item is answered again); nothing else is lost."""
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import asdict, dataclass, fields
+import stat
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +42,42 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: Any) -> Result | None:
-        """The result a stored line holds; None if it is not one."""
+        """The result a stored line holds; None if it is not one (a field missing, or of
+        another type)."""
         if not isinstance(data, dict):
             return None
-        types = {"item": str, "setting": str, "correct": bool, "reference": str,
-                 "reflections": int, "thinking_tokens": int, "completion_tokens": int,
-                 "finish_reason": str, "raw": str, "tag_format": str}
-        if any(not isinstance(data.get(k), t) for k, t in types.items()):
-            return None
-        try:
-            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
-        except TypeError:
-            return None
+        values = {}
+        for f in fields(cls):
+            if f.name not in data:
+                if f.default is MISSING:
+                    return None
+                continue
+            if not _of_type(data[f.name], _RESULT_TYPES[f.name]):
+                return None
+            values[f.name] = data[f.name]
+        return cls(**values)
+
+
+_RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "item": (str,), "setting": (str,), "correct": (bool,), "got": (str, type(None)),
+    "reference": (str,), "reflections": (int,), "before": (str, type(None)),
+    "before_correct": (bool, type(None)), "thinking_tokens": (int,),
+    "completion_tokens": (int,), "time_to_output_s": (float, int, type(None)),
+    "tokens_per_second": (float, int, type(None)), "finish_reason": (str,),
+    "error": (str, type(None)), "raw": (str,), "tag_format": (str,), "prefilled": (bool,),
+}
+
+
+def _of_type(value: Any, types: tuple[type, ...]) -> bool:
+    """`value` is one of `types`: a count is a whole number 0 or more (not a bool), a time
+    or a speed a finite number 0 or more."""
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int):
+        return int in types and value >= 0
+    if isinstance(value, float):
+        return float in types and math.isfinite(value) and value >= 0
+    return isinstance(value, types)
 
 
 def results_dir() -> Path:
@@ -82,23 +108,27 @@ class RunInfo:
         except (KeyError, TypeError):
             return None
         ok = (isinstance(info.title, str) and isinstance(info.model, str)
-              and isinstance(info.settings, list) and isinstance(info.items, int)
-              and isinstance(info.kind, str) and isinstance(info.started, (int, float)))
+              and isinstance(info.settings, list)
+              and all(isinstance(s, str) for s in info.settings)
+              and _of_type(info.items, (int,)) and isinstance(info.kind, str)
+              and _of_type(info.started, (float, int)))
         return info if ok else None
 
 
 class ResultsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.skipped = 0  # damaged lines the last `read` passed over
 
     @property
     def info_path(self) -> Path:
         return self.path.with_suffix(".json")
 
     def info(self) -> RunInfo | None:
+        text = _read_regular(self.info_path)
         try:
-            return RunInfo.from_dict(json.loads(self.info_path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            return RunInfo.from_dict(json.loads(text)) if text is not None else None
+        except (ValueError, RecursionError):  # torn, or nested deeper than Python reads
             return None
 
     def describe(self, info: RunInfo) -> None:
@@ -115,19 +145,20 @@ class ResultsFile:
         os.replace(temporary, self.info_path)
 
     def read(self) -> list[Result]:
-        """The results kept so far, the first of each (item, setting) pair."""
-        try:
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return []
+        """The results kept so far, the first of each (item, setting) pair; `skipped` counts
+        the lines that hold none (torn by a kill, damaged: their items are answered again)."""
+        text = _read_regular(self.path)
         seen: dict[tuple[str, str], Result] = {}
-        for line in lines:
+        self.skipped = 0
+        for line in (text or "").splitlines():
             try:
                 result = Result.from_dict(json.loads(line))
-            except ValueError:  # torn JSON, or a number too large to read
+            except (ValueError, RecursionError):  # torn, a number too large, too nested
+                result = None
+            if result is None:
+                self.skipped += bool(line.strip())
                 continue
-            if result is not None:
-                seen.setdefault((result.item, result.setting), result)
+            seen.setdefault((result.item, result.setting), result)
         return list(seen.values())
 
     def add(self, result: Result) -> None:
@@ -140,6 +171,22 @@ class ResultsFile:
             f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
+
+
+def _read_regular(path: Path) -> str | None:
+    """A regular file's text; None for anything else (a FIFO would block the read for ever,
+    a link to /dev/zero never end) or an unreadable one."""
+    try:
+        with open(path, "rb", opener=_no_blocking) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _no_blocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def runs() -> list[tuple[ResultsFile, RunInfo]]:
