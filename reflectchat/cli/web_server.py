@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import logging
 import secrets
 import sys
 from typing import Any
@@ -57,6 +58,18 @@ def host_is_loopback(host: str) -> bool:
         return False
 
 
+class _TokenMask(logging.Filter):
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "TOKEN"), None
+        return True
+
+
 class GuardedServer(Server):
     """textual-serve's Server with a token, an origin check, clamped sizes and a connection
     limit; the page, static files and downloads are textual-serve's own."""
@@ -91,6 +104,14 @@ class GuardedServer(Server):
         origin = request.headers.get("Origin")
         if origin is not None and origin != f"http://{host}":
             raise self.refuse(request, f"Origin {origin!r} is not this server's")
+
+    def initialize_logging(self) -> None:
+        """textual-serve's logging, with the token masked in every line it writes: aiohttp's
+        access log wrote it in each request line (`GET /?token=...`, `/ws/<token>`) and in
+        the Referer of the page's own requests."""
+        super().initialize_logging()
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_TokenMask(self.token))
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()

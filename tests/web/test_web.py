@@ -52,14 +52,14 @@ def free_port() -> int:
 def web(*args: str, log: Path | None = None) -> subprocess.Popen[str]:
     err = log.open("w") if log else subprocess.PIPE
     return subprocess.Popen([sys.executable, "-m", "reflectchat", "web", *args],
-                            stdout=subprocess.DEVNULL, stderr=err, text=True)
+                            stdout=err if log else subprocess.DEVNULL, stderr=err, text=True)
 
 
 @dataclass
 class Served:
     port: int
     url: str  # the URL the server printed, with its token
-    log: Path  # the server's stderr
+    log: Path  # the server's stdout and stderr
 
     @property
     def token(self) -> str:
@@ -216,6 +216,23 @@ def test_the_page_needs_the_printed_token(served):
     assert status_of(served, "/?token=guess") == 403
     assert len(served.refusals()) == 2
     assert all("missing or wrong token" in line for line in served.refusals())
+
+
+async def test_the_token_is_written_once_in_the_log_in_the_printed_url(served):
+    page = f"/?token={served.token}"
+    assert status_of(served, page, Referer=f"http://127.0.0.1:{served.port}{page}") == 200
+    assert status_of(served, "/static/missing.css", Referer=f"http://x{page}") == 404
+    session, socket_ = await open_socket(served, f"/ws/{served.token}?width=80&height=24")
+    assert session is not None
+    await socket_.close()
+    await session.close()
+    assert status_of(served, f"/ws/{served.token}x") == 403  # a refusal masks it too
+    deadline = time.monotonic() + 30
+    while served.log.read_text().count("TOKEN") < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the access log is written after each answer
+    log = served.log.read_text()
+    assert log.count(served.token) == 1, log
+    assert "GET /?token=TOKEN" in log and "/ws/TOKEN" in log
 
 
 def test_a_site_rebound_to_127_0_0_1_cannot_load_the_page(served):
