@@ -27,8 +27,13 @@ class Unreadable(Exception):
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    if path.is_symlink():  # its mode would change another file's (chmod follows links)
+        raise StoreError(
+            f"The session store {path} is a link to {os.readlink(path)}; reflectchat keeps its "
+            "history in a file of its own and changes nothing through a link. Put the file "
+            "itself there (or link the whole folder) and start again.")
     if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
     os.chmod(path, 0o600)  # the WAL and shared-memory files take the database file's mode
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                            check_same_thread=False)

@@ -196,6 +196,28 @@ def test_a_foreign_sqlite_database_is_moved_aside(tmp_path):
     assert "not a reflectchat session store" in (store.notice or "")
 
 
+@pytest.mark.parametrize("target_exists", [True, False])
+def test_a_store_that_is_a_link_is_refused_and_nothing_changes_through_it(tmp_path,
+                                                                         target_exists):
+    other = tmp_path / "elsewhere" / "notes.txt"
+    other.parent.mkdir()
+    if target_exists:
+        other.write_text("my notes")
+        other.chmod(0o644)
+    path = tmp_path / "data" / "sessions.db"
+    path.parent.mkdir()
+    path.symlink_to(other)
+    with pytest.raises(StoreError, match=f"is a link to {re.escape(str(other))}; reflectchat "
+                                         "keeps its history in a file of its own"):
+        SessionStore.open(path)
+    assert path.is_symlink()  # not moved aside either: the user decides
+    if target_exists:
+        assert other.read_text() == "my notes"
+        assert stat.S_IMODE(other.stat().st_mode) == 0o644
+    else:
+        assert not other.exists()  # a dangling link did not create its target
+
+
 def test_a_store_from_a_newer_version_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "sessions.db"
     SessionStore.open(path).close()
