@@ -141,7 +141,7 @@ class LlamaEngine:
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         try:
             self.prompt = ChatPrompt(self.model, choose_template(self.model.metadata,
-                                                                 s.template))
+                                                                 s.template), self.path.name)
         except EngineError:
             self.model.close()
             raise

@@ -280,6 +280,21 @@ def builtin_templates() -> list[str]:
     return [n.decode() for n in names if n]
 
 
+_PROBE = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
+          {"role": "assistant", "content": "A"}, {"role": "user", "content": "V"}]
+
+
+def recognised_template(source: str) -> str | None:
+    """The built-in template llama.cpp recognises in a Jinja template's text
+    (`llm_chat_detect_template`: `<|im_start|>` means chatml, ...), by name; None if none."""
+    try:
+        rendered = apply_builtin_template(source, _PROBE)
+    except EngineError:
+        return None
+    return next((name for name in builtin_templates()
+                 if apply_builtin_template(name, _PROBE) == rendered), None)
+
+
 def apply_builtin_template(name: str, messages: list[dict[str, str]]) -> str:
     """The prompt llama.cpp's built-in template `name` makes of `messages`, ending where the
     assistant's answer begins."""

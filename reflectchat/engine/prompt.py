@@ -28,9 +28,10 @@ from reflectchat.engine.llama_cpp_api import (
     LoadedModel,
     apply_builtin_template,
     builtin_templates,
+    recognised_template,
 )
 from reflectchat.engine.reasoning_found import find_format
-from reflectchat.engine.sandbox import BoundError, bounded_template
+from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
 
 Variables = dict[str, object]  # what a template reads besides the messages
 # template variables that turn thinking on or off: Qwen3's, and Granite 3.2's `{% if thinking %}`
@@ -91,11 +92,13 @@ def choose_template(metadata: dict[str, str], wanted: str | None,
 
 class ChatPrompt:
     """A chat template bound to one model's tokenizer. The model's own template runs under a
-    time and size bound (`sandbox.py`); past it, the built-in template for the
-    architecture takes over for good, and `bound_note` says so once."""
+    time and size bound (`sandbox.py`); past it, or where it cannot render a plain chat, a
+    built-in template takes over for good, and `bound_note` says so once."""
 
-    def __init__(self, model: LoadedModel, template: TemplateChoice) -> None:
+    def __init__(self, model: LoadedModel, template: TemplateChoice, file: str = "") -> None:
+        """`file`: the model file's name, for notes."""
         self.template = template
+        self._file = file
         self._metadata = model.metadata
         self._vocab = model.vocab
         self._bos = self._vocab.text(self._vocab.bos)
@@ -106,28 +109,41 @@ class ChatPrompt:
         self.bound_note: str | None = None
 
     def take_bound_note(self) -> str | None:
-        """The note on a template that ran past its bounds, once."""
+        """The note on an own template that could not be used, once."""
         note, self.bound_note = self.bound_note, None
         return note
 
     def found_format(self) -> FoundFormat:
         """The reasoning format the model file says it writes (its template's, else its
-        special tokens')."""
-        if self.template.name == OWN:
+        special tokens'). An own template that cannot render a plain chat (it does not
+        compile, or fails) is left here, at load, for a built-in one."""
+        if self.template.name == OWN and self._render_own is not None:
             whole = bounded_template(self._source, self._bos,
                                      self._vocab.text(self._vocab.eos), generation_prompt=False)
             try:
+                self._render_own([{"role": "user", "content": "Hi"}])
                 return find_format(self._source, whole, self._vocab.special_texts)
             except BoundError as exc:
-                self._leave_own(exc)
+                self._leave_own(f"was stopped: {exc}")
+            except SandboxError as exc:
+                self._leave_own(f"cannot be used: {exc}")
         return find_format(None, None, self._vocab.special_texts)
 
-    def _leave_own(self, exc: BoundError) -> None:
-        self.template = choose_template(self._metadata, None, own_usable=False)
+    def _leave_own(self, why: str) -> None:
+        """Use the built-in template llama.cpp recognises in the own template's text (as
+        llama-server does for a template it cannot run), else the architecture's."""
+        recognised = recognised_template(self._source)
+        if recognised is not None:
+            self.template = TemplateChoice(recognised, None, END_OF_TURN.get(recognised))
+            how = "recognised in the template's text"
+        else:
+            self.template = choose_template(self._metadata, None, own_usable=False)
+            how = f"chosen for its architecture ({self._metadata.get('general.architecture')})"
         self._render_own = None
-        self.bound_note = (f"This model's own chat template was stopped: {exc}. Using "
-                           f"llama.cpp's {self.template.name} template instead; --template "
-                           "NAME picks another")
+        where = f" in {self._file}" if self._file else ""
+        self.bound_note = (f"The chat template{where} {why}. Using llama.cpp's "
+                           f"{self.template.name} template instead ({how}); --template NAME "
+                           "picks another")
 
     def render(self, messages: list[ChatMessage], variables: Variables | None = None) -> str:
         """The prompt as text; `variables`: what the template reads besides the messages."""
@@ -206,7 +222,7 @@ class ChatPrompt:
                 try:
                     return self._render_own(dicts, **(variables or {}))
                 except BoundError as exc:
-                    self._leave_own(exc)
+                    self._leave_own(f"was stopped: {exc}")
             return apply_builtin_template(self.template.name, dicts)
         except Exception as exc:  # Jinja errors of any kind, raised by the model's template
             raise EngineError(f"The chat template ({self.template.name}) failed on this "

@@ -43,7 +43,7 @@ def test_a_template_past_its_bounds_is_stopped_at_load_and_a_builtin_one_used(ma
     try:
         assert engine.template != OWN
         assert engine.load_note is not None
-        assert f"This model's own chat template was stopped: {said}." in engine.load_note
+        assert f"The chat template in model.gguf was stopped: {said}." in engine.load_note
         assert f"Using llama.cpp's {engine.template} template instead" in engine.load_note
         answer = engine.generate([ChatMessage("user", "hi")], Sampling(max_tokens=8))
         "".join(answer)
@@ -65,8 +65,8 @@ def test_a_template_that_explodes_later_in_a_chat_is_replaced_at_that_turn(make_
         second = engine.generate(chat, Sampling(max_tokens=8))
         "".join(second)
         assert second.stats.reasoning_note is not None
-        assert "own chat template was stopped: it wrote more than 16 million characters" \
-            in second.stats.reasoning_note
+        assert "chat template in model.gguf was stopped: it wrote more than 16 million " \
+            "characters" in second.stats.reasoning_note
         assert engine.template != OWN
         third = engine.generate(chat, Sampling(max_tokens=8))
         "".join(third)
@@ -75,15 +75,51 @@ def test_a_template_that_explodes_later_in_a_chat_is_replaced_at_that_turn(make_
         engine.close()
 
 
-def test_a_template_error_is_still_one_sentence_naming_the_template(make_model):
-    raises = "{{ raise_exception('this template needs tools') }}"
+def test_a_template_error_in_a_chat_is_still_one_sentence_naming_the_template(make_model):
+    raises = "{% if messages | length > 1 %}{{ raise_exception('roles must alternate') }}" \
+             "{% endif %}" + chat_template([], SCRIPT.trigger)
     engine = engine_for(make_model(SCRIPT, template=raises))
     try:
+        assert engine.template == OWN
+        chat = [ChatMessage("user", "hi"), ChatMessage("user", "again")]
         with pytest.raises(EngineError, match=rf"The chat template \({OWN}\) failed on this "
-                                              r"conversation: this template needs tools;"):
-            engine.generate([ChatMessage("user", "hi")], Sampling(max_tokens=8))
+                                              r"conversation: roles must alternate;"):
+            engine.generate(chat, Sampling(max_tokens=8))
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize(("template", "recognised"), [
+    # MiroThinker v1's kind of mistake: a block left open (it does not compile)
+    ("{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content %}{{ m.content }}"
+     "<|im_end|>\n{% endfor %}", "chatml"),
+    ("{{ raise_exception('this template needs tools') }}<|start_header_id|>user"
+     "<|end_header_id|>\n\n<|eot_id|>",
+     "llama3"),
+    ("{% for m in messages %}{{ m.content }}{% endif %}", None),
+])
+def test_a_template_that_cannot_render_a_chat_gives_way_to_the_one_its_text_names(
+        make_model, template, recognised):
+    engine = engine_for(make_model(SCRIPT, template=template))
+    try:
+        assert engine.template == (recognised or "llama2")  # else the architecture's
+        assert engine.load_note is not None
+        assert engine.load_note.startswith("The chat template in model.gguf cannot be used: ")
+        how = "recognised in the template's text" if recognised else \
+            "chosen for its architecture (llama)"
+        assert f"Using llama.cpp's {engine.template} template instead ({how}); --template " \
+               "NAME picks another." in engine.load_note
+        answer = engine.generate([ChatMessage("user", "hi")], Sampling(max_tokens=8))
+        "".join(answer)
+        assert answer.stats.error is None
+    finally:
+        engine.close()
+    named = LlamaEngine(make_model(SCRIPT, template=template, name="again.gguf"),
+                        EngineSettings(n_ctx=512, n_threads=1, template="chatml"))
+    try:  # --template loads it (llama-cpp-python's Llama() compiled the template first)
+        assert named.template == "chatml" and named.load_note is not None
+    finally:
+        named.close()
 
 
 LOAD_TIME = textwrap.dedent("""
