@@ -36,7 +36,7 @@ from reflectchat.engine.llama_log import (
     overridden_tensors,
     recent_errors,
 )
-from reflectchat.engine.loops import LoopWatch
+from reflectchat.engine.loops import TOKENS, LoopWatch
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.engine.placement import Override, check_patterns
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
@@ -208,6 +208,7 @@ class LlamaEngine:
             self, self.prompt.tokens(messages, variables), sampling,
             cancel or threading.Event(),
             prefilled_thinking=self.prompt.ends_with(self._openers, messages, variables),
+            asked=next((m.content for m in reversed(messages) if m.role == "user"), ""),
         )
         if budget is not None:
             generation.limit_thinking(tag_format, budget)
@@ -239,8 +240,10 @@ class LlamaGeneration:
     """One streaming answer: iterate for text pieces, then read `stats`."""
 
     def __init__(self, engine: LlamaEngine, tokens: list[int], sampling: Sampling,
-                 cancel: threading.Event, prefilled_thinking: bool) -> None:
+                 cancel: threading.Event, prefilled_thinking: bool, asked: str = "") -> None:
+        """`asked`: the user's last prompt (what it asks to repeat is not a loop)."""
         self._engine = engine
+        self._asked = asked
         self._tokens = tokens
         self._sampling = sampling
         self._cancel = cancel
@@ -275,8 +278,9 @@ class LlamaGeneration:
                            f"{engine.n_ctx:,}-token context; start a new chat or raise --ctx")
             return
         limit = min(sampling.max_tokens or room, room)
-        loops = LoopWatch() if sampling.stop_loops else None
         model = engine.model
+        loops = LoopWatch(TOKENS, model.vocab.text_of, self._asked) \
+            if sampling.stop_loops else None
         stats.prompt_evaluated = len(self._tokens) - model.cached_prefix(self._tokens)
         decoder = PieceDecoder(model.vocab)
         turn_end = TurnEndWatch(engine.prompt.template.end_of_turn)

@@ -258,6 +258,10 @@ class Vocab:
         """`text` without a start token; `special`: markup of special tokens becomes them."""
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
+    def text_of(self, tokens: Sequence[Any]) -> str:
+        """The text of a run of tokens, special tokens rendered, a cut character replaced."""
+        return b"".join(self.piece(int(t)) for t in tokens).decode("utf-8", errors="replace")
+
     def piece(self, token: int) -> bytes:
         """The exact bytes of one token, special tokens rendered (the library's own streaming
         renders them as nothing and cuts pieces at 32 bytes)."""

@@ -5,14 +5,24 @@ distills' model cards warn of endless repetition at low temperature).
 
 For every period p up to a bound, `_run[p]` counts how many items in a row have equalled the
 item p places before them; the last `_run[p] + p` items are then one span of p items repeated.
-A loop is clear when that stretch holds at least `times` copies of the span and is at least
-`least` items long: legitimate repetition (a table's rows, similar lines of code, a numbered
-list) differs somewhere in every copy, a number or a name, and so never builds a run.
+What a repeated span is decides how long it may go on (`Repeats`):
+- a span with letters (words, sentences: what a model going round repeats) is a loop at
+  `times` copies covering `least` items. Tables, code and numbered lists differ somewhere in
+  every copy, a number or a name, and never build a run; a chorus sung three times does not
+  make four copies.
+- a span with no letters at all is layout: a matrix of zeros, a rule of `=`, empty table rows,
+  a list of zeros, ASCII art. It may repeat until it covers `layout_least` items (a 300-row
+  table, a 32x32 matrix in LaTeX fit), and only a model that never stops is cut.
+- a span the user wrote in the prompt, when the prompt names a number ("write 'I will not
+  talk in class.' 100 times"), may repeat that many times and one more; past it, it is a loop.
+  Without a number in the prompt, quoting the prompt gains nothing: a small model going round
+  on the user's own question is the commonest loop of all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import re
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,19 +32,57 @@ from numpy.lib.stride_tricks import sliding_window_view
 @dataclass(frozen=True)
 class LoopRule:
     longest_span: int  # the longest repeated span looked for, in items
-    times: int  # copies of the span in a row
+    times: int  # copies of a span with letters in a row
     least: int  # items the repeated stretch covers, at least
+    layout_least: int  # items a span without letters may cover before it is a loop
 
 
-TOKENS = LoopRule(longest_span=256, times=3, least=120)  # a local model's token ids
-CHARACTERS = LoopRule(longest_span=1024, times=3, least=480)  # a server's text
+TOKENS = LoopRule(longest_span=256, times=4, least=160, layout_least=8192)  # token ids
+CHARACTERS = LoopRule(longest_span=1024, times=4, least=640, layout_least=32768)  # a server's
+_NUMBER = re.compile(r"\d{1,5}")
+_PIECES = re.compile(r"(?<=[.!?])\s+|\n")
+_QUOTED_LEAST = 8  # characters of a piece of the span that must be the prompt's
+
+
+class Repeats:
+    """What a repeated span's text is, and so how many copies of it are a loop."""
+
+    def __init__(self, rule: LoopRule, asked: str = "") -> None:
+        """`asked`: the user's prompt, where a span it quotes and a count it names are."""
+        self._rule = rule
+        self._asked = asked
+        numbers = [int(n) for n in _NUMBER.findall(asked)]
+        self._allowed = max(numbers, default=0)
+
+    def looping(self, span: str, period: int, covered: int) -> bool:
+        """Whether `covered` items, a `period`-item span (its text `span`) repeated, loop."""
+        rule = self._rule
+        if not any(c.isalpha() for c in span):
+            return covered >= rule.layout_least
+        if self._allowed and self._quoted(span):
+            return covered / period > self._allowed + 1
+        return True
+
+    def _quoted(self, span: str) -> bool:
+        """The span is the prompt's words (one line or sentence of it, wherever the copy was
+        cut: the span doubled holds the whole piece)."""
+        pieces = [p.strip() for p in _PIECES.split(span + span)]
+        longest = max(pieces, key=len)
+        letters = sum(c.isalpha() for c in span)
+        return len(longest) >= _QUOTED_LEAST and longest in self._asked \
+            and sum(c.isalpha() for c in longest) * 2 >= letters
 
 
 class LoopWatch:
-    """Feed items one at a time; `feed` says True once the tail is a clear loop."""
+    """Feed items one at a time; `feed` says True once the tail is a clear loop. `text_of`
+    gives the text of a run of items (the tokens' text; characters as they are)."""
 
-    def __init__(self, rule: LoopRule = TOKENS) -> None:
+    def __init__(self, rule: LoopRule = TOKENS,
+                 text_of: Callable[[Sequence[Hashable]], str] | None = None,
+                 asked: str = "") -> None:
         self._rule = rule
+        self._text_of = text_of or (lambda items: "".join(map(str, items)))
+        self._repeats = Repeats(rule, asked)
         self._recent: list[Hashable] = []
         self._run = [0] * (rule.longest_span + 1)
 
@@ -45,17 +93,16 @@ class LoopWatch:
         if len(recent) > 4 * rule.longest_span:  # keep the last longest_span + 1, now and then
             del recent[:len(recent) - rule.longest_span - 1]
         seen = min(len(recent) - 1, rule.longest_span)  # the periods that can be compared
-        looping = False
+        shortest = 0  # the shortest period repeated enough to ask what it is
         for p in range(1, seen + 1):
             if recent[-1 - p] == item:
                 run[p] += 1
-                span = run[p] + p
-                if run[p] >= (rule.times - 1) * p and span >= rule.least:
-                    looping = True
+                if not shortest and run[p] >= (rule.times - 1) * p and run[p] + p >= rule.least:
+                    shortest = p
             else:
                 run[p] = 0
-        return looping
-
+        return bool(shortest) and self._repeats.looping(
+            self._text_of(recent[-shortest:]), shortest, run[shortest] + shortest)
 
 
 class TextLoopWatch:
@@ -67,8 +114,9 @@ class TextLoopWatch:
 
     STEP = 256  # characters worked at once (a step's arrays: STEP x longest_span)
 
-    def __init__(self, rule: LoopRule = CHARACTERS) -> None:
+    def __init__(self, rule: LoopRule = CHARACTERS, asked: str = "") -> None:
         self._rule = rule
+        self._repeats = Repeats(rule, asked)
         self._periods = np.arange(1, rule.longest_span + 1)
         self._run = np.zeros(rule.longest_span, dtype=np.int64)  # for periods 1..span
         self._before = np.empty(0, dtype=np.int64)  # the last longest_span characters' codes
@@ -96,5 +144,13 @@ class TextLoopWatch:
         run = np.where(differed >= 0, rows - differed, self._run + rows + 1)
         self._run = run[-1].copy()
         self._before = padded[-span:].copy()
-        looping = (run >= (rule.times - 1) * self._periods) & (run + self._periods >= rule.least)
-        return bool(looping.any())
+        repeated = (run >= (rule.times - 1) * self._periods) & \
+            (run + self._periods >= rule.least)
+        for row in np.flatnonzero(repeated.any(axis=1)):
+            period = int(np.argmax(repeated[row])) + 1  # the shortest, as `LoopWatch` asks
+            end = span + int(row) + 1  # just past new[row] in `padded`
+            copy = padded[end - period:end]
+            if self._repeats.looping("".join(map(chr, copy)), period,
+                                     int(run[row, period - 1]) + period):
+                return True
+        return False

@@ -204,7 +204,8 @@ class RemoteGeneration:
         self._engine = engine
         self._body = request_body(engine.model, messages, sampling)
         self._limit = sampling.max_tokens
-        self._loops = TextLoopWatch() if sampling.stop_loops else None
+        asked = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        self._loops = TextLoopWatch(asked=asked) if sampling.stop_loops else None
         self._cancel = cancel
         self.stats = GenerationStats(prompt_tokens=engine.count_tokens(messages),
                                      effort=sampling.effort,

@@ -31,7 +31,25 @@ SAME_ROWS = "| - | - | - |\n" * 3  # a few identical rows: short, not a loop
 DEMO = [script.text for script in SCRIPTS] + [long_script().text]
 PROSE = [(ROOT / "README.md").read_text(encoding="utf-8"),
          *(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))]
-LEGITIMATE = [TABLE, CODE, NUMBERED, SAME_ROWS, *DEMO, *PROSE]
+ZEROS = "\n".join(" ".join("0" * 32) for _ in range(32))
+REPEATS = [  # legitimate repetition that never varies (issue 34)
+    f"The zero matrix:\n\n{ZEROS}\n\nEvery entry is zero.",
+    f"In code:\n```\n{ZEROS}\n```\n",
+    "$$\\begin{bmatrix}\n" + "\\\\\n".join(" & ".join("0" * 32) for _ in range(32))
+    + "\n\\end{bmatrix}$$",
+    "Below the title:\n" + "=" * 2000 + "\nand under it a rule of dashes:\n" + "-" * 2000,
+    "| Day | Hours | Project |\n|---|---|---|\n" + "|  |  |  |\n" * 300,
+    "| a | b | c |\n|---|---|---|\n" + "| 0 | 0 | 0 |\n" * 300,
+    "The list: " + ", ".join("0" * 500) + ".",
+    "Zeros:\n" + "- 0\n" * 500,
+    "  /\\_/\\  \n ( o.o ) \n  > ^ <  \n" + "~~~~~~~~~~~~~\n" * 200,
+    "Verse one about the river.\n\n" + ("Row, row, row your boat,\nGently down the stream,\n"
+                                          "Merrily, merrily, merrily, merrily,\n"
+                                          "Life is but a dream.\n\n") * 3 + "The end.",
+]
+LEGITIMATE = [TABLE, CODE, NUMBERED, SAME_ROWS, *DEMO, *PROSE, *REPEATS]
+LINES = "I will not talk in class.\n"
+ASKED = "Write 'I will not talk in class.' 100 times, one per line."
 # a reasoning model going round: the same paragraph of about 40 tokens, again and again
 PARAGRAPH = ("Wait, let me recheck the second step: 17 times 23 is 391, and adding 12 gives "
              "403, so the total stays 403 and I should verify it once more. ")
@@ -53,7 +71,7 @@ def first_stop(items: list, watch: LoopWatch) -> int | None:
 @pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
 @pytest.mark.parametrize("text", LEGITIMATE, ids=lambda t: t[:24])
 def test_legitimate_repetition_is_never_stopped_by_tokens(text):
-    assert first_stop(tokens(text), LoopWatch(TOKENS)) is None
+    assert first_stop(tokens(text), token_watch()) is None
 
 
 @pytest.mark.parametrize("text", LEGITIMATE, ids=lambda t: t[:24])
@@ -62,25 +80,48 @@ def test_legitimate_repetition_is_never_stopped_by_characters(text):
 
 
 @pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
-def test_a_paragraph_going_round_is_stopped_in_its_third_copy():
-    once, start = tokens(PARAGRAPH), tokens("Let me compute 17 times 23 plus 12. ")
-    answer = start + tokens(PARAGRAPH * 20)
-    stop = first_stop(answer, LoopWatch(TOKENS))
-    assert stop is not None and stop <= len(start) + 3 * len(once) + 2
+def token_watch(asked: str = "") -> LoopWatch:
+    return LoopWatch(TOKENS, llama3().vocab.text_of, asked)
 
 
 @pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
-def test_a_short_phrase_going_round_is_stopped_once_it_covers_120_tokens():
+def test_a_paragraph_going_round_is_stopped_in_its_fourth_copy():
+    once, start = tokens(PARAGRAPH), tokens("Let me compute 17 times 23 plus 12. ")
+    answer = start + tokens(PARAGRAPH * 20)
+    stop = first_stop(answer, token_watch())
+    assert stop is not None and stop <= len(start) + 4 * len(once) + 2
+
+
+@pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
+def test_a_short_phrase_going_round_is_stopped_once_it_covers_160_tokens():
     answer = tokens("The capital of France is vuonna. " * 100)
-    stop = first_stop(answer, LoopWatch(TOKENS))
-    assert stop is not None and 110 <= stop < 160
+    stop = first_stop(answer, token_watch())
+    assert stop is not None and 150 <= stop < 200
 
 
 def test_a_server_going_round_is_stopped_by_its_characters():
     text = "Intro. " + PARAGRAPH * 10
     stop = first_stop(list(text), LoopWatch(CHARACTERS))
-    # clear at three copies covering 480 characters: here in the fourth copy of 140
-    assert stop is not None and stop < len("Intro. ") + 4 * len(PARAGRAPH)
+    # clear at four copies covering 640 characters: here in the fifth copy of 140
+    assert stop is not None and stop < len("Intro. ") + 5 * len(PARAGRAPH)
+
+
+@pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
+def test_a_line_the_user_asked_for_100_times_is_written_100_times_and_no_more():
+    assert first_stop(tokens(LINES * 100), token_watch(ASKED)) is None
+    stop = first_stop(tokens(LINES * 200), token_watch(ASKED))
+    assert stop is not None and stop < len(tokens(LINES * 105))
+    assert first_stop(tokens(LINES * 100), token_watch("Write it many times.")) is not None
+    text_watch = TextLoopWatch(asked=ASKED)
+    assert not text_watch.feed_text(LINES * 100)
+    assert text_watch.feed_text(LINES * 100)
+
+
+@pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
+def test_layout_that_never_ends_is_stopped_in_the_end():
+    answer = tokens("| 0 | 0 | 0 |\n" * 5000)
+    stop = first_stop(answer, token_watch())
+    assert stop is not None and TOKENS.layout_least - 1 <= stop < TOKENS.layout_least + 50
 
 
 def test_a_server_going_round_is_stopped_at_the_same_character_by_the_text_watch():
@@ -104,7 +145,7 @@ def test_legitimate_repetition_is_never_stopped_by_the_text_watch(text):
 def test_the_text_watch_agrees_with_a_character_at_a_time(text, cuts):
     """Any text, cut anywhere (pieces over a step of 256 included), a rule small enough that
     a few letters make loops: the same verdict for every piece as one character at a time."""
-    rule = LoopRule(longest_span=9, times=3, least=7)
+    rule = LoopRule(longest_span=9, times=3, least=7, layout_least=20)
     one, many = LoopWatch(rule), TextLoopWatch(rule)
     bounds = sorted({0, len(text), *(c for c in cuts if c <= len(text))})
     for a, b in pairwise(bounds):

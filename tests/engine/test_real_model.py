@@ -104,4 +104,6 @@ def test_a_real_model_repeating_itself_is_stopped_as_a_loop(real_model):
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert answer["finish_reason"] == "loop"
-    assert answer["stats"]["completion_tokens"] < 600  # not the 8,000 left in the context
+    # the question is the prompt's, but the prompt names no count: it is a loop, within 1,000
+    # tokens (not the 8,000 left in the context)
+    assert answer["stats"]["completion_tokens"] < 1000
