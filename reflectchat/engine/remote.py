@@ -1,10 +1,10 @@
 """A remote OpenAI-compatible server as a backend: `/v1/chat/completions` streamed as
 server-sent events, behind the same interface as the in-process engine.
 
-Reasoning that a server splits out (`reasoning_content`, or `reasoning`) is wrapped in the tag
-format's thinking tags before it reaches the parser, so it lands in the Thinking pane and any
-reflection tags inside it are still found; tags inside `content` are parsed as for a local
-model. Every failure ends the answer with a clear message in `stats.error` and keeps what
+Reasoning that a server splits out (`reasoning_content`, `reasoning`, or `thinking` as LFM2.5's
+servers send it) is wrapped in the tag format's thinking tags before it reaches the parser, so
+it lands in the Thinking pane and any reflection tags inside it are still found; tags inside
+`content` are parsed as for a local model. Every failure ends the answer with a clear message in `stats.error` and keeps what
 arrived. Stop shuts the connection's socket down, so the server sees the client leave and
 stops generating, even while it has sent nothing for a while.
 """
@@ -385,13 +385,17 @@ def _delta(chunk: dict[str, Any], endpoint: Endpoint) -> _Delta:
             delta = {}
         if not isinstance(delta, dict):
             raise wrong("delta", delta)
-        fields = {"reasoning": delta.get("reasoning_content") or delta.get("reasoning"),
+        reasoning = next((delta[k] for k in _REASONING_FIELDS if delta.get(k) is not None), None)
+        fields = {"reasoning": reasoning,
                   "content": delta.get("content"), "finish_reason": choice.get("finish_reason")}
         for name, value in fields.items():
             if value is not None and not isinstance(value, str):
                 raise wrong(name, value)
         return _Delta(**fields, usage=usage)  # type: ignore[arg-type]
     return _Delta(usage=usage)
+
+
+_REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")  # as servers name it
 
 
 def _chunk(data: str, endpoint: Endpoint) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def test_ask_and_models_commands_use_the_server_and_save_the_session(llama_serve
     assert info.meta.model == f"adder @ {llama_server.removeprefix('http://')}"
 
 
-@pytest.mark.parametrize("mode", ["reasoning", "reasoning-field"])
+@pytest.mark.parametrize("mode", ["reasoning", "reasoning-field", "thinking-field"])
 def test_split_out_reasoning_goes_to_thinking_with_its_reflections(faults, mode):
     engine = RemoteEngine(Endpoint(api_base(faults.url)), mode, TagFormat.REFLECTION)
     answer, stats = answer_from(engine, TagFormat.REFLECTION)

@@ -26,7 +26,7 @@ MALFORMED = {
     "finish-list": {"choices": [{"index": 0, "delta": {}, "finish_reason": ["stop"]}]},
 }
 MODES += [*MALFORMED, "many-lines", "endless-deltas", "after-finish", "harmony", "magistral",
-          "repeating"]
+          "repeating", "thinking-field"]
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None,
@@ -154,6 +154,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def mode_reasoning_field(self) -> None:
         self._reasoning("reasoning")
+
+    def mode_thinking_field(self) -> None:
+        """LFM2.5's servers, and others: the reasoning in a `thinking` field."""
+        self._reasoning("thinking")
 
     def mode_tags(self) -> None:
         self._start_stream()
