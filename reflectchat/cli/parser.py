@@ -86,7 +86,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "else the catalog's, else auto)")
     m.add_argument("--think-tags", metavar="OPEN,CLOSE",
                    help="the model marks its thinking with these tags (a family reflectchat "
-                        "does not know yet), e.g. '<reason>,</reason>'")
+                        "does not know yet), e.g. '<reason>,</reason>'; a tag may hold spaces "
+                        "inside, not at either end")
     r = p.add_argument_group("runtime")
     r.add_argument("--gpu-layers", type=whole(-1, MAX_LAYERS), metavar="N",
                    help="layers to offload to the GPU, -1 for all (default: all when this "

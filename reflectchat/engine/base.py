@@ -49,7 +49,8 @@ class TagFormat:
     def __post_init__(self) -> None:
         if self.name == "tags":
             if not self.tags or not all(self.tags) or any(t.strip() != t for t in self.tags):
-                raise ValueError("think tags are two markers without spaces, OPEN,CLOSE")
+                raise ValueError("think tags are two markers, OPEN,CLOSE, each with no space "
+                                 "at either end (inside one is fine: [BEGIN FINAL RESPONSE])")
             if self.tags[0] == self.tags[1]:  # every marker would both open and close
                 raise ValueError(f"think tags must differ: {self.tags[0]!r} cannot both open "
                                  "and close the thinking")

@@ -4,9 +4,9 @@ server-sent events, behind the same interface as the in-process engine.
 Reasoning that a server splits out (`reasoning_content`, `reasoning`, or `thinking` as LFM2.5's
 servers send it) is wrapped in the tag format's thinking tags before it reaches the parser, so
 it lands in the Thinking pane and any reflection tags inside it are still found; tags inside
-`content` are parsed as for a local model. Every failure ends the answer with a clear message in `stats.error` and keeps what
-arrived. Stop shuts the connection's socket down, so the server sees the client leave and
-stops generating, even while it has sent nothing for a while.
+`content` are parsed as for a local model. Every failure ends the answer with a clear message
+in `stats.error` and keeps what arrived. Stop shuts the connection's socket down, so the server
+sees the client leave and stops generating, even while it has sent nothing for a while.
 """
 
 from __future__ import annotations

@@ -136,15 +136,30 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
     if tied:  # llama.cpp gives the output layer its own (repacked) copy of token_embd
         repacked_output += tied_copy
     moe = any(experts)
-    # the feed-forward a token runs through: a mixture's experts in use, each of its size
-    n_ff = number("expert_feed_forward_length") * number("expert_used_count") if moe \
-        else number("feed_forward_length")
+    # the feed-forward a token runs through: a mixture's experts in use, each of its size (in
+    # the header, else in the shape of an expert tensor: Mixtral's files name no such key)
+    if moe:
+        expert_ff = meta.get(f"{arch}.expert_feed_forward_length") or _expert_rows(headers) \
+            or number("feed_forward_length")
+        n_ff = int(expert_ff) * number("expert_used_count")
+    else:
+        n_ff = number("feed_forward_length")
     return ModelShape(n_layer, n_embd, n_head, number("attention.head_count_kv", n_head),
                       head_k, number("attention.value_length", head_k), n_ff, n_vocab,
                       tuple(layers), output, embd, True,
                       sum(h.params for h in headers), tied, tuple(repacked), repacked_output,
                       tuple(experts) if moe else (), number("expert_count", 0) if moe else 0,
                       number("expert_used_count", 0) if moe else 0)
+
+
+def _expert_rows(headers: Sequence[Header]) -> int:
+    """The feed-forward size of one expert: the rows of an `ffn_up_exps` tensor (its shape is
+    n_embd x n_ff x n_expert); 0 if the file has none."""
+    for header in headers:
+        for tensor, (_, rows, _) in header.layouts.items():
+            if ".ffn_up_exps." in tensor:
+                return rows
+    return 0
 
 
 def shape_from_catalog(arch: Arch, file_bytes: int) -> ModelShape:

@@ -34,6 +34,17 @@ def moe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_moe_gguf(tmp_path_factory.mktemp("moe") / "tiny-moe.gguf")
 
 
+@pytest.fixture(scope="module")
+def mixtral(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As Mixtral's files are: `llama` with expert counts, no expert_feed_forward_length."""
+    return write_moe_gguf(tmp_path_factory.mktemp("moe") / "tiny-mixtral.gguf", mixtral=True)
+
+
+@pytest.fixture(params=["qwen3moe", "mixtral"])
+def any_moe(request: pytest.FixtureRequest, moe: Path, mixtral: Path) -> Path:
+    return moe if request.param == "qwen3moe" else mixtral
+
+
 def loaded_overrides(path: Path, *cli: str) -> dict[str, str]:
     """Load as `ask` would with these options; what llama.cpp logged it overrode."""
     args = build_parser().parse_args(["ask", "--model", str(path), *cli, "q"])
@@ -94,10 +105,11 @@ def test_a_bad_override_gets_one_sentence(moe, override, said):
 
 @pytest.mark.parametrize("n_ctx", [512, 2048, 8192])
 @pytest.mark.parametrize("flash_attn", [False, True], ids=["fa-off", "fa-on"])
-def test_the_plan_of_a_mixture_is_within_3_percent_of_what_llama_cpp_allocates(moe, n_ctx,
+def test_the_plan_of_a_mixture_is_within_3_percent_of_what_llama_cpp_allocates(any_moe, n_ctx,
                                                                                flash_attn):
-    shape = shape_from_gguf([moe])
-    engine = LlamaEngine(moe, EngineSettings(n_ctx=n_ctx, flash_attn=flash_attn,
+    shape = shape_from_gguf([any_moe])
+    assert shape.n_ff == MoeShape().expert_ff * MoeShape().experts_used
+    engine = LlamaEngine(any_moe, EngineSettings(n_ctx=n_ctx, flash_attn=flash_attn,
                                              overrides=experts_in_ram(2)))
     engine.close()
     actual = {key.split()[-1]: size for key, size in engine.buffers.items()}
@@ -157,7 +169,8 @@ def test_the_speed_bound_of_a_mixture_is_above_what_people_measure(model, gpu, v
 
 
 
-def test_models_names_a_mixture_and_its_placement(moe):
+def test_models_names_a_mixture_and_its_placement(any_moe):
+    moe = any_moe
     done = subprocess.run([sys.executable, "-m", "reflectchat", "models", str(moe), "--json"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -27,9 +27,12 @@ class MoeShape:
 
 
 def write_moe_gguf(path: Path, shape: MoeShape = MoeShape(), seed: int = 0,
-                   zeros: bool = False, quant: str = "f16") -> Path:
+                   zeros: bool = False, quant: str = "f16", mixtral: bool = False) -> Path:
     """`zeros`: weights of zeros, quick to write at gigabyte sizes (the benchmarks'). `quant`:
-    "f16", or "q4_0" for the matrices (a type llama.cpp repacks for faster CPU kernels)."""
+    "f16", or "q4_0" for the matrices (a type llama.cpp repacks for faster CPU kernels).
+    `mixtral`: written as Mixtral 8x7B's files are, architecture `llama` with expert counts
+    and no `expert_feed_forward_length` (the experts' size is only in their tensors' shapes,
+    and in `feed_forward_length`)."""
     rng = np.random.default_rng(seed)
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + \
         ["\u2581the", "\u2581answer", "\u2581is", "\u2581four", "."]
@@ -55,8 +58,9 @@ def write_moe_gguf(path: Path, shape: MoeShape = MoeShape(), seed: int = 0,
             blk + "attn_k.weight": weights(s.kv_heads * s.head_dim, e),
             blk + "attn_v.weight": weights(s.kv_heads * s.head_dim, e),
             blk + "attn_output.weight": weights(e, s.heads * s.head_dim),
-            blk + "attn_q_norm.weight": np.ones(s.head_dim, dtype=np.float32),
-            blk + "attn_k_norm.weight": np.ones(s.head_dim, dtype=np.float32),
+            **({} if mixtral else {
+                blk + "attn_q_norm.weight": np.ones(s.head_dim, dtype=np.float32),
+                blk + "attn_k_norm.weight": np.ones(s.head_dim, dtype=np.float32)}),
             blk + "ffn_norm.weight": ones,
             blk + "ffn_gate_inp.weight": (rng.standard_normal((s.experts, e)) * 0.02)
             .astype(np.float32),
@@ -65,7 +69,7 @@ def write_moe_gguf(path: Path, shape: MoeShape = MoeShape(), seed: int = 0,
             blk + "ffn_down_exps.weight": weights(s.experts, e, s.expert_ff),
         }
     path.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(path), "qwen3moe")
+    w = gguf.GGUFWriter(str(path), "llama" if mixtral else "qwen3moe")
     w.add_name("reflectchat test MoE")
     w.add_context_length(s.context)
     w.add_embedding_length(e)
@@ -79,7 +83,10 @@ def write_moe_gguf(path: Path, shape: MoeShape = MoeShape(), seed: int = 0,
     w.add_rope_freq_base(1e6)
     w.add_expert_count(s.experts)
     w.add_expert_used_count(s.experts_used)
-    w.add_expert_feed_forward_length(s.expert_ff)
+    if mixtral:
+        w.add_rope_dimension_count(s.head_dim)
+    else:
+        w.add_expert_feed_forward_length(s.expert_ff)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores([0.0] * n_vocab)
