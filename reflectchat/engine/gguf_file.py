@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine.gguf_header import HeaderError, read_local
+from reflectchat.engine.gguf_header import HeaderError, IncompleteFile, read_local
 
 _SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _RAW_PART = re.compile(r"\.gguf\.part\d+of\d+$")
@@ -27,7 +27,8 @@ def shard_paths(path: Path) -> list[Path]:
 
 
 def check_before_load(path: Path) -> None:
-    """Cheap checks: the file exists, every shard is there, and each starts like a GGUF."""
+    """Cheap checks: the file exists, every shard is there, each starts like a GGUF and holds
+    every byte its header lists."""
     if _RAW_PART.search(path.name):
         whole = path.name.rsplit(".part", 1)[0]
         raise EngineError(f"{path.name} is one byte-split part, not a loadable GGUF; join the "
@@ -46,6 +47,12 @@ def check_before_load(path: Path) -> None:
         if magic != b"GGUF":
             raise EngineError(f"{shard} is not a GGUF model file "
                               f"(it starts with {magic!r}, not b'GGUF')")
+        try:
+            read_local(shard)
+        except IncompleteFile as exc:
+            raise EngineError(str(exc)) from None
+        except HeaderError:  # llama.cpp says more; diagnose_load_failure explains it
+            pass
 
 
 def tensor_names(path: Path) -> list[str]:

@@ -22,12 +22,19 @@ _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<
 _STRING, _ARRAY = 8, 9
 
 
+DEFAULT_ALIGNMENT = 32  # GGUF's, unless general.alignment says otherwise
+
+
 class NeedMore(Exception):
     """The header goes on past the bytes given."""
 
 
 class HeaderError(Exception):
     pass
+
+
+class IncompleteFile(HeaderError):
+    """The header is whole but the tensors it lists reach past the file's end."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class Header:
     params: int = 0  # elements of every tensor: the model's parameter count
     # name -> (type, rows, row length in elements)
     layouts: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    data_end: int = 0  # where the last tensor's bytes end: the size a whole file has
 
 
 class _Reader:
@@ -100,7 +108,7 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
         key = r.string()
         metadata[key] = r.value(r.scalar("<I"))
     tensors, layouts = {}, {}
-    params = 0
+    params = last = 0
     for _ in range(n_tensors):
         name = r.string()
         n_dims = r.scalar("<I")
@@ -108,7 +116,7 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
             raise HeaderError(f"tensor {name!r} claims {n_dims} dimensions; the file is damaged")
         dims = [r.scalar("<Q") for _ in range(n_dims)]
         kind = r.scalar("<I")
-        r.scalar("<Q")  # offset
+        offset = r.scalar("<Q")
         try:
             block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
         except (ValueError, KeyError):
@@ -117,13 +125,19 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
         for d in dims:
             elements *= d
         tensors[name] = elements // block * size
+        last = max(last, offset + tensors[name])
         layouts[name] = (GGMLQuantizationType(kind).name, dims[1] if n_dims > 1 else 1,
                          dims[0] if dims else 1)
         params += elements
-    return Header(metadata, tensors, params, layouts)
+    align = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(align, int) or align <= 0 or align & (align - 1):
+        align = DEFAULT_ALIGNMENT
+    return Header(metadata, tensors, params, layouts, -(-r.pos // align) * align + last)
 
 
 def read_local(path: Path) -> Header:
+    """The header of a file on disk; HeaderError also when its tensors reach past its end (a
+    download cut short: planned as it is, it looked like a tiny model of heavy quality loss)."""
     size = FIRST_READ
     file_size = path.stat().st_size
     with path.open("rb") as f:
@@ -131,11 +145,16 @@ def read_local(path: Path) -> Header:
             f.seek(0)
             data = f.read(size)
             try:
-                return parse(data, file_size)
+                header = parse(data, file_size)
+                break
             except NeedMore:
                 if len(data) < size or size >= MAX_HEADER:
                     raise HeaderError(f"{path.name}: the header is cut short") from None
                 size *= 4
+    if header.data_end > file_size:
+        raise IncompleteFile(f"{path.name} is incomplete: {file_size:,} of {header.data_end:,} "
+                          "bytes (a download cut short?); download it again")
+    return header
 
 
 def fetch(url: str, cache_key: str, headers: dict[str, str] | None = None) -> Header:

@@ -153,7 +153,7 @@ def local_rows(hw: Hardware, n_ctx: int, found: list[LocalModel] | None = None,
             shape = shape_from_gguf(shard_paths(local.path))
         except (HeaderError, EngineError, OSError, ValueError) as exc:
             if notes is not None:
-                notes.append(f"{local.path}: cannot read its header ({exc})")
+                notes.append(f"{local.path}: {exc}")
             continue
         key = f"local:{local.source}:{local.model}"
         groups.setdefault(key, []).append(planner.row(

@@ -88,10 +88,13 @@ class ModelSwitchingPart(ChatAppBase):
             return
         n_ctx = self.engine.n_ctx if self.engine is not None else context_for(self.choice)
 
-        def plan_rows() -> list[Row]:  # on the picker's worker thread
+        def plan_rows() -> tuple[list[Row], list[str]]:  # on the picker's worker thread
             hw = detect()
             planner = Planner(hw, n_ctx)
-            return fit_rows(hw, n_ctx, planner=planner) + local_rows(hw, n_ctx, planner=planner)
+            notes: list[str] = []  # files other tools downloaded that cannot be planned
+            rows = fit_rows(hw, n_ctx, planner=planner) + \
+                local_rows(hw, n_ctx, notes=notes, planner=planner)
+            return rows, notes
 
         self.push_screen(ModelPicker(plan_rows, self.choice.label, self.choice.model_id),
                          self._switch_to)

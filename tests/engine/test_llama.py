@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from reflectchat.demo.scripted_model import Bytes, Control, Piece, Script, chat_
 from reflectchat.engine.base import ChatMessage, FinishReason, Sampling, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.models.hardware import detect
+from reflectchat.models.local_files import LocalModel
+from reflectchat.models.quant_plans import local_rows
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.stream import channel_events
 
@@ -169,8 +174,25 @@ def test_unusable_paths_give_one_clear_sentence(tmp_path, setup, message):
 def test_truncated_gguf_is_reported(make_model, tmp_path):
     full = make_model(REFLECTION).read_bytes()
     cut = _write(tmp_path / "cut.gguf", full[: len(full) * 2 // 3])
-    with pytest.raises(EngineError, match="truncated"):
+    with pytest.raises(EngineError, match=f"cut.gguf is incomplete: {len(full) * 2 // 3:,} of "
+                                          f"{len(full):,} bytes"):
         LlamaEngine(cut)
+
+
+def test_an_incomplete_file_is_said_so_by_models_and_the_picker_lists_why(make_model,
+                                                                          tmp_path):
+    full = make_model(REFLECTION).read_bytes()
+    cut = _write(tmp_path / "cut.gguf", full[: len(full) // 2])
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "models", str(cut)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"cut.gguf is incomplete: {len(full) // 2:,} of {len(full):,} bytes (a download " \
+           "cut short?); download it again" in done.stderr
+    notes: list[str] = []
+    found = [LocalModel(cut, "llama.cpp cache", "cut", cut.name, len(full) // 2)]
+    assert local_rows(detect(), 4096, found=found, notes=notes) == []
+    assert notes == [f"{cut}: cut.gguf is incomplete: {len(full) // 2:,} of {len(full):,} "
+                     "bytes (a download cut short?); download it again"]
 
 
 def test_missing_shard_and_wrong_shard_are_reported(make_model):

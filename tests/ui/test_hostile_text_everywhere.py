@@ -121,6 +121,8 @@ async def test_the_picker_the_themes_and_the_palette_show_hostile_names_literall
     cache = home / "cache" / "llama.cpp"
     cache.mkdir(parents=True)
     shutil.copy(model, cache / f"{NAME}.gguf")
+    whole = model.read_bytes()
+    (cache / "cut.gguf").write_bytes(whole[:len(whole) // 2])  # a download cut short
     themes = user_themes_dir()
     themes.mkdir(parents=True)
     (themes / "evil.toml").write_text('name = "[/] [link=https://evil.example]x"\n'
@@ -147,6 +149,9 @@ async def test_the_picker_the_themes_and_the_palette_show_hostile_names_literall
                        what="the picker's rows")
         await pilot.press("end")  # the files other tools downloaded come last
         await frames.check(pilot, "the model picker", drawn="gguf[b]")
+        said = [str(o.prompt) for o in options.options if str(o.prompt).startswith("✗")]
+        assert len(said) == 1 and f"cut.gguf is incomplete: {len(whole) // 2:,} of " \
+            f"{len(whole):,} bytes" in said[0]
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="the chat")
         await pilot.press("ctrl+p")

@@ -42,9 +42,10 @@ class ModelPick:
 class ModelPicker(ModalScreen[ModelPick | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, plan_rows: Callable[[], list[Row]], current: str,
+    def __init__(self, plan_rows: Callable[[], tuple[list[Row], list[str]]], current: str,
                  current_model: str = "") -> None:
-        """`plan_rows` runs on a worker thread."""
+        """`plan_rows` runs on a worker thread: the rows, and why some files are not among
+        them (an incomplete download, a damaged header), shown last."""
         super().__init__(id="model-picker")
         self._plan_rows = plan_rows
         self._rows: list[Row] = []
@@ -66,11 +67,11 @@ class ModelPicker(ModalScreen[ModelPick | None]):
 
     @work(thread=True, exclusive=True)
     def _plan(self) -> None:
-        rows = self._plan_rows()
+        rows, notes = self._plan_rows()
         if not get_current_worker().is_cancelled:  # the picker is still open
-            self.app.call_from_thread(self._show_rows, rows)
+            self.app.call_from_thread(self._show_rows, rows, notes)
 
-    def _show_rows(self, rows: list[Row]) -> None:
+    def _show_rows(self, rows: list[Row], notes: list[str]) -> None:
         if not self.is_attached:
             return
         # the current model's quants first, then the catalog, then files from other tools
@@ -94,6 +95,9 @@ class ModelPicker(ModalScreen[ModelPick | None]):
                 width = max(len(visible(r.quant_name)) for r in members)
                 width = width if width <= NAME_COLUMN else 0  # long names: a line of their own
             options.add_option(self._option(i, row, width))
+        for note in notes:
+            options.add_option(Option(Content.styled(f"✗ {visible(note)}", "$warning"),
+                                      disabled=True))
 
     @staticmethod
     def _header(members: list[Row]) -> Content:
