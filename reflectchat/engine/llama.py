@@ -40,7 +40,7 @@ from reflectchat.engine.loops import TOKENS, LoopWatch
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.engine.placement import Override, check_patterns
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
-from reflectchat.engine.thinking_budget import ThinkingWatch, budget_closer
+from reflectchat.engine.thinking_budget import ThinkingWatch
 
 _UNQUANTIZED = {"f32", "f16"}
 
@@ -207,10 +207,13 @@ class LlamaEngine:
         generation = LlamaGeneration(
             self, self.prompt.tokens(messages, variables), sampling,
             cancel or threading.Event(),
-            prefilled_thinking=self.prompt.ends_with(self._openers, messages, variables),
+            prefilled=self.prompt.ending(self._openers, messages, variables),
             asked=next((m.content for m in reversed(messages) if m.role == "user"), ""),
         )
-        if budget is not None:
+        if budget is not None and tag_format == TagFormat.PLAIN:
+            note = "; ".join(n for n in (note, "this model marks no thinking, so a thinking "
+                                               "budget cannot apply") if n)
+        elif budget is not None:
             generation.limit_thinking(tag_format, budget)
         notes = [n for n in (self.prompt.take_bound_note(), note) if n]
         generation.stats.effort = sampling.effort
@@ -240,27 +243,29 @@ class LlamaGeneration:
     """One streaming answer: iterate for text pieces, then read `stats`."""
 
     def __init__(self, engine: LlamaEngine, tokens: list[int], sampling: Sampling,
-                 cancel: threading.Event, prefilled_thinking: bool, asked: str = "") -> None:
-        """`asked`: the user's last prompt (what it asks to repeat is not a loop)."""
+                 cancel: threading.Event, prefilled: str | None, asked: str = "") -> None:
+        """`prefilled`: the thinking opener the prompt ended with; `asked`: the user's last
+        prompt (what it asks to repeat is not a loop)."""
         self._engine = engine
         self._asked = asked
         self._tokens = tokens
         self._sampling = sampling
         self._cancel = cancel
-        self.prefilled_thinking = prefilled_thinking
+        self._prefilled = prefilled
+        self.prefilled_thinking = prefilled is not None
         self.stats = GenerationStats(prompt_tokens=len(tokens))
         self._thinking: ThinkingWatch | None = None
         self._closer = ""
 
     def limit_thinking(self, tag_format: TagFormat, budget: int) -> None:
         """End the thinking after `budget` tokens of it (0: as soon as it opens)."""
-        self._thinking = ThinkingWatch(tag_format, self.prefilled_thinking)
-        self._closer = budget_closer(tag_format)
+        self._thinking = ThinkingWatch(tag_format, self._prefilled)
         self.stats.thinking_budget = budget
 
     def _close_thinking(self) -> list[int]:
         """The tokens of the family's end of thinking, which the model reads next."""
         assert self._thinking is not None
+        self._closer = self._thinking.closer
         self._thinking.closed()
         return self._engine.model.vocab.tokenize(self._closer, special=True)
 

@@ -170,10 +170,12 @@ class ChatPrompt:
         return ("This model's vocabulary has no end-of-turn token, so its answers end only at "
                 "the token limit (--max-tokens).")
 
-    def ends_with(self, suffixes: tuple[str, ...], messages: list[ChatMessage],
-                  variables: Variables | None = None) -> bool:
-        """Whether the template's markup ends the prompt with one of `suffixes`."""
-        return self.render(messages, variables).rstrip().endswith(suffixes)
+    def ending(self, suffixes: tuple[str, ...], messages: list[ChatMessage],
+               variables: Variables | None = None) -> str | None:
+        """Which of `suffixes` the template's markup ends the prompt with (the longest), if
+        any."""
+        prompt = self.render(messages, variables).rstrip()
+        return max((s for s in suffixes if prompt.endswith(s)), key=len, default=None)
 
     def effort(self, effort: str | None) -> tuple[Variables, str | None]:
         """The template variables that ask for `effort` (gpt-oss's reasoning_effort; Qwen3's

@@ -10,38 +10,65 @@ llama-server's `--reasoning-budget` does it.
 from __future__ import annotations
 
 from reflectchat.engine.base import TagFormat
-from reflectchat.engine.families import HARMONY_CHANNEL, HARMONY_MESSAGE, thinking_pair
+from reflectchat.engine.families import (
+    HARMONY_CHANNEL,
+    HARMONY_MESSAGE,
+    THINK_TAGS,
+    thinking_pair,
+)
 
 
-def budget_closer(tag_format: TagFormat) -> str:
-    """What the engine writes to end thinking: the closer, and for gpt-oss the header of its
-    answer channel too."""
+def budget_closer(tag_format: TagFormat, opener: str | None = None) -> str:
+    """What the engine writes to end thinking: the closer of `opener`'s pair (under auto, the
+    family whose opener the answer wrote), and for gpt-oss the header of its answer channel
+    too."""
     if tag_format.name == "harmony":
         return f"<|end|><|start|>assistant{HARMONY_CHANNEL}final{HARMONY_MESSAGE}"
-    return thinking_pair(tag_format.name, tag_format.tags)[1]
+    return dict(_pairs(tag_format)).get(opener or "", thinking_pair(tag_format.name,
+                                                                    tag_format.tags)[1])
+
+
+def _pairs(tag_format: TagFormat) -> list[tuple[str, str]]:
+    """The (opener, closer) pairs to watch for: the family's, or under auto every family's
+    (the first tag of the answer decides, as the parser does)."""
+    if tag_format.name == "auto":
+        return list(dict.fromkeys(THINK_TAGS.values()))
+    return [thinking_pair(tag_format.name, tag_format.tags)]
 
 
 class ThinkingWatch:
     """Feed each token's text; `inside` says whether the model is thinking now, `spent` how
-    many tokens it has thought in all."""
+    many tokens it has thought in all, `closer` what ends the thinking it is in."""
 
-    def __init__(self, tag_format: TagFormat, prefilled: bool) -> None:
-        self._opener, self._closer = thinking_pair(tag_format.name, tag_format.tags)
+    def __init__(self, tag_format: TagFormat, prefilled: str | None) -> None:
+        """`prefilled`: the opener the prompt ended with (the thinking is open at once)."""
+        self._format = tag_format
+        self._pairs = _pairs(tag_format)
         self._tail = ""
-        self.inside = prefilled
+        self.inside = prefilled is not None
+        self._opener = prefilled
         self.spent = 0
+
+    @property
+    def closer(self) -> str:
+        """What the engine writes to end the thinking now."""
+        return budget_closer(self._format, self._opener)
 
     def feed(self, text: str) -> None:
         tail = self._tail + text
         if self.inside:
             self.spent += 1
-            if self._closer in tail:
+            closer = dict(self._pairs).get(self._opener or "", self._pairs[0][1])
+            if closer in tail:
                 self.inside = False
-                tail = tail[tail.index(self._closer) + len(self._closer):]
-        elif self._opener in tail:
-            self.inside = True
-            tail = tail[tail.index(self._opener) + len(self._opener):]
-        keep = max(len(self._opener), len(self._closer))
+                tail = tail[tail.index(closer) + len(closer):]
+        else:
+            found = [(tail.index(o), o) for o, _ in self._pairs if o in tail]
+            if found:
+                at, self._opener = min(found)
+                self.inside = True
+                tail = tail[at + len(self._opener):]
+        keep = max(len(m) for pair in self._pairs for m in pair)
         self._tail = tail[-keep:]
 
     def closed(self) -> None:

@@ -214,6 +214,26 @@ def test_a_thinking_budget_ends_thinking_and_the_answer_still_follows(make_model
     assert answer["thinking"].startswith("step 0;") and answer["thinking"].endswith("step 19;")
 
 
+def test_a_budget_under_auto_ends_the_thinking_of_the_family_that_opened_it(make_model):
+    """[THINK] under --format auto: the watch followed <think> only, and never cut it."""
+    long_thinking = [Piece(f"step {i}; ") for i in range(120)]
+    script = Script("<|go|>", [Control("[THINK]"), *long_thinking, Control("[/THINK]"),
+                               "The answer after thinking."])
+    model = make_model(script, template=MAGISTRAL_TEMPLATE)
+    answer, _ = answer_of(model, "--format", "auto", "--thinking-budget", "20")
+    assert answer["output"] == "The answer after thinking."
+    assert answer["thinking"].startswith("step 0;") and answer["thinking"].endswith("step 19;")
+    assert answer["raw"].count("[/THINK]") == 1  # the engine's, and the model went on after it
+
+
+def test_a_budget_for_a_model_that_marks_no_thinking_says_it_cannot_apply(make_model):
+    model = make_model(Script("<|go|>", ["Just the answer."]), template=MAGISTRAL_TEMPLATE)
+    answer, _ = answer_of(model, "--format", "plain", "--thinking-budget", "5")
+    assert answer["output"] == "Just the answer."
+    assert answer["stats"]["reasoning_note"] == \
+        "this model marks no thinking, so a thinking budget cannot apply"
+
+
 def test_the_effort_and_budget_an_answer_ran_with_are_kept_with_it(make_model):
     model = make_model(QWEN3, template=QWEN3_TEMPLATE)
     saved = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--model", str(model),
