@@ -189,7 +189,6 @@ async def test_settings_refuse_out_of_range_values_and_a_new_context_reloads_the
 def test_the_app_takes_the_answer_options_ask_takes():
     from reflectchat.cli.args import with_answer_options
     from reflectchat.cli.parser import build_parser
-    from reflectchat.engine.errors import EngineError
     from reflectchat.models.choice import choose_model
 
     args = build_parser().parse_args(["--max-tokens", "50", "--temperature", "0.2",
@@ -197,9 +196,8 @@ def test_the_app_takes_the_answer_options_ask_takes():
     choice = with_answer_options(args, choose_model(None, None, demo=True))
     assert (choice.sampling.max_tokens, choice.sampling.temperature) == (50, 0.2)
     assert choice.system_prompt == "Be brief."
-    wrong = build_parser().parse_args(["--temperature", "40"])
-    with pytest.raises(EngineError, match="between 0 and 5"):
-        with_answer_options(wrong, choose_model(None, None, demo=True))
+    with pytest.raises(SystemExit):  # the parser says it: tests/cli/test_numeric_flags.py
+        build_parser().parse_args(["--temperature", "40"])
 
 
 async def test_focus_goes_where_the_user_expects():
