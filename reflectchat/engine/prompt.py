@@ -19,6 +19,7 @@ real prompt.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -31,11 +32,17 @@ from reflectchat.engine.llama_cpp_api import (
     recognised_template,
 )
 from reflectchat.engine.reasoning_found import find_format
-from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
+from reflectchat.engine.sandbox import (
+    TIME_LIMIT_S,
+    BoundError,
+    SandboxError,
+    bounded_template,
+    run_bounded,
+)
 
 Variables = dict[str, object]  # what a template reads besides the messages
-# template variables that turn thinking on or off: Qwen3's, and Granite 3.2's `{% if thinking %}`
-_SWITCHES = {"enable_thinking": r"\benable_thinking\b", "thinking": r"\bif\s+thinking\b"}
+# what a template variable that turns thinking on or off is named for (`switches`)
+_SWITCH_NAME = re.compile(r"think|reason", re.IGNORECASE)
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
 # general.architecture -> llama.cpp's built-in template for a GGUF without one
 _BY_ARCH = {
@@ -107,6 +114,7 @@ class ChatPrompt:
             self._source, self._bos, self._vocab.text(self._vocab.eos)) \
             if template.name == OWN else None
         self.bound_note: str | None = None
+        self._switches: tuple[list[str], list[str]] | None = None
 
     def take_bound_note(self) -> str | None:
         """The note on an own template that could not be used, once."""
@@ -178,26 +186,48 @@ class ChatPrompt:
         return max((s for s in suffixes if prompt.endswith(s)), key=len, default=None)
 
     def effort(self, effort: str | None) -> tuple[Variables, str | None]:
-        """The template variables that ask for `effort` (gpt-oss's reasoning_effort; Qwen3's
-        enable_thinking, Granite's thinking: on or off), and what of it the template cannot
+        """The template variables that ask for `effort` (`switches`: gpt-oss's
+        reasoning_effort, Kimi K3's thinking_effort; Qwen3's enable_thinking, Granite's and
+        Kimi's thinking, GigaChat's reasoning: on or off), and what of it the template cannot
         do, for the user (None: all of it, or no effort asked)."""
-        source = self._source if self.template.name == OWN else ""
         if effort is None:
             return {}, None
-        variables: Variables = {}
-        if "reasoning_effort" in source and effort != "off":
-            variables["reasoning_effort"] = effort
-        for name, pattern in _SWITCHES.items():
-            if re.search(pattern, source):
-                variables[name] = effort != "off"
+        levels, switches = self.switches()
+        variables: Variables = dict.fromkeys(switches, effort != "off")
+        if effort != "off":
+            variables |= dict.fromkeys(levels, effort)
         if variables:
-            if effort != "off" and "reasoning_effort" not in variables:
+            if effort != "off" and not levels:
                 return variables, (f"effort {effort}: this model's template only turns "
                                    "thinking on or off; it is on")
             return variables, None
         if effort == "off":
             return {}, None  # the engine ends the thinking at once instead
         return {}, f"effort {effort}: this model's template has no effort setting"
+
+    def switches(self) -> tuple[list[str], list[str]]:
+        """The template's effort variables and its thinking on/off switches, found rather
+        than listed: of the variables it reads, those named for effort, thinking or reasoning
+        that change the prompt it writes (an effort from low to high, a switch from true to
+        false). Found once; none for a built-in template."""
+        if self._switches is None:
+            self._switches = ([], [])
+            if self.template.name == OWN and self._render_own is not None:
+                # past a bound or failing: no switches (the next render says why)
+                with contextlib.suppress(BoundError, SandboxError):
+                    self._switches = self._find_switches()
+        return self._switches
+
+    def _find_switches(self) -> tuple[list[str], list[str]]:
+        assert self._render_own is not None
+        render, hi = self._render_own, [{"role": "user", "content": "Hi"}]
+        names = run_bounded("reflectchat.engine.sandbox_worker:read_variables", self._source,
+                            seconds=TIME_LIMIT_S)
+        levels = [n for n in names if "effort" in n.lower()
+                  and render(hi, **{n: "low"}) != render(hi, **{n: "high"})]
+        switches = [n for n in names if n not in levels and _SWITCH_NAME.search(n)
+                    and render(hi, **{n: True}) != render(hi, **{n: False})]
+        return levels, switches
 
     def _parts(self, messages: list[ChatMessage],
                variables: Variables | None) -> list[tuple[str, bool]]:

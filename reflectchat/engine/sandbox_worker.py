@@ -102,6 +102,18 @@ def _limit_memory() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+def read_variables(source: str) -> list[str]:
+    """The variables a template reads that nobody sets for it (`messages`, the tokens and the
+    functions we pass aside): where its switches are (`enable_thinking`, `reasoning`,
+    `thinking_effort`, ...)."""
+    from jinja2 import meta
+
+    given = {"messages", "bos_token", "eos_token", "add_generation_prompt", "raise_exception",
+             "strftime_now", "tools", "functions", "tool_choice", "function_call"}
+    tree = Renderer()._environment.parse(source)
+    return sorted(meta.find_undeclared_variables(tree) - given)
+
+
 def call(request: dict[str, Any]) -> Any:
     """One of reflectchat's own functions, named "reflectchat.module:name"."""
     module, _, name = str(request["call"]).partition(":")

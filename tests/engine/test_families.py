@@ -202,6 +202,35 @@ def test_a_file_without_a_template_is_read_by_its_special_tokens(make_model):
         engine.close()
 
 
+# switches named as no list knew them: GigaChat 3.5's `reasoning`, and a Kimi-K3-style
+# `thinking` (on unless set) beside a `thinking_effort` level
+NAMED_SWITCHES_TEMPLATE = (
+    "{% if thinking is undefined %}{% set thinking = true %}{% endif %}"
+    "{% for m in messages %}<|role|>{{ m.role }}\n{{ m.content }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}{% if thinking and thinking_effort is defined %}"
+    "effort: {{ thinking_effort }}\n{% endif %}"
+    "{% if reasoning is defined and not reasoning or not thinking %}<|go_plain|>"
+    "{% else %}<|go|>{% endif %}{% endif %}"
+)
+
+
+def test_effort_switches_are_found_by_what_they_change_not_by_name(make_model):
+    model = make_model(QWEN3, template=NAMED_SWITCHES_TEMPLATE)
+    engine = LlamaEngine(model, EngineSettings(n_ctx=512))
+    try:
+        levels, switches = engine.prompt.switches()
+        assert (levels, sorted(switches)) == (["thinking_effort"], ["reasoning", "thinking"])
+        variables, note = engine.prompt.effort("high")
+        assert variables == {"reasoning": True, "thinking": True, "thinking_effort": "high"}
+        assert note is None
+    finally:
+        engine.close()
+    answer, _ = answer_of(model, "--effort", "off")
+    assert (answer["thinking"], answer["output"]) == ("", "Four, without thinking.")
+    answer, _ = answer_of(model, "--effort", "low")
+    assert answer["thinking"] == "Adding: 2 and 2 make 4."
+
+
 def test_a_thinking_budget_ends_thinking_and_the_answer_still_follows(make_model):
     long_thinking = [Piece(f"step {i}; ") for i in range(120)]  # a token each
     script = Script("<|go|>", [Control("<think>"), *long_thinking, Control("</think>"),
