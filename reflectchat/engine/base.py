@@ -7,6 +7,7 @@ benchmarks consume the same pieces.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -40,6 +41,10 @@ class TagFormat:
 
     name: str
     tags: tuple[str, str] | None = None
+    # with "tags": what opens the answer ("" if nothing does) and what ends it, all markup
+    # from there on ("" if nothing does): Kimi K3's <|open|>response<|sep|> and <|close|>,
+    # Apriel's [END FINAL RESPONSE]
+    answer: tuple[str, str] | None = None
 
     AUTO: ClassVar[TagFormat]
     REFLECTION: ClassVar[TagFormat]
@@ -54,18 +59,32 @@ class TagFormat:
             if self.tags[0] == self.tags[1]:  # every marker would both open and close
                 raise ValueError(f"think tags must differ: {self.tags[0]!r} cannot both open "
                                  "and close the thinking")
-        elif self.name not in FORMAT_NAMES or self.tags is not None:
+            if self.answer is not None and (len(self.answer) != 2 or not any(self.answer)):
+                raise ValueError("an answer wrapper is OPEN,END with one of them given")
+        elif self.name not in FORMAT_NAMES or self.tags is not None or self.answer is not None:
             raise ValueError(f"unknown reasoning format {self.name!r}; one of "
                              f"{', '.join(FORMAT_NAMES)}, or think tags OPEN,CLOSE")
 
     @property
     def value(self) -> str:
         """The text it is stored and named by (`parse` reads it back)."""
+        if self.answer is not None and self.tags:
+            return "tags:" + json.dumps([*self.tags, *self.answer], ensure_ascii=False)
         return f"tags:{self.tags[0]},{self.tags[1]}" if self.tags else self.name
 
     @classmethod
     def parse(cls, text: str) -> TagFormat:
-        """A format's name, or "tags:OPEN,CLOSE"; ValueError for anything else."""
+        """A format's name, "tags:OPEN,CLOSE", or "tags:" and a JSON list of the thinking
+        pair and the answer wrapper; ValueError for anything else."""
+        if text.startswith("tags:["):
+            try:
+                markers = json.loads(text[len("tags:"):])
+            except (ValueError, RecursionError):
+                markers = None
+            if not (isinstance(markers, list) and len(markers) == 4
+                    and all(isinstance(m, str) for m in markers)):
+                raise ValueError(f"not a stored reasoning format: {text[:80]!r}")
+            return cls("tags", (markers[0], markers[1]), (markers[2], markers[3]))
         if text.startswith("tags:"):
             return cls.think_tags(text[len("tags:"):])
         return cls(text)

@@ -242,9 +242,10 @@ class Vocab:
     def is_eog(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
-    def special_texts(self) -> list[str]:
-        """The text of every special token (a reasoning family's markers among them)."""
-        return [self.text(t) for t in range(self.size) if self.is_special(t)]
+    def has_special(self, text: str) -> bool:
+        """Whether `text` is one special token of this vocabulary."""
+        found = self.tokenize(text, special=True)
+        return len(found) == 1 and self.is_special(found[0]) and self.text(found[0]) == text
 
     def is_special(self, token: int) -> bool:
         """A CONTROL or USER_DEFINED token: markup, not text."""

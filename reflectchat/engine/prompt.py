@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from reflectchat.engine.base import OWN, ChatMessage, FoundFormat
+from reflectchat.engine.base import OWN, ChatMessage, FoundFormat, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama_cpp_api import (
     LoadedModel,
@@ -31,7 +32,7 @@ from reflectchat.engine.llama_cpp_api import (
     builtin_templates,
     recognised_template,
 )
-from reflectchat.engine.reasoning_found import find_format
+from reflectchat.engine.reasoning_found import find_format, find_wrapped
 from reflectchat.engine.sandbox import (
     TIME_LIMIT_S,
     BoundError,
@@ -130,12 +131,35 @@ class ChatPrompt:
                                      self._vocab.text(self._vocab.eos), generation_prompt=False)
             try:
                 self._render_own([{"role": "user", "content": "Hi"}])
-                return find_format(self._source, whole, self._vocab.special_texts)
+                found = find_format(self._source, whole, self._vocab.has_special)
+                if found.tag_format == TagFormat.AUTO:
+                    return self._wrapped(whole) or found
+                return found
             except BoundError as exc:
                 self._leave_own(f"was stopped: {exc}")
             except SandboxError as exc:
                 self._leave_own(f"cannot be used: {exc}")
-        return find_format(None, None, self._vocab.special_texts)
+        return find_format(None, None, self._vocab.has_special)
+
+    def _wrapped(self, whole: Callable[..., str]) -> FoundFormat | None:
+        """The markers the template writes around reasoning and the answer, for a family no
+        pair of tags describes (reasoning_found.find_wrapped)."""
+        own = self._render_own
+        assert own is not None
+
+        def render(messages: list[dict[str, str]], generation: bool, **variables: object) -> str:
+            return (own if generation else whole)(messages, **variables)
+
+        def specials_in(text: str) -> list[str]:
+            return [self._vocab.text(t) for t in self._vocab.tokenize(text, special=True)
+                    if self._vocab.is_special(t)]
+
+        ends = {self._vocab.text(t) for t in (self._vocab.eos, self._vocab.eot) if t >= 0}
+        try:
+            found = find_wrapped(render, self.switches()[1], specials_in, ends)
+        except SandboxError:  # a render the template refuses: it shows nothing more
+            return None
+        return FoundFormat(found, "from the template's renders") if found else None
 
     def _leave_own(self, why: str) -> None:
         """Use the built-in template llama.cpp recognises in the own template's text (as

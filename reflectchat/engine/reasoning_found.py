@@ -10,7 +10,7 @@ writes, and a file without a template for the special tokens its vocabulary defi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from reflectchat.engine.base import FoundFormat, TagFormat
 from reflectchat.engine.families import (
@@ -45,9 +45,9 @@ NOT_FOUND = FoundFormat(TagFormat.AUTO, "the model file names no reasoning marke
 
 
 def find_format(template: str | None, render: Render | None,
-                special_tokens: Callable[[], Iterable[str]]) -> FoundFormat:
-    """The format a model writes, from its template (rendered by `render`) and else the texts
-    of its special (control and user-defined) tokens."""
+                is_special: Callable[[str], bool]) -> FoundFormat:
+    """The format a model writes, from its template (rendered by `render`) and else from its
+    special (control and user-defined) tokens: `is_special` says whether a marker is one."""
     if template and render is not None:
         pair = _rendered_pair(render)
         if pair is not None:
@@ -55,16 +55,22 @@ def find_format(template: str | None, render: Render | None,
         family = _marked(template)
         if family is not None:
             return FoundFormat(TagFormat(family), "from the template")
-    family = _marked(" ".join(special_tokens()))
+    family = _marked_by(is_special)
     if family is not None:
         return FoundFormat(TagFormat(family), "from its special tokens")
     return NOT_FOUND
 
 
 def _marked(text: str) -> str | None:
-    """The one family whose markers `text` holds (None: none, or several: a vocabulary or a
-    template that names two families says nothing sure)."""
-    found = {family for family, marks in _MARKS if all(m in text for m in marks)}
+    """The one family whose markers `text` holds (None: none, or several: a template that
+    names two families says nothing sure)."""
+    return _marked_by(lambda marker: marker in text)
+
+
+def _marked_by(has: Callable[[str], bool]) -> str | None:
+    """The one family all of whose markers `has` finds (in a text, or among a vocabulary's
+    special tokens: asked marker by marker, as a vocabulary may hold 300,000 of them)."""
+    found = {family for family, marks in _MARKS if all(has(m) for m in marks)}
     if "granite" in found:
         found.discard("think")  # granite writes <think> too
     return found.pop() if len(found) == 1 else None
@@ -115,3 +121,132 @@ def _rendered_pair(render: Render) -> tuple[str, str] | None:
 
 def _is_marker(text: str) -> bool:
     return 0 < len(text) <= _LONGEST_MARKER and not any(c.isspace() for c in text)
+
+
+# A template renderer: messages, whether to end with the generation prompt, and variables.
+RenderTurn = Callable[..., str]
+
+
+def find_wrapped(render: RenderTurn, switches: list[str],
+                 specials_in: Callable[[str], list[str]], ends: set[str]) -> TagFormat | None:
+    """The markers a template puts around reasoning and the answer, as llama.cpp's autoparser
+    finds them (PR #18675), for families no pair of tags describes: the generation prompt
+    with the thinking switches on and off (an empty thinking block written when off: Gemma 4;
+    a thinking opener against an answer opener: Kimi K3), and an assistant turn rendered with
+    reasoning and an answer (what lies between them closes the thinking and may open the
+    answer; what follows the answer ends it), the prompt's own text past where that turn's
+    reasoning begins (a pre-filled opener: Apriel's "Here are my reasoning steps:").
+    `specials_in`: the special tokens' texts in a text; `ends`: the texts that end a turn."""
+    user = [{"role": "user", "content": _USER}]
+    turn = [*user, {"role": "assistant", "content": _ANSWER, "reasoning_content": _REASONING}]
+    on, off = dict.fromkeys(switches, True), dict.fromkeys(switches, False)
+    prompt = render(user, True, **on)
+    shown = render(turn, False, **on)
+    with_on = _added(render(user, False, **on), prompt)
+    with_off = _added(render(user, False, **off), render(user, True, **off)) if switches else ""
+    specials = sorted(set(specials_in(prompt + shown + with_off)), key=len, reverse=True)
+    opener = closer = answer_opener = ""
+    if switches:
+        wrote_on, wrote_off = _differing(with_on, with_off, specials)
+        if not wrote_on.strip() and len(wrote_off.split()) == 2:
+            opener, closer = wrote_off.split()  # the empty block that turns thinking off
+        elif wrote_on.strip() and wrote_off.strip():
+            opener, answer_opener = wrote_on.strip(), wrote_off.strip()
+    answer_end = ""
+    if _REASONING in shown and _ANSWER in shown.split(_REASONING, 1)[1]:
+        lead, rest = shown.split(_REASONING, 1)
+        between, after = rest.split(_ANSWER, 1)
+        between = between.strip()
+        if answer_opener and between.endswith(answer_opener):
+            between = between[:-len(answer_opener)].strip()
+        closer = closer or between
+        if not opener and prompt.startswith(lead):
+            opener = prompt[len(lead):].strip() or _trailing_marker(lead, specials)
+        answer_end = _answer_end(after, specials, ends)
+    if not (_is_wrapper(opener) and _is_wrapper(closer)) or opener == closer:
+        return None
+    answer = (answer_opener, answer_end) if answer_opener or answer_end else None
+    return TagFormat("tags", (opener, closer), answer)
+
+
+def _is_wrapper(text: str) -> bool:
+    """A marker of up to a line: it may hold spaces ([BEGIN FINAL RESPONSE]), not a line
+    break, nor our placeholders."""
+    return 0 < len(text) <= _LONGEST_MARKER and "\n" not in text and "\ue000" not in text
+
+
+def _added(before: str, after: str) -> str:
+    """What `after` writes past `before` (the generation prompt past the chat)."""
+    return after[len(before):] if after.startswith(before) else ""
+
+
+def _differing(a: str, b: str, specials: list[str]) -> tuple[str, str]:
+    """The parts of `a` and `b` that differ, never cutting a special token, each widened to
+    the special tokens that touch it on either side (so "think" against "response" is
+    `<|open|>think<|sep|>` against `<|open|>response<|sep|>`)."""
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    start = min(_token_start(a, start, specials), _token_start(b, start, specials))
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    end = len(a) - max(_token_end(a, len(a) - end, specials),
+                       _token_end(b, len(b) - end, specials) + len(a) - len(b))
+    if a[start:len(a) - end] and b[start:len(b) - end]:  # a word against a word: widen
+        start -= len(_special_end(a[:start], specials))
+        end -= len(next((t for t in specials if a[len(a) - end:].startswith(t)), ""))
+    return a[start:len(a) - end], b[start:len(b) - end]
+
+
+def _token_start(text: str, cut: int, specials: list[str]) -> int:
+    """`cut`, moved back to the start of a special token it falls inside."""
+    for special in specials:
+        at = text.rfind(special, 0, cut + len(special) - 1)
+        if at >= 0 and at < cut < at + len(special):
+            cut = at
+    return cut
+
+
+def _token_end(text: str, cut: int, specials: list[str]) -> int:
+    """`cut`, moved on to the end of a special token it falls inside."""
+    for special in specials:
+        at = text.rfind(special, 0, cut + len(special) - 1)
+        if at >= 0 and at < cut < at + len(special):
+            cut = at + len(special)
+    return cut
+
+
+def _trailing_marker(text: str, specials: list[str]) -> str:
+    """The marker a prompt ends with: its last special tokens, and the word before them when
+    a special token comes before that word (`<|open|>think<|sep|>`, `<|channel>thought`,
+    `<think>`); "" if it ends with none."""
+    text = text.rstrip()
+    parts: list[str] = []
+    while special := _special_end(text, specials):
+        parts.insert(0, special)
+        text = text[:-len(special)]
+    at = len(text)
+    while at and not text[at - 1].isspace() and not _special_end(text[:at], specials):
+        at -= 1
+    word, before = text[at:], _special_end(text[:at], specials)
+    if word and before:
+        parts[:0] = [before, word]
+    return "".join(parts)
+
+
+def _special_end(text: str, specials: list[str]) -> str:
+    return next((s for s in specials if s and text.endswith(s)), "")
+
+
+def _answer_end(after: str, specials: list[str], ends: set[str]) -> str:
+    """What ends a wrapped answer: the special token the template writes right after it
+    (unless that token only ends the turn), else its first line of text."""
+    after = after.lstrip()
+    special = next((s for s in sorted(specials, key=len, reverse=True)
+                    if after.startswith(s)), None)
+    if special is not None:
+        return "" if special in ends else special
+    line = after.split("\n", 1)[0].strip()
+    return line if 0 < len(line) <= _LONGEST_MARKER and not any(
+        e in line for e in ends) else ""

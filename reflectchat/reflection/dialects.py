@@ -4,7 +4,8 @@
 - think: `<think>…</think>` then an untagged answer (R1 and its distills, QwQ, Qwen3, GLM).
 - magistral: `[THINK]…[/THINK]`; seed: `<seed:think>…</seed:think>` (Seed-OSS; its
   `<seed:cot_budget_reflect>` notes stay inside the thinking as text); thought:
-  `<thought>…</thought>` (EXAONE Deep); tags: the pair a user named with --think-tags.
+  `<thought>…</thought>` (EXAONE Deep); tags: the pair a user named with --think-tags, or a
+  template showed, with the answer wrapper around it (Kimi K3's `<|open|>response<|sep|>`).
 - granite: `<think>…</think><response>…</response>`, or the plain-text headings "Here is my
   thought process:" and "Here is my response:" that Granite 3.2's template asks for.
 - harmony (gpt-oss): `<|channel|>analysis<|message|>…<|end|>` is thinking, the `final` channel
@@ -16,7 +17,8 @@ Actions, per innermost explicit section (None: top level): "open:X" opens a sect
 "close" closes one, "close_all:X" closes every section and opens X, "close_thinking" closes a
 reflection and the thinking around it, "reclassify" says the prompt opened the thinking (the
 text so far was thinking), "header" reads a harmony channel header up to `<|message|>`, "role"
-drops a harmony role up to its next marker, "end" closes every section, "drop" shows nothing.
+drops a harmony role up to its next marker, "end" closes every section, "drop" shows nothing,
+"rest" closes every section and shows nothing more (the markup after a wrapped answer).
 """
 
 from __future__ import annotations
@@ -79,6 +81,22 @@ def _pair(opener: str, closer: str) -> Dialect:
                    {closer: "reclassify"}, opener)
 
 
+def _wrapped(opener: str, closer: str, answer_opener: str, answer_end: str) -> Dialect:
+    """A thinking pair with an answer wrapper, as a template showed them (engine/
+    reasoning_found.py): the answer's opener closes any thinking left open, and its end hides
+    all that follows (the wrapper's and the message's closing markup)."""
+    top: dict[str, str] = {opener: "open:thinking"}
+    thinking: dict[str, str] = {closer: "close"}
+    output: dict[str, str] = {}
+    if answer_opener:
+        top[answer_opener] = "open:output"
+        thinking[answer_opener] = "close_all:output"
+    if answer_end:
+        top[answer_end] = output[answer_end] = "rest"
+    return Dialect({None: top, Channel.THINKING: thinking, Channel.OUTPUT: output},
+                   {closer: "reclassify"}, opener)
+
+
 def _granite() -> Dialect:
     return Dialect({
         None: {"<think>": "open:thinking", "<response>": "open:output",
@@ -112,6 +130,8 @@ def dialect(tag_format: TagFormat) -> Dialect:
             top |= each.at(None)
             unopened |= each.unopened
         return Dialect({None: top}, unopened, None)
+    if tag_format.tags is not None and tag_format.answer is not None:
+        return _wrapped(*tag_format.tags, *tag_format.answer)
     if tag_format.tags is not None:
         return _pair(*tag_format.tags)
     return _pair(*THINK_TAGS[name])

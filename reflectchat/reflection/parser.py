@@ -52,6 +52,7 @@ class ReflectionParser:
         self._code: tuple[str, int] | None = None  # ("inline" | "fence", backtick count)
         self._line_blank = True
         self._begun = False  # a thinking or explicit output section has been opened
+        self._rest = False  # a wrapped answer ended: nothing more is shown
         if prefilled and self._dialect.opener is not None:
             self._open(Channel.THINKING)
 
@@ -81,6 +82,9 @@ class ReflectionParser:
         return events
 
     def _drain(self, final: bool) -> None:
+        if self._rest:  # the answer ended: what follows is the template's markup
+            self._buf = ""
+            return
         buf, i, n = self._buf, 0, len(self._buf)
         while i < n:
             ch = buf[i]
@@ -132,6 +136,11 @@ class ReflectionParser:
             return self._harmony(verb, buf, after, final)
         if verb == "drop":
             return after
+        if verb == "rest":
+            while self._stack:
+                self._close()
+            self._rest = True
+            return len(buf)
         if verb == "reclassify":
             self._reclassify(tag)
             return after

@@ -1,0 +1,125 @@
+"""Families no pair of tags describes, found from what their templates write rather than from a
+list: a Kimi-K3-style template (thinking and answer each wrapped in `<|open|>NAME<|sep|>` ...
+`<|close|>NAME<|sep|>` inside a message wrapper, empty think blocks rendered, the thinking
+opened by the generation prompt), a Gemma-4-style one (`<|channel>thought` ... `<channel|>`,
+reasoning never rendered in a plain turn; the generation prompt writes an empty block when
+thinking is off) and an Apriel-1.6-style one (the prompt pre-fills "Here are my reasoning
+steps:" as text, "[BEGIN FINAL RESPONSE]" ends the thinking). The templates are written here
+to behave as those families' do; the GGUFs carry their markers as special tokens. Each answer
+lands in the right panes, through `ask --json`, with every wrapper gone from the output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from reflectchat.demo.scripted_model import Control, Piece, Script
+from reflectchat.engine.base import TagFormat
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
+
+# -- Kimi K3's way: tags made of <|open|>/<|close|>, a name and <|sep|> -------------------------
+KIMI_TEMPLATE = (
+    "{%- if thinking is undefined %}{% set thinking = true %}{% endif -%}"
+    "{%- for m in messages -%}<|open|>message role=\"{{ m.role }}\"<|sep|>"
+    "{%- if m.role == 'assistant' -%}"
+    "{%- if thinking %}<|open|>think<|sep|>{{ m.reasoning_content | default('') }}"
+    "<|close|>think<|sep|>{% endif -%}"
+    "<|open|>response<|sep|>{{ m.content }}<|close|>response<|sep|>"
+    "{%- else %}{{ m.content }}{% endif -%}"
+    "<|close|>message<|sep|><|end_of_msg|>{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|open|>message role=\"assistant\"<|sep|>"
+    "<|open|>{{ 'think' if thinking else 'response' }}<|sep|>{%- endif -%}"
+)
+# the prompt ends in <|sep|>, whose one successor starts the script; markers written a second
+# time are plain text (a bigram model's token has one successor), as a raw server sends them
+KIMI = [
+    Script("<|sep|>", ["Two and two: four.", Control("<|close|>"), Piece("think"),
+                       Piece("<|se"), Piece("p|>"), Control("<|open|>"), Piece("response"),
+                       Piece("<|sep"), Piece("|>"), "It is 4.", Piece("<|clo"), Piece("se|>"),
+                       Piece("response<|sep|><|close|>message<|sep|>"),
+                       Control("<|end_of_msg|>")]),
+]
+
+# -- Gemma 4's way: a channel opened by <|channel> and a name, closed by <channel|> ---------------
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{%- if enable_thinking is defined and enable_thinking -%}"
+    "<|turn>system\n<|think|><turn|>\n{%- endif -%}"
+    "{%- for m in messages -%}<|turn>{{ 'model' if m.role == 'assistant' else m.role }}\n"
+    "{{ m.content }}<turn|>\n{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|turn>model\n"
+    "{%- if not enable_thinking | default(false) %}<|channel>thought\n<channel|>{% endif -%}"
+    "<|go|>{%- endif -%}"
+)
+GEMMA = [Script("<|go|>", [Control("<|channel>"), Piece("thought"), Piece("\n"),
+                           "The sky scatters blue light.", Control("<channel|>"),
+                           "Because of Rayleigh scattering."]),
+         Script("<|think|>", ["unused"]), Script("<turn|>", ["unused too"])]
+
+# -- Apriel 1.6's way: plain-text markers, the opener pre-filled by the prompt ------------------
+APRIEL_TEMPLATE = (
+    "<|begin_system|>\nThink step by step, then answer after [BEGIN FINAL RESPONSE].\n"
+    "{%- for m in messages -%}"
+    "{%- if m.role == 'user' %}<|begin_user|>\n{{ m.content }}"
+    "{%- elif m.role == 'assistant' %}\n<|begin_assistant|>\n"
+    "{%- if m.reasoning_content is defined and loop.last -%}"
+    "{{ m.reasoning_content }}\n[BEGIN FINAL RESPONSE]\n{%- endif -%}{{ m.content }}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}\n<|begin_assistant|>\nHere are my reasoning steps:"
+    "{%- endif -%}"
+)
+# the prompt's last token, the colon, is a control token here: its one successor starts the
+# script (there is no other colon in the prompt)
+APRIEL = [Script(":", ["\n3 apples and 2 apples.", Piece("\n[BEGIN FINAL RESPONSE]\n"),
+                       "5 apples."])]
+
+
+def ask(model: Path, *args: str) -> tuple[dict, str]:
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--no-save", "--json",
+                           "--model", str(model), *args, "q"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def found(model: Path) -> TagFormat:
+    engine = LlamaEngine(model, EngineSettings(n_ctx=512))
+    try:
+        return engine.found_format.tag_format
+    finally:
+        engine.close()
+
+
+def test_kimi_k3s_think_and_response_wrappers_are_found_and_removed(make_model):
+    model = make_model(KIMI, template=KIMI_TEMPLATE)
+    assert found(model) == TagFormat("tags", ("<|open|>think<|sep|>", "<|close|>think<|sep|>"),
+                                     ("<|open|>response<|sep|>", "<|close|>"))
+    answer, stderr = ask(model)
+    assert "from the template's renders" in stderr
+    assert (answer["thinking"], answer["output"]) == ("Two and two: four.", "It is 4.")
+    assert "<|" not in answer["output"] and "sep" not in answer["output"]
+
+
+def test_gemma_4s_channel_is_found_from_the_empty_block_that_turns_thinking_off(make_model):
+    model = make_model(GEMMA, template=GEMMA_TEMPLATE)
+    assert found(model) == TagFormat("tags", ("<|channel>thought", "<channel|>"))
+    answer, _ = ask(model, "--effort", "high")  # thinking on: enable_thinking
+    assert answer["thinking"] == "The sky scatters blue light."
+    assert answer["output"] == "Because of Rayleigh scattering."
+
+
+def test_apriels_prefilled_text_opener_and_final_response_marker_are_found(make_model):
+    model = make_model(APRIEL, template=APRIEL_TEMPLATE)
+    assert found(model) == TagFormat("tags", ("Here are my reasoning steps:",
+                                              "[BEGIN FINAL RESPONSE]"))
+    answer, _ = ask(model)
+    assert (answer["thinking"], answer["output"]) == ("3 apples and 2 apples.", "5 apples.")
+
+
+def test_a_wrapped_format_is_stored_and_read_back_whole():
+    fmt = TagFormat("tags", ("<|open|>think<|sep|>", "<|close|>think<|sep|>"),
+                    ("<|open|>response<|sep|>", "<|close|>"))
+    assert TagFormat.parse(fmt.value) == fmt
+    assert TagFormat.parse("tags:<a>,</a>") == TagFormat("tags", ("<a>", "</a>"))
