@@ -12,6 +12,7 @@
 
     [models."NAME"]      per model (a catalog id or a GGUF's file name), written by the user:
     think_tags = "<reason>,</reason>"     or  format = "harmony"
+    answer_tags = "<answer>,</answer>"   (with think_tags: the answer's wrapper)
 
 User theme files live beside it, in `themes/`. A config file that cannot be read gives a warning
 and the defaults, and is never overwritten: nothing the user wrote is lost.

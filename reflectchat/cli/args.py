@@ -29,9 +29,12 @@ def choice_from_args(args: argparse.Namespace, model: str | None, quant: str | N
         choice = remote_choice(args, model)
     else:
         choice = choose_model(model, quant, demo)
+    answer = getattr(args, "answer_tags", None)
+    if answer is not None and not getattr(args, "think_tags", None):
+        raise EngineError("--answer-tags goes with --think-tags (the thinking's pair)")
     if getattr(args, "think_tags", None):
         try:
-            tags = TagFormat.think_tags(args.think_tags)
+            tags = TagFormat.think_tags(args.think_tags, answer)
         except ValueError as exc:
             raise EngineError(f"--think-tags: {exc}") from None
         return replace(choice, tag_format=tags, format_why="--think-tags", format_pinned=True)
@@ -49,7 +52,9 @@ def configured_format(choice: ModelChoice, config: ConfigFile) -> ModelChoice:
     where = f'{config.path}: [models."{name}"]'
     try:
         if isinstance(table.get("think_tags"), str):
-            fmt = TagFormat.think_tags(str(table["think_tags"]))
+            answer = table.get("answer_tags")
+            fmt = TagFormat.think_tags(str(table["think_tags"]),
+                                       answer if isinstance(answer, str) else None)
         elif isinstance(table.get("format"), str):
             fmt = TagFormat.parse(str(table["format"]))
         else:

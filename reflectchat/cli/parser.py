@@ -88,6 +88,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="the model marks its thinking with these tags (a family reflectchat "
                         "does not know yet), e.g. '<reason>,</reason>'; a tag may hold spaces "
                         "inside, not at either end")
+    m.add_argument("--answer-tags", metavar="OPEN,END",
+                   help="with --think-tags: what wraps the model's answer, either part may be "
+                        "empty, e.g. ',[END FINAL RESPONSE]' (everything from END on is hidden)")
     r = p.add_argument_group("runtime")
     r.add_argument("--gpu-layers", type=whole(-1, MAX_LAYERS), metavar="N",
                    help="layers to offload to the GPU, -1 for all (default: all when this "

@@ -90,12 +90,19 @@ class TagFormat:
         return cls(text)
 
     @classmethod
-    def think_tags(cls, pair: str) -> TagFormat:
-        """The user's own thinking tags, "OPEN,CLOSE" (--think-tags)."""
+    def think_tags(cls, pair: str, answer: str | None = None) -> TagFormat:
+        """The user's own thinking tags, "OPEN,CLOSE" (--think-tags), and the answer's
+        wrapper, "OPEN,END" with either left empty (--answer-tags)."""
         opener, comma, closer = pair.partition(",")
         if not comma:
             raise ValueError(f"think tags are OPEN,CLOSE, not {pair!r}")
-        return cls("tags", (opener, closer))
+        if answer is None:
+            return cls("tags", (opener, closer))
+        start, comma, end = answer.partition(",")
+        if not comma or start.strip() != start or end.strip() != end:
+            raise ValueError(f"answer tags are OPEN,END (either may be empty, neither with a "
+                             f"space at either end), not {answer!r}")
+        return cls("tags", (opener, closer), (start, end))
 
 
 TagFormat.AUTO = TagFormat("auto")

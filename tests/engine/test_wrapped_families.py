@@ -19,6 +19,7 @@ from pathlib import Path
 from reflectchat.demo.scripted_model import Control, Piece, Script
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.paths import config_file
 
 # -- Kimi K3's way: tags made of <|open|>/<|close|>, a name and <|sep|> -------------------------
 KIMI_TEMPLATE = (
@@ -123,3 +124,28 @@ def test_a_wrapped_format_is_stored_and_read_back_whole():
                     ("<|open|>response<|sep|>", "<|close|>"))
     assert TagFormat.parse(fmt.value) == fmt
     assert TagFormat.parse("tags:<a>,</a>") == TagFormat("tags", ("<a>", "</a>"))
+
+
+APRIEL_15 = Script("<|go|>", [Piece("Here are my reasoning steps:"), "\nTen minus three.",
+                              Piece("\n[BEGIN FINAL RESPONSE]\n"), "Seven.",
+                              Piece("\n[END FINAL RESPONSE]")])
+
+
+def test_think_and_answer_tags_with_spaces_are_taken_from_the_flags_and_config(make_model):
+    """Apriel 1.5 writes its own opener and ends its answer with [END FINAL RESPONSE]."""
+    model = make_model(APRIEL_15)
+    answer, _ = ask(model, "--think-tags", "Here are my reasoning steps:,[BEGIN FINAL RESPONSE]",
+                    "--answer-tags", ",[END FINAL RESPONSE]")
+    assert (answer["thinking"], answer["output"]) == ("Ten minus three.", "Seven.")
+    config = config_file()
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[models."{model.name}"]\n'
+                      'think_tags = "Here are my reasoning steps:,[BEGIN FINAL RESPONSE]"\n'
+                      'answer_tags = ",[END FINAL RESPONSE]"\n', encoding="utf-8")
+    answer, _ = ask(model)
+    assert (answer["thinking"], answer["output"]) == ("Ten minus three.", "Seven.")
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--demo", "--no-save",
+                           "--answer-tags", "<a>,</a>", "q"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "--answer-tags goes with --think-tags" in done.stderr.splitlines()[-1]
