@@ -72,6 +72,13 @@ class TagFormat:
             return "tags:" + json.dumps([*self.tags, *self.answer], ensure_ascii=False)
         return f"tags:{self.tags[0]},{self.tags[1]}" if self.tags else self.name
 
+    @property
+    def label(self) -> str:
+        """How it is named to the user (the status bar, `ask`'s stderr)."""
+        if self.answer is not None and self.tags:
+            return f"{self.tags[0]}…{self.tags[1]} (answer wrapped)"
+        return self.value
+
     @classmethod
     def parse(cls, text: str) -> TagFormat:
         """A format's name, "tags:OPEN,CLOSE", or "tags:" and a JSON list of the thinking

@@ -34,7 +34,7 @@ class ModelChoice:
         """How answers are read, for the status bar and `ask`'s stderr."""
         if self.tag_format == TagFormat.AUTO:
             return "reasoning: auto, an answer's first tag decides"
-        return f"reasoning: {self.tag_format.value}, {self.format_why or 'as set'}"
+        return f"reasoning: {self.tag_format.label}, {self.format_why or 'as set'}"
 
 
 def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoice:

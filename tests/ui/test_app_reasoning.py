@@ -88,3 +88,17 @@ async def test_effort_and_budget_are_set_in_f8_and_kept_for_the_next_answer():
         await pilot.pause()
         assert "Reasoning effort is one of off, low, medium, high" in str(
             app.screen.query_one("#settings-error").render())
+
+
+async def test_kimi_k3s_wrappers_found_from_its_template_split_the_panes(make_model):
+    from engine.test_wrapped_families import KIMI, KIMI_TEMPLATE
+
+    app = make_app(make_model(KIMI, template=KIMI_TEMPLATE), tag_format=TagFormat.AUTO)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        assert "from the template's renders" in status_text(app)
+        await ask(pilot, "What is 2+2?")
+        assert pane(app, "thinking") == "Two and two: four."
+        assert pane(app, "output") == "It is 4."  # no <|close|>response<|sep|> after it
+        stored = app.conversation.turns[-1].tag_format
+        assert stored.answer == ("<|open|>response<|sep|>", "<|close|>")
