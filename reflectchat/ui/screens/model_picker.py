@@ -30,6 +30,7 @@ from reflectchat.untrusted import visible
 
 PLANNING = "Planning each quant for this machine …"
 NAME_COLUMN = 12  # quant names up to this long line up in a column; longer file names wrap
+NOTES_SHOWN = 3  # files that cannot be planned, named under the list
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ModelPicker(ModalScreen[ModelPick | None]):
     def __init__(self, plan_rows: Callable[[], tuple[list[Row], list[str]]], current: str,
                  current_model: str = "") -> None:
         """`plan_rows` runs on a worker thread: the rows, and why some files are not among
-        them (an incomplete download, a damaged header), shown last."""
+        them (an incomplete download, a damaged header), said under the list."""
         super().__init__(id="model-picker")
         self._plan_rows = plan_rows
         self._rows: list[Row] = []
@@ -95,9 +96,11 @@ class ModelPicker(ModalScreen[ModelPick | None]):
                 width = max(len(visible(r.quant_name)) for r in members)
                 width = width if width <= NAME_COLUMN else 0  # long names: a line of their own
             options.add_option(self._option(i, row, width))
-        for note in notes:
-            options.add_option(Option(Content.styled(f"✗ {visible(note)}", "$warning"),
-                                      disabled=True))
+        if notes:  # under the list, where it is seen without scrolling to its end
+            shown = [f"✗ {visible(note)}" for note in notes[:NOTES_SHOWN]]
+            if len(notes) > NOTES_SHOWN:
+                shown.append(f"… and {len(notes) - NOTES_SHOWN} more (`reflectchat models`)")
+            self.query_one("#picker-note", Label).update(Content("\n".join(shown)))
 
     @staticmethod
     def _header(members: list[Row]) -> Content:
