@@ -42,6 +42,7 @@ CHARACTERS = LoopRule(longest_span=1024, times=4, least=640, layout_least=32768)
 _NUMBER = re.compile(r"\d{1,5}")
 _PIECES = re.compile(r"(?<=[.!?])\s+|\n")
 _QUOTED_LEAST = 8  # characters of a piece of the span that must be the prompt's
+_KINDS_KEPT = 4096  # spans whose kind is remembered (each rotation of a repeating span is one)
 
 
 class Repeats:
@@ -54,12 +55,17 @@ class Repeats:
         numbers = [int(n) for n in _NUMBER.findall(asked)]
         self._allowed = max(numbers, default=0)
 
-    def looping(self, span: str, period: int, covered: int) -> bool:
-        """Whether `covered` items, a `period`-item span (its text `span`) repeated, loop."""
-        rule = self._rule
+    def kind(self, span: str) -> str:
+        """"layout" (no letters), "quoted" (the prompt's words, with a count) or "words"."""
         if not any(c.isalpha() for c in span):
-            return covered >= rule.layout_least
-        if self._allowed and self._quoted(span):
+            return "layout"
+        return "quoted" if self._allowed and self._quoted(span) else "words"
+
+    def looping(self, kind: str, period: int, covered: int) -> bool:
+        """Whether `covered` items, a `period`-item span of this kind repeated, loop."""
+        if kind == "layout":
+            return covered >= self._rule.layout_least
+        if kind == "quoted":
             return covered / period > self._allowed + 1
         return True
 
@@ -83,6 +89,7 @@ class LoopWatch:
         self._rule = rule
         self._text_of = text_of or (lambda items: "".join(map(str, items)))
         self._repeats = Repeats(rule, asked)
+        self._kinds: dict[tuple[Hashable, ...], str] = {}  # a repeated span's kind, by items
         self._recent: list[Hashable] = []
         self._run = [0] * (rule.longest_span + 1)
 
@@ -101,8 +108,15 @@ class LoopWatch:
                     shortest = p
             else:
                 run[p] = 0
-        return bool(shortest) and self._repeats.looping(
-            self._text_of(recent[-shortest:]), shortest, run[shortest] + shortest)
+        if not shortest:
+            return False
+        span = tuple(recent[-shortest:])  # one rotation of the span: the kind is the same
+        kind = self._kinds.get(span)
+        if kind is None:
+            if len(self._kinds) >= _KINDS_KEPT:
+                self._kinds.clear()
+            kind = self._kinds[span] = self._repeats.kind(self._text_of(span))
+        return self._repeats.looping(kind, shortest, run[shortest] + shortest)
 
 
 class TextLoopWatch:
@@ -150,7 +164,7 @@ class TextLoopWatch:
             period = int(np.argmax(repeated[row])) + 1  # the shortest, as `LoopWatch` asks
             end = span + int(row) + 1  # just past new[row] in `padded`
             copy = padded[end - period:end]
-            if self._repeats.looping("".join(map(chr, copy)), period,
+            if self._repeats.looping(self._repeats.kind("".join(map(chr, copy))), period,
                                      int(run[row, period - 1]) + period):
                 return True
         return False
