@@ -84,14 +84,17 @@ def _list(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
     models = [visible(short_model(s.meta)) for s in sessions]
     table = Table(box=None, header_style="bold")
     ids = max(len(str(s.id)) for s in sessions)
-    for name, width in (("id", max(ids, 2)), ("updated", 16), ("messages", 8)):
+    # the title takes what the other columns leave, one line each: a long title no_wrap made
+    # wider than the terminal had Rich shrink every column alike, and the ids vanished
+    widths = [max(ids, 2), 16, 8, max(5, *map(len, models))]
+    for name, width in zip(("id", "updated", "messages", "model"), widths, strict=True):
         table.add_column(name, no_wrap=True, min_width=width)
-    table.add_column("model", no_wrap=True, min_width=max(map(len, models)))
-    table.add_column("title", no_wrap=True, overflow="ellipsis", ratio=1)  # one line each
+    title_room = out.width - sum(widths) - 2 * (len(widths) + 1)
+    table.add_column("title", no_wrap=True, overflow="ellipsis", max_width=max(8, title_room))
     for s, model in zip(sessions, models, strict=True):
         table.add_row(str(s.id), _when(s.updated), str(s.messages), Text(model),
                       Text(visible(s.title)))
-    out.print(table)
+    out.print(table, soft_wrap=False)  # within the terminal's width
     return EXIT_OK
 
 

@@ -269,3 +269,25 @@ def test_the_list_names_a_models_file_not_its_folder_and_keeps_titles_on_one_lin
     row = rows[0]
     assert "deep" not in listed.stdout  # not the folder
     assert "DeepSeek-R1-Di" in row and "00002.gguf" in row  # both ends of the name
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_the_list_keeps_every_id_and_fits_the_terminal(columns):
+    """Below ~120 columns a long title made Rich shrink every column alike: the ids that
+    show, export and delete need vanished, and the rows ran past the width."""
+    from reflectchat.paths import store_file
+    from reflectchat.store.records import SessionMeta, StoredMessage
+    from reflectchat.store.session_store import SessionStore
+
+    store = SessionStore.open(store_file())
+    made = [store.start_session(f"A long prompt about {n} idioms in French " * 3,
+                                SessionMeta("gemma-3-270m-q4_k_m.gguf"),
+                                [StoredMessage("user", "hi")])[0] for n in range(3)]
+    store.close()
+    listed = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "list"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": str(columns)})
+    lines = listed.stdout.rstrip("\n").splitlines()
+    assert lines[0].split()[0] == "id"
+    assert [line.split()[0] for line in lines[1:]] == [str(n) for n in reversed(made)]
+    assert all(len(line.rstrip()) <= columns for line in lines), listed.stdout
