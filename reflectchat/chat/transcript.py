@@ -45,6 +45,22 @@ def reasoning_asked(stats: GenerationStats | None) -> str:
     return " · ".join(parts)
 
 
+def finish_note(stats: GenerationStats | None) -> str | None:
+    """How an answer ended, in the words the app, `sessions show` and exports all use; None
+    for one that ended as the model chose."""
+    if stats is None or stats.finish_reason is FinishReason.INTERRUPTED:
+        return "interrupted (the app closed mid-answer)"
+    if stats.finish_reason is FinishReason.CANCELLED:
+        return "stopped: the partial answer is kept"
+    if stats.finish_reason is FinishReason.LOOP:
+        return "stopped: the model was repeating itself"
+    if stats.error:
+        return f"failed: {stats.error}"
+    if stats.finish_reason is FinishReason.LENGTH:
+        return "cut at the token limit"
+    return None
+
+
 def conversation_markdown(conversation: Conversation, title: str, model: str) -> str:
     parts = [f"# {title}\n", f"Model: {model}\n"]
     if conversation.system_prompt:
@@ -66,6 +82,7 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
         facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
         if facts:
             parts.append(f"*{facts}*\n")
-        if turn.stats is not None and turn.stats.finish_reason is not FinishReason.STOP:
-            parts.append(f"*Finished: {turn.stats.finish_reason.value}*\n")
+        note = finish_note(turn.stats)
+        if note:
+            parts.append(f"*{note[0].upper()}{note[1:]}.*\n")
     return "\n".join(parts)

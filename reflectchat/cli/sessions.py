@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reflectchat.chat.transcript import reasoning_asked
+from reflectchat.chat.transcript import finish_note, reasoning_asked
 from reflectchat.cli.output import EXIT_OK, fail
 from reflectchat.reflection.facts import facts_text
 from reflectchat.sizes import size_text
@@ -120,9 +120,9 @@ def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
         facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
         if facts:
             out.print(Text(facts, style="dim"))
-        reason = turn.stats.finish_reason.value if turn.stats else "interrupted"
-        if reason != "stop":
-            out.print(Text(f"({reason})", style="yellow"))
+        note = finish_note(turn.stats)
+        if note:
+            out.print(Text(f"({visible(note)})", style="yellow"))
     for message in messages:
         if message.damaged:
             err.print(Text(f"Message {message.seq} could not be read in full (damaged: "

@@ -291,3 +291,29 @@ def test_the_list_keeps_every_id_and_fits_the_terminal(columns):
     assert lines[0].split()[0] == "id"
     assert [line.split()[0] for line in lines[1:]] == [str(n) for n in reversed(made)]
     assert all(len(line.rstrip()) <= columns for line in lines), listed.stdout
+
+
+def test_stopped_cut_and_looping_answers_are_marked_in_show_and_the_markdown_export():
+    from reflectchat.paths import store_file
+    from reflectchat.store.records import SessionMeta, StoredMessage
+    from reflectchat.store.session_store import SessionStore
+
+    store = SessionStore.open(store_file())
+    session, _ = store.start_session("stops", SessionMeta("m"), [
+        StoredMessage("user", "one"),
+        StoredMessage("assistant", "<think>half", thinking="half", tag_format="think",
+                      finish_reason="cancelled"),
+        StoredMessage("user", "two"),
+        StoredMessage("assistant", "so so so", output="so so so", tag_format="think",
+                      finish_reason="loop"),
+        StoredMessage("user", "three"),
+        StoredMessage("assistant", "all of it", output="all of it", tag_format="think",
+                      finish_reason="stop")])
+    store.close()
+    shown = sessions("show", str(session)).stdout
+    assert shown.count("(stopped: the partial answer is kept)") == 1
+    assert shown.count("(stopped: the model was repeating itself)") == 1
+    assert shown.count("(") == 2  # the finished answer is not marked
+    exported = sessions("export", str(session)).stdout
+    assert "*Stopped: the partial answer is kept.*" in exported
+    assert "*Stopped: the model was repeating itself.*" in exported
