@@ -153,7 +153,8 @@ def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
         rows: list[dict[str, Any]] = []
         for hit in hits:
             snippet, spans = _highlighted(hit.snippet)
-            rows.append({"session": hit.session_id, "title": hit.title, "message": hit.seq,
+            rows.append({"session": hit.session_id, "title": hit.title, "prompt": hit.prompt,
+                         "message": hit.seq,
                          "channel": hit.channel, "reflection": hit.reflection or None,
                          "snippet": snippet, "highlights": spans})
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -165,7 +166,7 @@ def _search(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
     for hit in hits:
         snippet, spans = _highlighted(hit.snippet)
         line = Text(f"{hit.session_id:>5}  ", style="bold")
-        line.append(Text(visible(hit.title), style="cyan"))
+        line.append(Text(visible(hit.label), style="cyan"))
         line.append(f"  · {_hit_label(hit)}", style="yellow" if hit.reflection else "dim")
         out.print(line)
         text = Text("       " + snippet)

@@ -61,6 +61,13 @@ class SearchHit:
     channel: str
     reflection: int  # the reflection's number (from 1) for reflection hits, else 0
     snippet: str  # matches are between MARK_START and MARK_END
+    prompt: str | None = None  # the prompt of the turn it is in (None: a damaged session)
+
+    @property
+    def label(self) -> str:
+        """What the hit is named by: its turn's prompt (first line, shortened), else the
+        session's title."""
+        return title_for(self.prompt) if self.prompt and self.prompt.strip() else self.title
 
 
 MARK_START, MARK_END = "\x02", "\x03"

@@ -26,6 +26,11 @@ def fts_query(text: str) -> str | None:
     return " ".join(terms)
 
 
+# the prompt of the turn a hit is in: its own message for a prompt, else the user's before it
+_PROMPT = ("(SELECT u.raw FROM messages u WHERE u.session_id = m.session_id "
+           "AND u.role = 'user' AND u.seq <= m.seq ORDER BY u.seq DESC LIMIT 1)")
+
+
 def search(conn: sqlite3.Connection, text: str, channels: Collection[str] = (),
            limit: int = 100, corrected: bool = False) -> list[SearchHit]:
     """Texts matching every word of `text`, most recently saved first, limited to
@@ -46,7 +51,7 @@ def search(conn: sqlite3.Connection, text: str, channels: Collection[str] = (),
     only_corrected = "AND json_array_length(m.reflections) > 0 " if corrected else ""
     rows = conn.execute(
         "SELECT m.session_id, s.title, s.updated, m.seq, t.channel, t.n, "
-        "snippet(texts_fts, 0, ?, ?, '…', ?) FROM texts_fts "
+        "snippet(texts_fts, 0, ?, ?, '…', ?), " + _PROMPT + " FROM texts_fts "
         "JOIN texts t ON t.id = texts_fts.rowid "
         "JOIN messages m ON m.id = t.message_id "
         "JOIN sessions s ON s.id = m.session_id "
@@ -61,7 +66,7 @@ def corrections(conn: sqlite3.Connection, limit: int) -> list[SearchHit]:
     """Every answer with reflections, newest first, as a hit on its first reflection."""
     rows = conn.execute(
         "SELECT m.session_id, s.title, s.updated, m.seq, t.channel, t.n, "
-        "substr(t.body, 1, ?) FROM texts t "
+        "substr(t.body, 1, ?), " + _PROMPT + " FROM texts t "
         "JOIN messages m ON m.id = t.message_id "
         "JOIN sessions s ON s.id = m.session_id "
         "WHERE t.channel = 'reflection' AND t.n = 1 ORDER BY t.id DESC LIMIT ?",

@@ -317,3 +317,27 @@ def test_stopped_cut_and_looping_answers_are_marked_in_show_and_the_markdown_exp
     exported = sessions("export", str(session)).stdout
     assert "*Stopped: the partial answer is kept.*" in exported
     assert "*Stopped: the model was repeating itself.*" in exported
+
+
+def test_a_search_hit_is_named_by_the_prompt_of_its_turn_not_the_sessions_title():
+    from reflectchat.paths import store_file
+    from reflectchat.store.records import SessionMeta, StoredMessage
+    from reflectchat.store.session_store import SessionStore
+
+    store = SessionStore.open(store_file())
+    store.start_session(SOLVE, SessionMeta("m"), [
+        StoredMessage("user", SOLVE),
+        StoredMessage("assistant", "x = 1/2", output="x = 1/2", tag_format="think",
+                      finish_reason="stop"),
+        StoredMessage("user", "Translate 'It's raining cats and dogs' to French"),
+        StoredMessage("assistant", "Il pleut des cordes.", output="Il pleut des cordes.",
+                      tag_format="think", finish_reason="stop")])
+    store.close()
+    [hit] = as_json("search", "cordes", "--channel", "output")
+    assert hit["title"] == SOLVE
+    assert hit["prompt"] == "Translate 'It's raining cats and dogs' to French"
+    shown = sessions("search", "cordes").stdout.splitlines()[0]
+    assert "Translate 'It's raining cats and dogs' to French  · output" in shown
+    assert "Solve" not in shown
+    [asked] = as_json("search", "raining", "--channel", "user")
+    assert asked["prompt"] == "Translate 'It's raining cats and dogs' to French"

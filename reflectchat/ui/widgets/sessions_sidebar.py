@@ -53,12 +53,12 @@ def session_row(info: SessionInfo, current: bool) -> Row:
 
 
 def hit_row(hit: SearchHit) -> Row:
-    """The session's title and where the hit is, then the snippet with its matches marked,
-    starting shortly before the first match so the narrow sidebar shows it."""
+    """The hit's turn (its prompt) and where in it the hit is, then the snippet with its
+    matches marked, starting shortly before the first match so the narrow sidebar shows it."""
     where = f"reflection {hit.reflection}" if hit.channel == "reflection" else hit.channel
     title = Content.assemble(Content.styled(where, "$warning" if hit.reflection else
                                             "$text-muted"), " · ",
-                             Content.styled(_one_line(hit.title), "bold"))
+                             Content.styled(_one_line(hit.label), "bold"))
     text = " ".join(hit.snippet.split())
     lead = text.find(MARK_START) - LEAD_CHARS
     if lead > 0:
