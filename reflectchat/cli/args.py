@@ -123,10 +123,11 @@ def make_engine(args: argparse.Namespace, choice: ModelChoice,
     from reflectchat.models.loading import load_with_fallback
 
     settings = engine_settings(args, choice)
-    if paced and choice.is_demo:
+    if choice.is_demo:
         from reflectchat.demo import DEMO_TOKENS_PER_SECOND
 
-        settings = replace(settings, pace=DEMO_TOKENS_PER_SECOND)
+        settings = replace(settings, recording=True,
+                           pace=DEMO_TOKENS_PER_SECOND if paced else None)
     return load_with_fallback(choice.path, settings, progress)
 
 

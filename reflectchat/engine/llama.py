@@ -65,6 +65,8 @@ class EngineSettings:
     overrides: tuple[Override, ...] = ()
     template: str | None = None  # a chat template by name (prompt.OWN or llama.cpp's built-in)
     pace: float | None = None  # at most this many tokens a second (the demo's replay)
+    # the demo: a scripted model that replays recorded answers and can answer nothing else
+    recording: bool = False
 
     def check(self) -> None:
         for name in (self.type_k, self.type_v):
@@ -303,6 +305,8 @@ class LlamaGeneration:
 
                 tokens = sampled(self._tokens, sampling.seed)
                 answer: list[int] = []  # the answer's tokens, sampled or written by the engine
+                hidden = False  # the demo's recorded thinking going on past the budget
+                shown = 0  # tokens not hidden, for the demo's pace
                 while True:
                     token = next(tokens, None)
                     if token is None:
@@ -319,27 +323,44 @@ class LlamaGeneration:
                     stats.completion_tokens += 1
                     answer.append(token)
                     text = turn_end.feed(decoder.decode(token))
+                    if hidden:
+                        assert thinking is not None
+                        thinking.feed(text)
+                        if thinking.inside:
+                            if stats.completion_tokens >= limit:
+                                break
+                            continue
+                        # its own end of thinking: shown from there on
+                        hidden, text = False, thinking.closer + thinking.rest
+                    elif thinking is not None:
+                        thinking.feed(text)
+                        if engine.settings.recording and thinking.inside \
+                                and thinking.spent >= budget:
+                            # the demo replays a recording, which cannot answer anything but
+                            # what it recorded after the engine's closer: its thinking goes
+                            # on unseen to its own end, and its answer follows
+                            hidden = True
+                            text = text[:len(text) - len(thinking.rest)]  # up to the opener
+                    shown += 1
                     if text:
                         yield text
                     if loops is not None and loops.feed(token):
                         stats.finish_reason = FinishReason.LOOP
                         break
-                    if thinking is not None:
-                        thinking.feed(text)
-                        if thinking.inside and thinking.spent >= budget:
-                            held = turn_end.feed(decoder.flush())
-                            if held:
-                                yield held
-                            written = self._close_thinking()
-                            stats.completion_tokens += len(written)
-                            answer += written
-                            yield self._closer
-                            # the model reads the closer and samples on after it (llama.cpp
-                            # keeps the cache of everything before it)
-                            tokens = sampled(self._tokens + answer, None)
+                    if thinking is not None and not hidden and thinking.inside \
+                            and thinking.spent >= budget:
+                        held = turn_end.feed(decoder.flush())
+                        if held:
+                            yield held
+                        written = self._close_thinking()
+                        stats.completion_tokens += len(written)
+                        answer += written
+                        yield self._closer
+                        # the model reads the closer and samples on after it (llama.cpp
+                        # keeps the cache of everything before it)
+                        tokens = sampled(self._tokens + answer, None)
                     if engine.settings.pace:  # never faster than pace, from the first token on
-                        ahead = first + stats.completion_tokens / engine.settings.pace \
-                            - time.perf_counter()
+                        ahead = first + shown / engine.settings.pace - time.perf_counter()
                         if ahead > 0:
                             time.sleep(ahead)
                     if turn_end.ended:

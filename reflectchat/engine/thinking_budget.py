@@ -48,6 +48,7 @@ class ThinkingWatch:
         self.inside = prefilled is not None
         self._opener = prefilled
         self.spent = 0
+        self.rest = ""
 
     @property
     def closer(self) -> str:
@@ -55,19 +56,21 @@ class ThinkingWatch:
         return budget_closer(self._format, self._opener)
 
     def feed(self, text: str) -> None:
+        """One token's text; `rest` is then what followed a marker it completed, if any."""
         tail = self._tail + text
+        self.rest = ""
         if self.inside:
             self.spent += 1
             closer = dict(self._pairs).get(self._opener or "", self._pairs[0][1])
             if closer in tail:
                 self.inside = False
-                tail = tail[tail.index(closer) + len(closer):]
+                tail = self.rest = tail[tail.index(closer) + len(closer):]
         else:
             found = [(tail.index(o), o) for o, _ in self._pairs if o in tail]
             if found:
                 at, self._opener = min(found)
                 self.inside = True
-                tail = tail[at + len(self._opener):]
+                tail = self.rest = tail[at + len(self._opener):]
         keep = max(len(m) for pair in self._pairs for m in pair)
         self._tail = tail[-keep:]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reflectchat.demo.answers import STARTERS
 from reflectchat.demo.scripted_model import Control, Piece, Script
 
 ESCAPES = Script("<|go|>", [
@@ -264,3 +265,17 @@ def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly(make_model):
         text=True, timeout=300)
     assert len(piped.stdout.encode()) == 10
     assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
+
+
+@pytest.mark.parametrize("prompt", STARTERS)
+def test_the_demo_with_a_thinking_budget_still_answers_the_question_asked(prompt):
+    """The demo replays recordings: after the engine's closer it jumped to another recording
+    (a translation answered with the quadratic equation's solution)."""
+    whole = json.loads(ask("--demo", "--no-save", "--json", prompt).stdout)
+    for cut in (["--thinking-budget", "20"], ["--effort", "off"]):
+        result = ask("--demo", "--no-save", "--json", *cut, prompt)
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        assert answer["output"] == whole["output"]
+        assert len(answer["thinking"]) < len(whole["thinking"])
+        assert answer["stats"]["channels"]["thinking"]["tokens"] <= 21
