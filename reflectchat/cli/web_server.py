@@ -21,6 +21,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 import sys
 from typing import Any
@@ -56,6 +57,17 @@ def host_is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+# <link ... href="https://..."> (a stylesheet from another server) in textual-serve's page
+_OUTSIDE_STYLESHEET = re.compile(r"<link\b[^>]*\bhref=\"https?://[^\"]*\"[^>]*/?>", re.DOTALL)
+_LOCAL_FONT = ("<style>@font-face { font-family: \"Roboto Mono\"; "
+               "src: url(\"/static/fonts/RobotoMono-VariableFont_wght.ttf\"); }</style>")
+# the page's own script and styles are inline; everything it loads or connects to is this
+# server's (the app's socket included: 'self' covers ws: to the same host)
+LOCAL_ONLY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
+              "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; "
+              "connect-src 'self'")
 
 
 class _TokenMask(logging.Filter):
@@ -133,7 +145,14 @@ class GuardedServer(Server):
             "config": {"static": {"url": "/static/"}},
             "application": {"name": self.title},
         }
-        return aiohttp_jinja2.render_template("app_index.html", request, context)
+        page = aiohttp_jinja2.render_template("app_index.html", request, context)
+        # textual-serve's page asks Google's font server for Roboto Mono, which it also ships:
+        # the bundled font instead, and a policy that lets the page reach nothing but this
+        # server (an app that promises to stay local)
+        assert page.text is not None
+        page.text = _OUTSIDE_STYLESHEET.sub(_LOCAL_FONT, page.text)
+        page.headers["Content-Security-Policy"] = LOCAL_ONLY
+        return page
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         self.check(request, request.match_info.get("token", ""))

@@ -107,6 +107,8 @@ def test_the_app_in_headless_chromium_shows_three_panes_and_answers(served):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.add_init_script(RECORD_FRAMES)
+        requested: list[str] = []  # every request the page makes: none may leave the machine
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(served.url)
         page.wait_for_function("() => ['Thinking', 'Reflection', 'Output'].every("
                                "(t) => window.__seen.includes(t))", timeout=90_000)
@@ -125,6 +127,8 @@ def test_the_app_in_headless_chromium_shows_three_panes_and_answers(served):
         page.screenshot(path=str(shot))
         browser.close()
     assert shot.stat().st_size > 20_000  # a drawn page, not a blank one
+    ours = f"http://127.0.0.1:{served.port}/"
+    assert requested and all(url.startswith((ours, "data:")) for url in requested), requested
     saved = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "list", "--json"],
                            capture_output=True, text=True, timeout=60)
     [session] = json.loads(saved.stdout)
@@ -233,6 +237,17 @@ async def test_the_token_is_written_once_in_the_log_in_the_printed_url(served):
     log = served.log.read_text()
     assert log.count(served.token) == 1, log
     assert "GET /?token=TOKEN" in log and "/ws/TOKEN" in log
+
+
+def test_the_page_asks_nothing_of_other_servers_and_says_so_to_the_browser(served):
+    import httpx
+
+    page = httpx.get(f"http://127.0.0.1:{served.port}/?token={served.token}", timeout=30)
+    assert page.status_code == 200
+    assert "googleapis" not in page.text and "https://" not in page.text.split("<svg")[0]
+    assert "/static/fonts/RobotoMono-VariableFont_wght.ttf" in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
 
 
 def test_a_site_rebound_to_127_0_0_1_cannot_load_the_page(served):
