@@ -76,6 +76,16 @@ class ModelShape:
         """The share of a layer's expert bytes one token reads."""
         return self.experts_used / self.experts if self.experts else 1.0
 
+    @property
+    def active_params(self) -> int:
+        """The parameters one token computes with: a mixture's active experts only (its
+        share of the expert bytes, taken as its share of the parameters), all of a dense
+        model's. Prompt processing is compute: it scales with these, not with `params`."""
+        if not self.expert_bytes or not self.weights_bytes:
+            return self.params
+        idle = sum(self.expert_bytes) * (1 - self.expert_share) / self.weights_bytes
+        return round(self.params * (1 - idle))
+
     def read_bytes(self, layer: int, experts_here: bool = True) -> int:
         """What one token reads of `layer`'s weights where they sit: all of a dense layer,
         the active experts' share of a mixture's (`experts_here`: its experts too)."""

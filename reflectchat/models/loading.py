@@ -105,7 +105,7 @@ def measure_answer(engine: Backend, stats: GenerationStats) -> None:
     shape = _shape(source.path)
     Measurements().record_speed(
         this_machine(), file_key(source.path), source.n_ctx, layers, where,
-        shape.params if shape else 0,
+        shape.active_params if shape else 0,
         (stats.prompt_evaluated or 0, stats.time_to_first_token_s),
         (max(stats.completion_tokens - 1, 0), decode_s if decode_s > 0 else None))
 

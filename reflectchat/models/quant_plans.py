@@ -84,7 +84,7 @@ class Planner:
         return Speed(
             decode or decode_bound(where, self.ram_bandwidth if where.ram_bytes else None),
             decode is not None,
-            prompt or prompt_estimate(shape.params, self.measurements.prompt_speeds(
+            prompt or prompt_estimate(shape.active_params, self.measurements.prompt_speeds(
                 self.machine, where.kind)),
             prompt is not None)
 

@@ -9,8 +9,9 @@ large memory copy. The bound ignores the KV cache reads (small at short contexts
 `measured.py` has the real figure and the plan shows it instead.
 
 Prompt processing is bound by compute, not bandwidth. It is estimated only from a prompt this
-machine has processed with the same placement (all on GPU, split, CPU), scaled by the parameter
-counts (the work per token is about 2 x parameters).
+machine has processed with the same placement (all on GPU, split, CPU), scaled by the active
+parameter counts (the work per token is about 2 x the parameters it computes with: a mixture's
+active experts only).
 """
 
 from __future__ import annotations

@@ -189,3 +189,18 @@ def test_repacked_copies_count_only_for_cpu_layers_and_only_where_they_fit():
     assert plan(shape, tight, 8192).layers_on_gpu == without.layers_on_gpu
     roomy = plan(shape, machine(256, 24), 8192)
     assert roomy.repack == repack_default()
+
+
+def test_a_mixtures_prompt_speed_is_scaled_by_its_active_parameters():
+    """gpt-oss-20b read 'decode <= 4.3, prompt <= 2.1 tok/s': the prompt estimate scaled a
+    dense model's measured speed by all 21B parameters, not the 3.6B a token computes with."""
+    from reflectchat.models.catalog import load_catalog
+    from reflectchat.models.speed import prompt_estimate
+
+    entry = next(m for m in load_catalog().models if m.id == "gpt-oss-20b")
+    moe = shape_from_catalog(entry.arch, entry.quants[0].size)
+    assert 2.5e9 < moe.active_params < 5e9 < moe.params  # OpenAI: 3.6B active of 21B
+    measured = [(8_000_000_000, 60.0)]  # a dense 8B processed prompts at 60 tok/s here
+    assert prompt_estimate(moe.active_params, measured) > 100  # not 8/21 x 60 = 23
+    dense = shape_from_catalog(LLAMA_70B, int(42.5 * GB))
+    assert dense.active_params == dense.params
