@@ -69,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
         return fail("no prompt given (pass it as an argument or on stdin)")
     view = None
     if not args.json:
-        from rich.console import Console
-
         from reflectchat.cli.ask_view import TerminalView
+        from reflectchat.cli.console import CommandConsole
 
-        view = TerminalView(Console(highlight=False), Console(stderr=True, highlight=False))
+        view = TerminalView(CommandConsole(highlight=False),
+                            CommandConsole(stderr=True, highlight=False))
     try:
         choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,
                                                             args.demo))

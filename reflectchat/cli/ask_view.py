@@ -99,7 +99,7 @@ class TerminalView:
         if channel is Channel.REFLECTION:
             name = f"reflection {self._reflections}"
         style = "bold yellow" if channel is Channel.REFLECTION else "bold"
-        gap = "\n\n" if self._any_label else "\n"  # end the line, then leave a blank one
+        gap = "\n\n" if self._any_label else ""  # end the line, then leave a blank one
         self._out.print(Text(f"{gap}── {name} ──", style=style))
         self._labelled = channel
         self._any_label = True

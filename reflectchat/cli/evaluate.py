@@ -236,12 +236,12 @@ class _Names:
 def _print_table(heading: str, table: list) -> None:
     """The table, or, where the terminal is too narrow for its columns to read, one small
     table of fields per configuration."""
-    from rich.console import Console
     from rich.table import Table
 
+    from reflectchat.cli.console import CommandConsole
     from reflectchat.eval.report import HEADERS, cells
 
-    console = Console(highlight=False)
+    console = CommandConsole(highlight=False)
     shown = Table(title=visible(heading), title_justify="left")
     for header in HEADERS:
         shown.add_column(header, overflow="fold")
@@ -266,7 +266,6 @@ class _Progress:
     """A bar on stderr with the ETA and each configuration's running accuracy."""
 
     def __init__(self, total: int, names: list[str], results: list[Result]) -> None:
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -276,10 +275,12 @@ class _Progress:
             TimeRemainingColumn,
         )
 
+        from reflectchat.cli.console import CommandConsole
+
         self.names, self.results = names, results
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
+                            console=CommandConsole(stderr=True), transient=True)
         self.task = self.bar.add_task(self._running(), total=total, completed=len(results))
 
     def _running(self) -> str:

@@ -8,6 +8,7 @@ import importlib
 import os
 import sys
 
+from reflectchat.cli.output import EXIT_PIPE_CLOSED
 from reflectchat.cli.parser import build_parser
 
 # command -> the module whose `run(args)` carries it out; no command opens the app
@@ -23,9 +24,6 @@ COMMANDS = {
     "eval": "reflectchat.cli.evaluate",
     None: "reflectchat.cli.chat",
 }
-
-
-EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a Unix tool whose reader left exits
 
 
 def main(argv: list[str] | None = None) -> int:

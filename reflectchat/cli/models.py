@@ -11,9 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rich.console import Console
-
 from reflectchat.cli.args import tensor_split
+from reflectchat.cli.console import CommandConsole
 from reflectchat.cli.model_table import (
     HEADER,
     LEGEND,
@@ -183,7 +182,7 @@ def _catalog_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{**_row_json(r), "best": r is best} for r in rows], indent=2))
         return EXIT_OK
-    console = Console(highlight=False, markup=False, emoji=False)
+    console = CommandConsole(highlight=False, markup=False, emoji=False)
     print(_machine_line(hw, n_ctx))
     for line in pick_lines(best) if rows else []:
         console.print(line, style="bold", soft_wrap=True)

@@ -6,6 +6,7 @@ user reads when an expected failure stops it (no traceback).
 | 0    | done                                                      |
 | 1    | failed; stderr says why and what to do                    |
 | 130  | stopped by the user (Ctrl+C); what was done so far is kept |
+| 141  | the reader of stdout left while the command wrote (`| head`) |
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from reflectchat.untrusted import visible
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a Unix tool whose reader left exits
 
 
 def fail(message: object) -> int:

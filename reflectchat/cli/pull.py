@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -15,6 +14,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from reflectchat.cli.console import CommandConsole
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_OK, fail
 from reflectchat.engine.base import DEFAULT_CTX
 from reflectchat.models.catalog import CatalogError, CatalogModel, Quant, load_catalog
@@ -51,7 +51,7 @@ def _quant(entry: CatalogModel, wanted: str) -> Quant:
 
 
 def run(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False, markup=False)  # paths are text, not markup
+    err = CommandConsole(stderr=True, highlight=False, markup=False)  # paths are text, not markup
     try:
         entry = load_catalog().get(args.model)
         quant = _quant(entry, args.quant)

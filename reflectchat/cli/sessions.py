@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reflectchat.chat.transcript import finish_note, reasoning_asked
+from reflectchat.cli.console import CommandConsole
 from reflectchat.cli.output import EXIT_OK, fail
 from reflectchat.reflection.facts import facts_text
 from reflectchat.sizes import size_text
@@ -34,8 +35,8 @@ MAX_IMPORT_BYTES = 256 << 20  # far above any real chat's export
 
 def run(args: argparse.Namespace) -> int:
     # markup off: titles, paths and queries are outside text, never rich markup
-    out = Console(highlight=False, soft_wrap=True, markup=False)
-    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+    out = CommandConsole(highlight=False, soft_wrap=True, markup=False)
+    err = CommandConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
     try:
         store = SessionStore.open()
     except StoreError as exc:
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         err.print(Text(f"reflectchat: {store.notice}", style="yellow"))
     try:
         return ACTIONS[args.action](store, args, out, err)
+    except BrokenPipeError:
+        raise  # the reader left: cli/main.py ends quietly
     except (StoreError, TransferError, OSError) as exc:
         return fail(exc)
     finally:

@@ -116,8 +116,9 @@ def _scorer(engine: Backend) -> Scorer:
 
 
 def _score(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from reflectchat.cli.console import CommandConsole
 
     if args.endpoint:
         return fail(NO_LOGITS)
@@ -127,7 +128,7 @@ def _score(args: argparse.Namespace, store: SessionStore, found: list[StoredPair
     todo = pending(found, model)
     done_before = len(found) - len({p.message_id for p, w in todo if w == "scores"})
     start = time.perf_counter()
-    err = Console(stderr=True, highlight=False, markup=False)
+    err = CommandConsole(stderr=True, highlight=False, markup=False)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), console=err,
                   disable=args.json or not todo) as progress:
@@ -173,11 +174,11 @@ def _reflect(args: argparse.Namespace, store: SessionStore, found: list[StoredPa
     student = _scorer(engine) if isinstance(engine, LlamaEngine) else None
     view = None
     if not args.json:
-        from rich.console import Console
-
         from reflectchat.cli.ask_view import TerminalView
+        from reflectchat.cli.console import CommandConsole
 
-        view = TerminalView(Console(highlight=False), Console(stderr=True, highlight=False))
+        view = TerminalView(CommandConsole(highlight=False),
+                            CommandConsole(stderr=True, highlight=False))
     results = []
     for n, pair in enumerate(todo, 1):
         if view is not None:
