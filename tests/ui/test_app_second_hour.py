@@ -3,6 +3,7 @@ model that did not load, the settings form, search by keyboard, the finished Ref
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,29 @@ async def test_toasts_and_the_footer_leave_the_status_bar_and_their_keys_whole()
         await pilot.resize_terminal(160, 48)
         await pilot.pause()
         assert footer.show_command_palette
+
+
+async def test_every_bad_setting_is_shown_at_once_and_too_many_threads_are_warned_of():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.screen.id == "settings", what="the settings")
+        screen = app.screen
+        for field, value in [("temperature", "hot"), ("effort", "lots"), ("n_ctx", "12")]:
+            screen.query_one(f"#field-{field}", Input).value = value
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is screen  # nothing saved
+        for field, said in [("temperature", "'hot' is not a number"),
+                            ("effort", "Reasoning effort is one of"),
+                            ("n_ctx", "Context tokens must be between 256")]:
+            under = screen.query_one(f"#error-{field}", Label)
+            assert said in str(under.render()) and under.display, field
+        assert app.focused is screen.query_one("#field-temperature", Input)  # the first
+        for field, value in [("temperature", "0.5"), ("effort", ""), ("n_ctx", ""),
+                             ("n_threads", str((os.cpu_count() or 1) + 97))]:
+            screen.query_one(f"#field-{field}", Input).value = value
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is not screen, what="the settings to close")
+        assert any("CPU threads on a machine with" in n.message for n in app.notices)

@@ -4,6 +4,7 @@ against its range before anything is saved."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 from textual.app import ComposeResult
@@ -56,8 +57,10 @@ class FieldError(ValueError):
         self.field = field
 
 
-def parse_fields(values: dict[str, str], fields: list[Field]) -> dict[str, float | int | None]:
-    """The form's text as numbers; FieldError names the field and the allowed range."""
+def parse_fields(values: dict[str, str], fields: list[Field],
+                 errors: list[FieldError]) -> dict[str, float | int | None]:
+    """The form's text as numbers; each field that cannot be one is added to `errors`, named
+    with its allowed range (every one at once, not one per save)."""
     parsed: dict[str, float | int | None] = {}
     for name, label, kind, low, high, optional in fields:
         text = values[name].strip()
@@ -68,10 +71,12 @@ def parse_fields(values: dict[str, str], fields: list[Field]) -> dict[str, float
             value = kind(text)
         except ValueError:
             what = "a whole number" if kind is int else "a number"
-            raise FieldError(name, f"{label}: {text!r} is not {what}") from None
+            errors.append(FieldError(name, f"{label}: {text!r} is not {what}"))
+            continue
         if not low <= value <= high:
-            raise FieldError(name, f"{label.split(' (')[0]} must be between {low:g} and "
-                                   f"{high:g}, not {text}")
+            errors.append(FieldError(name, f"{label.split(' (')[0]} must be between {low:g} "
+                                           f"and {high:g}, not {text}"))
+            continue
         parsed[name] = value
     return parsed
 
@@ -115,15 +120,17 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
     def on_mount(self) -> None:
         self.query_one("#system-prompt", TextArea).focus()
 
-    def _show_error(self, field: str, message: str) -> None:
-        """The message under its field, which gets the focus and comes into view."""
+    def _show_errors(self, errors: list[FieldError]) -> None:
+        """Each message under its field, all of them above the buttons; the first field gets
+        the focus and comes into view."""
         for label in self.query(".field-error").results(Label):
             label.display = False
-        self.query_one("#settings-error", Label).update(message)
-        under = self.query_one(f"#error-{field}", Label)
-        under.update(message)
-        under.display = True
-        entry = self.query_one(f"#field-{field}", Input)
+        self.query_one("#settings-error", Label).update("\n".join(map(str, errors)))
+        for error in errors:
+            under = self.query_one(f"#error-{error.field}", Label)
+            under.update(str(error))
+            under.display = True
+        entry = self.query_one(f"#field-{errors[0].field}", Input)
         entry.focus()
         self.query_one("#settings-body").scroll_to_widget(entry, animate=False)
 
@@ -137,17 +144,24 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
         values = {name: self.query_one(f"#field-{name}", Input).value
                   for name, *_ in SAMPLING_FIELDS + RUNTIME_FIELDS}
         effort = self.query_one("#field-effort", Input).value.strip().lower() or None
-        try:
-            if effort is not None and effort not in EFFORTS:
-                raise FieldError("effort", f"Reasoning effort is one of {', '.join(EFFORTS)}, "
-                                           f"or empty; not {effort!r}")
-            sampling = replace(self._current.sampling, **parse_fields(values, SAMPLING_FIELDS),
-                               effort=effort,
-                               stop_loops=self.query_one("#stop-loops", Checkbox).value)
-            runtime = Runtime(**parse_fields(values, RUNTIME_FIELDS))  # type: ignore[arg-type]
-        except FieldError as exc:
-            self._show_error(exc.field, str(exc))
+        errors: list[FieldError] = []
+        sampled = parse_fields(values, SAMPLING_FIELDS, errors)
+        if effort is not None and effort not in EFFORTS:
+            errors.append(FieldError("effort", f"Reasoning effort is one of "
+                                               f"{', '.join(EFFORTS)}, or empty; not {effort!r}"))
+        run = parse_fields(values, RUNTIME_FIELDS, errors)
+        if errors:
+            self._show_errors(errors)
             return
+        sampling = replace(self._current.sampling, **sampled, effort=effort,
+                           stop_loops=self.query_one("#stop-loops", Checkbox).value)
+        runtime = Runtime(**run)  # type: ignore[arg-type]
+        cpus = os.cpu_count() or 1
+        if runtime.n_threads is not None and runtime.n_threads > cpus:
+            self.app.notify(f"{runtime.n_threads} CPU threads on a machine with {cpus} CPUs: "
+                            "the threads take turns and answers slow down; empty uses "
+                            f"{_THREADS.decode} for answers, as llama.cpp does",
+                            severity="warning")
         prompt = self.query_one("#system-prompt", TextArea).text
         if prompt == visible(self._current.system_prompt):
             prompt = self._current.system_prompt
