@@ -7,7 +7,7 @@ from textual.binding import Binding
 
 BINDINGS = [
     Binding("escape", "stop", "Stop", tooltip="Stop the answer, keeping what came so far"),
-    Binding("f1", "help", "Help", tooltip="This screen"),
+    Binding("f1", "help", "Help", tooltip="Every key and what it does"),
     Binding("f2", "toggle_thinking", "Think", tooltip="Show or hide the Thinking pane"),
     Binding("f3", "toggle_reflection", "Reflect", tooltip="Show or hide the Reflection pane"),
     Binding("f4", "toggle_output_only", "Focus", tooltip="Output only, or all panes again"),
@@ -43,7 +43,8 @@ BINDINGS = [
 
 # Keys that belong to a widget rather than the app, for the help screen.
 BEFORE = [("enter", "Send the prompt"), ("^j", "New line in the prompt")]
-AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search"),
+AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search (then ↓ or "
+                        "Enter goes to the results)"),
          ("tab, ←/→", "Below 120 columns: Tab to the column tabs, then ← and → (or a click) "
                       "switch the column in view"),
          ("any letter", "Typed outside a text field, it goes to the prompt"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support.app_pilot import ask, loaded, make_app, wait_for
 from textual.widgets import Input, Select, Static
 
@@ -283,8 +284,9 @@ async def test_a_thinking_hit_scrolls_to_the_matched_line_and_corrected_filters(
         assert "No matches." in listed(app)
 
 
-async def test_search_by_keyboard_alone_opens_the_first_hit():
-    """F6, /, the words, Enter, Enter: the second Enter opens the first hit."""
+@pytest.mark.parametrize("to_results", ["enter", "down"])
+async def test_search_by_keyboard_alone_opens_the_first_hit(to_results):
+    """F6, /, the words, Enter (or Down), Enter: the second Enter opens the first hit."""
     store = open_store()
     app = make_app(store=store)
     async with app.run_test(size=(160, 40)) as pilot:
@@ -295,7 +297,7 @@ async def test_search_by_keyboard_alone_opens_the_first_hit():
         await pilot.press("ctrl+n")
         await pilot.press("f6", "slash")
         await pilot.press(*"discriminant")
-        await pilot.press("enter")
+        await pilot.press(to_results)
         await wait_for(pilot, lambda: entry_list(app).highlighted == 0, what="the first hit")
         assert app.focused is entry_list(app)
         await pilot.press("enter")

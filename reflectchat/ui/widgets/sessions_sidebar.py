@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -140,6 +140,14 @@ class SessionsSidebar(Vertical):
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(SEARCH_DELAY_S, self.reload)
+
+    def on_key(self, event: events.Key) -> None:
+        """Down in the search field goes to the results, as Enter does (a user types, then
+        reaches for the arrows)."""
+        search = self.query_one("#session-search", Input)
+        if event.key == "down" and search.has_focus:
+            event.stop()
+            self._search_now()
 
     @on(Input.Submitted, "#session-search")
     def _search_now(self) -> None:
