@@ -227,3 +227,17 @@ async def test_the_status_bar_draws_what_is_assigned_and_fits_it_to_its_width():
         narrow = status_text(app)
         assert narrow.startswith("Some-Model-70B") and "ctx 6,000/8,192" in narrow
         assert "GPU" not in narrow and len(narrow) <= 38  # the least useful parts gave way
+
+
+async def test_at_80_columns_the_status_bar_keeps_what_changes_the_next_answers():
+    app = StatusHost()
+    async with app.run_test(size=(80, 5)) as pilot:
+        bar = app.query_one(StatusBar)
+        bar.status = Status(model="gemma-3-270m-q4_k_m.gguf", layer_count=18, ctx_used=5120,
+                            ctx_total=8192, tokens_per_second=1042.1, first_token_s=0.2,
+                            control="effort high · budget 20", template="gemma",
+                            reading="reasoning: auto, an answer's first tag decides")
+        await pilot.pause()
+        shown = status_text(app)
+        assert "effort high · budget 20" in shown and "ctx 5,120/8,192" in shown, shown
+        assert len(shown) <= 78

@@ -38,15 +38,15 @@ class Status:
     first_token_s: float | None = None
     facts: ChannelFacts | None = None  # the answer's tokens and time per channel
 
-    def parts(self) -> list[tuple[int, Content]]:
+    def parts(self) -> list[tuple[float, Content]]:
         """(keep order: lower is dropped first, text) of everything but the model's name."""
-        parts: list[tuple[int, Content]] = []
+        parts: list[tuple[float, Content]] = []
         if self.template:
             parts.append((1, Content(f"{visible(self.template)} template")))
         if self.reading:
             parts.append((1, Content(visible(self.reading))))
-        if self.control:
-            parts.append((8, Content(self.control)))
+        if self.control:  # it changes the next answers: kept before the speed, after ctx
+            parts.append((9.5, Content(self.control)))
         if self.layer_count:
             where = f"GPU {self.gpu_layers}/{self.layer_count} layers" if self.gpu_layers \
                 else "CPU"
