@@ -71,6 +71,9 @@ def hit_row(hit: SearchHit) -> Row:
 
 class SessionsSidebar(Vertical):
     BINDINGS = [
+        # first in the footer while the list has the focus, so at 80 columns it still shows
+        # how to close the list (the app's own F6, a priority binding, is what runs)
+        Binding("f6", "app.toggle_sessions", "Sessions", tooltip="Hide the sessions list"),
         Binding("n", "app.new_chat", "New", tooltip="Start a new chat (a new session)"),
         Binding("r", "rename", "Rename", tooltip="Rename the selected session"),
         Binding("delete,d", "delete", "Delete", tooltip="Delete the selected session"),
