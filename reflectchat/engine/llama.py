@@ -150,8 +150,8 @@ class LlamaEngine:
         self.found_format = self.prompt.found_format()
         pair = self.found_format.tag_format.tags
         self._openers = THINKING_OPENERS + ((pair[0],) if pair else ())
-        bound = self.prompt.take_bound_note()
-        notes = [f"{bound}." if bound else self.prompt.template.note,
+        fallback = self.prompt.take_fallback_note()
+        notes = [f"{fallback}." if fallback else self.prompt.template.note,
                  self.prompt.turn_end_note()]
         self.load_note = " ".join(n for n in notes if n) or None
 
@@ -217,7 +217,7 @@ class LlamaEngine:
                                                "budget cannot apply") if n)
         elif budget is not None:
             generation.limit_thinking(tag_format, budget)
-        notes = [n for n in (self.prompt.take_bound_note(), note) if n]
+        notes = [n for n in (self.prompt.take_fallback_note(), note) if n]
         generation.stats.effort = sampling.effort
         generation.stats.reasoning_note = "; ".join(notes) or None
         return generation

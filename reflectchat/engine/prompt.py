@@ -101,7 +101,7 @@ def choose_template(metadata: dict[str, str], wanted: str | None,
 class ChatPrompt:
     """A chat template bound to one model's tokenizer. The model's own template runs under a
     time and size bound (`sandbox.py`); past it, or where it cannot render a plain chat, a
-    built-in template takes over for good, and `bound_note` says so once."""
+    built-in template takes over for good, and `fallback_note` says so once."""
 
     def __init__(self, model: LoadedModel, template: TemplateChoice, file: str = "") -> None:
         """`file`: the model file's name, for notes."""
@@ -114,12 +114,12 @@ class ChatPrompt:
         self._render_own = bounded_template(
             self._source, self._bos, self._vocab.text(self._vocab.eos)) \
             if template.name == OWN else None
-        self.bound_note: str | None = None
+        self.fallback_note: str | None = None
         self._switches: tuple[list[str], list[str]] | None = None
 
-    def take_bound_note(self) -> str | None:
+    def take_fallback_note(self) -> str | None:
         """The note on an own template that could not be used, once."""
-        note, self.bound_note = self.bound_note, None
+        note, self.fallback_note = self.fallback_note, None
         return note
 
     def found_format(self) -> FoundFormat:
@@ -162,8 +162,8 @@ class ChatPrompt:
         return FoundFormat(found, "from the template's renders") if found else None
 
     def _leave_own(self, why: str) -> None:
-        """Use the built-in template llama.cpp recognises in the own template's text (as
-        llama-server does for a template it cannot run), else the architecture's."""
+        """Use the built-in template llama.cpp recognises in the own template's text, else
+        the architecture's."""
         recognised = recognised_template(self._source)
         if recognised is not None:
             self.template = TemplateChoice(recognised, None, END_OF_TURN.get(recognised))
@@ -173,9 +173,9 @@ class ChatPrompt:
             how = f"chosen for its architecture ({self._metadata.get('general.architecture')})"
         self._render_own = None
         where = f" in {self._file}" if self._file else ""
-        self.bound_note = (f"The chat template{where} {why}. Using llama.cpp's "
-                           f"{self.template.name} template instead ({how}); --template NAME "
-                           "picks another")
+        self.fallback_note = (f"The chat template{where} {why}. Using llama.cpp's "
+                              f"{self.template.name} template instead ({how}); --template "
+                              "NAME picks another")
 
     def render(self, messages: list[ChatMessage], variables: Variables | None = None) -> str:
         """The prompt as text; `variables`: what the template reads besides the messages."""
