@@ -45,7 +45,7 @@ from reflectchat.ui.themes import load_themes
 from reflectchat.ui.turns import AnsweringPart
 from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
 from reflectchat.ui.widgets.channel_pane import literal_markdown
-from reflectchat.ui.widgets.columns import Columns, visible_columns
+from reflectchat.ui.widgets.columns import ANSWER_COLUMNS, Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import StatusBar, control_text
@@ -163,6 +163,17 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
             self.call_after_refresh(self.sidebar.focus_list)  # once shown
         else:
             self.prompt_input.focus()
+
+    def action_focus_pane(self) -> None:
+        """The keyboard into the answer's panes: the next pane in view gets the focus (Home,
+        End and the page keys then move in it); in tabs, the next pane's tab comes forward."""
+        panes = [c for c in ANSWER_COLUMNS if c in self.columns.shown]
+        if not panes:
+            return
+        here = next((c for c in panes if self.query_one(f"#{c}").has_focus_within), None)
+        column = panes[(panes.index(here) + 1) % len(panes)] if here else panes[0]
+        self.columns.choose(column)
+        self.call_after_refresh(self.query_one(f"#{column}").focus)
 
     def action_search_sessions(self) -> None:
         if not self.ui_config.show_sessions:

@@ -34,6 +34,9 @@ BINDINGS = [
                     "high (F8 sets a thinking budget too)"),
     Binding("f8", "settings", "Settings", show=False,
             tooltip="Edit the system prompt and sampling settings"),
+    Binding("ctrl+f", "focus_pane", "Pane", show=False,
+            tooltip="Into the next pane in view (again: the one after), so Home, End and the "
+                    "page keys move in it"),
     Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,
             tooltip="Show the panes of the turn before"),
     Binding("ctrl+down", "select_turn(1)", "Later turn", show=False,
@@ -71,6 +74,7 @@ PALETTE = {
     "evaluations": "Evaluations",
     "cycle_effort": "Reasoning effort",
     "settings": "Settings",
+    "focus_pane": "Next pane",
     "select_turn(-1)": "Earlier turn",
     "select_turn(1)": "Later turn",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from support.app_pilot import ask, finished, loaded, make_app, wait_for
 from textual.widgets import Markdown, Tabs
 from textual.widgets.markdown import MarkdownBlock
@@ -441,3 +442,20 @@ async def test_f9_frees_context_earlier_reasoning_first_then_the_oldest_turn():
         await pilot.press("f9", "f9")
         await pilot.pause()
         assert any("Nothing earlier is sent back" in n.message for n in app.notices)
+
+
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_ctrl_f_takes_the_keyboard_into_each_pane_in_view_in_turn(size):
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        for column in ("thinking", "reflection", "output", "thinking"):
+            await pilot.press("ctrl+f")
+            await wait_for(pilot, lambda c=column: app.query_one(f"#{c}").has_focus,
+                           what=f"the {column} pane's focus")
+            if size[0] < 120:  # under tabs: the pane's tab came forward
+                assert app.columns.active == column
+        await pilot.press("home")  # it moves in the pane, not in the prompt
+        assert app.query_one("#thinking").scroll_y == 0
+        assert any(key == "^f" for key, _ in app.key_help())
