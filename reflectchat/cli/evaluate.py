@@ -234,12 +234,13 @@ class _Names:
 
 
 def _print_table(heading: str, table: list) -> None:
-    """The table, or, where the terminal is too narrow for its columns to read, one small
-    table of fields per configuration."""
+    """The table, or, where the terminal is too narrow for all its columns, one compact table
+    of what decides between configurations (each block of fields per configuration made six
+    tall tables for two models x three settings), the rest named for --json."""
     from rich.table import Table
 
     from reflectchat.cli.console import CommandConsole
-    from reflectchat.eval.report import HEADERS, cells
+    from reflectchat.eval.report import HEADERS, cells, compact_cells
 
     console = CommandConsole(highlight=False)
     shown = Table(title=visible(heading), title_justify="left")
@@ -251,15 +252,15 @@ def _print_table(heading: str, table: list) -> None:
             <= console.width:
         console.print(shown)
         return
-    console.print(visible(heading))
+    compact = Table(title=visible(heading), title_justify="left", padding=(0, 1))
+    compact.add_column("setting", overflow="fold", ratio=1)
+    for header in ("accuracy [95% CI]", "right", "vs first", "fixed/broken"):
+        compact.add_column(header, overflow="fold", no_wrap=header != "vs first")
     for row in table:
-        one = Table(show_header=False, box=None, padding=(0, 1))
-        one.add_column(style="bold", no_wrap=True)
-        one.add_column(overflow="fold")
-        for header, cell in zip(HEADERS, cells(row), strict=True):
-            one.add_row(header, visible(cell))
-        console.print()
-        console.print(one)
+        compact.add_row(*(visible(c) for c in compact_cells(row)))
+    console.print(compact)
+    console.print("Thinking tokens, time to output, tok/s and reflections: a wider terminal, "
+                  "--json or --report.", style="dim")
 
 
 class _Progress:

@@ -90,6 +90,14 @@ def cells(row: Row) -> list[str]:
             f"{row.unchanged}" + (f" (+{row.unclear} unclear)" if row.unclear else "")]
 
 
+def compact_cells(row: Row) -> list[str]:
+    """What decides between configurations, for a narrow terminal: setting, accuracy,
+    right of all, the difference with the first, fixed/broken by reflections."""
+    return [row.setting, _percent(row.accuracy), f"{row.correct}/{row.items}",
+            _percent(row.against_first, signed=True) if row.against_first else "—",
+            f"{row.fixed}/{row.broken}"]
+
+
 def markdown(title: str, table: list[Row]) -> str:
     escape = str.maketrans({"|": "\\|"})
     lines = [f"# {title}", "", "| " + " | ".join(HEADERS) + " |",

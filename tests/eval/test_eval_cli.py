@@ -244,10 +244,14 @@ def test_two_models_answer_the_same_items_and_the_table_pairs_them(model, perfec
     # first model alone reuses its share
     again = evaluate(*args[:-1], env={"COLUMNS": "80"})
     assert "8 kept from before" in again.stderr
-    # too narrow for the table's eleven columns: a block of fields per configuration
-    lines = [line.strip() for line in again.stdout.splitlines()]
-    assert "setting            perfect.gguf" in lines
-    assert "vs first [95% CI]  +50.0% [-16.6%, +83.2%]" in lines
+    # too narrow for the table's eleven columns: one compact table that fits 80 columns
+    lines = again.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), again.stdout
+    assert sum("accuracy [95% CI]" in line for line in lines) == 1  # one table
+    solver = next(line for line in lines if "solver.gguf" in line)
+    perfect = next(line for line in lines if "perfect.gguf" in line)
+    assert "50.0% [15.0%, 85.0%]" in solver and "2/4" in solver and "1/1" in solver
+    assert "100.0%" in perfect and "4/4" in perfect and "+50.0%" in perfect
     alone = evaluate("--file", str(data), "--model", model, "--format", "reflection")
     assert alone.returncode == 0 and "4 kept from before" in alone.stderr
 
