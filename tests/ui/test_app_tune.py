@@ -4,7 +4,7 @@ side, and keep/drop saved to the store."""
 from __future__ import annotations
 
 from support.app_pilot import ask, loaded, make_app, wait_for
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Label, Static
 
 from reflectchat.paths import store_file
 from reflectchat.store.session_store import SessionStore
@@ -35,6 +35,11 @@ async def test_the_tune_screen_lists_sorts_compares_and_keeps():
                        and app.screen.query_one(DataTable).row_count == 3, what="the pairs")
         table = app.screen.query_one(DataTable)
         assert column(table, "IFD") == ["0.900", "0.400", "-"]
+        # the column is as wide as its prompts (it kept its header's width: the first word)
+        prompt = next(c for c in table.columns.values() if str(c.label) == "prompt")
+        assert prompt.content_width >= len("Solve the equation: 2x^2 + 5")
+        note = app.screen.query_one("#tune-note", Label)
+        assert "3 pairs, 2 scored, 1 kept" in str(note.render())
         assert column(table, "verdict")[1] == "answer: better answer: r-IFD fell"
         assert column(table, "verdict")[2] == "dropped: not scored"
         await pilot.press("i")  # lowest IFD first, unscored last
@@ -50,6 +55,7 @@ async def test_the_tune_screen_lists_sorts_compares_and_keeps():
         table.move_cursor(row=0)
         await pilot.press("k")  # keep, over the rule's "not reflected"
         assert column(table, "verdict")[0] == "original: kept by you"
+        assert "3 pairs, 2 scored, 2 kept" in str(note.render())  # counted again
         assert {p.message_id: p.saved.get("choice") for p in pairs(store)}[first.message_id] \
             == "keep"
         await pilot.press("k", "k")  # drop, then back to the rule

@@ -7,6 +7,7 @@ them; it does not run the model). Pairs load on a worker thread."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -76,7 +77,11 @@ class TuneScreen(ModalScreen[None]):
 
     def _show(self, decisions: list[Decision]) -> None:
         self.decisions = decisions
-        note = self.query_one("#tune-note", Label)
+        self._fill()
+
+    def _count(self) -> None:
+        """The note over the table: how many pairs, scored and kept (again after each k)."""
+        note, decisions = self.query_one("#tune-note", Label), self.decisions
         if self.store is None:
             note.update("History is off, so there are no pairs to tune.")
         elif not decisions:
@@ -87,9 +92,9 @@ class TuneScreen(ModalScreen[None]):
             kept = sum(d.kept is not None for d in decisions)
             hint = "" if scored else " (scores: `reflectchat tune score`)"
             note.update(f"{len(decisions)} pairs, {scored} scored, {kept} kept{hint}")
-        self._fill()
 
     def _fill(self) -> None:
+        self._count()
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
@@ -100,8 +105,10 @@ class TuneScreen(ModalScreen[None]):
                                 if saved.get(key)) or "-"
             verdict = f"{d.kept or 'dropped'}: {d.rule}"
             prompt = " ".join(visible(d.pair.prompt).split())
+            # Rich text, never markup; a Content cell was measured as nothing, so the column
+            # kept its header's width and showed the prompt's first word
             table.add_row(str(d.pair.message_id), str(d.pair.session_id),
-                          Content(prompt[:PROMPT_CHARS]),  # text, never markup
+                          Text(prompt[:PROMPT_CHARS]),
                           _figure(_score(d.pair, "ifd")), _figure(_score(d.pair, "rifd")),
                           rewrites, verdict, key=str(n))
         if self.decisions:
