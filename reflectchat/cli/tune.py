@@ -235,12 +235,14 @@ def _export(args: argparse.Namespace, store: SessionStore, found: list[StoredPai
     try:
         reasoning = {"drop": False, "keep": True, "field": "field"}[args.reasoning]
         written = write_jsonl(decisions, args.format, path, reasoning)
-        info = write_dataset_info(path, args.format)
+        # no dataset to name with no records: LLaMA-Factory would list an empty one
+        info = write_dataset_info(path, args.format) if written else None
     except OSError as exc:
         return fail(f"Cannot write {path}: {exc.strerror or exc}")
-    print(f"LLaMA-Factory: {visible(str(info))} names it {visible(path.stem)!r}.",
-          file=sys.stderr)
-    if args.format in AXOLOTL:
+    if info is not None:
+        print(f"LLaMA-Factory: {visible(str(info))} names it {visible(path.stem)!r}.",
+              file=sys.stderr)
+    if written and args.format in AXOLOTL:
         print(f"Axolotl: {AXOLOTL[args.format]}.", file=sys.stderr)
     print(f"Wrote {written} record{'s' * (written != 1)} to {visible(str(path))} "
           f"({args.format}).", file=sys.stderr)

@@ -256,3 +256,12 @@ def test_damaged_tuning_cells_are_read_as_missing_never_a_crash(tmp_path):
     assert json.loads(selected.stdout)[0]["rule"] == "not scored"
     exported = run("tune", "export", "-o", str(tmp_path / "x.jsonl"))
     assert exported.returncode == 0 and "Traceback" not in exported.stderr
+
+
+def test_an_export_of_no_records_names_no_dataset(tmp_path):
+    asked(SOLVE)  # one answer, not scored: nothing is kept
+    out = tmp_path / "none.jsonl"
+    exported = run("tune", "export", "--format", "alpaca", "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "Wrote 0 records" in exported.stderr and "LLaMA-Factory" not in exported.stderr
+    assert not (tmp_path / "dataset_info.json").exists()
