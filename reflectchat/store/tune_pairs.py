@@ -39,7 +39,8 @@ class StoredPair:
 def pairs(store: SessionStore, sessions: Collection[int] = (),
           include_cut: bool = False) -> list[StoredPair]:
     """Every finished answer with output and the prompt before it, oldest first, limited to
-    `sessions` if given; with `include_cut`, answers cut at the token limit too."""
+    `sessions` if given, each (prompt, answer) once; with `include_cut`, answers cut at the
+    token limit too."""
     where = f"AND a.session_id IN ({','.join('?' * len(sessions))})" if sessions else ""
     finished = "('stop', 'length')" if include_cut else "('stop')"
     with store._lock:
@@ -54,14 +55,19 @@ def pairs(store: SessionStore, sessions: Collection[int] = (),
             "LEFT JOIN tune_pairs t ON t.message_id = a.id "
             f"WHERE a.role = 'assistant' AND a.finish_reason IN {finished} AND a.output != '' "
             f"{where} ORDER BY a.id", tuple(sessions)).fetchall()
-    found = []
+    found: dict[tuple[str, str], StoredPair] = {}
     for row in rows:
         saved = {}
         for name, value in zip(FIELDS, row[8:], strict=True):
             if value is not None:
                 saved[name] = _cell(name, value)
-        found.append(StoredPair(*row[:7], bool(row[7]), saved))
-    return found
+        pair = StoredPair(*row[:7], bool(row[7]), saved)
+        # a copy of a pair (an imported session, an export imported back) is one pair: the
+        # one with the most work saved, else the oldest
+        twin = found.get((pair.prompt, pair.raw))
+        if twin is None or len(pair.saved) > len(twin.saved):
+            found[(pair.prompt, pair.raw)] = pair
+    return sorted(found.values(), key=lambda p: p.message_id)
 
 
 def left_out(store: SessionStore, sessions: Collection[int] = (),

@@ -265,3 +265,13 @@ def test_an_export_of_no_records_names_no_dataset(tmp_path):
     assert exported.returncode == 0, exported.stderr
     assert "Wrote 0 records" in exported.stderr and "LLaMA-Factory" not in exported.stderr
     assert not (tmp_path / "dataset_info.json").exists()
+
+
+def test_an_imported_copy_of_a_session_is_not_a_second_pair(tmp_path):
+    asked(SOLVE)
+    exported = run("sessions", "export", "1", "--format", "json")
+    (tmp_path / "copy.json").write_text(exported.stdout)
+    assert run("sessions", "import", str(tmp_path / "copy.json")).returncode == 0
+    listed = run("tune", "select", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1  # one pair, not two
