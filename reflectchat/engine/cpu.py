@@ -32,6 +32,7 @@ from pathlib import Path
 from reflectchat.engine.llama_cpp_api import system_info
 
 SYSFS_CPU = Path("/sys/devices/system/cpu")
+SYSFS_DEVICES = Path("/sys/devices")  # cpu_core and cpu_atom: a hybrid CPU's two kinds
 CPUINFO = Path("/proc/cpuinfo")
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -81,19 +82,50 @@ def cgroup_cpu_limit(cgroup: Path) -> float | None:
     return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
+def cpu_list(text: str) -> set[int]:
+    """A kernel CPU list ("0-3,8,10-11") as CPU numbers; empty where it cannot be read."""
+    found: set[int] = set()
+    for part in text.strip().split(","):
+        first, _, last = part.partition("-")
+        try:
+            found.update(range(int(first), int(last or first) + 1))
+        except ValueError:
+            return set()
+    return found
+
+
+def efficiency_cpus(devices: Path) -> set[int]:
+    """An Intel hybrid CPU's E-cores (12th-14th generation Core, Core Ultra): the CPUs of the
+    kernel's `cpu_atom` PMU; none on other CPUs."""
+    try:
+        return cpu_list((devices / "cpu_atom" / "cpus").read_text())
+    except OSError:
+        return set()
+
+
 def default_threads(cpus: set[int] | None = None, sysfs: Path = SYSFS_CPU,
-                    cgroup: Path = CGROUP) -> ThreadCounts:
-    """llama.cpp's thread default for this process: physical cores to decode, logical CPUs for
-    prompts, each capped by the cgroup quota (rounded up: a 1.5-CPU quota still runs 2)."""
+                    cgroup: Path = CGROUP, devices: Path | None = None) -> ThreadCounts:
+    """llama.cpp's thread default for this process: physical cores to decode (on a hybrid
+    CPU its performance cores only: llama.cpp's `cpu_get_num_math` leaves the E-cores out,
+    as each decoding step waits for its slowest thread), logical CPUs for prompts, each
+    capped by the cgroup quota (rounded up: a 1.5-CPU quota still runs 2)."""
     cpus = allowed_cpus() if cpus is None else cpus
     logical = max(1, len(cpus))
-    physical = max(1, len({core_of(cpu, sysfs) for cpu in cpus}))
+    slow = efficiency_cpus(SYSFS_DEVICES if devices is None else devices) & cpus
+    fast = cpus - slow
+    if not fast:  # only E-cores may be used: they are what there is
+        fast, slow = cpus, set()
+    physical = max(1, len({core_of(cpu, sysfs) for cpu in fast}))
     why = "physical cores" if physical < logical else "cores, no SMT"
+    why = f"{why} available to this process"
+    if slow:
+        why = (f"performance cores available to this process; {len(slow)} efficiency cores "
+               "left out, as llama.cpp does")
     quota = cgroup_cpu_limit(cgroup)
     if quota is not None and math.ceil(quota) < logical:
         cap = max(1, math.ceil(quota))
         return ThreadCounts(min(physical, cap), cap, f"a cgroup quota of {quota:g} CPUs")
-    return ThreadCounts(physical, logical, f"{why} available to this process")
+    return ThreadCounts(physical, logical, why)
 
 
 @functools.cache

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from reflectchat.engine import cpu as cpu_module
 from reflectchat.engine.cpu import (
     Repack,
     default_threads,
@@ -33,6 +36,15 @@ def machine(root: Path, siblings: list[str], cpu_max: str | None = None,
         (cgroup / "cpu" / "cpu.cfs_quota_us").write_text(f"{v1_quota[0]}\n")
         (cgroup / "cpu" / "cpu.cfs_period_us").write_text(f"{v1_quota[1]}\n")
     return sysfs, cgroup
+
+
+@pytest.fixture(autouse=True)
+def not_hybrid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No E-cores unless a test lays them out (this machine's own /sys/devices left alone)."""
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    monkeypatch.setattr(cpu_module, "SYSFS_DEVICES", devices)
+    return devices
 
 
 # 8 cores with 2 hardware threads each, numbered as Linux does on x86: CPU n and n+8 share a core
@@ -130,3 +142,20 @@ def test_a_matrix_is_copied_by_the_first_rule_its_shape_fits(tmp_path):
     assert repacked_bytes(rules, "Q6_K", 264, 1024, 210 * 264 * 4) == 0
     assert repacked_bytes(rules, "Q5_0", 640, 1024, 22 * 640 * 32) == 0
     assert repacked_bytes(rules, "F32", 1, 640, 2560) == 0
+
+
+def test_an_intel_hybrid_cpu_decodes_on_its_performance_cores_only(tmp_path, not_hybrid):
+    """A Core i7-13700: 8 P-cores with 2 threads each (CPUs 0-15, siblings adjacent) and 8
+    E-cores (16-23). llama.cpp decodes on the 8 P-cores: an E-core slows every step."""
+    siblings = [f"{n - n % 2}-{n - n % 2 + 1}" for n in range(16)] + [str(n) for n in
+                                                                       range(16, 24)]
+    sysfs, cgroup = machine(tmp_path, siblings)
+    (not_hybrid / "cpu_core").mkdir()
+    (not_hybrid / "cpu_core" / "cpus").write_text("0-15\n")
+    (not_hybrid / "cpu_atom").mkdir()
+    (not_hybrid / "cpu_atom" / "cpus").write_text("16-23\n")
+    counts = default_threads(set(range(24)), sysfs, cgroup)
+    assert (counts.decode, counts.batch) == (8, 24)
+    assert "8 efficiency cores left out, as llama.cpp does" in counts.text()
+    only_e = default_threads(set(range(16, 24)), sysfs, cgroup)  # taskset to the E-cores
+    assert (only_e.decode, only_e.batch) == (8, 8)
