@@ -6,7 +6,7 @@ llama-cpp-python took 0.65 s (issue 35).
 
     python bench/special_tokens_load.py [--tokens 300000] [--rounds 3]
 
-The model is generated (tests/support/shaped_model.py): one layer, 64-wide, zero weights, a
+The model is generated (tests/support/load_time.py): one layer, 64-wide, zero weights, a
 vocabulary of that many control tokens.
 """
 
@@ -14,34 +14,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.shaped_model import write_shaped_gguf
-
-LOAD = """
-import sys, time
-path, how = sys.argv[1], sys.argv[2]
-if how == "llama-cpp-python":
-    import llama_cpp
-    start = time.perf_counter()
-    llama_cpp.Llama(path, n_ctx=256, n_threads=1, verbose=False)
-else:
-    from reflectchat.engine.llama import EngineSettings, LlamaEngine
-    start = time.perf_counter()
-    LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=1))
-print(time.perf_counter() - start)
-"""
-
-
-def load_s(path: Path, how: str) -> float:
-    done = subprocess.run([sys.executable, "-c", LOAD, str(path), how], check=True,
-                          capture_output=True, text=True, timeout=1800)
-    return float(done.stdout.split()[-1])
+from support.load_time import load_s, write_special_tokens_gguf
 
 
 def main() -> None:
@@ -50,9 +29,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "special.gguf"
-        write_shaped_gguf(path, n_layer=1, n_embd=64, n_head=1, n_head_kv=1, n_ff=64,
-                          n_vocab=args.tokens + 259, zeros=True, control_tokens=args.tokens)
+        path = write_special_tokens_gguf(Path(folder) / "special.gguf", args.tokens)
         alone, ours = [], []
         for _ in range(args.rounds):
             alone.append(load_s(path, "llama-cpp-python"))

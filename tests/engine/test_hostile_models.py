@@ -5,13 +5,11 @@ llama-cpp-python alone loads it. Real llama.cpp on generated GGUFs."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from support.shaped_model import write_shaped_gguf
+from support.load_time import load_s, write_special_tokens_gguf
 
 from reflectchat.demo.scripted_model import Script, chat_template
 from reflectchat.engine.base import ChatMessage, FinishReason, Sampling
@@ -122,32 +120,8 @@ def test_a_template_that_cannot_render_a_chat_gives_way_to_the_one_its_text_name
         named.close()
 
 
-LOAD_TIME = textwrap.dedent("""
-    import sys, time
-    path, how = sys.argv[1], sys.argv[2]
-    if how == "llama-cpp-python":
-        import llama_cpp
-        start = time.perf_counter()
-        llama_cpp.Llama(path, n_ctx=256, n_threads=1, verbose=False)
-    else:
-        from reflectchat.engine.llama import EngineSettings, LlamaEngine
-        start = time.perf_counter()
-        LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=1))
-    print(time.perf_counter() - start)
-""")
-
-
-def load_seconds(path: Path, how: str) -> float:
-    """The quicker of two loads, each in a fresh process."""
-    runs = [subprocess.run([sys.executable, "-c", LOAD_TIME, str(path), how], check=True,
-                           capture_output=True, text=True, timeout=900) for _ in range(2)]
-    return min(float(run.stdout.split()[-1]) for run in runs)
-
-
 def test_300000_special_tokens_load_within_twice_llama_cpp_pythons_own_time(tmp_path):
-    path = tmp_path / "special.gguf"
-    write_shaped_gguf(path, n_layer=1, n_embd=64, n_head=1, n_head_kv=1, n_ff=64,
-                      n_vocab=300_259, zeros=True, control_tokens=300_000)
-    alone = load_seconds(path, "llama-cpp-python")
-    ours = load_seconds(path, "reflectchat")
+    path = write_special_tokens_gguf(tmp_path / "special.gguf", 300_000)
+    alone = min(load_s(path, "llama-cpp-python") for _ in range(2))  # the quicker of two
+    ours = min(load_s(path, "reflectchat") for _ in range(2))
     assert ours < 2 * alone, f"reflectchat {ours:.2f} s, llama-cpp-python {alone:.2f} s"
