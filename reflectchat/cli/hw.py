@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     repack = "on" if repack_default() else "off (this CPU has AMX: llama.cpp #20824)"
     print(f"Repacked CPU weights: {repack} unless they would not fit; --repack on|off sets it")
     print(f"RAM: {size_text(hw.ram_total_bytes)} total, "
-          f"{size_text(hw.ram_available_bytes)} available")
+          f"{size_text(hw.ram_available_bytes)} free now; plans use "
+          f"{size_text(hw.ram_plan_bytes)} (the rest is left to the system)")
     if not hw.gpus:
         print("GPU: no GPU found (NVIDIA through NVML or nvidia-smi, AMD through sysfs, "
               "Apple Silicon)")

@@ -12,7 +12,7 @@ from reflectchat.models.advice import Row
 from reflectchat.models.fit import Verdict
 from reflectchat.models.quality import params_text
 from reflectchat.models.speed import speed_text
-from reflectchat.sizes import GIB
+from reflectchat.sizes import GIB, size_text
 from reflectchat.untrusted import visible
 
 WIDTH = 80
@@ -83,9 +83,16 @@ def grouped(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
     return [(key, members) for key, members in groups.items()]
 
 
-def pick_lines(best: Row | None) -> list[str]:
+def pick_lines(best: Row | None, rows: Sequence[Row], machine: str = "this machine") \
+        -> list[str]:
+    if best is None and not any(r.runs for r in rows):
+        smallest = min(rows, key=lambda r: r.plan.ram_bytes + r.plan.gpu_bytes)
+        text = (f"Nothing here fits {machine}'s memory: the smallest, "
+                f"{visible(smallest.group)} {visible(smallest.quant_name)}, needs "
+                f"{size_text(smallest.plan.ram_bytes)} of RAM with nothing on a GPU.")
+        return textwrap.wrap(text, WIDTH, subsequent_indent="  ")
     if best is None:
-        return ["Nothing here runs on this machine without quality loss."]
-    text = (f"Best for this machine: {visible(best.group)} {visible(best.quant_name)} "
+        return [f"Nothing here runs on {machine} without quality loss."]
+    text = (f"Best for {machine}: {visible(best.group)} {visible(best.quant_name)} "
             f"({best.reason})")
     return textwrap.wrap(text, WIDTH, subsequent_indent="  ")

@@ -29,7 +29,9 @@ from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.advice import Row, best_pick
 from reflectchat.models.catalog import CatalogError, load_catalog
+from reflectchat.models.fit import Verdict
 from reflectchat.models.hardware import Hardware, detect
+from reflectchat.models.planned_machine import planned_for
 from reflectchat.models.quality import params_text
 from reflectchat.models.quant_plans import Planner, fit_rows, local_rows
 from reflectchat.sizes import size_text
@@ -58,16 +60,19 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
         split = tensor_split(args)
     except (EngineError, HeaderError, OSError, ValueError) as exc:
         return fail(f"cannot plan {path}: {exc}")
-    hw = detect()
+    try:
+        hw, planner = _planner(args, n_ctx, split)
+    except EngineError as exc:
+        return fail(exc)
     size = sum(p.stat().st_size for p in shards)
-    row = Planner(hw, n_ctx, tensor_split=split).row(shape, path.name, size, group=path.name,
+    row = planner.row(shape, path.name, size, group=path.name,
                                  group_key=str(path), quant_name=path.name, source="file",
                                  downloaded=True, path=path)
     if args.json:
         print(json.dumps({"file": str(path), "n_ctx": n_ctx, **_row_json(row)}, indent=2))
         return EXIT_OK
     chosen = row.plan
-    print(_machine_line(hw, n_ctx))
+    print(_machine_line(hw, n_ctx, _named(args)))
     print(visible(path.name) + f"  {size_text(size)}  {shape.n_layer} layers, "
           f"{params_text(shape.params)} parameters, {row.bpw or 0:.2f} bits per weight"
           + ("  (quality loss)" if row.quality_loss else ""))
@@ -85,6 +90,8 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
     basis = "measured at this load's settings" if row.memory_measured else \
         f"KV cache {size_text(chosen.kv_bytes)}, compute {size_text(chosen.compute_bytes)}"
     print(f"  needs {on_gpu}{size_text(chosen.ram_bytes)} of RAM ({basis}; 1 GiB to spare)")
+    if chosen.verdict is not Verdict.NO_FIT and (short := short_now(hw, chosen.ram_bytes)):
+        print(textwrap.fill(short, 80, initial_indent="  ", subsequent_indent="  "))
     print(f"  speed: {_speed_sentence(row)}")
     if chosen.capped_at is not None:
         print(f"  a load with more GPU layers ran out of memory here before: planned at most "
@@ -126,11 +133,49 @@ def _row_json(r: Row) -> dict[str, object]:
     }
 
 
-def _machine_line(hw: Hardware, n_ctx: int) -> str:
-    gpus = ", ".join(f"{visible(g.name)} {size_text(g.free_bytes)} free" for g in hw.gpus) \
-        or "no GPU"
-    return (f"This machine: {gpus}; RAM {size_text(hw.ram_available_bytes)} available; "
-            f"context {n_ctx:,} tokens")
+def _named(args: argparse.Namespace) -> bool:
+    """The user named the machine to plan for (--gpu, --ram)."""
+    return bool(args.gpu) or args.ram is not None
+
+
+def _planner(args: argparse.Namespace, n_ctx: int,
+             split: tuple[float, ...] | None) -> tuple[Hardware, Planner]:
+    """This machine, or the one --gpu and --ram describe (with this machine's RAM speed)."""
+    here = detect()
+    if not _named(args):
+        return here, Planner(here, n_ctx, tensor_split=split)
+    hw = planned_for(here, args.gpu or [], args.ram)
+    speed = Planner(here, n_ctx).ram_bandwidth
+    return hw, Planner(hw, n_ctx, tensor_split=split, ram_bandwidth=speed)
+
+
+def _machine_line(hw: Hardware, n_ctx: int, named: bool) -> str:
+    free = "" if named else " free"
+    gpus = ", ".join(f"{visible(g.name)}{'' if named else ' ' + size_text(g.free_bytes)}{free}"
+                     for g in hw.gpus) or "no GPU"
+    where = "Planned for" if named else "This machine"
+    after = "; RAM as fast as this machine's" if named else ""
+    return "\n".join(textwrap.wrap(
+        f"{where}: {gpus}; {ram_text(hw, named)}; context {n_ctx:,} tokens{after}", 80,
+        subsequent_indent="  ", break_on_hyphens=False))
+
+
+def ram_text(hw: Hardware, named: bool = False) -> str:
+    """The RAM plans use, and how it was reckoned."""
+    if not hw.ram_total_bytes:
+        return f"RAM {size_text(hw.ram_plan_bytes)} free"
+    now = "" if named else f"; {size_text(hw.ram_available_bytes)} free now"
+    return (f"RAM {size_text(hw.ram_plan_bytes)} for models ({size_text(hw.ram_total_bytes)} "
+            f"less {size_text(hw.ram_reserve_bytes)} for the system{now})")
+
+
+def short_now(hw: Hardware, needed: int) -> str | None:
+    """A warning when the RAM free now is less than a plan needs."""
+    if not hw.ram_total_bytes or needed <= hw.ram_available_bytes:
+        return None
+    return (f"Free RAM now ({size_text(hw.ram_available_bytes)}) is less than this needs "
+            f"({size_text(needed)}): close other programs before loading, or the model's "
+            "weights will be read from disk again and again.")
 
 
 def _server_models(args: argparse.Namespace) -> int:
@@ -154,11 +199,10 @@ def _server_models(args: argparse.Namespace) -> int:
 
 
 def _catalog_models(args: argparse.Namespace) -> int:
-    hw = detect()
     n_ctx = args.ctx or DEFAULT_CTX
     notes: list[str] = []
     try:
-        planner = Planner(hw, n_ctx, tensor_split=tensor_split(args))
+        hw, planner = _planner(args, n_ctx, tensor_split(args))
     except EngineError as exc:
         return fail(exc)
     if args.local:
@@ -183,9 +227,12 @@ def _catalog_models(args: argparse.Namespace) -> int:
         print(json.dumps([{**_row_json(r), "best": r is best} for r in rows], indent=2))
         return EXIT_OK
     console = CommandConsole(highlight=False, markup=False, emoji=False)
-    print(_machine_line(hw, n_ctx))
-    for line in pick_lines(best) if rows else []:
+    print(_machine_line(hw, n_ctx, _named(args)))
+    for line in pick_lines(best, rows, "that machine" if _named(args) else "this machine") \
+            if rows else []:
         console.print(line, style="bold", soft_wrap=True)
+    if best is not None and (short := short_now(hw, best.plan.ram_bytes)):
+        print(textwrap.fill(short, 80))
     for _key, members in grouped(rows):
         print()
         console.print(group_header(members), style="bold", soft_wrap=True)

@@ -333,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--tensor-split", metavar="A,B,...",
                         help="plan each GPU's share of the layers, e.g. 3,1 (default: by free "
                              "memory, as llama.cpp does)")
+    models.add_argument("--gpu", action="append", metavar="CARD",
+                        help="plan for this GPU instead of this machine's (repeat for several): "
+                             "its memory (24GiB), a card name for its bandwidth and memory "
+                             "(RTX 4090), or both (A100:40GiB)")
+    models.add_argument("--ram", metavar="SIZE",
+                        help="plan for this much installed RAM instead of this machine's "
+                             "(64GiB); plans leave an eighth of it, at least 2 GiB, to the "
+                             "system")
     models.add_argument("--local", action="store_true",
                         help="GGUFs other tools downloaded (Hugging Face and llama.cpp caches, "
                              "Ollama, LM Studio), planned from their headers; run one with "

@@ -356,7 +356,7 @@ def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
                + (shape.repack_bytes(n - on_gpu, ngl <= n) if repack else 0))
         if unified:  # the GPU's memory is the RAM: both must fit in it together
             ram += gpu - GPU_MARGIN * len(cards)
-        if all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_available_bytes:
+        if all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_plan_bytes:
             verdict = (Verdict.FULL_GPU if ngl > n else Verdict.PARTIAL if ngl
                        else Verdict.CPU_ONLY)
             return Plan(ngl, n, verdict, gpu, ram, kv_layer * n, compute, tuple(cards),
@@ -368,7 +368,7 @@ def plan(shape: ModelShape, hw: Hardware, n_ctx: int, type_k: str = "f16",
 
 
 def _fits(cards: list[CardUse], ram: int, hw: Hardware) -> bool:
-    return all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_available_bytes
+    return all(c.bytes <= c.gpu.free_bytes for c in cards) and ram <= hw.ram_plan_bytes
 
 
 def _cards(shape: ModelShape, gpus: list[GPU], split: list[float], ngl: int, kv_layer: int,

@@ -22,6 +22,9 @@ from reflectchat.sizes import GIB
 # recommendedMaxWorkingSetSize); `sudo sysctl iogpu.wired_limit_mb=N` raises it.
 APPLE_SHARE_SMALL, APPLE_SHARE_LARGE, APPLE_LARGE_FROM = 2 / 3, 3 / 4, 36 * GIB
 AMD_VENDOR = "0x1002"
+# what plans leave to the system and other programs: an eighth of RAM, at least 2 GiB (plans
+# use installed RAM less this, not what happens to be free, so advice does not move with it)
+RESERVE_SHARE, RESERVE_MIN = 1 / 8, 2 * GIB
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,20 @@ class Hardware:
     gpus: list[GPU] = field(default_factory=list)
     build_offloads: bool = False  # the installed llama.cpp can put layers on a GPU
     build_backends: list[str] = field(default_factory=list)
+    ram_reserve_bytes: int = 0  # left to the system and other programs by every plan
+
+    @property
+    def ram_plan_bytes(self) -> int:
+        """The RAM plans may use: installed less the reserve (what is free now, where the
+        system does not say what is installed)."""
+        if not self.ram_total_bytes:
+            return self.ram_available_bytes
+        return max(self.ram_total_bytes - self.ram_reserve_bytes, 0)
+
+
+def ram_reserve(total: int) -> int:
+    """The share of `total` RAM plans leave to the system and other programs."""
+    return max(int(total * RESERVE_SHARE), RESERVE_MIN) if total else 0
 
 
 def command_output(*command: str) -> str | None:
@@ -140,22 +157,23 @@ def amd_gpus(drm: Path = Path("/sys/class/drm")) -> list[GPU]:
     return gpus
 
 
-def apple_gpu(ram_total: int, ram_available: int) -> list[GPU]:
+def apple_gpu(ram_total: int) -> list[GPU]:
     if platform.system() != "Darwin" or platform.machine() != "arm64" or not ram_total:
         return []
     wired_mb = int((command_output("sysctl", "-n", "iogpu.wired_limit_mb") or "0").strip() or 0)
     share = APPLE_SHARE_LARGE if ram_total >= APPLE_LARGE_FROM else APPLE_SHARE_SMALL
     limit = wired_mb * 1024**2 if wired_mb > 0 else int(ram_total * share)
     chip = (command_output("sysctl", "-n", "machdep.cpu.brand_string") or "Apple Silicon").strip()
-    return [GPU(f"{chip} (unified memory)", "apple", limit, min(limit, ram_available),
-                unified=True)]
+    return [GPU(f"{chip} (unified memory)", "apple", limit,
+                min(limit, ram_total - ram_reserve(ram_total)), unified=True)]
 
 
 def detect() -> Hardware:
     total, available = memory()
     offloads, backends = build_backends()
-    gpus = nvidia_gpus() + amd_gpus() + apple_gpu(total, available)
-    return Hardware(os.cpu_count() or 1, total, available, gpus, offloads, backends)
+    gpus = nvidia_gpus() + amd_gpus() + apple_gpu(total)
+    return Hardware(os.cpu_count() or 1, total, available, gpus, offloads, backends,
+                    ram_reserve(total))
 
 
 def detect_accelerator() -> tuple[str | None, list[str]]:

@@ -42,12 +42,14 @@ class Planner:
 
     def __init__(self, hw: Hardware, n_ctx: int, cache_type: str = "f16",
                  measurements: Measurements | None = None,
-                 tensor_split: Sequence[float] | None = None) -> None:
+                 tensor_split: Sequence[float] | None = None,
+                 ram_bandwidth: float | None = None) -> None:
+        """`ram_bandwidth`: bytes/s, for a machine that is not this one (else measured)."""
         self.hw, self.n_ctx, self.cache_type = hw, n_ctx, cache_type
         self.tensor_split = tensor_split
         self.measurements = measurements or Measurements()
         self.machine = machine_key(hw)
-        self._ram_bandwidth: float | None = None
+        self._ram_bandwidth = ram_bandwidth
 
     @property
     def ram_bandwidth(self) -> float:

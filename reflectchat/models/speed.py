@@ -49,9 +49,15 @@ def gpu_bandwidth(gpu: GPU) -> float | None:
     """Bytes/s: what the driver said, else the table's figure for this name."""
     if gpu.bandwidth:
         return gpu.bandwidth
-    name = gpu.name.lower()
+    known = matching_card(gpu.name)
+    return GPU_BANDWIDTH_GBS[known] * GB if known else None
+
+
+def matching_card(name: str) -> str | None:
+    """The data-sheet table's name for a device name (the longest that matches)."""
+    name = name.lower()
     matches = [k for k in GPU_BANDWIDTH_GBS if _has_word(name, k.lower())]
-    return GPU_BANDWIDTH_GBS[max(matches, key=len)] * GB if matches else None
+    return max(matches, key=len) if matches else None
 
 
 def _has_word(name: str, key: str) -> bool:
