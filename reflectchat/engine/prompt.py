@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from reflectchat.engine.base import OWN, ChatMessage, FoundFormat, TagFormat
+from reflectchat.engine.base import OWN, ChatMessage, FoundFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama_cpp_api import (
     LoadedModel,
@@ -32,18 +31,11 @@ from reflectchat.engine.llama_cpp_api import (
     builtin_templates,
     recognised_template,
 )
-from reflectchat.engine.reasoning_found import find_format, find_wrapped
-from reflectchat.engine.sandbox import (
-    TIME_LIMIT_S,
-    BoundError,
-    SandboxError,
-    bounded_template,
-    run_bounded,
-)
+from reflectchat.engine.reasoning_found import find_format
+from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
+from reflectchat.engine.template_reading import TemplateReader
 
 Variables = dict[str, object]  # what a template reads besides the messages
-# what a template variable that turns thinking on or off is named for (`switches`)
-_SWITCH_NAME = re.compile(r"think|reason", re.IGNORECASE)
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
 # general.architecture -> llama.cpp's built-in template for a GGUF without one
 _BY_ARCH = {
@@ -126,40 +118,31 @@ class ChatPrompt:
         """The reasoning format the model file says it writes (its template's, else its
         special tokens'). An own template that cannot render a plain chat (it does not
         compile, or fails) is left here, at load, for a built-in one."""
-        if self.template.name == OWN and self._render_own is not None:
-            whole = bounded_template(self._source, self._bos,
-                                     self._vocab.text(self._vocab.eos), generation_prompt=False)
+        reader = self._reader()
+        if reader is not None:
             try:
-                self._render_own([{"role": "user", "content": "Hi"}])
-                found = find_format(self._source, whole, self._vocab.has_special)
-                if found.tag_format == TagFormat.AUTO:
-                    return self._wrapped(whole) or found
-                return found
+                return reader.found_format(lambda: self.switches()[1])
             except BoundError as exc:
                 self._leave_own(f"was stopped: {exc}")
             except SandboxError as exc:
                 self._leave_own(f"cannot be used: {exc}")
         return find_format(None, None, self._vocab.has_special)
 
-    def _wrapped(self, whole: Callable[..., str]) -> FoundFormat | None:
-        """The markers the template writes around reasoning and the answer, for a family no
-        pair of tags describes (reasoning_found.find_wrapped)."""
+    def _reader(self) -> TemplateReader | None:
+        """The own template with this vocabulary, while it is in use."""
         own = self._render_own
-        assert own is not None
-
-        def render(messages: list[dict[str, str]], generation: bool, **variables: object) -> str:
-            return (own if generation else whole)(messages, **variables)
+        if self.template.name != OWN or own is None:
+            return None
+        vocab = self._vocab
+        whole = bounded_template(self._source, self._bos, vocab.text(vocab.eos),
+                                 generation_prompt=False)
 
         def specials_in(text: str) -> list[str]:
-            return [self._vocab.text(t) for t in self._vocab.tokenize(text, special=True)
-                    if self._vocab.is_special(t)]
+            return [vocab.text(t) for t in vocab.tokenize(text, special=True)
+                    if vocab.is_special(t)]
 
-        ends = {self._vocab.text(t) for t in (self._vocab.eos, self._vocab.eot) if t >= 0}
-        try:
-            found = find_wrapped(render, self.switches()[1], specials_in, ends)
-        except SandboxError:  # a render the template refuses: it shows nothing more
-            return None
-        return FoundFormat(found, "from the template's renders") if found else None
+        ends = frozenset(vocab.text(t) for t in (vocab.eos, vocab.eot) if t >= 0)
+        return TemplateReader(self._source, own, whole, vocab.has_special, specials_in, ends)
 
     def _leave_own(self, why: str) -> None:
         """Use the built-in template llama.cpp recognises in the own template's text, else
@@ -231,27 +214,15 @@ class ChatPrompt:
 
     def switches(self) -> tuple[list[str], list[str]]:
         """The template's effort variables and its thinking on/off switches, found rather
-        than listed: of the variables it reads, those named for effort, thinking or reasoning
-        that change the prompt it writes (an effort from low to high, a switch from true to
-        false). Found once; none for a built-in template."""
+        than listed (TemplateReader.switches). Found once; none for a built-in template."""
         if self._switches is None:
             self._switches = ([], [])
-            if self.template.name == OWN and self._render_own is not None:
+            reader = self._reader()
+            if reader is not None:
                 # past a bound or failing: no switches (the next render says why)
                 with contextlib.suppress(BoundError, SandboxError):
-                    self._switches = self._find_switches()
+                    self._switches = reader.switches()
         return self._switches
-
-    def _find_switches(self) -> tuple[list[str], list[str]]:
-        assert self._render_own is not None
-        render, hi = self._render_own, [{"role": "user", "content": "Hi"}]
-        names = run_bounded("reflectchat.engine.sandbox_worker:read_variables", self._source,
-                            seconds=TIME_LIMIT_S)
-        levels = [n for n in names if "effort" in n.lower()
-                  and render(hi, **{n: "low"}) != render(hi, **{n: "high"})]
-        switches = [n for n in names if n not in levels and _SWITCH_NAME.search(n)
-                    and render(hi, **{n: True}) != render(hi, **{n: False})]
-        return levels, switches
 
     def _parts(self, messages: list[ChatMessage],
                variables: Variables | None) -> list[tuple[str, bool]]:

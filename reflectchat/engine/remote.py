@@ -17,15 +17,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from reflectchat.engine import sse_chunks
 from reflectchat.engine.base import (
     DEFAULT_CTX,
     ChatMessage,
     FinishReason,
+    FoundFormat,
     GenerationStats,
     Sampling,
     TagFormat,
@@ -34,10 +35,13 @@ from reflectchat.engine.endpoints import Endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import thinking_pair
 from reflectchat.engine.loops import TextLoopWatch
+from reflectchat.engine.sandbox import BoundError, SandboxError
+from reflectchat.engine.server_template import server_format, server_reader
+from reflectchat.engine.sse_chunks import Malformed
+from reflectchat.engine.template_reading import TemplateReader
 
 CONNECT_TIMEOUT_S = 10.0
 MODELS_TIMEOUT_S = 30.0  # for /v1/models, which answers at once
-MAX_SSE_LINE = 8 * 1024**2  # one streamed chunk is a few hundred bytes
 CHARS_PER_TOKEN = 3  # for estimating prompt size: errs towards trimming a little early
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH,
            "eos": FinishReason.STOP, "tool_calls": FinishReason.STOP}
@@ -106,7 +110,6 @@ class RemoteEngine:
     name = "remote"
     template = "server"  # the server applies its own
     load_note = None
-    found_format = None  # a server's template and vocabulary are not at hand
     layer_count = 0  # the server does not say how it holds the model
     gpu_layers = 0
 
@@ -114,10 +117,15 @@ class RemoteEngine:
                  tag_format: TagFormat = TagFormat.AUTO) -> None:
         """Check the server is there and offers the model (the only one it offers, if
         `model` is None). Raises EngineError with what the server offers. `tag_format` picks
-        the thinking tags that wrap reasoning the server sends apart."""
+        the thinking tags that wrap reasoning the server sends apart; with `auto`, the format
+        the server's template shows, where it shows one (server_template.py)."""
         self.endpoint = endpoint
         self.think_tags = thinking_pair(tag_format.name, tag_format.tags)
         self._key = endpoint.api_key()
+        # the reasoning format the server's template shows (llama-server's /props), if any
+        self.found_format: FoundFormat | None = None
+        self._reader: TemplateReader | None = None
+        self._switches: tuple[list[str], list[str]] | None = None
         offered = list_models(endpoint, self._key)
         ids = [m.get("id") for m in offered if isinstance(m, dict)]
         if model is None:
@@ -133,6 +141,21 @@ class RemoteEngine:
         stated = endpoint.context or _int(entry.get("max_model_len"))
         self.context_stated = stated is not None  # else n_ctx is a guess, for trimming only
         self._n_ctx = stated or DEFAULT_CTX
+        if tag_format == TagFormat.AUTO:
+            self._read_template()
+
+    def _read_template(self) -> None:
+        """Read the format from the server's own template, where it shows it."""
+        root = self.endpoint.url.rstrip("/").removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        with httpx.Client(base_url=root, headers=headers, verify=self.endpoint.verify_tls,
+                          timeout=httpx.Timeout(MODELS_TIMEOUT_S,
+                                                connect=CONNECT_TIMEOUT_S)) as client:
+            reader = server_reader(client)
+            found = server_format(reader) if reader is not None else None
+        if found is not None:
+            self._reader, self.found_format = reader, found
+            self.think_tags = thinking_pair(found.tag_format.name, found.tag_format.tags)
 
     def _client(self) -> httpx.Client:
         return _client(self.endpoint, self._key, self.endpoint.timeout)
@@ -151,7 +174,36 @@ class RemoteEngine:
                  cancel: threading.Event | None = None,
                  tag_format: TagFormat = TagFormat.AUTO) -> RemoteGeneration:
         """`tag_format` is not needed here: a server ends thinking itself, if it can."""
-        return RemoteGeneration(self, messages, sampling, cancel or threading.Event())
+        generation = RemoteGeneration(self, messages, sampling, cancel or threading.Event(),
+                                      self._switched(sampling.effort))
+        generation.prefilled_thinking = self._prefilled(generation.sent_variables(), messages)
+        return generation
+
+    def _switched(self, effort: str | None) -> dict[str, Any]:
+        """The server template's own effort and thinking switches (found by rendering, as for
+        a GGUF: Kimi's `thinking`, GigaChat's `reasoning`) set for `effort`."""
+        if effort is None or self._reader is None:
+            return {}
+        if self._switches is None:
+            self._switches = ([], [])
+            with contextlib.suppress(BoundError, SandboxError):
+                self._switches = self._reader.switches()
+        levels, switches = self._switches
+        return {**dict.fromkeys(switches, effort != "off"),
+                **(dict.fromkeys(levels, effort) if effort != "off" else {})}
+
+    def _prefilled(self, variables: dict[str, Any], messages: list[ChatMessage]) -> bool:
+        """The server's template ends the prompt with the thinking opener (so the raw content
+        starts inside the thinking)."""
+        if self._reader is None or self.found_format is None:
+            return False
+        opener = self.think_tags[0].strip()
+        try:
+            prompt = self._reader.prompt([{"role": m.role, "content": m.content}
+                                          for m in messages], **variables)
+        except (BoundError, SandboxError):
+            return False
+        return bool(opener) and prompt.rstrip().endswith(opener)
 
     def close(self) -> None:
         """Nothing is held between answers: each one has its own connection."""
@@ -197,12 +249,15 @@ def request_body(model: str, messages: list[ChatMessage], sampling: Sampling) ->
 class RemoteGeneration:
     """One streamed answer: iterate for text pieces, then read `stats`."""
 
-    prefilled_thinking = False
-
     def __init__(self, engine: RemoteEngine, messages: list[ChatMessage], sampling: Sampling,
-                 cancel: threading.Event) -> None:
+                 cancel: threading.Event, switched: dict[str, Any] | None = None) -> None:
+        """`switched`: template variables to send beside the usual ones (chat_template_kwargs)."""
         self._engine = engine
+        self.prefilled_thinking = False  # the server's template opened the thinking
         self._body = request_body(engine.model, messages, sampling)
+        if switched:
+            self._body["chat_template_kwargs"] = {**self._body.get("chat_template_kwargs", {}),
+                                                  **switched}
         self._limit = sampling.max_tokens
         asked = next((m.content for m in reversed(messages) if m.role == "user"), "")
         self._loops = TextLoopWatch(asked=asked) if sampling.stop_loops else None
@@ -212,6 +267,11 @@ class RemoteGeneration:
                                      reasoning_note=_not_sent(sampling))
         self._socket: socket.socket | None = None
         self._done = threading.Event()
+
+    def sent_variables(self) -> dict[str, Any]:
+        """What the request asks the server's template to read besides the messages."""
+        kwargs = self._body.get("chat_template_kwargs")
+        return dict(kwargs) if isinstance(kwargs, dict) else {}
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         """httpx reports the connection it opens; keep its socket for Stop."""
@@ -248,17 +308,17 @@ class RemoteGeneration:
                     stats.error = f"{endpoint.host}: {_server_error(response)}"
                     return
                 if "text/event-stream" not in response.headers.get("content-type", ""):
-                    raise _Malformed(f"{endpoint.host}: the server did not send an event "
+                    raise Malformed(f"{endpoint.host}: the server did not send an event "
                                      "stream (content type "
                                      f"{response.headers.get('content-type', 'none')!r})")
                 limit = self._limit
-                for data in _event_data(response, endpoint):
+                for data in sse_chunks.event_data(response, endpoint):
                     if self._cancel.is_set():
                         break
                     if data.strip() == "[DONE]":
                         ended = True
                         break
-                    delta = _delta(_chunk(data, endpoint), endpoint)
+                    delta = sse_chunks.delta(sse_chunks.chunk(data, endpoint), endpoint)
                     usage = delta.usage or usage
                     if ended:  # after the finish reason only usage counts
                         continue
@@ -270,7 +330,8 @@ class RemoteGeneration:
                         counted += 1
                         if is_reasoning != in_reasoning:
                             in_reasoning = is_reasoning
-                            yield self._engine.think_tags[0 if is_reasoning else 1]
+                            if not (is_reasoning and self.prefilled_thinking and counted == 1):
+                                yield self._engine.think_tags[0 if is_reasoning else 1]
                         yield piece
                         if self._loops is not None and self._loops.feed_text(piece):
                             ended = True
@@ -293,12 +354,12 @@ class RemoteGeneration:
                                    "finished")
                 elif stats.finish_reason is FinishReason.ERROR:
                     stats.finish_reason = FinishReason.STOP  # [DONE] without a reason
-        except (httpx.HTTPError, _Malformed) as exc:
+        except (httpx.HTTPError, Malformed) as exc:
             if self._cancel.is_set():
                 stats.finish_reason = FinishReason.CANCELLED
             else:
                 stats.finish_reason = FinishReason.ERROR
-                stats.error = str(exc) if isinstance(exc, _Malformed) else \
+                stats.error = str(exc) if isinstance(exc, Malformed) else \
                     _network_error(exc, endpoint, endpoint.timeout)
         finally:
             self._done.set()
@@ -314,97 +375,3 @@ class RemoteGeneration:
                     stats.tokens_per_second = (counted - 1) / (end - first)
         if in_reasoning:  # the answer ended inside reasoning: close it as the server would
             yield self._engine.think_tags[1]
-
-
-def _event_data(response: httpx.Response, endpoint: Endpoint) -> Iterator[str]:
-    """The data of each server-sent event. Neither a line nor an event's data (its `data:`
-    lines together) is ever longer than `MAX_SSE_LINE`: a server that sends one without end is
-    an error, not a buffer that grows until memory is gone."""
-    buffer, data, size = "", [], 0
-    for text in response.iter_text():
-        buffer += text
-        *lines, buffer = buffer.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        if len(buffer) > MAX_SSE_LINE:
-            raise _Malformed(f"{endpoint.host} sent an event line longer than "
-                             f"{MAX_SSE_LINE // 1024**2} MiB; gave up on the answer")
-        for line in lines:
-            if not line:  # a blank line ends an event
-                if data:
-                    yield "\n".join(data)
-                data, size = [], 0
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-                size += len(data[-1]) + 1
-                if size > MAX_SSE_LINE:
-                    raise _Malformed(f"{endpoint.host} sent an event longer than "
-                                     f"{MAX_SSE_LINE // 1024**2} MiB; gave up on the answer")
-    if data:
-        yield "\n".join(data)
-
-
-class _Malformed(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class _Delta:
-    """What one streamed chunk adds to the answer (choice 0 only: we ask for one)."""
-
-    reasoning: str | None = None
-    content: str | None = None
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
-
-
-def _delta(chunk: dict[str, Any], endpoint: Endpoint) -> _Delta:
-    """The chunk's delta with every field's type checked: a chunk of another shape ends the
-    answer with one sentence (`_Malformed`), never a crash that loses what arrived."""
-    def wrong(field: str, value: object) -> _Malformed:
-        return _Malformed(f"{endpoint.host} sent a malformed chunk ({field} is "
-                          f"{type(value).__name__}: {str(value)[:100]!r}); the answer stops here")
-
-    if "error" in chunk:
-        error = chunk["error"]
-        text = error.get("message", error) if isinstance(error, dict) else error
-        raise _Malformed(f"{endpoint.host} reported an error mid-answer: {str(text)[:500]}")
-    usage = chunk.get("usage")
-    if usage is not None and not isinstance(usage, dict):
-        raise wrong("usage", usage)
-    choices = chunk.get("choices")
-    if choices is None:
-        return _Delta(usage=usage)
-    if not isinstance(choices, list):
-        raise wrong("choices", choices)
-    for choice in choices:
-        if not isinstance(choice, dict):
-            raise wrong("a choice", choice)
-        if choice.get("index", 0) != 0:
-            continue  # another completion than the one we asked for
-        delta = choice.get("delta")
-        if delta is None:
-            delta = {}
-        if not isinstance(delta, dict):
-            raise wrong("delta", delta)
-        reasoning = next((delta[k] for k in _REASONING_FIELDS if delta.get(k) is not None), None)
-        fields = {"reasoning": reasoning,
-                  "content": delta.get("content"), "finish_reason": choice.get("finish_reason")}
-        for name, value in fields.items():
-            if value is not None and not isinstance(value, str):
-                raise wrong(name, value)
-        return _Delta(**fields, usage=usage)  # type: ignore[arg-type]
-    return _Delta(usage=usage)
-
-
-_REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")  # as servers name it
-
-
-def _chunk(data: str, endpoint: Endpoint) -> dict[str, Any]:
-    try:
-        chunk = json.loads(data)
-    except json.JSONDecodeError:
-        raise _Malformed(f"{endpoint.host} sent an event that is not JSON: {data[:200]!r}") \
-            from None
-    if not isinstance(chunk, dict):
-        raise _Malformed(f"{endpoint.host} sent an event that is not a JSON object: "
-                         f"{data[:200]!r}")
-    return chunk

@@ -16,65 +16,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reflectchat.demo.scripted_model import Control, Piece, Script
+from support.wrapped_families import (
+    APRIEL,
+    APRIEL_TEMPLATE,
+    GEMMA,
+    GEMMA_TEMPLATE,
+    KIMI,
+    KIMI_TEMPLATE,
+)
+
+from reflectchat.demo.scripted_model import Piece, Script
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.paths import config_file
-
-# -- Kimi K3's way: tags made of <|open|>/<|close|>, a name and <|sep|> -------------------------
-KIMI_TEMPLATE = (
-    "{%- if thinking is undefined %}{% set thinking = true %}{% endif -%}"
-    "{%- for m in messages -%}<|open|>message role=\"{{ m.role }}\"<|sep|>"
-    "{%- if m.role == 'assistant' -%}"
-    "{%- if thinking %}<|open|>think<|sep|>{{ m.reasoning_content | default('') }}"
-    "<|close|>think<|sep|>{% endif -%}"
-    "<|open|>response<|sep|>{{ m.content }}<|close|>response<|sep|>"
-    "{%- else %}{{ m.content }}{% endif -%}"
-    "<|close|>message<|sep|><|end_of_msg|>{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|open|>message role=\"assistant\"<|sep|>"
-    "<|open|>{{ 'think' if thinking else 'response' }}<|sep|>{%- endif -%}"
-)
-# the prompt ends in <|sep|>, whose one successor starts the script; markers written a second
-# time are plain text (a bigram model's token has one successor), as a raw server sends them
-KIMI = [
-    Script("<|sep|>", ["Two and two: four.", Control("<|close|>"), Piece("think"),
-                       Piece("<|se"), Piece("p|>"), Control("<|open|>"), Piece("response"),
-                       Piece("<|sep"), Piece("|>"), "It is 4.", Piece("<|clo"), Piece("se|>"),
-                       Piece("response<|sep|><|close|>message<|sep|>"),
-                       Control("<|end_of_msg|>")]),
-]
-
-# -- Gemma 4's way: a channel opened by <|channel> and a name, closed by <channel|> ---------------
-GEMMA_TEMPLATE = (
-    "{{ bos_token }}{%- if enable_thinking is defined and enable_thinking -%}"
-    "<|turn>system\n<|think|><turn|>\n{%- endif -%}"
-    "{%- for m in messages -%}<|turn>{{ 'model' if m.role == 'assistant' else m.role }}\n"
-    "{{ m.content }}<turn|>\n{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|turn>model\n"
-    "{%- if not enable_thinking | default(false) %}<|channel>thought\n<channel|>{% endif -%}"
-    "<|go|>{%- endif -%}"
-)
-GEMMA = [Script("<|go|>", [Control("<|channel>"), Piece("thought"), Piece("\n"),
-                           "The sky scatters blue light.", Control("<channel|>"),
-                           "Because of Rayleigh scattering."]),
-         Script("<|think|>", ["unused"]), Script("<turn|>", ["unused too"])]
-
-# -- Apriel 1.6's way: plain-text markers, the opener pre-filled by the prompt ------------------
-APRIEL_TEMPLATE = (
-    "<|begin_system|>\nThink step by step, then answer after [BEGIN FINAL RESPONSE].\n"
-    "{%- for m in messages -%}"
-    "{%- if m.role == 'user' %}<|begin_user|>\n{{ m.content }}"
-    "{%- elif m.role == 'assistant' %}\n<|begin_assistant|>\n"
-    "{%- if m.reasoning_content is defined and loop.last -%}"
-    "{{ m.reasoning_content }}\n[BEGIN FINAL RESPONSE]\n{%- endif -%}{{ m.content }}"
-    "{%- endif -%}{%- endfor -%}"
-    "{%- if add_generation_prompt -%}\n<|begin_assistant|>\nHere are my reasoning steps:"
-    "{%- endif -%}"
-)
-# the prompt's last token, the colon, is a control token here: its one successor starts the
-# script (there is no other colon in the prompt)
-APRIEL = [Script(":", ["\n3 apples and 2 apples.", Piece("\n[BEGIN FINAL RESPONSE]\n"),
-                       "5 apples."])]
 
 
 def ask(model: Path, *args: str) -> tuple[dict, str]:

@@ -1,0 +1,100 @@
+"""The reasoning format of a model a server runs, read from the template and tokenizer the
+server shows: llama-server's `/props` (its `chat_template`, `bos_token`, `eos_token`) and
+`/tokenize` (with `parse_special` on and off: a text is one special token when the two differ
+and the first gives a single token). This is what lets raw content from a server be split as
+a local file's would be, for families no pair of tags describes (Gemma 4's `<|channel>`, Kimi
+K3's wrappers, Apriel's headings). A server without these routes (vLLM, Ollama, LM Studio) is
+read as before: by the markers its text carries.
+
+The template runs in the bounded template process (`sandbox.py`), as a GGUF's own does."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import httpx
+
+from reflectchat.engine.base import FoundFormat, TagFormat
+from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
+from reflectchat.engine.template_reading import TemplateReader
+
+MAX_TEMPLATE = 1024**2  # characters: real templates are a few thousand
+
+
+def server_reader(client: httpx.Client) -> TemplateReader | None:
+    """The server's template with its tokenizer, or None where it shows neither. `client`:
+    one whose base URL is the server's root (not its /v1)."""
+    props = _json(client, "GET", "/props")
+    if not isinstance(props, dict):
+        return None
+    source = props.get("chat_template")
+    if not isinstance(source, str) or not source.strip() or len(source) > MAX_TEMPLATE:
+        return None
+    bos, eos = (props.get(k) if isinstance(props.get(k), str) else "" for k in
+                ("bos_token", "eos_token"))
+    if _tokens(client, "x", True) is None:  # no /tokenize: which texts are special is unknown
+        return None
+
+    @cache
+    def is_special(text: str) -> bool:
+        parsed = _tokens(client, text, True)
+        return parsed is not None and len(parsed) == 1 and parsed != _tokens(client, text, False)
+
+    def specials_in(text: str) -> list[str]:
+        pieces = _json(client, "POST", "/tokenize",
+                       {"content": text, "parse_special": True, "with_pieces": True})
+        if not isinstance(pieces, dict) or not isinstance(pieces.get("tokens"), list):
+            return []
+        texts = [p.get("piece") for p in pieces["tokens"] if isinstance(p, dict)]
+        return [t for t in texts if isinstance(t, str) and t and is_special(t)]
+
+    return TemplateReader(source, bounded_template(source, bos, eos),
+                          bounded_template(source, bos, eos, generation_prompt=False),
+                          is_special, specials_in, frozenset({eos} - {""}))
+
+
+def server_format(reader: TemplateReader) -> FoundFormat | None:
+    """The format the server's template shows, or None where it names none (or fails)."""
+    switches: Callable[[], list[str]] = lambda: _switches(reader)  # noqa: E731
+    try:
+        found = reader.found_format(switches)
+    except (BoundError, SandboxError):
+        return None
+    if found.tag_format == TagFormat.AUTO:
+        return None
+    return FoundFormat(found.tag_format, f"from the server's template ({found.why})")
+
+
+def _switches(reader: TemplateReader) -> list[str]:
+    with contextlib.suppress(BoundError, SandboxError):
+        return reader.switches()[1]
+    return []
+
+
+def _tokens(client: httpx.Client, text: str, special: bool) -> list[int] | None:
+    data = _json(client, "POST", "/tokenize", {"content": text, "parse_special": special})
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        return None
+    return tokens
+
+
+def _json(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None
+          ) -> object:
+    """The JSON a route answers, or None (absent, failing, not JSON, past 4 MiB)."""
+    data = b""
+    try:
+        with client.stream(method, path, json=body) as response:
+            if response.status_code != 200:
+                return None
+            for part in response.iter_bytes():
+                data += part
+                if len(data) > 4 * MAX_TEMPLATE:
+                    return None
+        return json.loads(data)
+    except (httpx.HTTPError, ValueError, RecursionError):
+        return None
