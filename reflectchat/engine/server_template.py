@@ -66,7 +66,7 @@ def server_format(reader: TemplateReader) -> FoundFormat | None:
         return None
     if found.tag_format == TagFormat.AUTO:
         return None
-    return FoundFormat(found.tag_format, f"from the server's template ({found.why})")
+    return FoundFormat(found.tag_format, found.why.replace("the template", "the server's template"))
 
 
 def _switches(reader: TemplateReader) -> list[str]:

@@ -6,6 +6,14 @@ from __future__ import annotations
 
 from support.app_pilot import ask, loaded, make_app, wait_for
 from support.harmony_model import HARMONY, HARMONY_LOW, HARMONY_REST, HARMONY_TEMPLATE
+from support.wrapped_families import (
+    APRIEL,
+    APRIEL_TEMPLATE,
+    GEMMA,
+    GEMMA_TEMPLATE,
+    KIMI,
+    KIMI_TEMPLATE,
+)
 from textual.widgets import Checkbox, Input
 
 from reflectchat.demo.scripted_model import Control, Script
@@ -91,8 +99,6 @@ async def test_effort_and_budget_are_set_in_f8_and_kept_for_the_next_answer():
 
 
 async def test_kimi_k3s_wrappers_found_from_its_template_split_the_panes(make_model):
-    from engine.test_wrapped_families import KIMI, KIMI_TEMPLATE
-
     app = make_app(make_model(KIMI, template=KIMI_TEMPLATE), tag_format=TagFormat.AUTO)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
@@ -102,3 +108,19 @@ async def test_kimi_k3s_wrappers_found_from_its_template_split_the_panes(make_mo
         assert pane(app, "output") == "It is 4."  # no <|close|>response<|sep|> after it
         stored = app.conversation.turns[-1].tag_format
         assert stored.answer == ("<|open|>response<|sep|>", "<|close|>")
+
+
+async def test_gemma_4_and_apriel_found_from_their_templates_split_the_panes(make_model):
+    """Gemma 4 thinks when its template's `enable_thinking` is on (effort high in F8's
+    settings, here from the start); Apriel's template pre-fills its text opener."""
+    for scripts, template, effort, thinking, output in (
+            (GEMMA, GEMMA_TEMPLATE, "high", "The sky scatters blue light.",
+             "Because of Rayleigh scattering."),
+            (APRIEL, APRIEL_TEMPLATE, None, "3 apples and 2 apples.", "5 apples.")):
+        app = make_app(make_model(scripts, template=template), tag_format=TagFormat.AUTO,
+                       sampling=Sampling(temperature=0.0, effort=effort))
+        async with app.run_test(size=(160, 48)) as pilot:
+            await loaded(pilot)
+            assert "from the template's renders" in status_text(app)
+            await ask(pilot, "Why is the sky blue?")
+            assert (pane(app, "thinking"), pane(app, "output")) == (thinking, output)

@@ -7,6 +7,15 @@ from pathlib import Path
 
 from support.app_pilot import ask, finished, loaded, wait_for
 from support.fault_server import FaultServer
+from support.gguf_server import GGUFServer
+from support.wrapped_families import (
+    APRIEL,
+    APRIEL_TEMPLATE,
+    GEMMA,
+    GEMMA_TEMPLATE,
+    KIMI,
+    KIMI_TEMPLATE,
+)
 
 from reflectchat.engine.base import Sampling, TagFormat
 from reflectchat.engine.endpoints import Endpoint, api_base
@@ -17,10 +26,12 @@ from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.widgets.status_bar import StatusBar
 
 
-def remote_app(server: FaultServer, model: str) -> ReflectChatApp:
+def remote_app(server: FaultServer | GGUFServer, model: str,
+               tag_format: TagFormat = TagFormat.REFLECTION,
+               sampling: Sampling | None = None) -> ReflectChatApp:
     endpoint = Endpoint(api_base(server.url), model=model)
-    choice = ModelChoice(Path(), f"{model} @ {endpoint.host}", TagFormat.REFLECTION, "",
-                         Sampling(), model_id=model, endpoint=endpoint)
+    choice = ModelChoice(Path(), f"{model} @ {endpoint.host}", tag_format, "",
+                         sampling or Sampling(), model_id=model, endpoint=endpoint)
     return ReflectChatApp(choice, lambda c, progress, runtime: RemoteEngine(
         c.endpoint, c.endpoint.model, c.tag_format))
 
@@ -79,3 +90,23 @@ async def test_a_malformed_chunk_keeps_the_app_and_the_partial_answer():
             errors = [n.message for n in app.notices if n.title == "Answer failed"]
             assert len(errors) == 1 and "malformed chunk" in errors[0]
             assert app.is_running
+
+
+async def test_families_a_server_passes_raw_split_the_panes_by_its_template(make_model):
+    """Kimi K3, Gemma 4 and Apriel from a llama-server that sends their raw content: the
+    format comes from the template the server shows (/props, /tokenize)."""
+    for scripts, template, effort, thinking, output in (
+            (KIMI, KIMI_TEMPLATE, None, "Two and two: four.", "It is 4."),
+            (GEMMA, GEMMA_TEMPLATE, "high", "The sky scatters blue light.",
+             "Because of Rayleigh scattering."),
+            (APRIEL, APRIEL_TEMPLATE, None, "3 apples and 2 apples.", "5 apples.")):
+        with GGUFServer(make_model(scripts, template=template)) as server:
+            app = remote_app(server, "model", TagFormat.AUTO,
+                             Sampling(temperature=0.0, effort=effort))
+            async with app.run_test(size=(160, 40)) as pilot:
+                await loaded(pilot)
+                status = str(app.query_one(StatusBar).query_one("#status-text").render())
+                assert "server's template" in status
+                await ask(pilot, "Why?")
+                panes = app.answer_view.shown_text(app.conversation.turns[-1])
+                assert (panes[Channel.THINKING], panes[Channel.OUTPUT]) == (thinking, output)
