@@ -71,7 +71,7 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
         parts.append("### Answer\n")
         if answer.thinking.strip():
             parts.append(_details("Thinking", answer.thinking))
-        found = corrections(answer.raw, turn.tag_format, turn.prefilled) \
+        found = corrections(answer.raw, turn.tag_format, turn.prefilled, answer.special) \
             if answer.reflections else []
         for i, reflection in enumerate(answer.reflections, 1):
             parts.append(_details(f"Reflection {i}", reflection))

@@ -1,13 +1,24 @@
 """The demo model's recorded Reflection-style answers, and which prompt words pick each one.
 
-The first answer carries its tags as CONTROL tokens, as real Reflection GGUFs do; a token's
-text can occur once in the demo vocabulary, so the later answers spell their tags in ordinary
-text tokens (which models without special tag tokens also do).
+Every answer carries its tags as CONTROL tokens, as real Reflection GGUFs do (the scripted
+model tells each answer's tags apart by its trigger).
 """
 
 from __future__ import annotations
 
-from reflectchat.demo.scripted_model import Bytes, Control, Script
+import re
+
+from reflectchat.demo.scripted_model import Bytes, Control, Piece, Script, Segment
+
+_TAG = re.compile(r"(</?(?:thinking|reflection|output)>)")
+
+
+def _tagged(text: str) -> list[Segment]:
+    """`text` with each Reflection tag as its CONTROL token (the blank lines between tags, the
+    same in every answer, as one shared token)."""
+    return [Control(part) if _TAG.fullmatch(part) else Piece(part) if not part.strip()
+            else part for part in _TAG.split(text) if part]
+
 
 MATH = Script("<|demo_math|>", [
     Control("<thinking>"),
@@ -32,7 +43,7 @@ MATH = Script("<|demo_math|>", [
     Control("</output>"),
 ])
 
-TRANSLATION = Script("<|demo_translate|>", [
+TRANSLATION = Script("<|demo_translate|>", _tagged(
     "<thinking>\nThe user wants the English sentence \"It's raining cats and dogs\" in French. "
     "A word-for-word translation gives \"Il pleut des chats et des chiens\".\n"
     "<reflection>\nThat literal version is wrong. The English sentence is an idiom for very "
@@ -43,10 +54,9 @@ TRANSLATION = Script("<|demo_translate|>", [
     "</thinking>\n\n<output>\n**Il pleut des cordes.** (literally: \"it's raining ropes\")\n\n"
     "The English idiom means very heavy rain, so French uses its own idiom instead of the "
     "word-for-word *il pleut des chats et des chiens*, which would sound strange. Other ways to "
-    "say it: *Il pleut à verse*, or in Belgium *Il drache*.\n</output>",
-])
+    "say it: *Il pleut à verse*, or in Belgium *Il drache*.\n</output>"))
 
-DEBUG = Script("<|demo_debug|>", [
+DEBUG = Script("<|demo_debug|>", _tagged(
     "<thinking>\nThe function is meant to compute n!. Let me trace factorial(3): n == 0 is false, "
     "so it returns 3 * factorial(3), which should get closer to the base case...\n"
     "<reflection>\nNo, I assumed the recursive call makes n smaller, but it passes n unchanged. "
@@ -59,10 +69,9 @@ DEBUG = Script("<|demo_debug|>", [
     "```python\ndef factorial(n):\n    if n < 0:\n        raise ValueError(\"n must be >= 0\")\n"
     "    if n == 0:\n        return 1\n    return n * factorial(n - 1)\n```\n\n"
     "Now `factorial(3)` returns `6`, and a negative number gets a clear error instead of a "
-    "crash.\n</output>",
-])
+    "crash.\n</output>"))
 
-ABOUT = Script("<|demo_about|>", [
+ABOUT = Script("<|demo_about|>", _tagged(
     "<thinking>\nThis question is not one of the demo's recorded answers. I should explain what "
     "I am and point to prompts I can answer.\n<reflection>\nI should not pretend to answer it "
     "either: the demo model cannot reason about new questions at all. It replays recorded "
@@ -75,8 +84,7 @@ ABOUT = Script("<|demo_about|>", [
     "- Translate 'It's raining cats and dogs' to French\n"
     "- Debug this Python code: def factorial(n): return n * factorial(n)\n\n"
     "To ask a real reasoning model, pass its GGUF file: `reflectchat ask --model "
-    "path/to/model.gguf \"your question\"`.\n</output>",
-])
+    "path/to/model.gguf \"your question\"`.\n</output>"))
 
 SCRIPTS = [MATH, TRANSLATION, DEBUG, ABOUT]
 KEYWORDS = [

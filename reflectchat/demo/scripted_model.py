@@ -10,7 +10,15 @@ looping script, its first chunk again: an answer that runs until a token limit).
 
 A token's successor is fixed, so a token text is used once across all scripts. Plain strings
 are cut into fresh chunks automatically; `Control`, `Piece` and `Bytes` place exact tokens, and
-a repeated one whose successor would differ is refused with a ValueError.
+a repeated one whose successor would differ is refused with a ValueError, with one exception:
+a `Control` token may come back with other successors, as a real model writes `<|channel|>`
+twice or every answer opens `<thinking>` (special tokens cannot be spelled in plain pieces and
+still be special). Its occurrences are told apart by what the context holds: one attention
+head per repeat looks, from the control token, for its answer's trigger (its first
+occurrence in an answer) or for a plain token first written since its previous occurrence
+(content only: RoPE is scaled to a standstill), and the output weights prefer the latest
+occurrence's successor once that token is in the context. Such a plain token must therefore
+be in no other answer and not in the prompt (the template).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ BOS, EOS = "<s>", "</s>"
 TURN, END_TURN = "<|turn|>", "<|end_turn|>"
 _LOGIT = 8.0  # times sqrt(n_embd) after the final RMS norm: a gap no sampler crosses
 _HEAD_DIM = 64
+_MATCH = 24.0  # attention score of a repeat's query on its key (after 1/sqrt(head dim))
+_STILL = 1e6  # RoPE's linear scaling: 4,096 positions turn a key by 0.004 rad
 
 
 @dataclass(frozen=True)
@@ -82,12 +92,23 @@ def chat_template(choices: Sequence[tuple[Sequence[str], str]], default: str) ->
     )
 
 
+@dataclass(frozen=True)
+class _Repeat:
+    """A control token's later occurrence: once `seen` is in the context, `then` follows."""
+
+    token: int
+    level: int  # 1 for its second occurrence, 2 for its third, ...
+    seen: int
+    then: int
+
+
 class _Vocab:
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.types: list[int] = []
         self.index: dict[str, int] = {}
         self.successor: dict[int, int] = {}
+        self.repeats: list[_Repeat] = []
 
     def add(self, text: str, kind: gguf.TokenType) -> int:
         if text in self.index:
@@ -166,20 +187,63 @@ def write_scripted_gguf(
         vocab.add(text, kind)
     for b in range(256):
         vocab.add(f"<0x{b:02X}>", gguf.TokenType.BYTE)
+    chains = []
     for script in scripts:
         trigger = vocab.add(script.trigger, gguf.TokenType.CONTROL)
         tokens = _script_tokens(script, vocab)
-        chain = [trigger, *tokens, tokens[0] if script.loops else vocab.index[EOS]]
-        for a, b in pairwise(chain):
-            vocab.link(a, b)
+        chains.append([trigger, *tokens, tokens[0] if script.loops else vocab.index[EOS]])
     if template is None:
         template = chat_template([], scripts[0].trigger)
+    _link(chains, vocab, template)
     return _write(Path(path), vocab, template, context_length, name, shards)
+
+
+def _link(chains: list[list[int]], vocab: _Vocab, template: str) -> None:
+    """Each token's successor. A control token met again with another successor (in the same
+    answer or another) becomes `_Repeat`s, in order: its first occurrence in another answer
+    is told apart by that answer's trigger (in the prompt only when that answer is asked
+    for), a later one in the same answer by a token first written since the one before."""
+    at: dict[int, list[tuple[int, int]]] = {}
+    for c, chain in enumerate(chains):
+        for i, token in enumerate(chain[:-1]):
+            if vocab.types[token] == int(gguf.TokenType.CONTROL):
+                at.setdefault(token, []).append((c, i))
+    repeated = {t for t, places in at.items()
+                if len({chains[c][i + 1] for c, i in places}) > 1}
+    for chain in chains:
+        for a, b in pairwise(chain):
+            if a not in repeated:
+                vocab.link(a, b)
+    for token in repeated:
+        first_chain, first = at[token][0]
+        vocab.link(token, chains[first_chain][first + 1])
+        for level, ((before_c, before), (c, i)) in enumerate(pairwise(at[token]), start=1):
+            chain = chains[c]
+            if before_c != c and chain[0] != token:
+                seen: int | None = chain[0]
+            else:
+                seen = next((t for t in chain[before + 1:i] if _marks_a_repeat(
+                    t, chain, before, vocab, chains, template)), None)
+            if seen is None:
+                raise ValueError(f"{vocab.texts[token]!r} comes back with another successor, "
+                                 "but nothing between makes it another occurrence: write text "
+                                 "before it that is used once and is not in the template")
+            vocab.repeats.append(_Repeat(token, level, seen, chain[i + 1]))
+
+
+def _marks_a_repeat(token: int, chain: list[int], since: int, vocab: _Vocab,
+                    chains: list[list[int]], template: str) -> bool:
+    """A plain token first written after `since` that neither another answer nor the prompt
+    holds (its text is not in the template)."""
+    return vocab.types[token] == int(gguf.TokenType.NORMAL) and token not in chain[:since + 1] \
+        and all(token not in c for c in chains if c is not chain) \
+        and vocab.texts[token].replace("\u2581", " ") not in template
 
 
 def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shards: int) -> Path:
     n_vocab = len(vocab.texts)
-    n_embd = -(-n_vocab // _HEAD_DIM) * _HEAD_DIM
+    n_head = max(len(vocab.repeats), 1)
+    n_embd = -(-(n_vocab + len(vocab.repeats)) // _HEAD_DIM) * _HEAD_DIM
     embed = np.zeros((n_vocab, n_embd), dtype=np.float16)
     embed[np.arange(n_vocab), np.arange(n_vocab)] = 1.0
     output = np.zeros((n_vocab, n_embd), dtype=np.float16)
@@ -187,13 +251,12 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     for token in range(n_vocab):
         output[vocab.successor.get(token, eos), token] = _LOGIT
     ones = np.ones(n_embd, dtype=np.float32)
-    into_head = np.zeros((_HEAD_DIM, n_embd), dtype=np.float16)  # the block's weights: all zero
+    attention = _attention(vocab, n_head, n_embd, output)
+    into_head = np.zeros((_HEAD_DIM, n_embd), dtype=np.float16)  # the FFN's weights: all zero
     from_head = np.zeros((n_embd, _HEAD_DIM), dtype=np.float16)
     tensors = {
         "token_embd.weight": embed, "output_norm.weight": ones, "output.weight": output,
-        "blk.0.attn_norm.weight": ones, "blk.0.attn_q.weight": into_head,
-        "blk.0.attn_k.weight": into_head, "blk.0.attn_v.weight": into_head,
-        "blk.0.attn_output.weight": from_head, "blk.0.ffn_norm.weight": ones,
+        "blk.0.attn_norm.weight": ones, **attention, "blk.0.ffn_norm.weight": ones,
         "blk.0.ffn_gate.weight": into_head, "blk.0.ffn_up.weight": into_head,
         "blk.0.ffn_down.weight": from_head,
     }
@@ -207,11 +270,14 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     w.add_embedding_length(n_embd)
     w.add_block_count(1)
     w.add_feed_forward_length(_HEAD_DIM)
-    w.add_head_count(1)
-    w.add_head_count_kv(1)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head)
     w.add_key_length(_HEAD_DIM)
     w.add_value_length(_HEAD_DIM)
     w.add_rope_dimension_count(_HEAD_DIM)
+    # positions barely turn the keys: attention matches tokens by content alone
+    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    w.add_rope_scaling_factor(_STILL)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(n_vocab)
     w.add_tokenizer_model("llama")
@@ -235,3 +301,25 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     if shards == 1:
         return tmp.replace(path)
     return w.format_shard_names(path)[0]
+
+
+def _attention(vocab: _Vocab, n_head: int, n_embd: int,
+               output: np.ndarray) -> dict[str, np.ndarray]:
+    """The block's attention: one head a repeat looks, from its control token, for the token
+    that marks the repeat; what it finds lands in a feature dimension of its own (past the
+    vocabulary's), and `output` weighs the feature towards the repeat's successor, later
+    repeats more (the base successor loses 3 logits a repeat). All zero where no token
+    repeats."""
+    n_vocab, width = len(vocab.texts), n_head * _HEAD_DIM
+    scale = float(np.sqrt(n_embd))  # the RMS norm turns a one-hot row into sqrt(n_embd)
+    q, k, v = (np.zeros((width, n_embd), dtype=np.float16) for _ in range(3))
+    o = np.zeros((n_embd, width), dtype=np.float16)
+    for feature, r in enumerate(vocab.repeats):
+        row = feature * _HEAD_DIM
+        q[row, r.token] = _MATCH * np.sqrt(_HEAD_DIM) / scale
+        k[row, r.seen] = v[row, r.seen] = 1.0 / scale
+        o[n_vocab + feature, row] = 1.0
+        output[r.then, n_vocab + feature] += 2 * (r.level + 1) * _LOGIT
+        output[vocab.successor[r.token], n_vocab + feature] -= 3 * _LOGIT
+    return {"blk.0.attn_q.weight": q, "blk.0.attn_k.weight": k, "blk.0.attn_v.weight": v,
+            "blk.0.attn_output.weight": o}

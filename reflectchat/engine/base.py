@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from reflectchat.engine.special_marks import SpecialMarks
+
 DEFAULT_CTX = 8192  # tokens, when neither the user, the model nor the server says less
 MAX_TEMPERATURE = 5.0
 # How much a model thinks: "off", or a level (a template's reasoning_effort, as gpt-oss reads it)
@@ -197,6 +199,7 @@ class Generation(Protocol):
 
     stats: GenerationStats
     prefilled_thinking: bool  # the prompt already opened the thinking tag
+    special: SpecialMarks | None  # where the answer's special tokens are (None: unknown)
 
     def __iter__(self) -> Iterator[str]: ...
 

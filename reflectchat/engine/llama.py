@@ -13,11 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr
-from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from reflectchat.engine.base import (
-    KV_TYPES,
     ChatMessage,
     FinishReason,
     GenerationStats,
@@ -36,48 +35,13 @@ from reflectchat.engine.llama_log import (
     overridden_tensors,
     recent_errors,
 )
+from reflectchat.engine.llama_settings import EngineSettings
 from reflectchat.engine.loops import TOKENS, LoopWatch
 from reflectchat.engine.pieces import PieceDecoder
-from reflectchat.engine.placement import Override, check_patterns
+from reflectchat.engine.placement import check_patterns
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
+from reflectchat.engine.special_marks import SpecialMarks, marker_parts
 from reflectchat.engine.thinking_budget import ThinkingWatch
-
-_UNQUANTIZED = {"f32", "f16"}
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """What a 70B user tunes to fit a model (llama.cpp's load and context options)."""
-
-    n_gpu_layers: int = 0  # -1: all layers
-    n_ctx: int = 4096
-    n_batch: int = 512
-    flash_attn: bool = False
-    type_k: str = "f16"
-    type_v: str = "f16"
-    tensor_split: tuple[float, ...] | None = None
-    n_threads: int | None = None
-    use_mmap: bool = True
-    use_mlock: bool = False
-    repack: bool | None = None  # llama.cpp's repacked CPU weights; None: cpu.repack_default()
-    # tensors placed by pattern (placement.py: a mixture's experts in RAM), as llama.cpp's
-    # --override-tensor: (pattern, buffer type) pairs
-    overrides: tuple[Override, ...] = ()
-    template: str | None = None  # a chat template by name (prompt.OWN or llama.cpp's built-in)
-    pace: float | None = None  # at most this many tokens a second (the demo's replay)
-    # the demo: a scripted model that replays recorded answers and can answer nothing else
-    recording: bool = False
-
-    def check(self) -> None:
-        for name in (self.type_k, self.type_v):
-            if name not in KV_TYPES:
-                raise EngineError(f"Unknown KV cache type '{name}'; choose one of "
-                                  f"{', '.join(KV_TYPES)}")
-        if self.type_v not in _UNQUANTIZED and not self.flash_attn:
-            raise EngineError(f"A quantized V cache ({self.type_v}) needs flash attention; "
-                              "turn flash attention on or keep the V cache at f16")
-        if self.n_ctx < 16:
-            raise EngineError(f"A context of {self.n_ctx} tokens is too small; use at least 16")
 
 
 class LlamaEngine:
@@ -150,6 +114,10 @@ class LlamaEngine:
         self.found_format = self.prompt.found_format()
         pair = self.found_format.tag_format.tags
         self._openers = THINKING_OPENERS + ((pair[0],) if pair else ())
+        vocab = self.model.vocab
+        self.marker_parts = cache(marker_parts(
+            lambda text: [vocab.text(t) for t in vocab.tokenize(text, special=True)
+                          if vocab.is_special(t)]))
         fallback = self.prompt.take_fallback_note()
         notes = [f"{fallback}." if fallback else self.prompt.template.note,
                  self.prompt.turn_end_note()]
@@ -255,6 +223,9 @@ class LlamaGeneration:
         self._cancel = cancel
         self._prefilled = prefilled
         self.prefilled_thinking = prefilled is not None
+        # where the answer's special tokens begin, for the parser (special_marks.py)
+        self.special = SpecialMarks(find=engine.marker_parts)
+        self._yielded = 0  # characters of answer text yielded so far
         self.stats = GenerationStats(prompt_tokens=len(tokens))
         self._thinking: ThinkingWatch | None = None
         self._closer = ""
@@ -263,6 +234,16 @@ class LlamaGeneration:
         """End the thinking after `budget` tokens of it (0: as soon as it opens)."""
         self._thinking = ThinkingWatch(tag_format, self._prefilled)
         self.stats.thinking_budget = budget
+
+    def _out(self, text: str, marks: tuple[int, ...] = ()) -> str:
+        """`text` as it is yielded, its special tokens' offsets (`marks`) noted."""
+        self.special.starts.update(self._yielded + m for m in marks)
+        self._yielded += len(text)
+        return text
+
+    def _closer_text(self) -> str:
+        """The engine's end of thinking, as it is yielded (its special tokens marked)."""
+        return self._out(self._closer, self._engine.marker_parts(self._closer))
 
     def _close_thinking(self) -> list[int]:
         """The tokens of the family's end of thinking, which the model reads next."""
@@ -277,7 +258,7 @@ class LlamaGeneration:
         if thinking is not None and thinking.inside and budget == 0:
             self._tokens = self._tokens + self._close_thinking()  # the prompt closes it
             stats.prompt_tokens = len(self._tokens)
-            yield self._closer
+            yield self._closer_text()
         room = engine.n_ctx - len(self._tokens)
         if room <= 0:
             stats.finish_reason = FinishReason.ERROR
@@ -291,7 +272,7 @@ class LlamaGeneration:
         stats.prompt_evaluated = len(self._tokens) - model.cached_prefix(self._tokens)
         decoder = PieceDecoder(model.vocab)
         turn_end = TurnEndWatch(engine.prompt.template.end_of_turn)
-        is_eog = model.vocab.is_eog
+        is_eog, is_special = model.vocab.is_eog, model.vocab.is_special
         start = time.perf_counter()
         first = None
         stats.finish_reason = FinishReason.LENGTH
@@ -322,7 +303,12 @@ class LlamaGeneration:
                         break
                     stats.completion_tokens += 1
                     answer.append(token)
-                    text = turn_end.feed(decoder.decode(token))
+                    decoded = decoder.decode(token)
+                    # a special token's text ends the text it completes
+                    special = decoder.piece(token).decode("utf-8", "replace") \
+                        if is_special(token) else ""
+                    marks = (len(decoded) - len(special),) if special else ()
+                    text, marks = turn_end.feed_marked(decoded, marks)
                     if hidden:
                         assert thinking is not None
                         thinking.feed(text)
@@ -332,6 +318,8 @@ class LlamaGeneration:
                             continue
                         # its own end of thinking: shown from there on
                         hidden, text = False, thinking.closer + thinking.rest
+                        marks = (len(text) - len(special),) \
+                            if special and text.endswith(special) else ()
                     elif thinking is not None:
                         thinking.feed(text)
                         if engine.settings.recording and thinking.inside \
@@ -341,21 +329,24 @@ class LlamaGeneration:
                             # on unseen to its own end, and its answer follows
                             hidden = True
                             text = text[:len(text) - len(thinking.rest)]  # up to the opener
+                            marks = tuple(m for m in marks if m < len(text))
                     shown += 1
                     if text:
-                        yield text
+                        yield self._out(text, marks)
                     if loops is not None and loops.feed(token):
                         stats.finish_reason = FinishReason.LOOP
                         break
                     if thinking is not None and not hidden and thinking.inside \
                             and thinking.spent >= budget:
-                        held = turn_end.feed(decoder.flush())
-                        if held:
-                            yield held
+                        held, marks = turn_end.feed_marked(decoder.flush())
+                        rest, more = turn_end.flush_marked()  # all before the closer
+                        if held + rest:
+                            yield self._out(held + rest,
+                                            marks + tuple(len(held) + m for m in more))
                         written = self._close_thinking()
                         stats.completion_tokens += len(written)
                         answer += written
-                        yield self._closer
+                        yield self._closer_text()
                         # the model reads the closer and samples on after it (llama.cpp
                         # keeps the cache of everything before it)
                         tokens = sampled(self._tokens + answer, None)
@@ -374,9 +365,11 @@ class LlamaGeneration:
             else:
                 stats.finish_reason = FinishReason.ERROR
                 stats.error = f"llama.cpp failed while generating: {exc}"
-        tail = "" if turn_end.ended else turn_end.feed(decoder.flush()) + turn_end.flush()
-        if tail:
-            yield tail
+        if not turn_end.ended:
+            held, marks = turn_end.feed_marked(decoder.flush())
+            rest, more = turn_end.flush_marked()
+            if held + rest:
+                yield self._out(held + rest, marks + tuple(len(held) + m for m in more))
         end = time.perf_counter()
         stats.total_s = end - start
         if first is not None:

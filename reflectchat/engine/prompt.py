@@ -286,26 +286,40 @@ class ChatPrompt:
 
 class TurnEndWatch:
     """Finds a template's end-of-turn text in the streamed answer: text that could still turn
-    out to be its start is held back, the rest passes on, and the marker itself is dropped."""
+    out to be its start is held back, the rest passes on, and the marker itself is dropped.
+    Offsets of special tokens in the text (`marks`) travel with it."""
 
     def __init__(self, marker: str | None) -> None:
         self._marker = marker or ""
         self._held = ""
+        self._held_marks: tuple[int, ...] = ()
         self.ended = False
 
     def feed(self, text: str) -> str:
-        if not self._marker:
-            return text
+        return self.feed_marked(text)[0]
+
+    def feed_marked(self, text: str, marks: tuple[int, ...] = ()) -> tuple[str, tuple[int, ...]]:
+        """What passes on of `text`, and where its special tokens begin."""
         held = self._held + text
+        marks = self._held_marks + tuple(len(self._held) + m for m in marks)
+        if not self._marker:
+            self._held, self._held_marks = "", ()
+            return held, marks
         cut = held.find(self._marker)
         if cut >= 0:
-            self.ended, self._held = True, ""
-            return held[:cut]
+            self.ended, self._held, self._held_marks = True, "", ()
+            return held[:cut], tuple(m for m in marks if m < cut)
         keep = next((n for n in range(min(len(held), len(self._marker) - 1), 0, -1)
                      if self._marker.startswith(held[-n:])), 0)
-        self._held = held[len(held) - keep:]
-        return held[:len(held) - keep]
+        cut = len(held) - keep
+        self._held = held[cut:]
+        self._held_marks = tuple(m - cut for m in marks if m >= cut)
+        return held[:cut], tuple(m for m in marks if m < cut)
 
     def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
+        return self.flush_marked()[0]
+
+    def flush_marked(self) -> tuple[str, tuple[int, ...]]:
+        held, marks = self._held, self._held_marks
+        self._held, self._held_marks = "", ()
+        return held, marks

@@ -254,6 +254,7 @@ class RemoteGeneration:
         """`switched`: template variables to send beside the usual ones (chat_template_kwargs)."""
         self._engine = engine
         self.prefilled_thinking = False  # the server's template opened the thinking
+        self.special = None  # a server sends text: its special tokens are not told apart
         self._body = request_body(engine.model, messages, sampling)
         if switched:
             self._body["chat_template_kwargs"] = {**self._body.get("chat_template_kwargs", {}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reflectchat.engine.base import TagFormat
+from reflectchat.engine.special_marks import SpecialMarks
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 from reflectchat.reflection.facts import ChannelFacts
 from reflectchat.reflection.growing_text import GrowingText
@@ -20,11 +21,14 @@ class Answer:
     a piece at a time (`GrowingText`), so assembling a long answer costs the same per piece."""
 
     def __init__(self, thinking: str = "", reflections: list[str] | None = None,
-                 output: str = "", raw: str = "", facts: ChannelFacts | None = None) -> None:
+                 output: str = "", raw: str = "", facts: ChannelFacts | None = None,
+                 special: SpecialMarks | None = None) -> None:
+        """`special`: where the raw text's special tokens are (None: not known)."""
         self._thinking, self._output = GrowingText(thinking), GrowingText(output)
         self._raw = GrowingText(raw)
         self._reflections = [GrowingText(r) for r in reflections or []]
         self.facts = facts if facts is not None else ChannelFacts()  # tokens, time per channel
+        self.special = special
         self.marks: list[int] = []
         self._length = {Channel.THINKING: len(thinking), Channel.OUTPUT: len(output)}
         self._section_starts = {Channel.THINKING: False, Channel.OUTPUT: False}
@@ -95,15 +99,17 @@ class Answer:
             self._section_starts[event.channel] = True
 
     @classmethod
-    def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False) -> Answer:
+    def from_raw(cls, raw: str, tag_format: TagFormat, prefilled: bool = False,
+                 special: SpecialMarks | None = None) -> Answer:
         """The answer a stored raw model text gives (the parser is deterministic)."""
-        answer = cls(raw=raw)
-        for event in parse_whole(raw, tag_format, prefilled):
+        answer = cls(raw=raw, special=special)
+        for event in parse_whole(raw, tag_format, prefilled, special):
             answer.apply(event)
         return answer
 
     def to_dict(self, finish_reason: str, stats: dict[str, Any]) -> dict[str, Any]:
         """`stats` with this answer's facts per channel added."""
+        special = {"special": self.special.to_dict()} if self.special else {}
         return {
             "thinking": self.thinking.strip(),
             "reflections": [r.strip() for r in self.reflections],
@@ -111,5 +117,5 @@ class Answer:
             "raw": self.raw,
             "finish_reason": finish_reason,
             "stats": {**stats, **self.facts.to_dict(),
-                      "reasoning_tokens": self.reasoning_tokens},
+                      "reasoning_tokens": self.reasoning_tokens, **special},
         }

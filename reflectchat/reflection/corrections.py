@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from reflectchat.engine.base import TagFormat
+from reflectchat.engine.special_marks import SpecialMarks
 from reflectchat.reflection.answer import Answer
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*]|\d+[.)])\s)")
@@ -54,6 +55,7 @@ def corrections_of(answer: Answer) -> list[Correction]:
     return found
 
 
-def corrections(raw: str, tag_format: TagFormat, prefilled: bool = False) -> list[Correction]:
+def corrections(raw: str, tag_format: TagFormat, prefilled: bool = False,
+                special: SpecialMarks | None = None) -> list[Correction]:
     """Each reflection of a whole stored answer, read from its raw model text."""
-    return corrections_of(Answer.from_raw(raw, tag_format, prefilled))
+    return corrections_of(Answer.from_raw(raw, tag_format, prefilled, special))

@@ -16,6 +16,10 @@ was opened (``...</think>answer``) means the prompt opened it (a server's templa
 see, a template that prefills it), so the untagged text so far was thinking: the parser emits
 `RECLASSIFY` and goes on as if `prefilled` had been given. Once a thinking or an explicit output
 section has begun, such a tag is text.
+
+A marker made of special tokens (`<|channel|>`, a GGUF's `<think>`) moves the parser only where
+it arrived as those tokens, when the engine says where they are (`SpecialMarks`, from a model
+run here); a server's text has no such marks, and every marker is matched as text.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.families import HARMONY_CONSTRAIN, HARMONY_MESSAGE
+from reflectchat.engine.special_marks import SpecialMarks
 from reflectchat.reflection.dialects import Dialect, dialect, family_of
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
 
@@ -41,12 +46,16 @@ class _Section:
 class ReflectionParser:
     """Incremental tag parser. Call `feed` with each piece, then `finish` once."""
 
-    def __init__(self, tag_format: TagFormat = TagFormat.REFLECTION, prefilled: bool = False):
-        """`prefilled`: the chat template already wrote the opening thinking tag."""
+    def __init__(self, tag_format: TagFormat = TagFormat.REFLECTION, prefilled: bool = False,
+                 special: SpecialMarks | None = None):
+        """`prefilled`: the chat template already wrote the opening thinking tag; `special`:
+        where the text's special tokens are (None: match markers as text)."""
         if prefilled and tag_format == TagFormat.AUTO:
             tag_format = TagFormat.THINK
         self._use(tag_format)
         self._buf = ""
+        self._consumed = 0  # the text's offset of _buf[0]
+        self._special = special
         self._stack: list[_Section] = []
         self._events: list[ChannelEvent] = []
         self._code: tuple[str, int] | None = None  # ("inline" | "fence", backtick count)
@@ -83,6 +92,7 @@ class ReflectionParser:
 
     def _drain(self, final: bool) -> None:
         if self._rest:  # the answer ended: what follows is the template's markup
+            self._consumed += len(self._buf)
             self._buf = ""
             return
         buf, i, n = self._buf, 0, len(self._buf)
@@ -102,6 +112,9 @@ class ReflectionParser:
                 tag, partial = _match_tag(buf, i, rules, self._longest)
                 if partial and not final:
                     break
+                if tag and self._special is not None and \
+                        not self._special.arrived(tag, self._consumed + i):
+                    tag = None  # its special tokens' text, written as plain text
                 if tag:
                     took = self._on_tag(tag, rules[tag], buf, i + len(tag), final)
                     if took is None:  # a harmony header not whole yet
@@ -112,6 +125,7 @@ class ReflectionParser:
             j = m.start() if m else n
             self._text(buf[i:j])
             i = j
+        self._consumed += i
         self._buf = buf[i:]
 
     def _rules(self) -> dict[str, str]:
@@ -247,9 +261,10 @@ class ReflectionParser:
         section.pending_ws = text[len(text.rstrip()) :]
 
 
-def parse_whole(text: str, tag_format: TagFormat, prefilled: bool = False) -> list[ChannelEvent]:
+def parse_whole(text: str, tag_format: TagFormat, prefilled: bool = False,
+                special: SpecialMarks | None = None) -> list[ChannelEvent]:
     """The events of a complete text, e.g. a stored answer's raw model text."""
-    parser = ReflectionParser(tag_format, prefilled)
+    parser = ReflectionParser(tag_format, prefilled, special)
     return parser.feed(text) + parser.finish()
 
 

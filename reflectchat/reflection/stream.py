@@ -15,7 +15,9 @@ def channel_events(
     generation: Generation, tag_format: TagFormat, answer: Answer
 ) -> Iterator[ChannelEvent]:
     """Parse the generation live, recording raw text and events into `answer`."""
-    parser = ReflectionParser(tag_format, prefilled=generation.prefilled_thinking)
+    parser = ReflectionParser(tag_format, prefilled=generation.prefilled_thinking,
+                              special=generation.special)
+    answer.special = generation.special
     if answer.facts.start is None:
         answer.facts.start = time.perf_counter()
     for piece in generation:

@@ -7,6 +7,7 @@ from typing import Any
 
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import EFFORTS, FinishReason, GenerationStats, TagFormat
+from reflectchat.engine.special_marks import SpecialMarks
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.facts import ChannelFacts
 from reflectchat.store.records import SessionInfo, StoredMessage, plain_number
@@ -34,12 +35,14 @@ class AnswerSnapshot:
     tag_format: str
     prefilled: bool
     facts: ChannelFacts
+    special: dict[str, Any] | None  # where its special tokens are (SpecialMarks), copied
 
     @classmethod
     def of(cls, turn: Turn) -> AnswerSnapshot:
         answer = turn.answer
         return cls(answer.raw, answer.thinking, tuple(answer.reflections), answer.output,
-                   turn.tag_format.value, turn.prefilled, answer.facts.snapshot())
+                   turn.tag_format.value, turn.prefilled, answer.facts.snapshot(),
+                   answer.special.to_dict() if answer.special else None)
 
     def message(self, stats: GenerationStats | None = None) -> StoredMessage:
         """As it is stored: with the answer's `stats` once it ended; without, still streaming
@@ -48,6 +51,8 @@ class AnswerSnapshot:
         data: dict[str, Any] = stats.to_dict() if stats else {}
         data.update(self.facts.to_dict())
         data["reasoning_tokens"] = self.facts.reasoning_tokens
+        if self.special is not None:
+            data["special"] = self.special
         return StoredMessage(
             "assistant", self.raw, self.thinking.strip(), [r.strip() for r in self.reflections],
             self.output.strip(), self.tag_format, self.prefilled, finish, data,
@@ -108,7 +113,8 @@ def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conve
             turn.tag_format = _tag_format(message.tag_format)
             turn.prefilled = message.prefilled
             turn.answer = Answer(message.thinking, list(message.reflections), message.output,
-                                 message.raw, ChannelFacts.from_dict(message.stats))
+                                 message.raw, ChannelFacts.from_dict(message.stats),
+                                 SpecialMarks.from_dict((message.stats or {}).get("special")))
             turn.stats = _stats(message)
             turn = None
     return conversation

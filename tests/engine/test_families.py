@@ -42,6 +42,17 @@ EXAONE_TEMPLATE = (  # earlier answers go back without their thought, as its tem
 )
 EXAONE = Script("<thought>", ["\nCounting the letters: three.", Control("</thought>"),
                               "\nThere are three."])
+# the shape of EXAONE Deep's own template (its model card): an empty system turn first, and the
+# prompt ends in <thought> and a newline; that newline is the scripted model's trigger here
+EXAONE_NEWLINE_TEMPLATE = (
+    "{% for m in messages %}{% if loop.first and m.role != 'system' %}"
+    "[|system|][|endofturn|]\n{% endif %}[|{{ m.role }}|]{{ m.content.split('</thought>')[-1] }}"
+    "{% if m.role != 'user' %}[|endofturn|]{% endif %}{% if not loop.last %}\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}\n[|assistant|]<thought>\n{% endif %}"
+)
+EXAONE_NEWLINE = [Script("\n", ["Counting the letters: three.", Control("</thought>"),
+                                 Piece(" "), "There are three."]),
+                  Script("<thought>", ["unused"])]
 
 MAGISTRAL_TEMPLATE = (
     "{% for m in messages %}{% if m.role == 'user' %}[INST]{{ m.content }}[/INST]"
@@ -127,8 +138,11 @@ def test_qwen3_thinks_and_effort_off_turns_its_thinking_off(make_model):
     assert "only turns thinking on or off" in answer["stats"]["reasoning_note"]
 
 
-def test_exaone_deeps_template_opens_thought_and_the_answer_only_closes_it(make_model):
-    model = make_model(EXAONE, template=EXAONE_TEMPLATE)
+@pytest.mark.parametrize(("scripts", "template"), [
+    (EXAONE, EXAONE_TEMPLATE), (EXAONE_NEWLINE, EXAONE_NEWLINE_TEMPLATE)])
+def test_exaone_deeps_template_opens_thought_and_the_answer_only_closes_it(make_model, scripts,
+                                                                            template):
+    model = make_model(scripts, template=template)
     answer, stderr = answer_of(model)
     assert "reasoning: thought, from the template" in stderr
     assert (answer["thinking"], answer["output"]) == ("Counting the letters: three.",

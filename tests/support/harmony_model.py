@@ -1,10 +1,9 @@
 """Generated GGUFs of the gpt-oss (harmony) family, shared by the engine and app tests: its
 markers are CONTROL tokens, as in the real files, and its template writes reasoning as gpt-oss's
-does. The scripted model replays a bigram chain (reflectchat/demo/scripted_model.py): a token
-has one successor, so the markers it writes twice in one answer (`<|channel|>`, `<|message|>`)
-are CONTROL tokens the first time and the same text in plain pieces the second, as a server
-that passes harmony through raw sends them. Its generation prompt ends in `<|start|>assistant`,
-then the script's trigger token."""
+does. The scripted model writes the markers it uses twice in one answer (`<|channel|>`,
+`<|message|>`) as the same CONTROL tokens both times (reflectchat/demo/scripted_model.py tells
+their occurrences apart). Its generation prompt ends in `<|start|>assistant`, then the script's
+trigger token."""
 
 from __future__ import annotations
 
@@ -25,8 +24,8 @@ HARMONY_TEMPLATE = (
 HARMONY = Script("<|go|>", [
     Control("<|channel|>"), Piece("analysis"), Control("<|message|>"),
     "The user asks for 2+2. That is 4.", Control("<|end|>"), Control("<|start|>"),
-    Piece("assistant"), Piece("<|chan"), Piece("nel|>"), Piece("final"), Piece("<|mess"),
-    Piece("age|>"), "2 + 2 = 4.", Control("<|return|>"),
+    Piece("assistant"), Control("<|channel|>"), Piece("final"), Control("<|message|>"),
+    "2 + 2 = 4.", Control("<|return|>"),
 ])
 HARMONY_LOW = Script("<|go_low|>", ["Briefly: 4."])
 # the other markers a gpt-oss vocabulary holds; with <|return|> and <|call|> in it, llama.cpp

@@ -23,14 +23,15 @@ KIMI_TEMPLATE = (
     "{%- if add_generation_prompt -%}<|open|>message role=\"assistant\"<|sep|>"
     "<|open|>{{ 'think' if thinking else 'response' }}<|sep|>{%- endif -%}"
 )
-# the prompt ends in <|sep|>, whose one successor starts the script; markers written a second
-# time are plain text (a bigram model's token has one successor), as a raw server sends them
+# the prompt ends in <|sep|>; the model writes <|sep|> and <|close|> again as the same special
+# tokens (the scripted model tells their occurrences apart by a token first written since the
+# one before: the newlines between the blocks, as models write them)
 KIMI = [
     Script("<|sep|>", ["Two and two: four.", Control("<|close|>"), Piece("think"),
-                       Piece("<|se"), Piece("p|>"), Control("<|open|>"), Piece("response"),
-                       Piece("<|sep"), Piece("|>"), "It is 4.", Piece("<|clo"), Piece("se|>"),
-                       Piece("response<|sep|><|close|>message<|sep|>"),
-                       Control("<|end_of_msg|>")]),
+                       Control("<|sep|>"), Piece("\n"), Control("<|open|>"), Piece("response"),
+                       Control("<|sep|>"), "It is 4.", Control("<|close|>"), Piece("response"),
+                       Control("<|sep|>"), Piece("\n\n"), Control("<|close|>"), Piece("message"),
+                       Control("<|sep|>"), Control("<|end_of_msg|>")]),
 ]
 
 # -- Gemma 4's way: a channel opened by <|channel> and a name, closed by <channel|> ---------------

@@ -55,7 +55,7 @@ def stored_panes(turn: Turn) -> dict[Channel, str]:
     read again once, for where each reflection came."""
     answer = turn.answer
     if len(answer.marks) != len(answer.reflections):
-        answer = Answer.from_raw(answer.raw, turn.tag_format, turn.prefilled)
+        answer = Answer.from_raw(answer.raw, turn.tag_format, turn.prefilled, answer.special)
     return panes(answer, corrections_of(answer))
 
 
