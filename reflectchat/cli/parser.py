@@ -87,7 +87,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     m.add_argument("--think-tags", metavar="OPEN,CLOSE",
                    help="the model marks its thinking with these tags (a family reflectchat "
                         "does not know yet), e.g. '<reason>,</reason>'; a tag may hold spaces "
-                        "inside, not at either end")
+                        "inside, not at either end; OPEN may be empty: all before CLOSE is "
+                        "thinking (',[BEGIN FINAL RESPONSE]')")
     m.add_argument("--answer-tags", metavar="OPEN,END",
                    help="with --think-tags: what wraps the model's answer, either part may be "
                         "empty, e.g. ',[END FINAL RESPONSE]' (everything from END on is hidden)")

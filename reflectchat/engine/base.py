@@ -55,9 +55,11 @@ class TagFormat:
 
     def __post_init__(self) -> None:
         if self.name == "tags":
-            if not self.tags or not all(self.tags) or any(t.strip() != t for t in self.tags):
+            if not self.tags or len(self.tags) != 2 or not self.tags[1] \
+                    or any(t.strip() != t for t in self.tags):
                 raise ValueError("think tags are two markers, OPEN,CLOSE, each with no space "
-                                 "at either end (inside one is fine: [BEGIN FINAL RESPONSE])")
+                                 "at either end (inside one is fine: [BEGIN FINAL RESPONSE]); "
+                                 "OPEN may be empty: then all before CLOSE is thinking")
             if self.tags[0] == self.tags[1]:  # every marker would both open and close
                 raise ValueError(f"think tags must differ: {self.tags[0]!r} cannot both open "
                                  "and close the thinking")
@@ -78,7 +80,7 @@ class TagFormat:
     def label(self) -> str:
         """How it is named to the user (the status bar, `ask`'s stderr)."""
         if self.answer is not None and self.tags:
-            return f"{self.tags[0]}…{self.tags[1]} (answer wrapped)"
+            return f"{self.tags[0] or 'thinking'}…{self.tags[1]} (answer wrapped)"
         return self.value
 
     @classmethod

@@ -113,7 +113,7 @@ class LlamaEngine:
             raise
         self.found_format = self.prompt.found_format()
         pair = self.found_format.tag_format.tags
-        self._openers = THINKING_OPENERS + ((pair[0],) if pair else ())
+        self._openers = THINKING_OPENERS + ((pair[0],) if pair and pair[0] else ())
         vocab = self.model.vocab
         self.marker_parts = cache(marker_parts(
             lambda text: [vocab.text(t) for t in vocab.tokenize(text, special=True)

@@ -10,6 +10,7 @@ writes, and a file without a template for the special tokens its vocabulary defi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from reflectchat.engine.base import FoundFormat, TagFormat
@@ -167,6 +168,20 @@ def find_wrapped(render: RenderTurn, switches: list[str],
         return None
     answer = (answer_opener, answer_end) if answer_opener or answer_end else None
     return TagFormat("tags", (opener, closer), answer)
+
+
+_BEGIN_END = re.compile(r"\[BEGIN ([A-Z][A-Z _]{0,38})\]")
+
+
+def find_answer_markers(template: str) -> TagFormat | None:
+    """A final answer the template asks for between begin/end markers written as text
+    (`[BEGIN FINAL RESPONSE]` ... `[END FINAL RESPONSE]`, as Apriel 1.5's system prompt asks):
+    all before the first is thinking, and the second ends the answer."""
+    for found in _BEGIN_END.finditer(template):
+        end = f"[END {found.group(1)}]"
+        if end in template:
+            return TagFormat("tags", ("", found.group(0)), ("", end))
+    return None
 
 
 def _is_wrapper(text: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reflectchat.engine.base import FoundFormat, TagFormat
-from reflectchat.engine.reasoning_found import find_format, find_wrapped
+from reflectchat.engine.reasoning_found import find_answer_markers, find_format, find_wrapped
 from reflectchat.engine.sandbox import TIME_LIMIT_S, SandboxError, run_bounded
 
 # what a template variable that turns thinking on or off is named for (`switches`)
@@ -55,5 +55,9 @@ class TemplateReader:
         try:
             wrapped = find_wrapped(render, switches(), self.specials_in, set(self.ends))
         except SandboxError:  # a render the template refuses: it shows nothing more
-            return found
-        return FoundFormat(wrapped, "from the template's renders") if wrapped else found
+            wrapped = None
+        if wrapped is not None:
+            return FoundFormat(wrapped, "from the template's renders")
+        asked = find_answer_markers(self.source)
+        return FoundFormat(asked, "from the answer markers its template asks for") \
+            if asked else found

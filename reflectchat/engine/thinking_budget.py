@@ -44,6 +44,8 @@ class ThinkingWatch:
         """`prefilled`: the opener the prompt ended with (the thinking is open at once)."""
         self._format = tag_format
         self._pairs = _pairs(tag_format)
+        if prefilled is None and tag_format.tags and not tag_format.tags[0]:
+            prefilled = ""  # no opener: the answer starts thinking
         self._tail = ""
         self.inside = prefilled is not None
         self._opener = prefilled
@@ -66,7 +68,7 @@ class ThinkingWatch:
                 self.inside = False
                 tail = self.rest = tail[tail.index(closer) + len(closer):]
         else:
-            found = [(tail.index(o), o) for o, _ in self._pairs if o in tail]
+            found = [(tail.index(o), o) for o, _ in self._pairs if o and o in tail]
             if found:
                 at, self._opener = min(found)
                 self.inside = True

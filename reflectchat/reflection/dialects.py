@@ -77,15 +77,16 @@ class Dialect:
 
 
 def _pair(opener: str, closer: str) -> Dialect:
-    return Dialect({None: {opener: "open:thinking"}, Channel.THINKING: {closer: "close"}},
-                   {closer: "reclassify"}, opener)
+    """`opener` "": no opener; all before the closer is thinking (the closer reclassifies)."""
+    return Dialect({None: {opener: "open:thinking"} if opener else {},
+                    Channel.THINKING: {closer: "close"}}, {closer: "reclassify"}, opener or None)
 
 
 def _wrapped(opener: str, closer: str, answer_opener: str, answer_end: str) -> Dialect:
     """A thinking pair with an answer wrapper, as a template showed them (engine/
     reasoning_found.py): the answer's opener closes any thinking left open, and its end hides
     all that follows (the wrapper's and the message's closing markup)."""
-    top: dict[str, str] = {opener: "open:thinking"}
+    top: dict[str, str] = {opener: "open:thinking"} if opener else {}
     thinking: dict[str, str] = {closer: "close"}
     output: dict[str, str] = {}
     if answer_opener:
@@ -94,7 +95,7 @@ def _wrapped(opener: str, closer: str, answer_opener: str, answer_end: str) -> D
     if answer_end:
         top[answer_end] = output[answer_end] = "rest"
     return Dialect({None: top, Channel.THINKING: thinking, Channel.OUTPUT: output},
-                   {closer: "reclassify"}, opener)
+                   {closer: "reclassify"}, opener or None)
 
 
 def _granite() -> Dialect:

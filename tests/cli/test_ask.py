@@ -256,11 +256,12 @@ def test_the_shell_sees_an_app_that_crashed_as_failed(monkeypatch):
 
 def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly(make_model):
     """`reflectchat ask ... | head`: the rest is not wanted, and that is no error. The answer
-    is far longer than a pipe holds, so it writes on after `head` has left."""
+    is far longer than a pipe holds (8,000 tokens: over 100 KB of JSON against a 64 KiB pipe),
+    so it writes on after `head` has left."""
     endless = make_model(Script("<|go|>", ["and on and on, ", "and on again! "], loops=True))
     piped = subprocess.run(
         f"{sys.executable} -m reflectchat ask --model {endless} --json --no-save "
-        "--no-loop-stop --max-tokens 20000 --ctx 32768 q | head -c 10", shell=True,
+        "--no-loop-stop --max-tokens 8000 --ctx 16384 q | head -c 10", shell=True,
         capture_output=True,
         text=True, timeout=300)
     assert len(piped.stdout.encode()) == 10

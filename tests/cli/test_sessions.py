@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,11 +31,28 @@ def as_json(*args: str):
     return json.loads(result.stdout)
 
 
-@pytest.fixture
-def two_asked() -> list[int]:
-    ids = [json.loads(run("ask", "--demo", "--json", prompt).stdout)["session"]
+@pytest.fixture(scope="module")
+def asked_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+    """Two demo answers saved (and one not), once for the module: each test gets a copy."""
+    home = tmp_path_factory.mktemp("asked")
+    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1",
+           **{f"XDG_{kind}_HOME": str(home / kind.lower()) for kind in ("DATA", "CACHE",
+                                                                       "CONFIG")}}
+
+    def ask(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--demo", *args],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    ids = [json.loads(ask("--json", prompt).stdout)["session"]
            for prompt in (SOLVE, "Debug this Python code")]
-    assert run("ask", "--demo", "--no-save", "What is the capital of Peru?").returncode == 0
+    assert ask("--no-save", "What is the capital of Peru?").returncode == 0
+    return home / "data", ids
+
+
+@pytest.fixture
+def two_asked(asked_once: tuple[Path, list[int]]) -> list[int]:
+    data, ids = asked_once
+    shutil.copytree(data, os.environ["XDG_DATA_HOME"], dirs_exist_ok=True)
     return ids
 
 

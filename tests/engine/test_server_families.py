@@ -15,6 +15,8 @@ import pytest
 from support.gguf_server import GGUFServer
 from support.wrapped_families import (
     APRIEL,
+    APRIEL_15_SCRIPTS,
+    APRIEL_15_TEMPLATE,
     APRIEL_TEMPLATE,
     GEMMA,
     GEMMA_TEMPLATE,
@@ -33,6 +35,8 @@ FAMILIES = {
     "gemma": (GEMMA, GEMMA_TEMPLATE, ["--effort", "high"],
               ("The sky scatters blue light.", "Because of Rayleigh scattering.")),
     "apriel": (APRIEL, APRIEL_TEMPLATE, [], ("3 apples and 2 apples.", "5 apples.")),
+    "apriel-1.5": (APRIEL_15_SCRIPTS, APRIEL_15_TEMPLATE, [],
+                   ("Here are my reasoning steps: Ten minus three.", "Seven.")),
 }
 
 
@@ -52,7 +56,8 @@ def test_a_servers_raw_content_is_split_by_the_template_it_shows(make_model, fam
         raw = server.prompts[-1]
     assert (answer["thinking"], answer["output"]) == (thinking, output)
     assert "<|" not in answer["output"] and "[BEGIN" not in answer["output"]
-    assert raw.endswith(("<|sep|>", "<|go|>", "Here are my reasoning steps:"))
+    assert "[END" not in answer["output"]
+    assert raw.endswith(("<|sep|>", "<|go|>", "Here are my reasoning steps:", "<|assistant|>\n"))
 
 
 def test_the_servers_template_switches_are_sent_and_its_prefill_read(make_model):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from support.wrapped_families import (
     APRIEL,
+    APRIEL_15_SCRIPTS,
+    APRIEL_15_TEMPLATE,
     APRIEL_TEMPLATE,
     GEMMA,
     GEMMA_TEMPLATE,
@@ -103,3 +105,15 @@ def test_think_and_answer_tags_with_spaces_are_taken_from_the_flags_and_config(m
                           timeout=120)
     assert done.returncode == 1
     assert "--answer-tags goes with --think-tags" in done.stderr.splitlines()[-1]
+
+
+def test_apriel_15s_answer_markers_are_read_from_what_its_template_asks(make_model):
+    """No opener anywhere in the template: all before [BEGIN FINAL RESPONSE] is thinking,
+    and [END FINAL RESPONSE] ends the answer; no flag."""
+    model = make_model(APRIEL_15_SCRIPTS, template=APRIEL_15_TEMPLATE)
+    assert found(model) == TagFormat("tags", ("", "[BEGIN FINAL RESPONSE]"),
+                                     ("", "[END FINAL RESPONSE]"))
+    answer, stderr = ask(model)
+    assert "answer markers its template asks for" in stderr
+    assert answer["thinking"] == "Here are my reasoning steps: Ten minus three."
+    assert answer["output"] == "Seven."

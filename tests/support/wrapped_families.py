@@ -65,3 +65,19 @@ APRIEL_TEMPLATE = (
 # script (there is no other colon in the prompt)
 APRIEL = [Script(":", ["\n3 apples and 2 apples.", Piece("\n[BEGIN FINAL RESPONSE]\n"),
                        "5 apples."])]
+
+# -- Apriel 1.5's way: its system prompt asks for the answer between [BEGIN FINAL RESPONSE] and
+# [END FINAL RESPONSE]; the model writes its reasoning first, under a heading of its own; the
+# generation prompt ends in a newline (the scripted model's trigger here)
+APRIEL_15_TEMPLATE = (
+    "<|system|>\nYou are a careful assistant. Analyze the problem step by step, then give the "
+    "final solution in this format: [BEGIN FINAL RESPONSE] ... [END FINAL RESPONSE].\n<|end|>\n"
+    "{%- for m in messages %}{% if m.role == 'user' %}<|user|>\n{{ m.content }}\n<|end|>\n"
+    "{%- elif m.role == 'assistant' %}<|assistant|>\n{{ m.content }}\n<|end|>\n{% endif %}"
+    "{%- endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+APRIEL_15_SCRIPTS = [Script("\n", [Piece("Here are my reasoning steps:"), " Ten minus three.",
+                           Piece(" [BEGIN FINAL RESPONSE] "), "Seven.",
+                           Piece(" [END FINAL RESPONSE]")]),
+             *(Script(marker, [f"unused {marker}"]) for marker in
+               ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"))]
