@@ -23,7 +23,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 
-from reflectchat.engine.base import OWN, ChatMessage, FoundFormat
+from reflectchat.engine.base import OWN, ChatMessage, FoundFormat, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama_cpp_api import (
     LoadedModel,
@@ -31,11 +31,12 @@ from reflectchat.engine.llama_cpp_api import (
     builtin_templates,
     recognised_template,
 )
-from reflectchat.engine.reasoning_found import find_format
+from reflectchat.engine.reasoning_found import find_format, special_pair
 from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
 from reflectchat.engine.template_reading import TemplateReader
 
 Variables = dict[str, object]  # what a template reads besides the messages
+_SCAN = 4096  # tokens looked at, at each end of the vocabulary, for a thinking pair
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
 # general.architecture -> llama.cpp's built-in template for a GGUF without one
 _BY_ARCH = {
@@ -126,7 +127,17 @@ class ChatPrompt:
                 self._leave_own(f"was stopped: {exc}")
             except SandboxError as exc:
                 self._leave_own(f"cannot be used: {exc}")
-        return find_format(None, None, self._vocab.has_special)
+        found = find_format(None, None, self._vocab.has_special)
+        if found.tag_format == TagFormat.AUTO:
+            return special_pair(self._special_texts()) or found
+        return found
+
+    def _special_texts(self) -> list[str]:
+        """The special tokens at the vocabulary's two ends, where added tokens sit (a bounded
+        look: a vocabulary may hold 300,000 of them)."""
+        vocab, n = self._vocab, self._vocab.size
+        ids = sorted(set(range(min(n, _SCAN))) | set(range(max(n - _SCAN, 0), n)))
+        return [vocab.text(t) for t in ids if vocab.is_special(t)]
 
     def _reader(self) -> TemplateReader | None:
         """The own template with this vocabulary, while it is in use."""
@@ -142,7 +153,8 @@ class ChatPrompt:
                     if vocab.is_special(t)]
 
         ends = frozenset(vocab.text(t) for t in (vocab.eos, vocab.eot) if t >= 0)
-        return TemplateReader(self._source, own, whole, vocab.has_special, specials_in, ends)
+        return TemplateReader(self._source, own, whole, vocab.has_special, specials_in, ends,
+                              self._special_texts)
 
     def _leave_own(self, why: str) -> None:
         """Use the built-in template llama.cpp recognises in the own template's text, else

@@ -170,6 +170,31 @@ def find_wrapped(render: RenderTurn, switches: list[str],
     return TagFormat("tags", (opener, closer), answer)
 
 
+# shapes of a marker pair around a name, as vocabularies write them: mirrored <|x> and <x|>,
+# <x> and </x>, [X] and [/X], begin/end, start/end and open/close stems
+_SHAPES = [("<{}>", "</{}>"), ("[{}]", "[/{}]"), ("<|{}>", "<{}|>"), ("<|{}|>", "<|/{}|>"),
+           ("<|begin_of_{}|>", "<|end_of_{}|>"), ("<|start_of_{}|>", "<|end_of_{}|>"),
+           ("<|{}_start|>", "<|{}_end|>"), ("<{}_start>", "<{}_end>"),
+           ("<|{}_begin|>", "<|{}_end|>"), ("<|open_{}|>", "<|close_{}|>"),
+           ("[BEGIN_{}]", "[END_{}]")]
+_SHAPED = [(re.compile(re.escape(o).replace(re.escape("{}"), "(.{1,30}?)")), c)
+           for o, c in _SHAPES]
+_THINKING_NAME = re.compile(r"think|thought|reason", re.IGNORECASE)
+
+
+def special_pair(texts: list[str]) -> FoundFormat | None:
+    """A thinking pair among a vocabulary's special tokens that no family lists: one opener
+    and its closer in a shape above, around a name that says thinking (`<|begin_of_thought|>`
+    and `<|end_of_thought|>`, `[REASON]` and `[/REASON]`). None unless exactly one."""
+    have = set(texts)
+    pairs = {(text, closer.format(m.group(1))) for text in texts for shape, closer in _SHAPED
+             if (m := shape.fullmatch(text)) and _THINKING_NAME.search(m.group(1))
+             and closer.format(m.group(1)) in have}
+    if len(pairs) != 1:
+        return None
+    return FoundFormat(TagFormat("tags", pairs.pop()), "from a pair of its special tokens")
+
+
 _BEGIN_END = re.compile(r"\[BEGIN ([A-Z][A-Z _]{0,38})\]")
 
 

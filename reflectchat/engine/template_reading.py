@@ -10,7 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reflectchat.engine.base import FoundFormat, TagFormat
-from reflectchat.engine.reasoning_found import find_answer_markers, find_format, find_wrapped
+from reflectchat.engine.reasoning_found import (
+    find_answer_markers,
+    find_format,
+    find_wrapped,
+    special_pair,
+)
 from reflectchat.engine.sandbox import TIME_LIMIT_S, SandboxError, run_bounded
 
 # what a template variable that turns thinking on or off is named for (`switches`)
@@ -26,6 +31,7 @@ class TemplateReader:
     is_special: Callable[[str], bool]  # a text that is one special token
     specials_in: Callable[[str], list[str]]  # the special tokens' texts in a text
     ends: frozenset[str]  # the texts that end a turn (end-of-generation tokens)
+    listed: Callable[[], list[str]] = list  # the vocabulary's special tokens, where known
 
     def switches(self) -> tuple[list[str], list[str]]:
         """The effort variables and the thinking on/off switches: of the variables the
@@ -59,5 +65,6 @@ class TemplateReader:
         if wrapped is not None:
             return FoundFormat(wrapped, "from the template's renders")
         asked = find_answer_markers(self.source)
-        return FoundFormat(asked, "from the answer markers its template asks for") \
-            if asked else found
+        if asked is not None:
+            return FoundFormat(asked, "from the answer markers its template asks for")
+        return special_pair(self.listed()) or found

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.wrapped_families import (
     APRIEL,
     APRIEL_15_SCRIPTS,
@@ -27,7 +28,7 @@ from support.wrapped_families import (
     KIMI_TEMPLATE,
 )
 
-from reflectchat.demo.scripted_model import Piece, Script
+from reflectchat.demo.scripted_model import Control, Piece, Script
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.paths import config_file
@@ -117,3 +118,19 @@ def test_apriel_15s_answer_markers_are_read_from_what_its_template_asks(make_mod
     assert "answer markers its template asks for" in stderr
     assert answer["thinking"] == "Here are my reasoning steps: Ten minus three."
     assert answer["output"] == "Seven."
+
+
+@pytest.mark.parametrize(("opener", "closer"), [
+    ("<|begin_of_thought|>", "<|end_of_thought|>"), ("[REASON]", "[/REASON]"),
+    ("<|reasoning>", "<reasoning|>")])
+def test_a_thinking_pair_among_the_special_tokens_is_found_by_its_shape(make_model, opener,
+                                                                         closer):
+    """A family no list names and no template shows: its markers are special tokens of a
+    pair's shape around a thinking word."""
+    model = make_model([Script("<|go|>", [Control(opener), "Six times seven.", Control(closer),
+                                          "It is 42."]),
+                        Script("<|begin_of_text|>", ["unused"])])
+    assert found(model) == TagFormat("tags", (opener, closer))
+    answer, stderr = ask(model)
+    assert "from a pair of its special tokens" in stderr
+    assert (answer["thinking"], answer["output"]) == ("Six times seven.", "It is 42.")

@@ -236,7 +236,8 @@ async def test_the_blocks_a_streaming_pane_drops_are_freed_with_what_they_drew()
 async def test_a_block_longer_than_the_room_is_not_drawn_again_on_every_fragment():
     """A code fence that never closes is one block however long (a blank line does not end
     it): past `MOST_CHARS` it was dropped and drawn whole again for each new fragment (647
-    times for 60,000 characters, four minutes here); now once per `MOST_CHARS - LIVE_CHARS`."""
+    times for 60,000 characters, four minutes here); now once per `MOST_CHARS - LIVE_CHARS`.
+    Fragments of ten lines: past `MOST_CHARS`, each of the 100 left was a redraw before."""
     app = PaneHost()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(ChannelPane)
@@ -250,8 +251,9 @@ async def test_a_block_longer_than_the_room_is_not_drawn_again_on_every_fragment
             await update(markdown)
 
         pane.document.update = counted  # type: ignore[method-assign]
-        for n in range(2_000):  # 60,000 characters of code
-            await pane.write(f"x = {n:05}  # one line\n"[:30])
+        for n in range(0, 2_000, 10):  # 60,000 characters of code, ten lines a fragment
+            await pane.write("".join(f"x = {k:05}  # one line\n"[:30] for k in range(n, n + 10)))
         await pilot.pause()
         assert 1 <= len(redrawn) <= 60_000 // (MOST_CHARS - LIVE_CHARS)
-        assert pane.document.source.endswith("x = 01999  # one line\n")
+        assert pane.document.source.rstrip("\n").endswith(
+            "x = 01998  # one line\nx = 01999  # one line")
