@@ -187,13 +187,14 @@ def test_a_family_not_known_yet_is_read_by_the_tags_its_template_writes(make_mod
 
 
 def test_think_tags_on_the_command_line_read_any_family(make_model):
-    script = Script("<|go|>", [Control("<|reason|>"), "Why not.", Control("<|/reason|>"),
+    """`ponder` names no thinking the engine could find, so only the flag says it is one."""
+    script = Script("<|go|>", [Control("<|ponder|>"), "Why not.", Control("<|/ponder|>"),
                                "Yes."])
     model = make_model(script)
     answer, stderr = answer_of(model)
-    assert answer["output"].startswith("<|reason|>")  # shown literally: nothing says otherwise
-    answer, stderr = answer_of(model, "--think-tags", "<|reason|>,<|/reason|>")
-    assert "reasoning: tags:<|reason|>,<|/reason|>, --think-tags" in stderr
+    assert answer["output"].startswith("<|ponder|>")  # shown literally: nothing says otherwise
+    answer, stderr = answer_of(model, "--think-tags", "<|ponder|>,<|/ponder|>")
+    assert "reasoning: tags:<|ponder|>,<|/ponder|>, --think-tags" in stderr
     assert (answer["thinking"], answer["output"]) == ("Why not.", "Yes.")
 
 
