@@ -52,7 +52,7 @@ def test_the_star_does_not_move_with_the_ram_free_at_the_moment():
 def test_the_readme_example_is_planned_for_the_machine_it_names():
     """README: gpt-oss-120b on a 24 GiB GPU with 64 GiB RAM keeps the experts of N layers in
     RAM; planned from a laptop with neither, by naming them."""
-    line = next(x for x in README.read_text().splitlines() if "models --gpu" in x)
+    line = next(x for x in README.read_text().splitlines() if "models --gpu" in x and "MoE" in x)
     command = re.search(r"reflectchat models (.+?)\s+#", line).group(1)
     layers, of = map(int, re.search(r'"MoE (\d+)/(\d+) RAM"', line).groups())
     done = models("gpt-oss-120b", *_split(command), "--json")
