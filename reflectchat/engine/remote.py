@@ -36,7 +36,12 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import thinking_pair
 from reflectchat.engine.loops import TextLoopWatch
 from reflectchat.engine.sandbox import BoundError, SandboxError
-from reflectchat.engine.server_template import server_format, server_reader
+from reflectchat.engine.server_template import (
+    served_context,
+    server_format,
+    server_props,
+    server_reader,
+)
 from reflectchat.engine.sse_chunks import Malformed
 from reflectchat.engine.template_reading import TemplateReader
 
@@ -139,20 +144,22 @@ class RemoteEngine:
         self.model = model
         entry = next((m for m in offered if isinstance(m, dict) and m.get("id") == model), {})
         stated = endpoint.context or _int(entry.get("max_model_len"))
-        self.context_stated = stated is not None  # else n_ctx is a guess, for trimming only
-        self._n_ctx = stated or DEFAULT_CTX
-        if tag_format == TagFormat.AUTO:
-            self._read_template()
+        self._read_server(model, stated, tag_format == TagFormat.AUTO)
 
-    def _read_template(self) -> None:
-        """Read the format from the server's own template, where it shows it."""
+    def _read_server(self, model: str, stated: int | None, find_format: bool) -> None:
+        """The context the server says it runs (unless the endpoint or the model list said),
+        and the format its own template shows, where it shows it (with `find_format`)."""
         root = self.endpoint.url.rstrip("/").removesuffix("/v1")
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         with httpx.Client(base_url=root, headers=headers, verify=self.endpoint.verify_tls,
                           timeout=httpx.Timeout(MODELS_TIMEOUT_S,
                                                 connect=CONNECT_TIMEOUT_S)) as client:
-            reader = server_reader(client)
+            props = server_props(client)
+            stated = stated or served_context(client, props, model)
+            reader = server_reader(client, props) if find_format else None
             found = server_format(reader) if reader is not None else None
+        self.context_stated = stated is not None  # else n_ctx is a guess, for trimming only
+        self._n_ctx = stated or DEFAULT_CTX
         if found is not None:
             self._reader, self.found_format = reader, found
             self.think_tags = thinking_pair(found.tag_format.name, found.tag_format.tags)

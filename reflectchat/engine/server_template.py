@@ -4,7 +4,8 @@ server shows: llama-server's `/props` (its `chat_template`, `bos_token`, `eos_to
 and the first gives a single token). This is what lets raw content from a server be split as
 a local file's would be, for families no pair of tags describes (Gemma 4's `<|channel>`, Kimi
 K3's wrappers, Apriel's headings). A server without these routes (vLLM, Ollama, LM Studio) is
-read as before: by the markers its text carries.
+read as before: by the markers its text carries. The context a server runs is read from what
+it says too (`served_context`), so a long chat is trimmed to the server's context, not a guess.
 
 The template runs in the bounded template process (`sandbox.py`), as a GGUF's own does."""
 
@@ -15,6 +16,7 @@ import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -25,12 +27,41 @@ from reflectchat.engine.template_reading import TemplateReader
 MAX_TEMPLATE = 1024**2  # characters: real templates are a few thousand
 
 
-def server_reader(client: httpx.Client) -> TemplateReader | None:
-    """The server's template with its tokenizer, or None where it shows neither. `client`:
-    one whose base URL is the server's root (not its /v1)."""
+def server_props(client: httpx.Client) -> dict[str, Any]:
+    """llama-server's `/props` ({} from a server without it). `client`: one whose base URL is
+    the server's root (not its /v1)."""
     props = _json(client, "GET", "/props")
-    if not isinstance(props, dict):
-        return None
+    return props if isinstance(props, dict) else {}
+
+
+def served_context(client: httpx.Client, props: dict[str, Any], model: str) -> int | None:
+    """The context the server runs the model with, where it says: llama-server's `/props`
+    (`n_ctx` of a slot), LM Studio's `/api/v0/models/ID` (`loaded_context_length`, else
+    `max_context_length`), Ollama's `/api/show` (`num_ctx` among its parameters)."""
+    settings = props.get("default_generation_settings")
+    found = settings.get("n_ctx") if isinstance(settings, dict) else props.get("n_ctx")
+    if _count(found):
+        return found  # type: ignore[return-value]
+    studio = _json(client, "GET", f"/api/v0/models/{quote(model, safe='')}")
+    if isinstance(studio, dict):
+        for key in ("loaded_context_length", "max_context_length"):
+            if _count(studio.get(key)):
+                return studio[key]  # type: ignore[no-any-return]
+    shown = _json(client, "POST", "/api/show", {"model": model})
+    parameters = shown.get("parameters") if isinstance(shown, dict) else None
+    for line in parameters.splitlines() if isinstance(parameters, str) else []:
+        name, _, value = line.partition(" ")
+        if name == "num_ctx" and value.strip().isdigit() and _count(int(value.strip())):
+            return int(value.strip())
+    return None
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1 << 31
+
+
+def server_reader(client: httpx.Client, props: dict[str, Any]) -> TemplateReader | None:
+    """The server's template with its tokenizer, or None where it shows neither."""
     source = props.get("chat_template")
     if not isinstance(source, str) or not source.strip() or len(source) > MAX_TEMPLATE:
         return None

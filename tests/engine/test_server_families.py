@@ -10,9 +10,11 @@ import json
 import os
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from support.gguf_server import GGUFServer
+from support.local_server import LocalServer
 from support.wrapped_families import (
     APRIEL,
     APRIEL_15_SCRIPTS,
@@ -93,3 +95,42 @@ def test_a_switch_of_the_servers_own_name_is_found_and_sent(make_model):
         assert server.prompts[-1].endswith("<|open|>response<|sep|>")
         ask(server.url, "--effort", "high")
         assert server.prompts[-1].endswith("<|open|>think<|sep|>")
+
+
+def test_the_context_is_what_the_server_says_it_runs(make_model):
+    """A llama-server started with -c 32768 was taken for 8,192 tokens (trimmed at a quarter);
+    LM Studio and Ollama say theirs on their own routes."""
+    with GGUFServer(make_model(KIMI, template=KIMI_TEMPLATE), n_ctx=32768) as server:
+        engine = RemoteEngine(Endpoint(f"{server.url}/v1"), None)
+        assert (engine.n_ctx, engine.context_stated) == (32768, True)
+    for routes in ({"/api/v0/models/qwen%2Fqwq": {"id": "qwen/qwq", "max_context_length": 40960,
+                                                  "loaded_context_length": 16384}},
+                   {"/api/show": {"parameters": "temperature 0.6\nnum_ctx 16384"}}):
+        with LocalServer(_routes({"/v1/models": {"data": [{"id": "qwen/qwq"}]}, **routes})) \
+                as server:
+            engine = RemoteEngine(Endpoint(f"{server.url}/v1"), None, TagFormat.THINK)
+            assert (engine.n_ctx, engine.context_stated) == (16384, True)
+    with LocalServer(_routes({"/v1/models": {"data": [{"id": "m"}]}})) as server:
+        engine = RemoteEngine(Endpoint(f"{server.url}/v1"), None)
+        assert engine.context_stated is False  # nothing said: a guess, for trimming only
+
+
+def _routes(answers: dict[str, object]) -> type[BaseHTTPRequestHandler]:
+    """A server that answers these paths (GET or POST) with JSON, and 404 elsewhere."""
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = json.dumps(answers[self.path]).encode() if self.path in answers else b"{}"
+            self.send_response(200 if self.path in answers else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.do_GET()
+
+    return Handler

@@ -91,6 +91,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path != "/v1/chat/completions":  # another server's route (Ollama's /api/show)
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
         self.server.requests.append({"headers": dict(self.headers), "body": body})
         if body["model"] in MALFORMED:
             self.malformed(MALFORMED[body["model"]])
