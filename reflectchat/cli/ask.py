@@ -15,6 +15,7 @@ from reflectchat.chat.answer_run import AnswerRun
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
+from reflectchat.cli.resuming import open_store, resumed, session_choice
 from reflectchat.engine.base import FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
@@ -41,9 +42,11 @@ def ctrl_c_stops(cancel: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _recorder(args: argparse.Namespace, meta: SessionMeta) -> SessionRecorder | None:
-    """The recorder `ask` saves through; None with --no-save or when the store is unusable (the
-    answer still comes, with a warning)."""
+def _recorder(args: argparse.Namespace, meta: SessionMeta,
+              going_on: tuple[SessionStore, int] | None) -> SessionRecorder | None:
+    """The recorder `ask` saves through (into the session `going_on` is, with --session);
+    None with --no-save or when the store is unusable (the answer still comes, with a
+    warning)."""
     if args.no_save:
         return None
     warned: list[str] = []
@@ -53,6 +56,9 @@ def _recorder(args: argparse.Namespace, meta: SessionMeta) -> SessionRecorder | 
             warned.append(text)
             print(f"reflectchat: {visible(text)}", file=sys.stderr)
 
+    if going_on is not None:
+        store, session_id = going_on
+        return SessionRecorder(store, meta, session_id, on_error=warn)
     try:
         store = SessionStore.open()
     except StoreError as exc:
@@ -61,6 +67,15 @@ def _recorder(args: argparse.Namespace, meta: SessionMeta) -> SessionRecorder | 
     if store.notice:
         warn(store.notice)
     return SessionRecorder(store, meta, on_error=warn)
+
+
+def _going_on(args: argparse.Namespace) -> tuple[Conversation, SessionMeta, SessionStore, int]:
+    """The session --session or --continue names, and its conversation so far."""
+    store, problem = open_store()
+    which = "latest" if args.continue_latest else str(args.session)
+    conversation, session_id, meta = resumed(store, problem, which)
+    assert store is not None  # resumed() raised otherwise
+    return conversation, meta, store, session_id
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,9 +89,13 @@ def run(args: argparse.Namespace) -> int:
 
         view = TerminalView(CommandConsole(highlight=False),
                             CommandConsole(stderr=True, highlight=False))
+    previous: tuple[Conversation, SessionMeta, SessionStore, int] | None = None
     try:
         choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,
                                                             args.demo))
+        if args.session is not None or args.continue_latest:
+            previous = _going_on(args)
+            choice = with_answer_options(args, session_choice(args, previous[1], choice))
         if view:
             view.banner(choice.label, choice.is_demo)
         check_args(args, choice)
@@ -85,13 +104,18 @@ def run(args: argparse.Namespace) -> int:
         if engine.load_note:
             print(f"reflectchat: {engine.load_note}", file=sys.stderr)
         print(f"reflectchat: {visible(choice.reading)}", file=sys.stderr)
-    except (EngineError, CatalogError) as exc:
+    except (EngineError, CatalogError, StoreError) as exc:
         return fail(exc)
-    system, sampling = choice.system_prompt, choice.sampling
-    conversation = Conversation(system, sampling)
+    sampling = choice.sampling
+    if previous is not None:  # the conversation so far, and its system prompt
+        conversation, system = previous[0], previous[0].system_prompt
+    else:
+        system = choice.system_prompt
+        conversation = Conversation(system, sampling)
     turn = Turn(prompt, choice.tag_format)
     recorder = _recorder(args, SessionMeta(choice.model_id, choice.quant, system, sampling,
-                                           engine.gpu_layers, engine.n_ctx))
+                                           engine.gpu_layers, engine.n_ctx),
+                         (previous[2], previous[3]) if previous is not None else None)
     if recorder is not None:
         recorder.start_turn(turn)
     cancel = threading.Event()

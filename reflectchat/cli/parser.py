@@ -308,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object at the end")
     g.add_argument("--no-save", action="store_true",
                    help="do not record this exchange in the session history")
+    going_on = g.add_mutually_exclusive_group()
+    going_on.add_argument("--session", type=SESSION_ID, metavar="ID",
+                          help="go on with this saved session: the model answers with the "
+                               "conversation so far, and the turn is added to it (see "
+                               "`reflectchat sessions list`)")
+    going_on.add_argument("--continue", dest="continue_latest", action="store_true",
+                          help="go on with the latest session, as --session does")
     _add_sessions_parser(sub)
     _add_eval_parser(sub)
     pull = sub.add_parser("pull", help="download a catalog model's quant into the Hugging "

@@ -360,3 +360,25 @@ def test_a_search_hit_is_named_by_the_prompt_of_its_turn_not_the_sessions_title(
     assert "Solve" not in shown
     [asked] = as_json("search", "raining", "--channel", "user")
     assert asked["prompt"] == "Translate 'It's raining cats and dogs' to French"
+
+
+def test_ask_goes_on_with_a_saved_session(two_asked):
+    """`ask --session ID` answers with the conversation so far and adds the turn to it;
+    `--continue` takes the latest session."""
+    first = two_asked[0]
+    alone = json.loads(run("ask", "--demo", "--json", "--no-save", "Translate to French").stdout)
+    done = run("ask", "--demo", "--json", "--session", str(first), "Translate to French")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["session"] == first and "Il pleut des cordes" in answer["output"]
+    assert answer["stats"]["prompt_tokens"] > alone["stats"]["prompt_tokens"]  # with history
+    shown = as_json("show", str(first))
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"] * 2
+    assert shown["messages"][2]["raw"] == "Translate to French"
+    latest = json.loads(run("ask", "--demo", "--json", "--continue", "Debug this").stdout)
+    assert latest["session"] == first  # the session last added to
+    assert len(as_json("show", str(first))["messages"]) == 6
+    missing = run("ask", "--demo", "--session", "999", "q")
+    assert missing.returncode == 1 and "There is no session 999" in missing.stderr
+    both = run("ask", "--demo", "--session", str(first), "--continue", "q")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
