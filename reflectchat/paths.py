@@ -54,6 +54,11 @@ def cache_dir() -> Path:
     return user_cache_path(APP)
 
 
+def context_state_file(session_id: int) -> Path:
+    """A session's saved model context (engine/saved_context.py): a cache, gone with it."""
+    return cache_dir() / "contexts" / f"session-{session_id}.state"
+
+
 def header_cache_dir() -> Path:
     return cache_dir() / "headers"
 

@@ -16,8 +16,10 @@ from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
 from reflectchat.cli.resuming import open_store, resumed, session_choice
-from reflectchat.engine.base import FinishReason, TagFormat
+from reflectchat.engine import saved_context
+from reflectchat.engine.base import Backend, FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
+from reflectchat.engine.llama import LlamaEngine
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import settled_choice
 from reflectchat.models.loading import measure_answer
@@ -69,6 +71,22 @@ def _recorder(args: argparse.Namespace, meta: SessionMeta,
     return SessionRecorder(store, meta, on_error=warn)
 
 
+def _restored(engine: Backend, session_id: int) -> dict[str, object]:
+    """The session's saved context put back into a model run here (said on stderr), and
+    what `--json` reports of it."""
+    if not isinstance(engine, LlamaEngine):
+        return {"tokens": 0, "why": "a server keeps its own context"}
+    done = saved_context.restore(engine, session_id)
+    if isinstance(done, str):
+        print(f"reflectchat: context not restored: {done}; the conversation is evaluated "
+              "whole", file=sys.stderr)
+        return {"tokens": 0, "why": done}
+    tokens, seconds = done
+    print(f"reflectchat: context restored: {tokens:,} tokens in {seconds:.1f} s",
+          file=sys.stderr)
+    return {"tokens": tokens, "seconds": round(seconds, 3)}
+
+
 def _going_on(args: argparse.Namespace) -> tuple[Conversation, SessionMeta, SessionStore, int]:
     """The session --session or --continue names, and its conversation so far."""
     store, problem = open_store()
@@ -118,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                          (previous[2], previous[3]) if previous is not None else None)
     if recorder is not None:
         recorder.start_turn(turn)
+    context = _restored(engine, previous[3]) if previous is not None else None
     cancel = threading.Event()
     answering = AnswerRun(engine, turn, conversation.messages_for(prompt), sampling, cancel,
                           recorder)
@@ -129,13 +148,17 @@ def run(args: argparse.Namespace) -> int:
     stats = answering.stats
     measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
+    if session is not None and isinstance(engine, LlamaEngine):
+        saved_context.save(engine, session)  # for the next turn: `ask --session`
     if view:
         view.finish(stats, sampling.max_tokens, turn.answer.facts)
         if session is not None:
             view.saved(session)
     else:
         result = turn.answer.to_dict(stats.finish_reason.value, stats.to_dict())
-        print(json.dumps({**result, "session": session}, ensure_ascii=False, indent=2))
+        print(json.dumps({**result, "session": session, **({"context_restored": context}
+                                                            if context is not None else {})},
+                         ensure_ascii=False, indent=2))
     if stats.error:
         fail(stats.error)
     if stats.finish_reason is FinishReason.ERROR:

@@ -415,6 +415,31 @@ class LoadedModel:
         self.llama._ctx.kv_cache_seq_rm(-1, 0, -1)
         self.llama.n_tokens = 0
 
+    def sequence_state(self) -> tuple[list[int], bytes]:
+        """The tokens the context holds and their state (sequence 0's KV cache), as
+        llama.cpp's per-sequence state API writes it."""
+        ctx = self.llama._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        tokens = [int(t) for t in self.llama._input_ids[:self.llama.n_tokens]]
+        return tokens, ctypes.string_at(buffer, written)
+
+    def restore_sequence(self, tokens: list[int], data: bytes) -> bool:
+        """Put back what `sequence_state` gave; False (and an empty cache) where llama.cpp
+        refuses it."""
+        self.clear_cache()
+        ctx = self.llama._ctx.ctx
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if not data or not tokens or len(tokens) > self.llama.n_ctx() or \
+                llama_cpp.llama_state_seq_set_data(ctx, buffer, len(data), 0) == 0:
+            self.clear_cache()
+            return False
+        self.llama.input_ids[:len(tokens)] = tokens
+        self.llama.n_tokens = len(tokens)
+        self.llama._requires_eval = True  # no logits came back: the next prompt decodes again
+        return True
+
     def decode_with_logits(self, tokens: list[int], start: int,
                            wanted: Sequence[bool]) -> np.ndarray:
         """Decode `tokens` at positions `start`.. (at most one batch); the logits of the

@@ -110,6 +110,11 @@ class ChatPrompt:
         self.fallback_note: str | None = None
         self._switches: tuple[list[str], list[str]] | None = None
 
+    @property
+    def source(self) -> str:
+        """The model file's own template text ("" when it has none)."""
+        return self._source
+
     def take_fallback_note(self) -> str | None:
         """The note on an own template that could not be used, once."""
         note, self.fallback_note = self.fallback_note, None

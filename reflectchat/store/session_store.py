@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from reflectchat.paths import store_file
+from reflectchat.paths import context_state_file, store_file
 from reflectchat.store.records import SearchHit, SessionInfo, SessionMeta, StoredMessage
 from reflectchat.store.rows import (
     SESSION_SELECT,
@@ -111,9 +111,12 @@ class SessionStore:
                 raise StoreError(f"There is no session {session_id}")
 
     def delete(self, session_id: int) -> None:
+        """The session, and the model context saved with it (a store of the user's own)."""
         with self._write() as db:
             if db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 0:
                 raise StoreError(f"There is no session {session_id}")
+        if self.path == store_file():
+            context_state_file(session_id).unlink(missing_ok=True)
 
     def sessions(self, limit: int | None = None) -> list[SessionInfo]:
         """Newest (most recently updated) first."""

@@ -1,0 +1,131 @@
+"""A session's context saved beside it, so a chat resumed later does not evaluate the whole
+conversation again: the tokens the model's context holds and their KV cache (llama.cpp's
+per-sequence state), in one file per session in the cache folder.
+
+A saved state is only used where everything that shaped it is the same: the model file (its
+size, modification time and a hash of its first MiB), the chat template, the context size and
+KV cache types, and the llama-cpp-python version that wrote it; and only for the session it
+was saved for. The state's own hash is checked before llama.cpp reads it, so a truncated,
+damaged or swapped file is refused, never loaded. Restoring puts the saved tokens back with
+their cache; the next prompt keeps only the prefix it shares with them (llama-cpp-python
+compares token by token and drops the rest of the cache), so what is reused is exactly what the
+new prompt begins with. Files are written whole under another name and renamed (a process
+killed mid-write leaves nothing that loads), readable by the user alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reflectchat.engine.llama_cpp_api import installed_version
+from reflectchat.paths import context_state_file as context_file
+
+if TYPE_CHECKING:
+    from reflectchat.engine.llama import LlamaEngine
+
+FORMAT = 1
+_HEAD_BYTES = 1024**2  # of the model file, hashed into its identity
+
+
+@dataclass(frozen=True)
+class ContextKey:
+    """What makes a saved state valid for a loaded model."""
+
+    size: int
+    mtime_ns: int
+    head: str  # sha256 of the model file's first MiB
+    template: str  # sha256 of the chat template's name and text
+    n_ctx: int
+    type_k: str
+    type_v: str
+    library: str  # llama-cpp-python's version
+
+
+def key_of(engine: LlamaEngine) -> ContextKey:
+    stat = engine.path.stat()
+    with engine.path.open("rb") as f:
+        head = hashlib.sha256(f.read(_HEAD_BYTES)).hexdigest()
+    template = hashlib.sha256(f"{engine.template}\n{engine.prompt.source}".encode()).hexdigest()
+    s = engine.settings
+    return ContextKey(stat.st_size, stat.st_mtime_ns, head, template, engine.n_ctx, s.type_k,
+                      s.type_v, installed_version())
+
+
+def save(engine: LlamaEngine, session_id: int) -> int:
+    """Write the engine's context for `session_id`; the bytes written (0: nothing to save)."""
+    tokens, state = engine.model.sequence_state()
+    if not tokens or not state:
+        return 0
+    header = json.dumps({"format": FORMAT, "session": session_id,
+                         "key": asdict(key_of(engine)), "tokens": tokens,
+                         "sha256": hashlib.sha256(state).hexdigest(), "bytes": len(state)})
+    path = context_file(session_id)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        with os.fdopen(os.open(partial, flags, 0o600), "wb") as f:
+            f.write(header.encode() + b"\n")
+            f.write(state)
+            f.flush()
+            os.fsync(f.fileno())
+        partial.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return path.stat().st_size
+
+
+def restore(engine: LlamaEngine, session_id: int) -> tuple[int, float] | str:
+    """Load the saved context of `session_id` into the engine: (tokens, seconds), or why it
+    was not used."""
+    start = time.perf_counter()
+    found = _read(context_file(session_id), session_id, key_of(engine))
+    if isinstance(found, str):
+        return found
+    tokens, state = found
+    if not engine.model.restore_sequence(tokens, state):
+        return "llama.cpp refused the saved context"
+    return len(tokens), time.perf_counter() - start
+
+
+def _read(path: Path, session_id: int, key: ContextKey) -> tuple[list[int], bytes] | str:
+    try:
+        with path.open("rb") as f:
+            header = _header(f.readline(4 * 1024**2))
+            state = f.read(header["bytes"] + 1) if header else b""
+    except FileNotFoundError:
+        return "none was saved"
+    except OSError as exc:
+        return f"it could not be read ({exc.strerror or exc})"
+    if header is None or len(state) != header["bytes"] or \
+            hashlib.sha256(state).hexdigest() != header["sha256"]:
+        return "the saved file is damaged"
+    if header["session"] != session_id:
+        return "the saved file belongs to another session"
+    if header["key"] != asdict(key):
+        return "it was saved with another model file, template, context size or llama.cpp"
+    return header["tokens"], state
+
+
+def _header(line: bytes) -> dict[str, Any] | None:
+    """The file's first line, every field checked; None for anything else."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return None
+    tokens, size = data.get("tokens"), data.get("bytes")
+    if not (isinstance(tokens, list) and tokens and all(type(t) is int and t >= 0 for t in tokens)
+            and type(size) is int and size > 0 and isinstance(data.get("sha256"), str)
+            and type(data.get("session")) is int and isinstance(data.get("key"), dict)):
+        return None
+    return data

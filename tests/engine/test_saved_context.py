@@ -1,0 +1,88 @@
+"""A session's context saved with it: `ask --session` puts it back and evaluates only the rest,
+and the answer is the one a fresh evaluation gives; a state that does not match (another
+context size, a damaged or swapped file) is refused with its reason, never loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reflectchat.demo.scripted_model import Script
+from reflectchat.engine.saved_context import context_file
+
+
+def ask(model: Path, *args: str) -> tuple[dict, str]:
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--json", "--model",
+                           str(model), "--temperature", "0", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def test_a_resumed_answer_is_the_answer_of_a_fresh_evaluation(real_model):
+    first, _ = ask(real_model, "--max-tokens", "60", "Name three primary colors.")
+    session = first["session"]
+    assert context_file(session).stat().st_mode & 0o777 == 0o600
+    follow = ("--max-tokens", "60", "--no-save", "--session", str(session), "And three more?")
+    resumed, said = ask(real_model, *follow)
+    assert "context restored" in said
+    restored = resumed["context_restored"]["tokens"]
+    assert restored > first["stats"]["prompt_tokens"]  # the first prompt and part of its answer
+    context_file(session).unlink()
+    fresh, said = ask(real_model, *follow)
+    assert "context not restored: none was saved" in said
+    assert resumed["raw"] == fresh["raw"]  # token for token (greedy)
+    assert resumed["stats"]["completion_tokens"] == fresh["stats"]["completion_tokens"]
+    assert fresh["stats"]["prompt_evaluated"] == fresh["stats"]["prompt_tokens"]
+    assert resumed["stats"]["prompt_evaluated"] < fresh["stats"]["prompt_tokens"] - 20
+
+
+def _damaged(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])  # cut short, as a full disk leaves it
+
+
+def _garbage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-50:] = os.urandom(50)  # the header intact, the state not
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("spoil", "flags", "why"), [
+    (None, ["--ctx", "1024"], "it was saved with another model file, template, context size"),
+    (_damaged, [], "the saved file is damaged"),
+    (_garbage, [], "the saved file is damaged"),
+    ("swap", [], "the saved file belongs to another session"),
+])
+def test_a_state_that_does_not_match_is_never_loaded(make_model, spoil, flags, why):
+    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    first, _ = ask(model, "--ctx", "2048", "Count")
+    other, _ = ask(model, "--ctx", "2048", "Count again")
+    path = context_file(first["session"])
+    if spoil == "swap":
+        shutil.copy(context_file(other["session"]), path)
+    elif spoil is not None:
+        spoil(path)
+    answer, said = ask(model, "--ctx", "2048", *flags, "--no-save", "--session",
+                       str(first["session"]), "More")
+    assert f"context not restored: {why}" in said
+    assert answer["context_restored"]["tokens"] == 0
+    assert answer["stats"]["prompt_evaluated"] == answer["stats"]["prompt_tokens"]
+    assert answer["output"] == "Counting to three: one, two, three."
+
+
+def test_deleting_a_session_deletes_its_saved_context(make_model):
+    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    first, _ = ask(model, "--ctx", "2048", "Count")
+    saved = context_file(first["session"])
+    assert saved.exists()
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "delete",
+                           str(first["session"]), "--yes"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not saved.exists()
