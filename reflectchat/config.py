@@ -31,6 +31,7 @@ from typing import Any
 import tomli_w
 
 from reflectchat.paths import config_file
+from reflectchat.sizes import GIB, parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,6 +39,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_THEME = "reflect-dark"
+DEFAULT_CONTEXT_BUDGET = 4 * GIB  # saved contexts (engine/saved_context.py), all sessions
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,19 @@ class ConfigFile:
                 continue
             config = replace(config, **{f.name: value})
         return config
+
+    def context_budget(self) -> int:
+        """`[contexts] budget`: the disk saved contexts may take (default 4 GiB)."""
+        table = self._data.get("contexts", {})
+        value = table.get("budget") if isinstance(table, dict) else None
+        if value is None:
+            return DEFAULT_CONTEXT_BUDGET
+        size = parse_size(value) if isinstance(value, str) else None
+        if size is None:
+            self.warnings.append(f"{self.path}: contexts.budget must be a size like \"4GiB\", "
+                                 f"not {value!r}; using 4 GiB")
+            return DEFAULT_CONTEXT_BUDGET
+        return size
 
     def endpoint_tables(self) -> dict[str, object]:
         """The `[endpoints.NAME]` tables (checked when one is used: endpoints.py)."""

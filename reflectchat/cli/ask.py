@@ -16,6 +16,7 @@ from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
 from reflectchat.cli.output import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, fail
 from reflectchat.cli.resuming import open_store, resumed, session_choice
+from reflectchat.config import ConfigFile
 from reflectchat.engine import saved_context
 from reflectchat.engine.base import Backend, FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
@@ -149,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
     if session is not None and isinstance(engine, LlamaEngine):
-        saved_context.save(engine, session)  # for the next turn: `ask --session`
+        # for the next turn (`ask --session`), within the disk budget
+        saved_context.save(engine, session, ConfigFile().context_budget())
     if view:
         view.finish(stats, sampling.max_tokens, turn.answer.facts)
         if session is not None:

@@ -159,6 +159,9 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
     c = cmd.add_parser("delete", help="delete a session")
     c.add_argument("id", type=SESSION_ID)
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    c = cmd.add_parser("contexts", help="the model contexts saved with sessions (so `ask "
+                                        "--session` goes on at once): their disk space")
+    c.add_argument("--clear", action="store_true", help="delete them all (sessions stay)")
 
 
 def _add_answer_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:

@@ -230,5 +230,25 @@ def _delete(store: SessionStore, args: argparse.Namespace, out: Console, err: Co
     return EXIT_OK
 
 
+def _contexts(store: SessionStore, args: argparse.Namespace, out: CommandConsole,
+              err: CommandConsole) -> int:
+    """The saved contexts' count and space (against `[contexts] budget`), or --clear them."""
+    from reflectchat.config import ConfigFile
+    from reflectchat.engine.saved_context import saved
+
+    files = saved()
+    used = sum(p.stat().st_size for p in files)
+    if args.clear:
+        for path in files:
+            path.unlink(missing_ok=True)
+        err.print(f"Deleted {len(files)} saved contexts ({size_text(used)})")
+        return EXIT_OK
+    budget = ConfigFile().context_budget()
+    folder = files[0].parent if files else None
+    out.print(f"{len(files)} saved contexts, {size_text(used)} of a {size_text(budget)} budget "
+              "([contexts] budget in config.toml)" + (f" in {folder}" if folder else ""))
+    return EXIT_OK
+
+
 ACTIONS = {"list": _list, "show": _show, "search": _search, "export": _export,
-           "import": _import, "delete": _delete}
+           "import": _import, "delete": _delete, "contexts": _contexts}

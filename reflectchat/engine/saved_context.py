@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reflectchat.engine.llama_cpp_api import installed_version
 from reflectchat.paths import context_state_file as context_file
 
 if TYPE_CHECKING:
@@ -49,6 +48,8 @@ class ContextKey:
 
 
 def key_of(engine: LlamaEngine) -> ContextKey:
+    from reflectchat.engine.llama_cpp_api import installed_version
+
     stat = engine.path.stat()
     with engine.path.open("rb") as f:
         head = hashlib.sha256(f.read(_HEAD_BYTES)).hexdigest()
@@ -58,8 +59,10 @@ def key_of(engine: LlamaEngine) -> ContextKey:
                       s.type_v, installed_version())
 
 
-def save(engine: LlamaEngine, session_id: int) -> int:
-    """Write the engine's context for `session_id`; the bytes written (0: nothing to save)."""
+def save(engine: LlamaEngine, session_id: int, budget: int) -> int:
+    """Write the engine's context for `session_id`, then keep all saved contexts within
+    `budget` bytes, the least recently used going first; the bytes written (0: nothing to
+    save, or more than the whole budget)."""
     tokens, state = engine.model.sequence_state()
     if not tokens or not state:
         return 0
@@ -80,7 +83,27 @@ def save(engine: LlamaEngine, session_id: int) -> int:
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-    return path.stat().st_size
+    size = path.stat().st_size
+    keep_within(budget)
+    return size if path.exists() else 0
+
+
+def saved() -> list[Path]:
+    """The saved contexts, least recently used first."""
+    folder = context_file(0).parent
+    files = [p for p in folder.glob("session-*.state") if p.is_file()] if folder.is_dir() else []
+    return sorted(files, key=lambda p: p.stat().st_mtime_ns)
+
+
+def keep_within(budget: int) -> None:
+    """Delete the least recently used saved contexts until they take at most `budget`."""
+    files = saved()
+    total = sum(p.stat().st_size for p in files)
+    for path in files:
+        if total <= budget:
+            break
+        total -= path.stat().st_size
+        path.unlink(missing_ok=True)
 
 
 def restore(engine: LlamaEngine, session_id: int) -> tuple[int, float] | str:
@@ -93,6 +116,8 @@ def restore(engine: LlamaEngine, session_id: int) -> tuple[int, float] | str:
     tokens, state = found
     if not engine.model.restore_sequence(tokens, state):
         return "llama.cpp refused the saved context"
+    with contextlib.suppress(OSError):
+        os.utime(context_file(session_id))  # used now: the last to go when space is short
     return len(tokens), time.perf_counter() - start
 
 

@@ -10,14 +10,13 @@ plan cannot know for another box, is this machine's as measured here.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.hardware import GPU, Hardware, ram_reserve
 from reflectchat.models.speed import GB, GPU_BANDWIDTH_GBS, matching_card
-from reflectchat.sizes import GIB, MIB
+from reflectchat.sizes import GIB, parse_size
 from reflectchat.untrusted import visible
 
 # cards sold with one memory size, GiB (vendors' data sheets)
@@ -31,26 +30,22 @@ GPU_MEMORY_GIB = {
     "RX 7900 XT": 20, "RX 7800 XT": 16, "RX 6900 XT": 16, "MI300X": 192, "MI250": 128,
     "MI210": 64,
 }
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(t|tb|tib|g|gb|gib|m|mb|mib)?\s*", re.IGNORECASE)
-_UNITS = {"t": 1024 * GIB, "g": GIB, "m": MIB}
-MOST = 64 * 1024 * GIB
 AMD_NAMES = ("RX ", "MI")
 
 
 def size_of(text: str, what: str) -> int:
     """Bytes of a memory size like `24GiB`, `24G`, `64GB` or `24` (GiB)."""
-    m = _SIZE.fullmatch(text)
-    size = float(m.group(1)) * _UNITS[(m.group(2) or "g")[0].lower()] if m else 0.0
-    if not 0 < size <= MOST:
+    size = parse_size(text)
+    if size is None:
         raise EngineError(f"{what} takes a memory size like 24GiB (up to 64 TiB), "
                           f"not {visible(text)!r}")
-    return int(size)
+    return size
 
 
 def card(text: str) -> GPU:
     """One `--gpu`: SIZE, NAME or NAME:SIZE."""
     name, _, size = text.rpartition(":") if ":" in text else ("", "", text)
-    if not name and not _SIZE.fullmatch(size):
+    if not name and not size.strip()[:1].isdigit():  # a name alone
         name, size = text, ""
     name = name.strip()
     known = matching_card(name) if name else None

@@ -15,6 +15,7 @@ import pytest
 
 from reflectchat.demo.scripted_model import Script
 from reflectchat.engine.saved_context import context_file
+from reflectchat.paths import config_file
 
 
 def ask(model: Path, *args: str) -> tuple[dict, str]:
@@ -86,3 +87,22 @@ def test_deleting_a_session_deletes_its_saved_context(make_model):
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert not saved.exists()
+
+
+def test_saved_contexts_stay_within_their_budget_least_recently_used_first(make_model):
+    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    first, _ = ask(model, "--ctx", "2048", "Count")
+    one = context_file(first["session"]).stat().st_size
+    config_file().parent.mkdir(parents=True, exist_ok=True)
+    config_file().write_text(f'[contexts]\nbudget = "{2.5 * one / 2**20:.6f}M"\n')
+    second, _ = ask(model, "--ctx", "2048", "Count again")
+    ask(model, "--ctx", "2048", "--no-save", "--session", str(first["session"]), "More")
+    third, _ = ask(model, "--ctx", "2048", "Count once more")  # one of three must go
+    kept = {s["session"] for s in (first, second, third) if context_file(s["session"]).exists()}
+    assert kept == {first["session"], third["session"]}  # the first was used last
+    shown = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "contexts"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.stdout.startswith("2 saved contexts, ") and "budget" in shown.stdout
+    subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "contexts", "--clear"],
+                   capture_output=True, text=True, timeout=60, check=True)
+    assert not any(context_file(s["session"]).exists() for s in (first, second, third))
