@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,12 +51,12 @@ class ContextKey:
 def key_of(engine: LlamaEngine) -> ContextKey:
     from reflectchat.engine.llama_cpp_api import installed_version
 
-    stat = engine.path.stat()
+    info = engine.path.stat()
     with engine.path.open("rb") as f:
         head = hashlib.sha256(f.read(_HEAD_BYTES)).hexdigest()
     template = hashlib.sha256(f"{engine.template}\n{engine.prompt.source}".encode()).hexdigest()
     s = engine.settings
-    return ContextKey(stat.st_size, stat.st_mtime_ns, head, template, engine.n_ctx, s.type_k,
+    return ContextKey(info.st_size, info.st_mtime_ns, head, template, engine.n_ctx, s.type_k,
                       s.type_v, installed_version())
 
 
@@ -122,8 +123,12 @@ def restore(engine: LlamaEngine, session_id: int) -> tuple[int, float] | str:
 
 
 def _read(path: Path, session_id: int, key: ContextKey) -> tuple[list[int], bytes] | str:
-    try:
-        with path.open("rb") as f:
+    try:  # a regular file of its own, never a link or a FIFO (which would block the read)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return "the saved file is damaged"
             header = _header(f.readline(4 * 1024**2))
             state = f.read(header["bytes"] + 1) if header else b""
     except FileNotFoundError:

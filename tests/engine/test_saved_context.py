@@ -59,6 +59,7 @@ def _garbage(path: Path) -> None:
     (_damaged, [], "the saved file is damaged"),
     (_garbage, [], "the saved file is damaged"),
     ("swap", [], "the saved file belongs to another session"),
+    ("fifo", [], "the saved file is damaged"),  # a FIFO would block a plain read
 ])
 def test_a_state_that_does_not_match_is_never_loaded(make_model, spoil, flags, why):
     model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
@@ -67,6 +68,9 @@ def test_a_state_that_does_not_match_is_never_loaded(make_model, spoil, flags, w
     path = context_file(first["session"])
     if spoil == "swap":
         shutil.copy(context_file(other["session"]), path)
+    elif spoil == "fifo":
+        path.unlink()
+        os.mkfifo(path)
     elif spoil is not None:
         spoil(path)
     answer, said = ask(model, "--ctx", "2048", *flags, "--no-save", "--session",
