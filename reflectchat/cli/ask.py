@@ -20,7 +20,6 @@ from reflectchat.config import ConfigFile
 from reflectchat.engine import saved_context
 from reflectchat.engine.base import Backend, FinishReason, TagFormat
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine.llama import LlamaEngine
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import settled_choice
 from reflectchat.models.loading import measure_answer
@@ -75,17 +74,9 @@ def _recorder(args: argparse.Namespace, meta: SessionMeta,
 def _restored(engine: Backend, session_id: int) -> dict[str, object]:
     """The session's saved context put back into a model run here (said on stderr), and
     what `--json` reports of it."""
-    if not isinstance(engine, LlamaEngine):
-        return {"tokens": 0, "why": "a server keeps its own context"}
-    done = saved_context.restore(engine, session_id)
-    if isinstance(done, str):
-        print(f"reflectchat: context not restored: {done}; the conversation is evaluated "
-              "whole", file=sys.stderr)
-        return {"tokens": 0, "why": done}
-    tokens, seconds = done
-    print(f"reflectchat: context restored: {tokens:,} tokens in {seconds:.1f} s",
-          file=sys.stderr)
-    return {"tokens": tokens, "seconds": round(seconds, 3)}
+    done = saved_context.resume(engine, session_id)
+    print(f"reflectchat: {saved_context.resumed_text(done)}", file=sys.stderr)
+    return done
 
 
 def _going_on(args: argparse.Namespace) -> tuple[Conversation, SessionMeta, SessionStore, int]:
@@ -149,9 +140,8 @@ def run(args: argparse.Namespace) -> int:
     stats = answering.stats
     measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
-    if session is not None and isinstance(engine, LlamaEngine):
-        # for the next turn (`ask --session`), within the disk budget
-        saved_context.save(engine, session, ConfigFile().context_budget())
+    if session is not None:  # for the next turn (`ask --session`), within the disk budget
+        saved_context.keep(engine, session, ConfigFile().context_budget())
     if view:
         view.finish(stats, sampling.max_tokens, turn.answer.facts)
         if session is not None:

@@ -111,6 +111,9 @@ class LlamaEngine:
         except EngineError:
             self.model.close()
             raise
+        # the context's users take turns: an answer, and a save or restore of its state
+        self.lock = threading.Lock()
+        self.context_session: int | None = None  # the session whose context the cache holds
         self.found_format = self.prompt.found_format()
         pair = self.found_format.tag_format.tags
         self._openers = THINKING_OPENERS + ((pair[0],) if pair and pair[0] else ())
@@ -253,6 +256,10 @@ class LlamaGeneration:
         return self._engine.model.vocab.tokenize(self._closer, special=True)
 
     def __iter__(self) -> Iterator[str]:
+        with self._engine.lock:  # one user of the context at a time (a save waits)
+            yield from self._stream()
+
+    def _stream(self) -> Iterator[str]:
         engine, stats, sampling = self._engine, self.stats, self._sampling
         thinking, budget = self._thinking, stats.thinking_budget or 0
         if thinking is not None and thinking.inside and budget == 0:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from reflectchat.paths import context_state_file as context_file
 
 if TYPE_CHECKING:
+    from reflectchat.engine.base import Backend
     from reflectchat.engine.llama import LlamaEngine
 
 FORMAT = 1
@@ -60,11 +61,18 @@ def key_of(engine: LlamaEngine) -> ContextKey:
                       s.type_v, installed_version())
 
 
-def save(engine: LlamaEngine, session_id: int, budget: int) -> int:
-    """Write the engine's context for `session_id`, then keep all saved contexts within
-    `budget` bytes, the least recently used going first; the bytes written (0: nothing to
-    save, or more than the whole budget)."""
-    tokens, state = engine.model.sequence_state()
+def keep(engine: Backend, session_id: int, budget: int) -> int:
+    """Save the context of a model run here for `session_id` (a server keeps its own), then
+    keep all saved contexts within `budget` bytes, the least recently used going first; the
+    bytes written (0: nothing saved). The context is copied under the engine's lock (an
+    answer waits only for the copy), the file written without it."""
+    from reflectchat.engine.llama import LlamaEngine
+
+    if not isinstance(engine, LlamaEngine):
+        return 0
+    with engine.lock:
+        tokens, state = engine.model.sequence_state()
+        engine.context_session = session_id
     if not tokens or not state:
         return 0
     header = json.dumps({"format": FORMAT, "session": session_id,
@@ -107,9 +115,24 @@ def keep_within(budget: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def restore(engine: LlamaEngine, session_id: int) -> tuple[int, float] | str:
-    """Load the saved context of `session_id` into the engine: (tokens, seconds), or why it
-    was not used."""
+def resume(engine: Backend, session_id: int) -> dict[str, Any]:
+    """Put the saved context of `session_id` back into a model run here, unless its cache
+    holds that session's already: {"tokens", "seconds"} restored, or {"tokens": 0, "why"}."""
+    from reflectchat.engine.llama import LlamaEngine
+
+    if not isinstance(engine, LlamaEngine):
+        return {"tokens": 0, "why": "a server keeps its own context"}
+    with engine.lock:
+        if engine.context_session == session_id:
+            return {"tokens": 0, "why": "the model holds it already"}
+        done = _restore(engine, session_id)
+        engine.context_session = session_id
+    if isinstance(done, str):
+        return {"tokens": 0, "why": done}
+    return {"tokens": done[0], "seconds": round(done[1], 3)}
+
+
+def _restore(engine: LlamaEngine, session_id: int) -> tuple[int, float] | str:
     start = time.perf_counter()
     found = _read(context_file(session_id), session_id, key_of(engine))
     if isinstance(found, str):
@@ -159,3 +182,10 @@ def _header(line: bytes) -> dict[str, Any] | None:
             and type(data.get("session")) is int and isinstance(data.get("key"), dict)):
         return None
     return data
+
+
+def resumed_text(done: dict[str, Any]) -> str:
+    """What `resume` did, for the user."""
+    if done["tokens"]:
+        return f"context restored: {done['tokens']:,} tokens in {done['seconds']:.1f} s"
+    return f"context not restored: {done['why']}; the conversation is evaluated whole"

@@ -63,6 +63,13 @@ class TurnSaved(Message):
 
 
 @dataclass
+class ContextResumed(Message):
+    """The session's saved model context was put back (or why it was not: `text` says)."""
+
+    text: str
+
+
+@dataclass
 class ContextTrimmed(Message):
     """The oldest turns were left out of the prompt to fit the context."""
 

@@ -11,7 +11,9 @@ from textual import work
 
 from reflectchat.chat.answer_run import LOOP_NOTE, AnswerRun, length_note
 from reflectchat.chat.conversation import Turn, answer_reserve, fit_context
+from reflectchat.config import ConfigFile
 from reflectchat.demo.answers import STARTERS
+from reflectchat.engine import saved_context
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.loading import measure_answer
@@ -19,11 +21,20 @@ from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.answer_worker import stream_answer
 from reflectchat.ui.chat_app_base import ChatAppBase
-from reflectchat.ui.messages import ContextTrimmed, StreamBatch, StreamFinished, TurnSaved
+from reflectchat.ui.messages import (
+    ContextResumed,
+    ContextTrimmed,
+    StreamBatch,
+    StreamFinished,
+    TurnSaved,
+)
 from reflectchat.ui.widgets.answer_view import AnswerView
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import Problem
+
+# what resuming says nothing of: a new chat, the context already in the model, a server
+_QUIET = ("none was saved", "the model holds it already", "a server keeps its own context")
 
 
 class AnsweringPart(ChatAppBase):
@@ -84,9 +95,15 @@ class AnsweringPart(ChatAppBase):
                   messages: list[ChatMessage], cancel: threading.Event,
                   recorder: SessionRecorder | None, view: AnswerView) -> None:
         """The answer streams to `view`, which passes each message on up to the app."""
+        session = None
         if recorder is not None:  # the prompt is committed here, off the UI thread
             recorder.start_turn(turn)
-            self.post_message(TurnSaved(recorder.session_id))
+            session = recorder.session_id
+            self.post_message(TurnSaved(session))
+        if session is not None:  # a session opened again: its saved context, if any
+            done = saved_context.resume(engine, session)
+            if done["tokens"] or done["why"] not in _QUIET:
+                self.post_message(ContextResumed(saved_context.resumed_text(done)))
         n_ctx = engine.n_ctx
         try:
             messages, dropped = fit_context(messages, engine.count_tokens,
@@ -99,6 +116,11 @@ class AnsweringPart(ChatAppBase):
         run = AnswerRun(engine, turn, messages, sampling, cancel, recorder)
         stream_answer(view.post_message, run)
         measure_answer(engine, run.stats)  # this machine's speed, recorded off the UI thread
+        if session is not None:  # for the next time this session opens (within the budget)
+            saved_context.keep(engine, session, ConfigFile().context_budget())
+
+    def on_context_resumed(self, message: ContextResumed) -> None:
+        self.notify(message.text, timeout=6)
 
     def on_turn_saved(self, message: TurnSaved) -> None:
         sidebar = self.sidebar

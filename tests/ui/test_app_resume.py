@@ -1,0 +1,37 @@
+"""A session opened again in the app puts its saved model context back before its next answer,
+says so, and saves the context again after it (off the UI thread, on the answer's worker)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from support.app_pilot import ask, loaded, make_app, wait_for
+
+from reflectchat.demo.scripted_model import Script
+from reflectchat.engine.saved_context import context_file
+from reflectchat.store.session_store import SessionStore
+from reflectchat.store.turns import conversation_from
+
+
+async def test_a_reopened_session_puts_its_saved_context_back(make_model):
+    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--json", "--model",
+                           str(model), "--ctx", "2048", "Count"], capture_output=True,
+                          text=True, timeout=120)
+    session = json.loads(done.stdout)["session"]
+    saved = context_file(session).stat().st_mtime_ns
+    store = SessionStore.open()
+    conversation = conversation_from(store.session(session), store.messages(session))
+    app = make_app(model, conversation=conversation, store=store, session_id=session,
+                   n_ctx=2048)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Count again")
+        said = [n.message for n in app.notices]
+        assert any(m.startswith("context restored: ") and " tokens in " in m for m in said), said
+        await wait_for(pilot, lambda: context_file(session).stat().st_mtime_ns > saved,
+                       what="the context saved again after the answer")
+        await ask(pilot, "And once more")  # the model holds it now: nothing more to say
+        assert sum("context restored" in n.message for n in app.notices) == 1
