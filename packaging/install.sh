@@ -59,7 +59,9 @@ detect() {
         echo metal
     elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
         echo cuda
-    elif command -v rocminfo >/dev/null 2>&1 && rocminfo 2>/dev/null | grep -q 'gfx[0-9]'; then
+    # grep reads all of rocminfo's output (grep -q would leave early, and under pipefail the
+    # SIGPIPE rocminfo then gets made the test fail at random on a busy machine)
+    elif command -v rocminfo >/dev/null 2>&1 && rocminfo 2>/dev/null | grep -c 'gfx[0-9]' >/dev/null; then
         echo rocm
     elif command -v vulkaninfo >/dev/null 2>&1 && vulkaninfo --summary >/dev/null 2>&1; then
         echo vulkan
