@@ -194,7 +194,8 @@ class LlamaEngine:
         return generation
 
     def close(self) -> None:
-        self.model.close()
+        with self.lock:  # after a save still copying the context out, never during it
+            self.model.close()
 
 
 def _noting_abort(progress: Callable[[float], bool] | None,
