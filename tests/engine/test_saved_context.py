@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,33 @@ def test_saved_contexts_stay_within_their_budget_least_recently_used_first(make_
     subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "contexts", "--clear"],
                    capture_output=True, text=True, timeout=60, check=True)
     assert not any(context_file(s["session"]).exists() for s in (first, second, third))
+
+
+def test_a_save_killed_midway_leaves_the_last_whole_state_and_nothing_that_loads(real_model):
+    """kill -9 while a save writes: the file is written under another name, then renamed, so
+    the state saved before stays whole and the cut one is never read. The save is caught
+    mid-write by a FIFO put where its partial file goes: the test reads nothing, so the
+    writer stops once the pipe holds 64 KiB of a state of about a MiB."""
+    first, _ = ask(real_model, "--max-tokens", "20", "Name three colors.")
+    path = context_file(first["session"])
+    before = path.read_bytes()
+    assert len(before) > 256 * 1024
+    going_on = subprocess.Popen(
+        [sys.executable, "-m", "reflectchat", "ask", "--json", "--model", str(real_model),
+         "--temperature", "0", "--max-tokens", "20", "--session", str(first["session"]),
+         "And three more?"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = path.with_name(f"{path.name}.{going_on.pid}.partial")
+    os.mkfifo(partial)
+    reader = os.open(partial, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([reader], [], [], 300)  # the save has begun writing
+        assert ready, "the answer's save never began"
+    finally:
+        going_on.kill()
+        going_on.wait()
+        os.close(reader)
+    assert going_on.returncode == -9
+    assert path.read_bytes() == before  # the last whole state, untouched
+    _, said = ask(real_model, "--max-tokens", "20", "--no-save", "--session",
+                  str(first["session"]), "Again?")
+    assert "context restored" in said  # that state, checked and used; the cut one never read
