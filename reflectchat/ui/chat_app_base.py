@@ -16,13 +16,14 @@ from textual.reactive import reactive
 
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.config import ConfigFile, UIConfig
+from reflectchat.engine import saved_context
 from reflectchat.engine.base import Backend, Runtime
 from reflectchat.models.choice import ModelChoice
 from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.records import SessionMeta
 from reflectchat.store.session_store import SessionStore
-from reflectchat.ui.messages import StoreProblem
+from reflectchat.ui.messages import ContextResumed, StoreProblem
 from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK
 from reflectchat.ui.widgets.answer_view import AnswerView
 from reflectchat.ui.widgets.columns import Columns, visible_columns
@@ -36,6 +37,9 @@ from reflectchat.untrusted import visible
 EngineFactory = Callable[[ModelChoice, Callable[[float], bool], Runtime], Backend]
 PANE_SETTING = {Channel.THINKING: "show_thinking", Channel.REFLECTION: "show_reflection"}
 
+
+# what restoring says nothing of: a new chat, the context already in the model, a server
+QUIET = ("none was saved", "the model holds it already", "a server keeps its own context")
 
 @dataclass(frozen=True)
 class Notice:
@@ -123,6 +127,21 @@ class ChatAppBase(App[None]):
             return None
         return SessionRecorder(self.store, self.meta(), session_id,
                                on_error=lambda text: self.post_message(StoreProblem(text)))
+
+    def restore_context(self) -> None:
+        """Put the open session's saved model context back, off the UI thread (an answer
+        asked meanwhile waits for it on the engine's lock)."""
+        engine, recorder = self.engine, self.recorder
+        session = recorder.session_id if recorder is not None else None
+        if engine is None or session is None:
+            return
+
+        def restore() -> None:
+            done = saved_context.resume(engine, session)
+            if done["tokens"] or done["why"] not in QUIET:
+                self.post_message(ContextResumed(saved_context.resumed_text(done)))
+
+        self.run_worker(restore, thread=True, group="context")
 
     def save_meta(self) -> None:
         """The session's model and settings changed: record them, off the UI thread."""

@@ -78,6 +78,7 @@ class ModelSwitchingPart(ChatAppBase):
                               template="" if engine.template in (OWN, "server") else
                               engine.template, reading=self.choice.reading)
         self.activity = None
+        self.restore_context()  # the session's saved context (--resume, or after a reload)
 
     def action_switch_model(self) -> None:
         if self.live is not None:

@@ -48,9 +48,10 @@ class SessionActionsPart(ChatAppBase):
         self.answer_view.forget()
         await self.turn_list.clear()
         self.status = replace(self.status, ctx_used=0, tokens_per_second=None,
-                              first_token_s=None, facts=None,
+                              first_token_s=None, facts=None, restored="",
                               control=control_text(conversation.sampling))
         await self.show_conversation()
+        self.restore_context()  # a saved session opened: its context, before the next answer
 
     async def show_conversation(self) -> None:
         """Fill the chat list and show the last turn (its panes are read when first shown)."""

@@ -20,7 +20,7 @@ from reflectchat.models.loading import measure_answer
 from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.answer_worker import stream_answer
-from reflectchat.ui.chat_app_base import ChatAppBase
+from reflectchat.ui.chat_app_base import QUIET, ChatAppBase
 from reflectchat.ui.messages import (
     ContextResumed,
     ContextTrimmed,
@@ -32,9 +32,6 @@ from reflectchat.ui.widgets.answer_view import AnswerView
 from reflectchat.ui.widgets.conversation_list import TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import Problem
-
-# what resuming says nothing of: a new chat, the context already in the model, a server
-_QUIET = ("none was saved", "the model holds it already", "a server keeps its own context")
 
 
 class AnsweringPart(ChatAppBase):
@@ -85,7 +82,7 @@ class AnsweringPart(ChatAppBase):
         await view.show_turn(turn)
         self.columns.bring("thinking" if "thinking" in self.columns.shown else "output")
         self.status = replace(self.status, tokens_per_second=None, first_token_s=None,
-                              facts=None)
+                              facts=None, restored="")
         self.refresh_bindings()
         self._generate(engine, turn, self.conversation.sampling, messages, self.cancel,
                        self.recorder, view)
@@ -102,7 +99,7 @@ class AnsweringPart(ChatAppBase):
             self.post_message(TurnSaved(session))
         if session is not None:  # a session opened again: its saved context, if any
             done = saved_context.resume(engine, session)
-            if done["tokens"] or done["why"] not in _QUIET:
+            if done["tokens"] or done["why"] not in QUIET:
                 self.post_message(ContextResumed(saved_context.resumed_text(done)))
         n_ctx = engine.n_ctx
         try:
@@ -120,6 +117,7 @@ class AnsweringPart(ChatAppBase):
             saved_context.keep(engine, session, ConfigFile().context_budget())
 
     def on_context_resumed(self, message: ContextResumed) -> None:
+        self.status = replace(self.status, restored=message.text)
         self.notify(message.text, timeout=6)
 
     def on_turn_saved(self, message: TurnSaved) -> None:

@@ -1,5 +1,6 @@
-"""A session opened again in the app puts its saved model context back before its next answer,
-says so, and saves the context again after it (off the UI thread, on the answer's worker)."""
+"""A session opened again in the app puts its saved model context back as it opens (off the UI
+thread), says so in the status bar and a notification, and saves the context again after each
+answer (on the answer's worker)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from reflectchat.demo.scripted_model import Script
 from reflectchat.engine.saved_context import context_file
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.turns import conversation_from
+from reflectchat.ui.widgets.status_bar import StatusBar
 
 
 async def test_a_reopened_session_puts_its_saved_context_back(make_model):
@@ -27,10 +29,12 @@ async def test_a_reopened_session_puts_its_saved_context_back(make_model):
     app = make_app(model, conversation=conversation, store=store, session_id=session,
                    n_ctx=2048)
     async with app.run_test(size=(160, 48)) as pilot:
-        await loaded(pilot)
+        await loaded(pilot)  # the session is open: its context goes back before any prompt
+        await wait_for(pilot, lambda: any(n.message.startswith("context restored: ")
+                                          for n in app.notices), what="the context restored")
+        status = str(app.query_one(StatusBar).query_one("#status-text").render())
+        assert "context restored: " in status and " tokens in " in status
         await ask(pilot, "Count again")
-        said = [n.message for n in app.notices]
-        assert any(m.startswith("context restored: ") and " tokens in " in m for m in said), said
         await wait_for(pilot, lambda: context_file(session).stat().st_mtime_ns > saved,
                        what="the context saved again after the answer")
         await ask(pilot, "And once more")  # the model holds it now: nothing more to say

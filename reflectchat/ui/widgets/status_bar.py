@@ -37,6 +37,7 @@ class Status:
     tokens_per_second: float | None = None
     first_token_s: float | None = None
     facts: ChannelFacts | None = None  # the answer's tokens and time per channel
+    restored: str = ""  # what putting the session's saved context back did
 
     def parts(self) -> list[tuple[float, Content]]:
         """(keep order: lower is dropped first, text) of everything but the model's name."""
@@ -52,6 +53,8 @@ class Status:
                 else "CPU"
             parts.append((5, Content(where)))  # the load note said it; thinking facts first
         parts.append((10, self.context_meter()))
+        if self.restored:  # until the next answer starts
+            parts.append((3, Content(self.restored)))
         if self.tokens_per_second is not None:
             parts.append((9, Content(f"{self.tokens_per_second:,.1f} tok/s")))
         if self.first_token_s is not None:
