@@ -31,7 +31,7 @@ from typing import Any
 import tomli_w
 
 from reflectchat.paths import config_file
-from reflectchat.sizes import GIB, parse_size
+from reflectchat.sizes import GIB, parse_size, size_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -117,7 +117,16 @@ class ConfigFile:
         return "", {}
 
     def save_ui(self, ui: UIConfig) -> None:
-        """Write the [ui] table into the file as it is on disk now (another app, or the user,
+        """Write the [ui] table (`save_table`)."""
+        self.save_table("ui", {f.name: getattr(ui, f.name) for f in fields(UIConfig)})
+
+    def save_context_budget(self, budget: int) -> None:
+        """`[contexts] budget`, written as the size it is."""
+        self.save_table("contexts", {"budget": size_text(budget).replace(" ", "")
+                                     .replace(",", "")})
+
+    def save_table(self, name: str, table: dict[str, object]) -> None:
+        """Write one table into the file as it is on disk now (another app, or the user,
         may have changed the rest since it was read), atomically: a temporary file of this
         process's own, then a rename, so a crash or a second app saving at once leaves a whole
         file with every table."""
@@ -129,7 +138,7 @@ class ConfigFile:
             current = {}
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             return  # damaged since it was read: leave it for the user, as at start-up
-        current["ui"] = {f.name: getattr(ui, f.name) for f in fields(UIConfig)}
+        current[name] = table
         self._data = current
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=self.path.parent)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from textual import events
+from textual import events, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, ListView, Markdown, TextArea
 from reflectchat.chat.conversation import Conversation
 from reflectchat.chat.transcript import conversation_markdown
 from reflectchat.config import DEFAULT_THEME, ConfigFile
+from reflectchat.engine import saved_context
 from reflectchat.engine.base import EFFORTS, Runtime
 from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir, user_themes_dir
@@ -255,8 +256,15 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
 
     def action_settings(self) -> None:
         current = ChatSettings(self.conversation.system_prompt, self.conversation.sampling,
-                               self.conversation.with_reasoning, self.runtime)
+                               self.conversation.with_reasoning, self.runtime,
+                               self.config_file.context_budget())
         self.push_screen(SettingsScreen(current), self._apply_settings)
+
+    @work(thread=True, group="config")
+    def _save_budget(self, budget: int) -> None:
+        """The saved contexts' disk budget into config.toml, and kept to at once."""
+        self.config_file.save_context_budget(budget)
+        saved_context.keep_within(budget)
 
     def _apply_settings(self, settings: ChatSettings | None) -> None:
         if settings is None:
@@ -264,6 +272,8 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         self.conversation.system_prompt = settings.system_prompt
         self.conversation.sampling = settings.sampling
         self.conversation.with_reasoning = settings.with_reasoning
+        if settings.context_budget != self.config_file.context_budget():
+            self._save_budget(settings.context_budget)
         self.status = replace(self.status, control=control_text(settings.sampling))
         self.save_meta()
         if settings.runtime == self.runtime:

@@ -39,3 +39,26 @@ async def test_a_reopened_session_puts_its_saved_context_back(make_model):
                        what="the context saved again after the answer")
         await ask(pilot, "And once more")  # the model holds it now: nothing more to say
         assert sum("context restored" in n.message for n in app.notices) == 1
+
+
+async def test_the_disk_budget_for_saved_contexts_is_set_in_f8(make_model):
+    from textual.widgets import Input
+
+    from reflectchat.config import ConfigFile
+
+    app = make_app(make_model(Script("<|go|>", ["Hello."])))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.screen.id == "settings", what="the settings")
+        field = app.screen.query_one("#field-context-budget", Input)
+        assert field.value == "4.0GiB"  # the default
+        field.value = "lots"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Saved contexts take a size like 4GiB or 500MiB, not 'lots'" in str(
+            app.screen.query_one("#settings-error").render())
+        field.value = "512MiB"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: ConfigFile().context_budget() == 512 * 2**20,
+                       what="the budget in config.toml")

@@ -15,6 +15,7 @@ from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
 from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS, Runtime, Sampling
 from reflectchat.engine.cpu import default_threads
+from reflectchat.sizes import parse_size, size_text
 from reflectchat.untrusted import visible
 
 # field, label, type, lowest value, highest value, may be empty
@@ -25,6 +26,8 @@ _LABELS = {"temperature": "Temperature", "top_p": "Top p", "top_k": "Top k (0: o
            "seed": "Seed (empty: random)",
            "thinking_budget": "Thinking budget in tokens (empty: none; 0: no thinking)"}
 _OPTIONAL = ("max_tokens", "seed", "thinking_budget")
+BUDGET_LABEL = ("Disk for saved contexts, all sessions (so a chat reopens at once; the least "
+                "recently used go first)")
 EFFORT_LABEL = f"Reasoning effort ({', '.join(EFFORTS)}; empty: the model's default)"
 SAMPLING_FIELDS: list[Field] = [
     (name, _LABELS[name], int if whole else float, low, high, name in _OPTIONAL)
@@ -47,6 +50,7 @@ class ChatSettings:
     sampling: Sampling
     with_reasoning: bool  # earlier answers go back to the model with their reasoning
     runtime: Runtime
+    context_budget: int  # bytes the saved contexts of all sessions may take (config.toml)
 
 
 class FieldError(ValueError):
@@ -106,6 +110,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             yield Label("How the model runs (a change reloads it)", classes="settings-heading")
             for name, label, *_ in RUNTIME_FIELDS:
                 yield from self._field(name, label, getattr(self._current.runtime, name))
+            yield from self._field("context-budget", BUDGET_LABEL,
+                                   size_text(self._current.context_budget).replace(" ", ""))
             yield Label("", id="settings-error")
             with Horizontal(id="settings-buttons"):
                 yield Button("Save (Ctrl+S)", variant="primary", id="save")
@@ -150,6 +156,11 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             errors.append(FieldError("effort", f"Reasoning effort is one of "
                                                f"{', '.join(EFFORTS)}, or empty; not {effort!r}"))
         run = parse_fields(values, RUNTIME_FIELDS, errors)
+        budget_text = self.query_one("#field-context-budget", Input).value
+        budget = parse_size(budget_text.replace(",", ""))
+        if budget is None:
+            errors.append(FieldError("context-budget", f"Saved contexts take a size like "
+                                                       f"4GiB or 500MiB, not {budget_text!r}"))
         if errors:
             self._show_errors(errors)
             return
@@ -166,7 +177,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
         if prompt == visible(self._current.system_prompt):
             prompt = self._current.system_prompt
         with_reasoning = self.query_one("#with-reasoning", Checkbox).value
-        self.dismiss(ChatSettings(prompt, sampling, with_reasoning, runtime))
+        assert budget is not None
+        self.dismiss(ChatSettings(prompt, sampling, with_reasoning, runtime, budget))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
