@@ -61,6 +61,7 @@ def _garbage(path: Path) -> None:
     (_garbage, [], "the saved file is damaged"),
     ("swap", [], "the saved file belongs to another session"),
     ("fifo", [], "the saved file is damaged"),  # a FIFO would block a plain read
+    ("other-model", [], "it was saved with another model file, template, context size"),
 ])
 def test_a_state_that_does_not_match_is_never_loaded(make_model, spoil, flags, why):
     model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
@@ -72,6 +73,9 @@ def test_a_state_that_does_not_match_is_never_loaded(make_model, spoil, flags, w
     elif spoil == "fifo":
         path.unlink()
         os.mkfifo(path)
+    elif spoil == "other-model":  # another quant of it, say: the same answers, another file
+        model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]),
+                           name="other.gguf", context_length=8192)
     elif spoil is not None:
         spoil(path)
     answer, said = ask(model, "--ctx", "2048", *flags, "--no-save", "--session",
