@@ -241,11 +241,13 @@ def _contexts(store: SessionStore, args: argparse.Namespace, out: CommandConsole
     if args.clear:
         for path in files:
             path.unlink(missing_ok=True)
-        err.print(f"Deleted {len(files)} saved contexts ({size_text(used)})")
+        err.print(f"Deleted {len(files)} saved context{'' if len(files) == 1 else 's'} "
+                  f"({size_text(used)})")
         return EXIT_OK
     budget = ConfigFile().context_budget()
     folder = files[0].parent if files else None
-    out.print(f"{len(files)} saved contexts, {size_text(used)} of a {size_text(budget)} budget "
+    noun = "saved context" if len(files) == 1 else "saved contexts"
+    out.print(f"{len(files)} {noun}, {size_text(used)} of a {size_text(budget)} budget "
               "([contexts] budget in config.toml)" + (f" in {folder}" if folder else ""))
     return EXIT_OK
 
