@@ -117,10 +117,7 @@ class LlamaEngine:
         self.found_format = self.prompt.found_format()
         pair = self.found_format.tag_format.tags
         self._openers = THINKING_OPENERS + ((pair[0],) if pair and pair[0] else ())
-        vocab = self.model.vocab
-        self.marker_parts = cache(marker_parts(
-            lambda text: [vocab.text(t) for t in vocab.tokenize(text, special=True)
-                          if vocab.is_special(t)]))
+        self.marker_parts = cache(marker_parts(self.model.vocab.specials_in))
         fallback = self.prompt.take_fallback_note()
         notes = [f"{fallback}." if fallback else self.prompt.template.note,
                  self.prompt.turn_end_note()]

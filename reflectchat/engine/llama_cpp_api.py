@@ -247,6 +247,10 @@ class Vocab:
         found = self.tokenize(text, special=True)
         return len(found) == 1 and self.is_special(found[0]) and self.text(found[0]) == text
 
+    def specials_in(self, text: str) -> list[str]:
+        """The texts of the special tokens llama.cpp finds in `text`, in order."""
+        return [self.text(t) for t in self.tokenize(text, special=True) if self.is_special(t)]
+
     def is_special(self, token: int) -> bool:
         """A CONTROL or USER_DEFINED token: markup, not text."""
         return bool(llama_cpp.llama_vocab_get_attr(self._vocab, token) & _SPECIAL)

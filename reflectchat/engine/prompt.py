@@ -33,7 +33,7 @@ from reflectchat.engine.llama_cpp_api import (
 )
 from reflectchat.engine.reasoning_found import find_format, special_pair
 from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
-from reflectchat.engine.template_reading import TemplateReader
+from reflectchat.engine.template_reading import TemplateReader, switched
 
 Variables = dict[str, object]  # what a template reads besides the messages
 _SCAN = 4096  # tokens looked at, at each end of the vocabulary, for a thinking pair
@@ -152,14 +152,9 @@ class ChatPrompt:
         vocab = self._vocab
         whole = bounded_template(self._source, self._bos, vocab.text(vocab.eos),
                                  generation_prompt=False)
-
-        def specials_in(text: str) -> list[str]:
-            return [vocab.text(t) for t in vocab.tokenize(text, special=True)
-                    if vocab.is_special(t)]
-
         ends = frozenset(vocab.text(t) for t in (vocab.eos, vocab.eot) if t >= 0)
-        return TemplateReader(self._source, own, whole, vocab.has_special, specials_in, ends,
-                              self._special_texts)
+        return TemplateReader(self._source, own, whole, vocab.has_special, vocab.specials_in,
+                              ends, self._special_texts)
 
     def _leave_own(self, why: str) -> None:
         """Use the built-in template llama.cpp recognises in the own template's text, else
@@ -217,9 +212,7 @@ class ChatPrompt:
         if effort is None:
             return {}, None
         levels, switches = self.switches()
-        variables: Variables = dict.fromkeys(switches, effort != "off")
-        if effort != "off":
-            variables |= dict.fromkeys(levels, effort)
+        variables: Variables = switched(levels, switches, effort)
         if variables:
             if effort != "off" and not levels:
                 return variables, (f"effort {effort}: this model's template only turns "
@@ -291,8 +284,7 @@ class ChatPrompt:
 
     def _split_markup(self, markup: str) -> list[tuple[str, bool]]:
         """The template's own text, cut at the special tokens llama.cpp finds in it."""
-        found = self._vocab.tokenize(markup, special=True)
-        specials = {self._vocab.text(t) for t in found if self._vocab.is_special(t)}
+        specials = set(self._vocab.specials_in(markup))
         specials.discard("")
         if not specials:
             return [(markup, False)]

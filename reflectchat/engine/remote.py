@@ -43,7 +43,7 @@ from reflectchat.engine.server_template import (
     server_reader,
 )
 from reflectchat.engine.sse_chunks import Malformed
-from reflectchat.engine.template_reading import TemplateReader
+from reflectchat.engine.template_reading import TemplateReader, switched
 
 CONNECT_TIMEOUT_S = 10.0
 MODELS_TIMEOUT_S = 30.0  # for /v1/models, which answers at once
@@ -86,9 +86,12 @@ def _network_error(exc: httpx.HTTPError, endpoint: Endpoint, waited: float) -> s
     return f"{endpoint.host}: {exc}"
 
 
-def _client(endpoint: Endpoint, key: str | None, timeout: float) -> httpx.Client:
+def _client(endpoint: Endpoint, key: str | None, timeout: float,
+            base_url: str | None = None) -> httpx.Client:
+    """A client of the endpoint's API (`base_url`: another root on the same server)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=endpoint.url, headers=headers, verify=endpoint.verify_tls,
+    return httpx.Client(base_url=base_url or endpoint.url, headers=headers,
+                        verify=endpoint.verify_tls,
                         timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S))
 
 
@@ -150,10 +153,7 @@ class RemoteEngine:
         """The context the server says it runs (unless the endpoint or the model list said),
         and the format its own template shows, where it shows it (with `find_format`)."""
         root = self.endpoint.url.rstrip("/").removesuffix("/v1")
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
-        with httpx.Client(base_url=root, headers=headers, verify=self.endpoint.verify_tls,
-                          timeout=httpx.Timeout(MODELS_TIMEOUT_S,
-                                                connect=CONNECT_TIMEOUT_S)) as client:
+        with _client(self.endpoint, self._key, MODELS_TIMEOUT_S, root) as client:
             props = server_props(client)
             stated = stated or served_context(client, props, model)
             reader = server_reader(client, props) if find_format else None
@@ -195,9 +195,7 @@ class RemoteEngine:
             self._switches = ([], [])
             with contextlib.suppress(BoundError, SandboxError):
                 self._switches = self._reader.switches()
-        levels, switches = self._switches
-        return {**dict.fromkeys(switches, effort != "off"),
-                **(dict.fromkeys(levels, effort) if effort != "off" else {})}
+        return switched(*self._switches, effort)
 
     def _prefilled(self, variables: dict[str, Any], messages: list[ChatMessage]) -> bool:
         """The server's template ends the prompt with the thinking opener (so the raw content

@@ -23,6 +23,15 @@ _SWITCH_NAME = re.compile(r"think|reason", re.IGNORECASE)
 _HI = [{"role": "user", "content": "Hi"}]
 
 
+def switched(levels: list[str], switches: list[str], effort: str) -> dict[str, object]:
+    """The template variables that ask for `effort`: every on/off switch on (off for "off"),
+    every effort variable at that level."""
+    values: dict[str, object] = dict.fromkeys(switches, effort != "off")
+    if effort != "off":
+        values |= dict.fromkeys(levels, effort)
+    return values
+
+
 @dataclass(frozen=True)
 class TemplateReader:
     source: str  # the template's text

@@ -20,7 +20,7 @@ from reflectchat.models.loading import measure_answer
 from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.answer_worker import stream_answer
-from reflectchat.ui.chat_app_base import QUIET, ChatAppBase
+from reflectchat.ui.chat_app_base import ChatAppBase
 from reflectchat.ui.messages import (
     ContextResumed,
     ContextTrimmed,
@@ -97,10 +97,6 @@ class AnsweringPart(ChatAppBase):
             recorder.start_turn(turn)
             session = recorder.session_id
             self.post_message(TurnSaved(session))
-        if session is not None:  # a session opened again: its saved context, if any
-            done = saved_context.resume(engine, session)
-            if done["tokens"] or done["why"] not in QUIET:
-                self.post_message(ContextResumed(saved_context.resumed_text(done)))
         n_ctx = engine.n_ctx
         try:
             messages, dropped = fit_context(messages, engine.count_tokens,
