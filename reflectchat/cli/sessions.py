@@ -120,7 +120,11 @@ def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
             if text.strip():
                 out.print(Text(f"── {label} ──", style=style))
                 out.print(Text(visible(text.strip())))
-        facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
+        spec = turn.stats.speculation_text() if turn.stats else None
+        if spec and turn.stats:
+            spec += f" ({turn.stats.accepted:,}/{turn.stats.drafted:,} drafted)"
+        facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats),
+                                       spec) if t)
         if facts:
             out.print(Text(facts, style="dim"))
         note = finish_note(turn.stats)

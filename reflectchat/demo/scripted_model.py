@@ -65,6 +65,21 @@ Segment = str | Control | Piece | Bytes
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What a scripted model costs and how far it keeps to its scripts: `layers` blocks (the
+    first does the work, the rest are all zeros: the same answers, their matmuls still
+    computed), an embedding at least `width` wide and an FFN `ffn` wide; `astray` of the plain
+    tokens (chosen by `seed`) are followed by the token after their successor instead, so a
+    draft model with astray > 0 proposes what its target keeps only that often."""
+
+    layers: int = 1
+    width: int = 0
+    ffn: int = 64
+    astray: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Script:
     """A recorded answer, started by the control token `trigger` at the end of the prompt."""
 
@@ -175,11 +190,13 @@ def write_scripted_gguf(
     context_length: int = 4096,
     name: str = "reflectchat scripted model",
     shards: int = 1,
+    cost: Cost | None = None,
 ) -> Path:
     """Write the GGUF to `path` (atomically) and return it. Without a template, the prompt
     always ends with the first script's trigger; with `template=""` the file has none. With
     `shards` > 1 it writes a gguf-split model (`NAME-00001-of-0000N.gguf`, ...) beside `path`
-    and returns the first shard."""
+    and returns the first shard. `cost`: a model of the same tokens that costs more to run or
+    strays from the scripts (speculative decoding's target and draft)."""
     vocab = _Vocab()
     for text, kind in [("<unk>", gguf.TokenType.UNKNOWN), (BOS, gguf.TokenType.CONTROL),
                        (EOS, gguf.TokenType.CONTROL), (TURN, gguf.TokenType.CONTROL),
@@ -195,7 +212,7 @@ def write_scripted_gguf(
     if template is None:
         template = chat_template([], scripts[0].trigger)
     _link(chains, vocab, template)
-    return _write(Path(path), vocab, template, context_length, name, shards)
+    return _write(Path(path), vocab, template, context_length, name, shards, cost or Cost())
 
 
 def _link(chains: list[list[int]], vocab: _Vocab, template: str) -> None:
@@ -240,26 +257,34 @@ def _marks_a_repeat(token: int, chain: list[int], since: int, vocab: _Vocab,
         and vocab.texts[token].replace("\u2581", " ") not in template
 
 
-def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shards: int) -> Path:
+def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shards: int,
+           cost: Cost) -> Path:
     n_vocab = len(vocab.texts)
     n_head = max(len(vocab.repeats), 1)
-    n_embd = -(-(n_vocab + len(vocab.repeats)) // _HEAD_DIM) * _HEAD_DIM
+    n_embd = -(-max(n_vocab + len(vocab.repeats), cost.width) // _HEAD_DIM) * _HEAD_DIM
     embed = np.zeros((n_vocab, n_embd), dtype=np.float16)
     embed[np.arange(n_vocab), np.arange(n_vocab)] = 1.0
     output = np.zeros((n_vocab, n_embd), dtype=np.float16)
     eos = vocab.index[EOS]
+    astray = np.random.default_rng(cost.seed).random(n_vocab) < cost.astray
     for token in range(n_vocab):
-        output[vocab.successor.get(token, eos), token] = _LOGIT
+        then = vocab.successor.get(token, eos)
+        if astray[token] and vocab.types[token] == int(gguf.TokenType.NORMAL):
+            then = vocab.successor.get(then, eos)
+        output[then, token] = _LOGIT
     ones = np.ones(n_embd, dtype=np.float32)
     attention = _attention(vocab, n_head, n_embd, output)
-    into_head = np.zeros((_HEAD_DIM, n_embd), dtype=np.float16)  # the FFN's weights: all zero
-    from_head = np.zeros((n_embd, _HEAD_DIM), dtype=np.float16)
-    tensors = {
-        "token_embd.weight": embed, "output_norm.weight": ones, "output.weight": output,
-        "blk.0.attn_norm.weight": ones, **attention, "blk.0.ffn_norm.weight": ones,
-        "blk.0.ffn_gate.weight": into_head, "blk.0.ffn_up.weight": into_head,
-        "blk.0.ffn_down.weight": from_head,
-    }
+    tensors = {"token_embd.weight": embed, "output_norm.weight": ones, "output.weight": output}
+    for layer in range(cost.layers):
+        block = attention if layer == 0 else {
+            k: np.zeros_like(v) for k, v in attention.items()}  # the same answers
+        tensors |= {k.replace("blk.0.", f"blk.{layer}."): v for k, v in block.items()}
+        tensors |= {  # the FFN's weights: all zero
+            f"blk.{layer}.attn_norm.weight": ones, f"blk.{layer}.ffn_norm.weight": ones,
+            f"blk.{layer}.ffn_gate.weight": np.zeros((cost.ffn, n_embd), dtype=np.float16),
+            f"blk.{layer}.ffn_up.weight": np.zeros((cost.ffn, n_embd), dtype=np.float16),
+            f"blk.{layer}.ffn_down.weight": np.zeros((n_embd, cost.ffn), dtype=np.float16),
+        }
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp") if shards == 1 else path
@@ -268,8 +293,8 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
     w.add_name(name)
     w.add_context_length(n_ctx)
     w.add_embedding_length(n_embd)
-    w.add_block_count(1)
-    w.add_feed_forward_length(_HEAD_DIM)
+    w.add_block_count(cost.layers)
+    w.add_feed_forward_length(cost.ffn)
     w.add_head_count(n_head)
     w.add_head_count_kv(n_head)
     w.add_key_length(_HEAD_DIM)

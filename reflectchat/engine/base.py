@@ -162,6 +162,9 @@ class Sampling:
 
 
 OWN = "model"  # the chat template name that picks the GGUF's own template
+# speculative decoding (token_loop.py): what drafts the tokens the model checks
+SPECULATION = ("off", "ngram", "draft")
+DEFAULT_SPECULATION = "ngram"  # without a draft model (docs/benchmarks.md: where it pays)
 KV_TYPES = ("f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")  # KV cache types
 
 
@@ -189,6 +192,25 @@ class GenerationStats:
     effort: str | None = None  # the reasoning effort the answer was asked with
     thinking_budget: int | None = None  # the thinking budget it ran under
     reasoning_note: str | None = None  # what of the effort or budget could not be applied
+    speculation: str | None = None  # "draft" or "ngram": what drafted tokens (token_loop.py)
+    drafted: int | None = None  # tokens proposed for the model to check
+    accepted: int | None = None  # of them, the tokens the model kept
+    speedup: float | None = None  # tokens a second over the plain steps' pace
+
+    @property
+    def acceptance(self) -> float | None:
+        """The share of drafted tokens the model kept (None: nothing drafted)."""
+        return self.accepted / self.drafted if self.drafted and self.accepted is not None \
+            else None
+
+    def speculation_text(self) -> str | None:
+        """"spec 71% · 2.1x": the share of drafted tokens kept and the speed-up, once
+        anything was drafted."""
+        share = self.acceptance
+        if share is None:
+            return None
+        text = f"spec {share:.0%}"
+        return f"{text} · {self.speedup:.1f}x" if self.speedup is not None else text
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)

@@ -12,7 +12,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import redirect_stderr
+from contextlib import nullcontext, redirect_stderr
 from functools import cache
 from pathlib import Path
 
@@ -25,10 +25,19 @@ from reflectchat.engine.base import (
     TagFormat,
 )
 from reflectchat.engine.cpu import default_threads, repack_default
+from reflectchat.engine.drafting import (
+    DRAFT_MOST,
+    DRAFT_P_MIN,
+    NGRAM_MOST,
+    ModelDraft,
+    NgramDraft,
+    incompatible,
+)
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import THINKING_OPENERS
 from reflectchat.engine.gguf_file import check_before_load, diagnose_load_failure, tensor_names
-from reflectchat.engine.llama_cpp_api import LoadedModel, supports_gpu_offload
+from reflectchat.engine.llama_cpp_api import supports_gpu_offload
+from reflectchat.engine.llama_cpp_model import LoadedModel
 from reflectchat.engine.llama_log import (
     capture_llama_log,
     loaded_buffers,
@@ -42,6 +51,7 @@ from reflectchat.engine.placement import check_patterns
 from reflectchat.engine.prompt import ChatPrompt, TurnEndWatch, choose_template
 from reflectchat.engine.special_marks import SpecialMarks, marker_parts
 from reflectchat.engine.thinking_budget import ThinkingWatch
+from reflectchat.engine.token_loop import Drafter, Tally, sampled_tokens
 
 
 class LlamaEngine:
@@ -103,6 +113,7 @@ class LlamaEngine:
             if said and "unknown model architecture" not in said:
                 problem += f" (llama.cpp: {said})"
             raise EngineError(problem) from None
+        self.draft = self._load_draft() if s.speculation == "draft" else None
         self.overridden = overridden_tensors()  # tensor -> the buffer type an override chose
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         try:
@@ -122,6 +133,50 @@ class LlamaEngine:
         notes = [f"{fallback}." if fallback else self.prompt.template.note,
                  self.prompt.turn_end_note()]
         self.load_note = " ".join(n for n in notes if n) or None
+
+    def _load_draft(self) -> LoadedModel:
+        """The draft model, in a context as long as the model's; EngineError (the model
+        closed) if it cannot be loaded or cannot draft for this model."""
+        s = self.settings
+        assert s.draft_model is not None
+        path = Path(s.draft_model).expanduser()
+        why = None if self.model.forgets_a_tail else (
+            "this model's memory is recurrent and cannot drop a rejected draft "
+            "(llama.cpp #20039)")
+        draft = None
+        if why is None:
+            try:
+                check_before_load(path)
+                with redirect_stderr(io.StringIO()):
+                    draft = LoadedModel.load(
+                        str(path), repack=self.repack, n_gpu_layers=s.draft_gpu_layers,
+                        n_ctx=s.n_ctx, n_batch=s.n_batch, flash_attn=s.flash_attn,
+                        n_threads=self.threads[0], n_threads_batch=self.threads[1],
+                        use_mmap=s.use_mmap)
+            except EngineError as exc:
+                why = str(exc)
+            except (ValueError, MemoryError) as exc:
+                said = recent_errors[0] if recent_errors else str(exc)
+                why = f"llama.cpp could not load it ({said})"
+        if draft is not None and why is None:
+            why = incompatible(self.model, draft)
+        if why is not None:
+            if draft is not None:
+                draft.close()
+            self.model.close()
+            raise EngineError(f"{path.name} cannot draft for {self.path.name}: {why}")
+        assert draft is not None
+        return draft
+
+    def drafter(self) -> Drafter | None:
+        """What proposes tokens for one answer, as the settings ask (None: no speculation)."""
+        s = self.settings
+        if s.speculation == "ngram":
+            return NgramDraft(most=s.draft_max or NGRAM_MOST)
+        if self.draft is not None:
+            return ModelDraft(self.draft, s.draft_max or DRAFT_MOST,
+                              DRAFT_P_MIN if s.draft_p_min is None else s.draft_p_min)
+        return None
 
     @property
     def template(self) -> str:
@@ -193,6 +248,8 @@ class LlamaEngine:
     def close(self) -> None:
         with self.lock:  # after a save still copying the context out, never during it
             self.model.close()
+            if self.draft is not None:
+                self.draft.close()
 
 
 def _noting_abort(progress: Callable[[float], bool] | None,
@@ -271,7 +328,8 @@ class LlamaGeneration:
                            f"{engine.n_ctx:,}-token context; start a new chat or raise --ctx")
             return
         limit = min(sampling.max_tokens or room, room)
-        model = engine.model
+        model, drafter = engine.model, engine.drafter()
+        tally = Tally(stats, drafter.kind) if drafter is not None else None
         loops = LoopWatch(TOKENS, model.vocab.text_of, self._asked) \
             if sampling.stop_loops else None
         stats.prompt_evaluated = len(self._tokens) - model.cached_prefix(self._tokens)
@@ -282,12 +340,10 @@ class LlamaGeneration:
         first = None
         stats.finish_reason = FinishReason.LENGTH
         try:
-            with model.abort_on(self._cancel) as prompt_done:
+            with model.abort_on(self._cancel) as prompt_done, \
+                    engine.draft.abort_on(self._cancel) if engine.draft else nullcontext():
                 def sampled(context: list[int], seed: int | None) -> Iterator[int]:
-                    return model.generate(
-                        context, top_k=sampling.top_k, top_p=sampling.top_p,
-                        min_p=sampling.min_p, temperature=sampling.temperature,
-                        repeat_penalty=sampling.repeat_penalty, seed=seed)
+                    return sampled_tokens(model, context, sampling, seed, drafter, tally)
 
                 tokens = sampled(self._tokens, sampling.seed)
                 answer: list[int] = []  # the answer's tokens, sampled or written by the engine

@@ -1,17 +1,15 @@
-"""The one module that touches llama-cpp-python: its `Llama` object, the vocabulary, the
-context, the batch, the logits, the chat-template and log functions, and the model parameters
-`Llama()` does not expose. Everything else in reflectchat goes through the small API here, so
-an upgrade of llama-cpp-python is checked in one place: `check_installed` names what a version
-lacks in one sentence instead of failing deep inside a load.
+"""One of the two modules that touch llama-cpp-python (the other, llama_cpp_model.py, holds a
+loaded model's context): here its load, the vocabulary, the chat-template and log functions,
+and the model parameters `Llama()` does not expose. Everything else in reflectchat goes through
+the small API of these two, so an upgrade of llama-cpp-python is checked in one place:
+`check_installed` names what a version lacks in one sentence instead of failing deep inside a
+load.
 
 The parts of llama-cpp-python used beyond its documented `Llama` API, and why:
 - `Llama._model.vocab` with `llama_token_to_piece(..., special=True)`, `llama_vocab_is_eog` and
   `llama_vocab_get_attr`: the library's streaming renders control tokens as nothing (a
   Reflection GGUF's `<thinking>`), and its prompt tokenizing cannot tell template markup from
   pasted text (engine/prompt.py).
-- `Llama._ctx`, `Llama._batch`: logits for chosen positions only, to score spans
-  (engine/scoring.py), and an abort callback that stops a long prompt evaluation.
-- `Llama._input_ids` / `n_tokens`: how much of a prompt the KV cache already holds.
 - `llama_model_default_params`, swapped while a load runs on the loading thread only: the
   progress callback, `use_extra_bufts` (repacked CPU weights) and `tensor_buft_overrides` (a
   mixture of experts' experts in RAM: llama.cpp's --override-tensor), which `Llama()` does not
@@ -34,7 +32,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import llama_cpp
-import numpy as np
 from llama_cpp import llama_chat_format
 from llama_cpp import llama_cpp as low_level
 
@@ -46,11 +43,11 @@ _SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_
 _NEEDED_FUNCTIONS = (
     "llama_model_default_params", "llama_token_to_piece", "llama_vocab_is_eog",
     "llama_vocab_get_attr", "llama_vocab_get_add_bos", "llama_vocab_eot",
-    "llama_model_n_layer", "llama_chat_builtin_templates", "llama_chat_apply_template",
+    "llama_model_n_layer", "llama_vocab_type", "llama_get_logits_ith",
+    "llama_chat_builtin_templates", "llama_chat_apply_template",
     "llama_set_abort_callback", "llama_log_set", "llama_supports_gpu_offload",
     "llama_print_system_info",
 )
-_NEEDED_ATTRIBUTES = ("_model", "_ctx", "_batch", "_input_ids", "n_tokens", "metadata")
 _NEEDED_PARAMS = ("progress_callback", "use_extra_bufts", "tensor_buft_overrides")
 SUPPORTED = "llama-cpp-python>=0.3.36,<0.4"
 
@@ -73,10 +70,10 @@ def check_installed() -> None:
     fields = {name for name, _ in low_level.llama_model_params._fields_}
     missing += [f"llama_model_params.{p}" for p in _NEEDED_PARAMS if p not in fields]
     if missing:
-        raise _lacking(missing)
+        raise lacking(missing)
 
 
-def _lacking(missing: list[str]) -> EngineError:
+def lacking(missing: list[str]) -> EngineError:
     return EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
                        f"{', '.join(missing)}, which reflectchat needs; install {SUPPORTED}")
 
@@ -236,6 +233,11 @@ class Vocab:
         return bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
 
     @property
+    def kind(self) -> int:
+        """llama.cpp's `llama_vocab_type`: SPM, BPE, WPM, ..."""
+        return int(llama_cpp.llama_vocab_type(self._vocab))
+
+    @property
     def size(self) -> int:
         return self._llm.n_vocab()
 
@@ -321,143 +323,3 @@ def apply_builtin_template(name: str, messages: list[dict[str, str]]) -> str:
     written = llama_cpp.llama_chat_apply_template(name.encode(), chat, len(messages), True,
                                                   buffer, needed + 1)
     return buffer.raw[:written].decode("utf-8", errors="replace")
-
-
-# --- a loaded model ----------------------------------------------------------------------
-
-class LoadedModel:
-    """A GGUF loaded by llama.cpp, with one context. Not thread-safe."""
-
-    def __init__(self, llm: llama_cpp.Llama) -> None:
-        missing = [f"Llama.{a}" for a in _NEEDED_ATTRIBUTES if not hasattr(llm, a)]
-        if missing:
-            llm.close()
-            raise _lacking(missing)
-        self.llama = llm  # the library's own object, for benchmarks against it
-        self.vocab = Vocab(llm)
-
-    @classmethod
-    def load(cls, path: str, *, progress: Callable[[float], bool] | None = None,
-             repack: bool = False, overrides: Sequence[tuple[str, str]] = (),
-             type_k: str = "f16", type_v: str = "f16",
-             tensor_split: Sequence[float] | None = None, **options: Any) -> LoadedModel:
-        """Load with `Llama()`'s own options plus a progress callback, repacking and tensor
-        overrides; errors are the library's (ValueError, MemoryError), for the caller to
-        explain."""
-        check_installed()
-        with model_params(progress, repack, overrides):
-            llm = llama_cpp.Llama(path, type_k=KV_CACHE_TYPES[type_k],
-                                  type_v=KV_CACHE_TYPES[type_v],
-                                  tensor_split=list(tensor_split) if tensor_split else None,
-                                  verbose=True, **options)
-        llm.verbose = False  # the load's messages went to llama.cpp's log; none while answering
-        return cls(llm)
-
-    @classmethod
-    def vocab_only(cls, path: str) -> LoadedModel:
-        """The tokenizer and metadata of a GGUF, no weights."""
-        with model_params():
-            return cls(llama_cpp.Llama(path, vocab_only=True, verbose=False))
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        return self.llama.metadata
-
-    @property
-    def n_ctx(self) -> int:
-        return self.llama.n_ctx()
-
-    @property
-    def n_layer(self) -> int:
-        return int(llama_cpp.llama_model_n_layer(self.llama._model.model))
-
-    @property
-    def printing(self) -> bool:
-        """Whether llama-cpp-python prints while generating."""
-        return bool(self.llama.verbose)
-
-    def cached_prefix(self, tokens: list[int]) -> int:
-        """How many of `tokens` the KV cache keeps from the last prompt instead of evaluating
-        them again (as `Llama.generate` reckons it: the last token is always evaluated)."""
-        llm, same = self.llama, 0
-        for cached, token in zip(llm._input_ids[:llm.n_tokens], tokens[:-1], strict=False):
-            if cached != token:
-                break
-            same += 1
-        return same
-
-    def generate(self, tokens: list[int], *, top_k: int, top_p: float, min_p: float,
-                 temperature: float, repeat_penalty: float,
-                 seed: int | None = None) -> Iterator[int]:
-        """Sampled tokens after `tokens`, without end (the caller stops)."""
-        if seed is not None:
-            self.llama.set_seed(seed)
-        return self.llama.generate(tokens, top_k=top_k, top_p=top_p, min_p=min_p,
-                                   temp=temperature, repeat_penalty=repeat_penalty)
-
-    @contextlib.contextmanager
-    def abort_on(self, cancel: threading.Event) -> Iterator[Callable[[], None]]:
-        """While this runs, `cancel` interrupts a prompt evaluation inside llama.cpp; the
-        yielded function drops that early (once decoding starts, the caller checks)."""
-        ctx = self.llama._ctx.ctx
-        callback = llama_cpp.ggml_abort_callback(lambda _data: cancel.is_set())
-        llama_cpp.llama_set_abort_callback(ctx, callback, None)
-        active = [True]
-
-        def release() -> None:
-            if active[0]:
-                llama_cpp.llama_set_abort_callback(ctx, llama_cpp.ggml_abort_callback(), None)
-                active[0] = False
-
-        try:
-            yield release
-        finally:
-            release()
-
-    def clear_cache(self) -> None:
-        """Forget every cached token: the next prompt is evaluated afresh."""
-        self.llama._ctx.kv_cache_seq_rm(-1, 0, -1)
-        self.llama.n_tokens = 0
-
-    def sequence_state(self) -> tuple[list[int], bytes]:
-        """The tokens the context holds and their state (sequence 0's KV cache), as
-        llama.cpp's per-sequence state API writes it."""
-        ctx = self.llama._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-        tokens = [int(t) for t in self.llama._input_ids[:self.llama.n_tokens]]
-        return tokens, ctypes.string_at(buffer, written)
-
-    def restore_sequence(self, tokens: list[int], data: bytes) -> bool:
-        """Put back what `sequence_state` gave; False (and an empty cache) where llama.cpp
-        refuses it."""
-        self.clear_cache()
-        ctx = self.llama._ctx.ctx
-        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if not data or not tokens or len(tokens) > self.llama.n_ctx() or \
-                llama_cpp.llama_state_seq_set_data(ctx, buffer, len(data), 0) == 0:
-            self.clear_cache()
-            return False
-        self.llama.input_ids[:len(tokens)] = tokens
-        self.llama.n_tokens = len(tokens)
-        self.llama._requires_eval = True  # no logits came back: the next prompt decodes again
-        return True
-
-    def decode_with_logits(self, tokens: list[int], start: int,
-                           wanted: Sequence[bool]) -> np.ndarray:
-        """Decode `tokens` at positions `start`.. (at most one batch); the logits of the
-        positions flagged in `wanted`, one row each, in order."""
-        batch = self.llama._batch
-        batch.set_batch(tokens, start, logits_all=False)
-        for k, flag in enumerate(wanted):
-            batch.batch.logits[k] = flag
-        self.llama._ctx.decode(batch)
-        rows = sum(bool(w) for w in wanted)
-        if not rows:
-            return np.empty((0, self.vocab.size), dtype=np.float32)
-        return np.ctypeslib.as_array(self.llama._ctx.get_logits(),
-                                     shape=(rows, self.vocab.size))
-
-    def close(self) -> None:
-        self.llama.close()

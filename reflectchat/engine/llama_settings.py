@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from reflectchat.engine.base import KV_TYPES
+from reflectchat.engine.base import KV_TYPES, SPECULATION
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.placement import Override
 
@@ -33,6 +34,13 @@ class EngineSettings:
     pace: float | None = None  # at most this many tokens a second (the demo's replay)
     # the demo: a scripted model that replays recorded answers and can answer nothing else
     recording: bool = False
+    # speculative decoding (token_loop.py): "off", "ngram" (from the context) or "draft" (a
+    # second, small GGUF that shares the model's vocabulary)
+    speculation: str = "off"
+    draft_model: Path | None = None
+    draft_max: int | None = None  # the most tokens drafted at a time; None: drafting.py's
+    draft_p_min: float | None = None  # a draft model stops below this; None: drafting.py's
+    draft_gpu_layers: int = 0  # the draft model's layers on a GPU (-1: all)
 
     def check(self) -> None:
         for name in (self.type_k, self.type_v):
@@ -44,3 +52,13 @@ class EngineSettings:
                               "turn flash attention on or keep the V cache at f16")
         if self.n_ctx < 16:
             raise EngineError(f"A context of {self.n_ctx} tokens is too small; use at least 16")
+        if self.speculation not in SPECULATION:
+            raise EngineError(f"Unknown speculation {self.speculation!r}; choose one of "
+                              f"{', '.join(SPECULATION)}")
+        if (self.speculation == "draft") != (self.draft_model is not None):
+            raise EngineError("Drafting with a model needs a draft model (--draft-model)")
+        if self.draft_max is not None and not 1 <= self.draft_max <= 64:
+            raise EngineError(f"--draft-max takes 1 to 64 tokens, not {self.draft_max}")
+        if self.draft_p_min is not None and not 0 <= self.draft_p_min < 1:
+            raise EngineError(f"--draft-p-min takes a probability from 0 to below 1, "
+                              f"not {self.draft_p_min}")

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from reflectchat.engine.base import OWN, ChatMessage, FoundFormat, TagFormat
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama_cpp_api import (
-    LoadedModel,
     apply_builtin_template,
     builtin_templates,
     recognised_template,
 )
+from reflectchat.engine.llama_cpp_model import LoadedModel
 from reflectchat.engine.reasoning_found import find_format, special_pair
 from reflectchat.engine.sandbox import BoundError, SandboxError, bounded_template
 from reflectchat.engine.template_reading import TemplateReader, switched

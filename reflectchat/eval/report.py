@@ -23,6 +23,7 @@ class Row:
     thinking_tokens: float | None
     time_to_output_s: float | None
     tokens_per_second: float | None
+    acceptance: float | None  # drafted tokens the model kept, over all its answers
     with_reflections: int
     fixed: int
     broken: int
@@ -35,6 +36,10 @@ class Row:
 def _mean(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return fmean(present) if present else None
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def rows(results: list[Result], settings: list[str]) -> list[Row]:
@@ -54,6 +59,8 @@ def rows(results: list[Result], settings: list[str]) -> list[Row]:
             thinking_tokens=_mean([r.thinking_tokens for r in scored]),
             time_to_output_s=_mean([r.time_to_output_s for r in scored]),
             tokens_per_second=_mean([r.tokens_per_second for r in scored]),
+            acceptance=_share(sum(r.accepted or 0 for r in scored),
+                              sum(r.drafted or 0 for r in scored)),
             with_reflections=len(reflected),
             fixed=sum(r.before_correct is False and r.correct for r in reflected),
             broken=sum(r.before_correct is True and not r.correct for r in reflected),
@@ -77,7 +84,7 @@ def _number(value: float | None, digits: int = 0) -> str:
 
 
 HEADERS = ["setting", "accuracy [95% CI]", "items", "thinking tok", "to output s", "tok/s",
-           "vs first [95% CI]", "reflected", "fixed", "broken", "unchanged"]
+           "spec kept", "vs first [95% CI]", "reflected", "fixed", "broken", "unchanged"]
 
 
 def cells(row: Row) -> list[str]:
@@ -85,6 +92,7 @@ def cells(row: Row) -> list[str]:
             + (f" ({row.failed} failed)" if row.failed else ""),
             _number(row.thinking_tokens), _number(row.time_to_output_s, 2),
             _number(row.tokens_per_second, 1),
+            "—" if row.acceptance is None else f"{row.acceptance:.0%}",
             _percent(row.against_first, signed=True) if row.against_first else "—",
             str(row.with_reflections), str(row.fixed), str(row.broken),
             f"{row.unchanged}" + (f" (+{row.unclear} unclear)" if row.unclear else "")]

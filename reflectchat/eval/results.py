@@ -34,6 +34,8 @@ class Result:
     raw: str  # the model's whole text, to open the item's panes again
     tag_format: str
     prefilled: bool = False
+    drafted: int | None = None  # tokens speculation drafted (None: no speculation)
+    accepted: int | None = None  # of them, the tokens the model kept
 
     @property
     def scored(self) -> bool:
@@ -65,6 +67,7 @@ _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "completion_tokens": (int,), "time_to_output_s": (float, int, type(None)),
     "tokens_per_second": (float, int, type(None)), "finish_reason": (str,),
     "error": (str, type(None)), "raw": (str,), "tag_format": (str,), "prefilled": (bool,),
+    "drafted": (int, type(None)), "accepted": (int, type(None)),
 }
 
 

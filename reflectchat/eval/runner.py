@@ -102,7 +102,7 @@ def score(kind: Kind, job: Job, turn: Turn, stats: GenerationStats) -> Result:
         time_to_output_s=answer_.facts.first_output_s,
         tokens_per_second=stats.tokens_per_second, finish_reason=stats.finish_reason.value,
         error=stats.error, raw=answer_.raw, tag_format=turn.tag_format.value,
-        prefilled=turn.prefilled)
+        prefilled=turn.prefilled, drafted=stats.drafted, accepted=stats.accepted)
 
 
 def run_jobs(engine_for: EngineFor, kind: Kind, pending: list[Job], seed: int,

@@ -16,7 +16,8 @@ FORMAT = "reflectchat-session"
 MAX_MESSAGES = 100_000  # a million took 968 MB to import and more to resume
 LATEST_TIME = 4_102_444_800.0  # 2100-01-01
 _STAT_NUMBERS = {"prompt_tokens", "completion_tokens", "time_to_first_token_s",
-                 "tokens_per_second", "total_s", "reasoning_tokens"}
+                 "tokens_per_second", "total_s", "reasoning_tokens", "drafted", "accepted",
+                 "speedup"}
 VERSION = 1
 
 

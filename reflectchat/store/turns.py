@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from reflectchat.chat.conversation import Conversation, Turn
-from reflectchat.engine.base import EFFORTS, FinishReason, GenerationStats, TagFormat
+from reflectchat.engine.base import (
+    EFFORTS,
+    SPECULATION,
+    FinishReason,
+    GenerationStats,
+    TagFormat,
+)
 from reflectchat.engine.special_marks import SpecialMarks
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.facts import ChannelFacts
@@ -61,7 +67,8 @@ class AnswerSnapshot:
 
 _NUMBERS = {"prompt_tokens": int, "completion_tokens": int, "prompt_evaluated": int,
             "time_to_first_token_s": float,
-            "tokens_per_second": float, "total_s": float}
+            "tokens_per_second": float, "total_s": float, "drafted": int, "accepted": int,
+            "speedup": float}
 
 
 def _number(value: object, kind: type) -> int | float | None:
@@ -82,6 +89,8 @@ def _stats(message: StoredMessage) -> GenerationStats:
     for name in ("error", "reasoning_note"):
         if isinstance(data.get(name), str):
             setattr(stats, name, data[name])
+    if data.get("speculation") in SPECULATION:
+        stats.speculation = data["speculation"]
     if data.get("effort") in EFFORTS:
         stats.effort = data["effort"]
     stats.thinking_budget = _number(data.get("thinking_budget"), int)  # type: ignore[assignment]

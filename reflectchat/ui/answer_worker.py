@@ -36,7 +36,8 @@ def stream_answer(post: Callable[[Message], object], run: AnswerRun) -> None:
         nonlocal sent_raw, whole
         post(StreamBatch(turn, growth.read(answer), whole, answer.raw[sent_raw:],
                          run.stats.prompt_tokens, run.stats.completion_tokens,
-                         answer.facts.snapshot(), first, now - start))
+                         answer.facts.snapshot(), first, now - start,
+                         run.stats.speculation_text()))
         sent_raw = len(answer.raw)
         whole = False
 

@@ -164,7 +164,8 @@ class ChatAppBase(App[None]):
             stats = turn.stats
             status = replace(status, tokens_per_second=stats.tokens_per_second,
                              first_token_s=stats.time_to_first_token_s,
-                             facts=turn.answer.facts)
+                             facts=turn.answer.facts,
+                             speculation=stats.speculation_text() or "")
         return status
 
     # -- which panes are on ---------------------------------------------------------------------

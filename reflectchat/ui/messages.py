@@ -28,6 +28,7 @@ class StreamBatch(Message):
     facts: ChannelFacts  # a copy, as it stood when the batch was sent
     first_token_s: float | None
     elapsed_s: float
+    speculation: str | None = None  # "spec 71% · 2.1x" once anything was drafted
 
 
 @dataclass

@@ -47,7 +47,7 @@ class SessionActionsPart(ChatAppBase):
         self.recorder = self.new_recorder(session_id)
         self.answer_view.forget()
         await self.turn_list.clear()
-        self.status = replace(self.status, ctx_used=0, tokens_per_second=None,
+        self.status = replace(self.status, ctx_used=0, tokens_per_second=None, speculation="",
                               first_token_s=None, facts=None, restored="",
                               control=control_text(conversation.sampling))
         await self.show_conversation()

@@ -82,6 +82,7 @@ class AnsweringPart(ChatAppBase):
         await view.show_turn(turn)
         self.columns.bring("thinking" if "thinking" in self.columns.shown else "output")
         self.status = replace(self.status, tokens_per_second=None, first_token_s=None,
+                              speculation="",
                               facts=None, restored="")
         self.refresh_bindings()
         self._generate(engine, turn, self.conversation.sampling, messages, self.cancel,
@@ -144,6 +145,7 @@ class AnsweringPart(ChatAppBase):
         self.status = replace(
             self.status, tokens_per_second=speed, first_token_s=batch.first_token_s,
             facts=batch.facts, ctx_used=batch.prompt_tokens + tokens,
+            speculation=batch.speculation or "",
         )
         if batch.panes.get(Channel.OUTPUT):  # the note under the turn: "answering…"
             item = self.turn_list.item_for(batch.turn)

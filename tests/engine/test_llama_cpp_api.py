@@ -9,7 +9,8 @@ import pytest
 from llama_cpp import llama_cpp as low_level
 
 from reflectchat.engine.errors import EngineError
-from reflectchat.engine.llama_cpp_api import LoadedModel, check_installed, model_params
+from reflectchat.engine.llama_cpp_api import check_installed, model_params
+from reflectchat.engine.llama_cpp_model import LoadedModel
 
 
 def test_the_installed_version_has_everything_we_use():

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from reflectchat.demo.answers import SCRIPTS
 from reflectchat.demo.long_answer import long_script
-from reflectchat.engine.llama_cpp_api import LoadedModel
+from reflectchat.engine.llama_cpp_model import LoadedModel
 from reflectchat.engine.loops import CHARACTERS, TOKENS, LoopRule, LoopWatch, TextLoopWatch
 
 VOCAB_DIR = os.environ.get("REFLECTCHAT_VOCAB_DIR")

@@ -16,7 +16,7 @@ from reflectchat.demo.scripted_model import END_TURN, TURN, Control, Script
 from reflectchat.engine.base import ChatMessage, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
-from reflectchat.engine.llama_cpp_api import LoadedModel
+from reflectchat.engine.llama_cpp_model import LoadedModel
 from reflectchat.engine.prompt import OWN, ChatPrompt, TurnEndWatch, choose_template
 
 VOCAB_DIR = os.environ.get("REFLECTCHAT_VOCAB_DIR")

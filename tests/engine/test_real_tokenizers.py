@@ -13,7 +13,7 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from reflectchat.engine.llama_cpp_api import LoadedModel
+from reflectchat.engine.llama_cpp_model import LoadedModel
 from reflectchat.engine.pieces import PieceDecoder
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.parser import ReflectionParser

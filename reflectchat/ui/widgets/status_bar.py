@@ -35,6 +35,7 @@ class Status:
     ctx_total: int = 0
     ctx_reasoning: int | None = None  # earlier reasoning sent back (None: it is not sent)
     tokens_per_second: float | None = None
+    speculation: str = ""  # "spec 71% · 2.1x": drafted tokens kept, and the speed-up
     first_token_s: float | None = None
     facts: ChannelFacts | None = None  # the answer's tokens and time per channel
     restored: str = ""  # what putting the session's saved context back did
@@ -57,6 +58,8 @@ class Status:
             parts.append((3, Content(self.restored)))
         if self.tokens_per_second is not None:
             parts.append((9, Content(f"{self.tokens_per_second:,.1f} tok/s")))
+        if self.speculation:
+            parts.append((8, Content(self.speculation)))
         if self.first_token_s is not None:
             parts.append((2, Content(f"first token {self.first_token_s:.2f} s")))
         facts = self.facts

@@ -1,0 +1,112 @@
+"""What proposes the tokens speculative decoding checks (engine/token_loop.py): n-grams from
+the context itself, or a small draft model that shares the target's vocabulary.
+
+N-grams (llama.cpp's ngram-simple and prompt-lookup decoding): the last few tokens are looked
+up among the earlier text of the same context and what followed them last time is proposed. A
+reasoning model's answer restates its thinking, and an edit restates its code, so long runs
+come back; where nothing matches, nothing is proposed and the step costs what a plain one does.
+
+A draft model proposes greedily, as llama.cpp's draft-simple does, and stops early where its
+own top token is less likely than `p_min`. It must read and write the target's tokens: the
+same vocabulary type, start and end tokens, sizes within 128 and the same token texts from id
+5 on (llama.cpp's common_speculative_are_compatible).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from reflectchat.engine.llama_cpp_model import LoadedModel
+
+NGRAM = 3  # tokens matched before an n-gram proposes what followed them
+NGRAM_MOST = 16  # the most an n-gram match proposes at a time
+DRAFT_MOST = 8  # the most a draft model proposes at a time (--draft-max)
+DRAFT_P_MIN = 0.5  # a draft model stops proposing below this probability (--draft-p-min)
+_VOCAB_SLACK = 128  # vocabulary sizes may differ by this much (llama.cpp's rule)
+_TEXTS_FROM = 5  # token texts must agree from this id on
+
+
+class NgramDraft:
+    """Proposes what followed the latest earlier occurrence of the context's last `size`
+    tokens; the proposal's length follows how much of the last ones the model kept."""
+
+    kind = "ngram"
+
+    def __init__(self, size: int = NGRAM, most: int = NGRAM_MOST) -> None:
+        self.size, self.most = size, most
+        self._after: dict[tuple[int, ...], int] = {}  # an n-gram -> where its latest one ended
+        self._indexed = 0  # n-grams ending before this position are in `_after`
+        self._length = most
+
+    def start(self, history: Sequence[int]) -> None:
+        self._after.clear()
+        self._indexed = 0
+
+    def propose(self, history: Sequence[int], most: int) -> list[int]:
+        n = self.size
+        for end in range(max(self._indexed, n), len(history)):
+            self._after[tuple(history[end - n:end])] = end
+        self._indexed = max(self._indexed, len(history))
+        at = self._after.get(tuple(history[-n:])) if len(history) > n else None
+        if at is None:
+            return []
+        return list(history[at:at + min(most, self._length)])
+
+    def taken(self, drafted: int, accepted: int) -> None:
+        if accepted == drafted:
+            self._length = min(self._length * 2, self.most)
+        elif accepted == 0:
+            self._length = max(self._length // 2, 1)
+
+
+class ModelDraft:
+    """A small model that shares the target's vocabulary, drafting greedily in its own
+    context (cut back to the accepted tokens as the target's is)."""
+
+    kind = "draft"
+
+    def __init__(self, model: LoadedModel, most: int = DRAFT_MOST,
+                 p_min: float = DRAFT_P_MIN) -> None:
+        self.model, self.most, self.p_min = model, most, p_min
+
+    def start(self, history: Sequence[int]) -> None:
+        """Its context follows the history by the cache check alone."""
+
+    def propose(self, history: Sequence[int], most: int) -> list[int]:
+        model = self.model
+        model.evaluate(model.to_evaluate(history))
+        proposed: list[int] = []
+        while len(proposed) < most:
+            logits = model.last_logits()
+            token = int(np.argmax(logits))
+            if self.p_min > 0:
+                chance = 1.0 / float(np.sum(np.exp(logits - logits[token])))
+                if chance < self.p_min:
+                    break
+            proposed.append(token)
+            if len(proposed) == most or model.vocab.is_eog(token):
+                break
+            model.evaluate([token])
+        return proposed
+
+    def taken(self, drafted: int, accepted: int) -> None:
+        """The draft's context is cut back at the next proposal."""
+
+
+def incompatible(target: LoadedModel, draft: LoadedModel) -> str | None:
+    """Why `draft` cannot draft for `target`, in one sentence; None if it can."""
+    t, d = target.vocab, draft.vocab
+    if t.kind != d.kind:
+        return "the two models use different kinds of tokenizer"
+    if (t.bos, t.eos, t.adds_bos) != (d.bos, d.eos, d.adds_bos):
+        return "the two models' start and end tokens differ"
+    if abs(t.size - d.size) > _VOCAB_SLACK:
+        return (f"the vocabularies differ in size ({t.size:,} and {d.size:,} tokens; "
+                f"at most {_VOCAB_SLACK} apart is allowed)")
+    for token in range(_TEXTS_FROM, min(t.size, d.size)):
+        if t.text(token) != d.text(token):
+            return (f"token {token} is {t.text(token)!r} for the model and "
+                    f"{d.text(token)!r} for the draft: they do not share a vocabulary")
+    return None
