@@ -70,13 +70,16 @@ class Cost:
     first does the work, the rest are all zeros: the same answers, their matmuls still
     computed), an embedding at least `width` wide and an FFN `ffn` wide; `astray` of the plain
     tokens (chosen by `seed`) are followed by the token after their successor instead, so a
-    draft model with astray > 0 proposes what its target keeps only that often."""
+    draft model with astray > 0 proposes what its target keeps only that often. `wide`: the
+    FFNs' number type (float32 makes a model whose decoding waits on memory, not on
+    arithmetic, as a 70B's does)."""
 
     layers: int = 1
     width: int = 0
     ffn: int = 64
     astray: float = 0.0
     seed: int = 0
+    wide: type = np.float16
 
 
 @dataclass(frozen=True)
@@ -281,9 +284,9 @@ def _write(path: Path, vocab: _Vocab, template: str, n_ctx: int, name: str, shar
         tensors |= {k.replace("blk.0.", f"blk.{layer}."): v for k, v in block.items()}
         tensors |= {  # the FFN's weights: all zero
             f"blk.{layer}.attn_norm.weight": ones, f"blk.{layer}.ffn_norm.weight": ones,
-            f"blk.{layer}.ffn_gate.weight": np.zeros((cost.ffn, n_embd), dtype=np.float16),
-            f"blk.{layer}.ffn_up.weight": np.zeros((cost.ffn, n_embd), dtype=np.float16),
-            f"blk.{layer}.ffn_down.weight": np.zeros((n_embd, cost.ffn), dtype=np.float16),
+            f"blk.{layer}.ffn_gate.weight": np.zeros((cost.ffn, n_embd), dtype=cost.wide),
+            f"blk.{layer}.ffn_up.weight": np.zeros((cost.ffn, n_embd), dtype=cost.wide),
+            f"blk.{layer}.ffn_down.weight": np.zeros((n_embd, cost.ffn), dtype=cost.wide),
         }
 
     path.parent.mkdir(parents=True, exist_ok=True)

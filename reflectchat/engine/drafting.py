@@ -24,13 +24,18 @@ NGRAM = 3  # tokens matched before an n-gram proposes what followed them
 NGRAM_MOST = 16  # the most an n-gram match proposes at a time
 DRAFT_MOST = 8  # the most a draft model proposes at a time (--draft-max)
 DRAFT_P_MIN = 0.5  # a draft model stops proposing below this probability (--draft-p-min)
+_WAIT_MOST = 256  # steps an n-gram drafter waits at most after rejected proposals
 _VOCAB_SLACK = 128  # vocabulary sizes may differ by this much (llama.cpp's rule)
 _TEXTS_FROM = 5  # token texts must agree from this id on
 
 
 class NgramDraft:
     """Proposes what followed the latest earlier occurrence of the context's last `size`
-    tokens; the proposal's length follows how much of the last ones the model kept."""
+    tokens; the proposal's length follows how much of the last ones the model kept, and
+    after proposals the model rejected outright it waits (2, 4, 8, ... up to `_WAIT_MOST`
+    steps) before proposing again: text whose n-grams recur with other continuations costs
+    a checked token now and then, not every step. While it waits it still guesses, for free:
+    a guess the model then writes ends the wait."""
 
     kind = "ngram"
 
@@ -39,6 +44,9 @@ class NgramDraft:
         self._after: dict[tuple[int, ...], int] = {}  # an n-gram -> where its latest one ended
         self._indexed = 0  # n-grams ending before this position are in `_after`
         self._length = most
+        self._misses = 0  # proposals in a row the model rejected outright
+        self._wait = 0  # steps to go before proposing again
+        self._guess: tuple[int, int] | None = None  # (position, token) guessed while waiting
 
     def start(self, history: Sequence[int]) -> None:
         self._after.clear()
@@ -49,16 +57,27 @@ class NgramDraft:
         for end in range(max(self._indexed, n), len(history)):
             self._after[tuple(history[end - n:end])] = end
         self._indexed = max(self._indexed, len(history))
+        if self._guess is not None and len(history) > self._guess[0]:
+            if history[self._guess[0]] == self._guess[1]:
+                self._wait = self._misses = 0
+            self._guess = None
         at = self._after.get(tuple(history[-n:])) if len(history) > n else None
-        if at is None:
+        if at is None or self._wait:
+            self._wait = max(self._wait - 1, 0)
+            if at is not None:
+                self._guess = (len(history), history[at])
             return []
         return list(history[at:at + min(most, self._length)])
 
     def taken(self, drafted: int, accepted: int) -> None:
         if accepted == drafted:
             self._length = min(self._length * 2, self.most)
-        elif accepted == 0:
+        if accepted == 0:
             self._length = max(self._length // 2, 1)
+            self._misses += 1
+            self._wait = min(1 << self._misses, _WAIT_MOST)
+        else:
+            self._misses = 0
 
 
 class ModelDraft:

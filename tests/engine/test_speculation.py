@@ -141,6 +141,19 @@ def test_loop_stopping_stops_at_the_same_token(make_model):
     assert stats.accepted  # the loop's second round was drafted from its first
 
 
+def test_ngrams_that_keep_missing_wait_instead_of_costing_every_step(make_model):
+    """Every 3-gram comes back with another continuation: each proposal is wrong, so the
+    drafter waits longer and longer and checks its guesses for free meanwhile."""
+    segments = []
+    for i in range(100):
+        segments += [Control("<|a|>"), Control("<|b|>"), Control("<|c|>"), Piece(f" f{i}")]
+    model = make_model(Script("<|go|>", ["Go:", *segments]))
+    plain, _ = answer(model, EngineSettings(n_ctx=1024))
+    text, stats = answer(model, EngineSettings(n_ctx=1024, speculation="ngram"))
+    assert text == plain
+    assert stats.accepted == 0 and 0 < stats.drafted <= 20  # of 400 tokens
+
+
 def test_a_draft_of_another_vocabulary_is_refused_in_one_sentence(make_model):
     target = make_model(STORY, "target.gguf")
     other = make_model(Script("<|go|>", ["Something else entirely."]), "other.gguf")
