@@ -217,9 +217,13 @@ def speculation(args: argparse.Namespace, choice: ModelChoice,
     if kind == "draft":
         assert isinstance(draft, str)
         path = choose_model(draft, None, False).path
-        if layers is None:  # beside a model wholly on the GPU; else on the CPU
-            layers = -1 if settings.n_gpu_layers < 0 or settings.n_gpu_layers >= \
-                _layer_count(choice.path) else 0
+        if layers is None:  # as the memory plan says: beside a model wholly on a GPU
+            from reflectchat.engine.llama_cpp_api import supports_gpu_offload
+            from reflectchat.models.loading import draft_fits_on_gpu
+
+            layers = -1 if supports_gpu_offload() and draft_fits_on_gpu(
+                choice.path, path, settings.n_ctx, settings.type_k, settings.type_v,
+                settings.flash_attn, settings.tensor_split) else 0
     return replace(settings, speculation=kind, draft_model=path, draft_gpu_layers=layers or 0,
                    draft_max=numbers["draft_max"], draft_p_min=numbers["draft_p_min"])
 

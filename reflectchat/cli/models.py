@@ -29,6 +29,7 @@ from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.advice import Row, best_pick
 from reflectchat.models.catalog import CatalogError, load_catalog
+from reflectchat.models.draft_plan import DraftPlan, plan_draft
 from reflectchat.models.fit import Verdict
 from reflectchat.models.hardware import Hardware, detect
 from reflectchat.models.planned_machine import planned_for
@@ -50,7 +51,7 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
     """The plan of one GGUF file (a split model: its first shard), from its header."""
     from reflectchat.engine.gguf_file import check_before_load, shard_paths
     from reflectchat.engine.gguf_header import HeaderError
-    from reflectchat.models.fit import shape_from_gguf
+    from reflectchat.models.fit import mtp_layers, shape_from_gguf
 
     n_ctx = args.ctx or DEFAULT_CTX
     try:
@@ -68,8 +69,15 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
     row = planner.row(shape, path.name, size, group=path.name,
                                  group_key=str(path), quant_name=path.name, source="file",
                                  downloaded=True, path=path)
+    try:
+        draft = _draft(args, row, n_ctx)
+    except (EngineError, HeaderError, OSError, ValueError) as exc:
+        return fail(f"cannot plan the draft model {args.draft_model}: {exc}")
+    heads = mtp_layers(shards[0])
     if args.json:
-        print(json.dumps({"file": str(path), "n_ctx": n_ctx, **_row_json(row)}, indent=2))
+        print(json.dumps({"file": str(path), "n_ctx": n_ctx, **_row_json(row),
+                          "mtp_layers": heads,
+                          "draft": _draft_json(draft) if draft else None}, indent=2))
         return EXIT_OK
     chosen = row.plan
     print(_machine_line(hw, n_ctx, _named(args)))
@@ -93,10 +101,52 @@ def _file_plan(args: argparse.Namespace, path: Path) -> int:
     if chosen.verdict is not Verdict.NO_FIT and (short := short_now(hw, chosen.ram_bytes)):
         print(textwrap.fill(short, 80, initial_indent="  ", subsequent_indent="  "))
     print(f"  speed: {_speed_sentence(row)}")
+    if draft is not None:
+        for line in _draft_lines(args.draft_model, draft, args.draft_max, chosen.ram_bytes):
+            print(textwrap.fill(line, 80, initial_indent="  ", subsequent_indent="    "))
+    if heads:
+        print(textwrap.fill(
+            f"  multi-token prediction: the file carries {heads} MTP layer"
+            f"{'s' if heads > 1 else ''} for drafting its own tokens; reflectchat cannot use "
+            "them yet (use --spec ngram, on by default, or a --draft-model)", 80,
+            subsequent_indent="    "))
     if chosen.capped_at is not None:
         print(f"  a load with more GPU layers ran out of memory here before: planned at most "
               f"{chosen.capped_at}")
     return EXIT_OK
+
+
+def _draft(args: argparse.Namespace, row: Row, n_ctx: int) -> DraftPlan | None:
+    """The draft model's plan beside the model's (--draft-model)."""
+    if not args.draft_model:
+        return None
+    from reflectchat.engine.gguf_file import check_before_load, shard_paths
+    from reflectchat.models.fit import shape_from_gguf
+
+    path = Path(args.draft_model).expanduser()
+    check_before_load(path)
+    shards = shard_paths(path)
+    return plan_draft(row.plan, row.shape, shape_from_gguf(shards),
+                      sum(p.stat().st_size for p in shards), n_ctx, args.draft_max)
+
+
+def _draft_lines(name: str, draft: DraftPlan, drafted: int, ram: int) -> list[str]:
+    where = f"on the {visible(draft.gpu)} beside the model" if draft.gpu else \
+        f"in RAM (the model is not wholly on a GPU, or no card has room left for it; " \
+        f"{size_text(ram + draft.bytes)} of RAM with the model's)"
+    gains = ", ".join(f"{up:.1f}x at {a:.0%}" for a, up in draft.speedups)
+    return [f"draft: {visible(Path(name).name)}, {size_text(draft.bytes)} {where} (weights "
+            f"{size_text(draft.weights)}, KV cache {size_text(draft.kv)}, compute "
+            f"{size_text(draft.compute)})",
+            f"expected with {drafted} drafted tokens a step: {gains} of its tokens kept (a "
+            f"draft token reads {draft.cost:.1%} of what a model token reads; the status bar "
+            "shows the real figure)"]
+
+
+def _draft_json(draft: DraftPlan) -> dict[str, object]:
+    return {"weights_bytes": draft.weights, "kv_bytes": draft.kv,
+            "compute_bytes": draft.compute, "gpu": draft.gpu, "cost": round(draft.cost, 4),
+            "speedups": {f"{a:.2f}": round(up, 3) for a, up in draft.speedups}}
 
 
 def _speed_sentence(row: Row) -> str:

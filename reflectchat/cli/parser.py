@@ -383,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="GGUFs other tools downloaded (Hugging Face and llama.cpp caches, "
                              "Ollama, LM Studio), planned from their headers; run one with "
                              "--model PATH")
+    models.add_argument("--draft-model", metavar="PATH",
+                        help="with a GGUF file: plan this draft model beside it (speculative "
+                             "decoding) and the speed-up to expect")
+    models.add_argument("--draft-max", type=whole(1, 64), default=8, metavar="N",
+                        help="tokens drafted at a time, for the expected speed-up (default 8)")
     models.add_argument("--json", action="store_true",
                         help="print JSON: the plans (sizes in bytes), or the server's list")
     return parser

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from reflectchat.engine.base import Backend, GenerationStats
 from reflectchat.engine.cpu import repack_default
+from reflectchat.engine.drafting import DRAFT_MOST
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import shard_paths
 from reflectchat.engine.gguf_header import HeaderError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
+from reflectchat.models.draft_plan import plan_draft
 from reflectchat.models.fit import ModelShape, Verdict, plan, shape_from_gguf
 from reflectchat.models.hardware import detect
 from reflectchat.models.measured import Measurements, file_key, machine_key
@@ -48,6 +50,21 @@ def planned_load(path: Path, n_ctx: int, type_k: str, type_v: str, flash_attn: b
     layers = -1 if chosen.verdict is Verdict.FULL_GPU or chosen.experts_in_ram \
         else chosen.n_gpu_layers
     return PlannedLoad(layers, chosen.repack, chosen.experts_in_ram)
+
+
+def draft_fits_on_gpu(path: Path, draft: Path, n_ctx: int, type_k: str, type_v: str,
+                      flash_attn: bool, tensor_split: Sequence[float] | None = None) -> bool:
+    """Whether the memory plan puts the draft model on a GPU beside the model (draft_plan.py);
+    False where either header cannot be read (llama.cpp will say why when it loads)."""
+    try:
+        shape = shape_from_gguf(shard_paths(path))
+        shards = shard_paths(draft)
+        draft_shape = shape_from_gguf(shards)
+    except (HeaderError, EngineError, OSError, ValueError):
+        return False
+    chosen = plan(shape, detect(), n_ctx, type_k, type_v, flash_attn, tensor_split)
+    return plan_draft(chosen, shape, draft_shape, sum(p.stat().st_size for p in shards),
+                      n_ctx, DRAFT_MOST, type_k, type_v, flash_attn).gpu is not None
 
 
 def load_with_fallback(path: Path, settings: EngineSettings,

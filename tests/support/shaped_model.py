@@ -21,6 +21,7 @@ def write_shaped_gguf(
     ctx=8192,
     zeros=False,  # all-zero weights: much quicker to write for large shapes
     control_tokens=0,  # this many of the vocabulary's words are control tokens instead
+    mtp_layers=0,  # multi-token-prediction layers the header announces (none are written)
 ):
     head_dim = n_embd // n_head
     rng = np.random.default_rng(0)
@@ -34,6 +35,8 @@ def write_shaped_gguf(
     w.add_head_count_kv(n_head_kv)
     w.add_rope_dimension_count(head_dim)
     w.add_layer_norm_rms_eps(1e-5)
+    if mtp_layers:
+        w.add_uint32("llama.nextn_predict_layers", mtp_layers)
     w.add_vocab_size(n_vocab)
     w.add_tokenizer_model("llama")
     toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
