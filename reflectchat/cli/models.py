@@ -29,7 +29,7 @@ from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.advice import Row, best_pick
 from reflectchat.models.catalog import CatalogError, load_catalog
-from reflectchat.models.draft_plan import DraftPlan, plan_draft
+from reflectchat.models.draft_plan import DraftPlan, catalog_draft, plan_draft
 from reflectchat.models.fit import Verdict
 from reflectchat.models.hardware import Hardware, detect
 from reflectchat.models.planned_machine import planned_for
@@ -293,6 +293,8 @@ def _catalog_models(args: argparse.Namespace) -> int:
                 console.print(line, style=style, soft_wrap=True)
         for line in reason_lines(members):
             print(line)
+        if drafting := catalog_draft(members[0].model):
+            print(textwrap.fill(drafting, 80, initial_indent="  ", subsequent_indent="    "))
     if rows:
         print()
         print("\n".join(textwrap.wrap(LEGEND + (

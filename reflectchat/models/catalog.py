@@ -61,6 +61,7 @@ class CatalogModel:
     arch: Arch
     quants: tuple[Quant, ...]
     notes: str = ""
+    draft: str = ""  # a catalog model of the same vocabulary that drafts for it (--draft-model)
 
     def quant(self, name: str) -> Quant:
         for q in self.quants:
@@ -121,6 +122,10 @@ class _Reader:
                 raise self.fail(f"models[{i}]", _at(self.model_lines, i),
                                 f"'id' {m.id!r} is used twice")
             seen.add(m.id)
+        for i, m in enumerate(parsed):
+            if m.draft and (m.draft not in seen or m.draft == m.id):
+                raise self.fail(f"models[{i}]", _at(self.model_lines, i),
+                                f"'draft' {m.draft!r} is not another model of the catalog")
         return Catalog(tuple(parsed))
 
     def model(self, i: int, m: dict[str, Any]) -> CatalogModel:
@@ -154,6 +159,7 @@ class _Reader:
             format=TagFormat(fmt), system_prompt=get.text("system_prompt", allow_empty=True),
             context_length=get.positive_int("context_length"), sampling=Sampling(**sampling),
             arch=arch, quants=quants, notes=get.optional_str("notes"),
+            draft=get.optional_str("draft"),
         )
 
     def quant(self, model_where: str, j: int, q: Any) -> Quant:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reflectchat.models.catalog import CatalogModel, load_catalog
 from reflectchat.models.fit import (
     ModelShape,
     Plan,
@@ -15,6 +16,7 @@ from reflectchat.models.fit import (
     compute_bytes,
     kv_bytes_per_layer,
 )
+from reflectchat.sizes import GIB
 
 ACCEPTANCES = (0.6, 0.75)  # the speed-ups shown: public drafts keep 55-75% (docs/benchmarks.md)
 
@@ -61,3 +63,13 @@ def plan_draft(model: Plan, model_shape: ModelShape, draft: ModelShape, draft_si
     cost = _read(draft) / max(_read(model_shape), 1)
     return DraftPlan(draft_size, kv, compute, gpu, cost,
                      tuple((a, speedup(a, drafted, cost)) for a in ACCEPTANCES))
+
+
+def catalog_draft(model: CatalogModel | None) -> str | None:
+    """The catalog's draft for a model, with its smallest quant's size, and how to use it."""
+    if model is None or not model.draft:
+        return None
+    draft = load_catalog().get(model.draft)
+    smallest = min(draft.quants, key=lambda q: q.size)
+    return (f"draft: {draft.id} ({smallest.name} {smallest.size / GIB:.1f} GiB) for "
+            f"speculative decoding, --draft-model {draft.id}")

@@ -11,6 +11,7 @@ import sys
 import pytest
 from support.shaped_model import write_shaped_gguf
 
+from reflectchat.models.catalog import CatalogError, catalog_file, load_catalog
 from reflectchat.models.draft_plan import speedup
 
 
@@ -75,3 +76,30 @@ def test_mtp_heads_are_named_with_what_this_build_can_do(tmp_path):
     plain = write_shaped_gguf(tmp_path / "plain.gguf", n_layer=2, n_embd=256, n_head=4,
                               n_ff=512)
     assert "MTP" not in models(str(plain)).stdout
+
+
+def test_each_catalog_draft_is_a_smaller_model_of_the_same_vocabulary():
+    catalog = load_catalog()
+    drafted = [m for m in catalog.models if m.draft]
+    assert len(drafted) >= 4
+    for model in drafted:
+        draft = catalog.get(model.draft)
+        assert abs(draft.arch.vocab - model.arch.vocab) <= 128, model.id
+        assert max(q.size for q in draft.quants) * 3 < min(q.size for q in model.quants)
+
+
+def test_a_draft_the_catalog_does_not_hold_is_refused(tmp_path):
+    text = catalog_file().read_text(encoding="utf-8").replace(
+        'draft = "qwen3-0.6b"', 'draft = "qwen3-0.1b"', 1)
+    (tmp_path / "models.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(CatalogError, match="'draft' 'qwen3-0.1b' is not another model"):
+        load_catalog(tmp_path / "models.toml")
+
+
+def test_models_names_the_catalogs_draft():
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "models", "qwen3-8b"],
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert "draft: qwen3-0.6b (Q8_0 0.6 GiB)" in said and "--draft-model qwen3-0.6b" in said

@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from reflectchat.models.advice import Row, best_pick
+from reflectchat.models.draft_plan import catalog_draft
 from reflectchat.models.fit import Verdict
 from reflectchat.models.quality import params_text
 from reflectchat.models.speed import speed_text
@@ -108,8 +109,10 @@ class ModelPicker(ModalScreen[ModelPick | None]):
         params = params_text(first.shape.params) if first.shape.params else ""
         starred = next((r for r in members if r.recommended), None)
         why = f"\n★ {visible(starred.quant_name)}: {starred.reason}" if starred else ""
+        drafting = catalog_draft(members[0].model)
         return Content.assemble((visible(first.group), "bold"), f"  {params}",
-                                (why, "$text-muted"))
+                                (why, "$text-muted"),
+                                (f"\n{drafting}" if drafting else "", "$text-muted"))
 
     @staticmethod
     def _option(i: int, row: Row, width: int) -> Option:
