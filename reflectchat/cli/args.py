@@ -16,6 +16,7 @@ from reflectchat.engine.base import (
     EFFORTS,
     SPECULATION,
     Backend,
+    Runtime,
     Sampling,
     TagFormat,
 )
@@ -101,6 +102,23 @@ def _reasoning_options(args: argparse.Namespace, choice: ModelChoice,
                           f" must be a whole number of tokens, 0 or more, not {budget!r}")
     return replace(sampling, effort=effort, thinking_budget=budget,
                    stop_loops=not getattr(args, "no_loop_stop", False))
+
+
+def runtime_of(args: argparse.Namespace) -> Runtime:
+    """How the command line asks the model to run, as the app's F8 edits it."""
+    return Runtime(args.ctx, args.threads, args.gpu_layers, args.n_cpu_moe,
+                   args.draft_model or args.spec)
+
+
+def with_runtime(args: argparse.Namespace, runtime: Runtime) -> argparse.Namespace:
+    """The command line's options with the app's runtime settings (F8) in their place."""
+    spec = runtime.speculation
+    drafting = {} if spec is None else {"spec": spec, "draft_model": None} \
+        if spec in ("off", "ngram") else {"spec": "draft", "draft_model": spec}
+    return argparse.Namespace(**{**vars(args), "ctx": runtime.n_ctx,
+                                 "threads": runtime.n_threads,
+                                 "gpu_layers": runtime.gpu_layers,
+                                 "n_cpu_moe": runtime.experts_in_ram, **drafting})
 
 
 def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from reflectchat.cli.args import check_args, choice_from_args, make_engine, with_answer_options
+from reflectchat.cli.args import (
+    check_args,
+    choice_from_args,
+    make_engine,
+    runtime_of,
+    with_answer_options,
+    with_runtime,
+)
 from reflectchat.cli.output import EXIT_FAILED, EXIT_OK, fail
 from reflectchat.cli.resuming import open_store, resumed, session_choice
 from reflectchat.engine.base import Backend, Runtime
@@ -23,11 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     def engine_for(choice: ModelChoice, progress: Callable[[float], bool],
                    runtime: Runtime) -> Backend:
-        with_runtime = argparse.Namespace(**{**vars(args), "ctx": runtime.n_ctx,
-                                             "threads": runtime.n_threads,
-                                             "gpu_layers": runtime.gpu_layers,
-                                             "n_cpu_moe": runtime.experts_in_ram})
-        return make_engine(with_runtime, choice, progress, paced=True)
+        return make_engine(with_runtime(args, runtime), choice, progress, paced=True)
 
     try:
         choice = with_answer_options(args, choice_from_args(args, args.model, args.quant,
@@ -47,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     app = ReflectChatApp(choice, engine_for, conversation, choose=choose, store=store,
                          store_problem=problem, session_id=session_id,
-                         runtime=Runtime(args.ctx, args.threads, args.gpu_layers,
-                                         args.n_cpu_moe))
+                         runtime=runtime_of(args))
     app.run()
     return EXIT_FAILED if app.return_code else EXIT_OK  # a crash is a failure to the shell

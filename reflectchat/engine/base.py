@@ -177,6 +177,8 @@ class Runtime:
     n_threads: int | None = None
     gpu_layers: int | None = None  # -1: all
     experts_in_ram: int | None = None  # a mixture of experts: the first N layers' experts
+    # speculative decoding: "off", "ngram", or a draft model (a GGUF's path or a catalog id)
+    speculation: str | None = None
 
 
 @dataclass

@@ -3,6 +3,9 @@ keeps its own tokens, and every stop acts at the exact token, as without specula
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -10,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reflectchat.cli.args import engine_settings, runtime_of, with_runtime
+from reflectchat.cli.parser import build_parser
 from reflectchat.demo.scripted_model import Control, Cost, Piece, Script
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling
 from reflectchat.engine.drafting import ModelDraft, NgramDraft
@@ -17,6 +22,8 @@ from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.engine.llama_cpp_model import LoadedModel
 from reflectchat.engine.token_loop import Tally, sampled_tokens
+from reflectchat.models.choice import choose_model
+from reflectchat.paths import config_file
 
 WORDS = [Piece(f" w{i}") for i in range(150)]  # a token each, none repeated
 STORY = Script("<|go|>", ["Thinking it over:", *WORDS])
@@ -214,3 +221,61 @@ def test_greedy_gemma_with_ngrams_and_a_draft_keeps_its_own_tokens(real_model):
     finally:
         for loaded in (model, draft, checker):
             loaded.close()
+
+
+def settings_for(model: Path, *flags: str) -> EngineSettings:
+    args = build_parser().parse_args(["ask", "--model", str(model), *flags, "q"])
+    return engine_settings(args, choose_model(str(model), None, False))
+
+
+def test_n_grams_are_on_by_default_and_the_flags_and_config_toml_choose(pair, make_model):
+    target, draft = pair
+    assert settings_for(target).speculation == "ngram"
+    assert settings_for(target, "--spec", "off").speculation == "off"
+    chosen = settings_for(target, "--draft-model", str(draft), "--draft-max", "3")
+    assert (chosen.speculation, chosen.draft_model, chosen.draft_max) == ("draft", draft, 3)
+    assert chosen.draft_gpu_layers == 0  # no GPU here
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[models."{target.name}"]\ndraft_model = "{draft}"\ndraft_p_min = 0.8\n',
+                    encoding="utf-8")
+    chosen = settings_for(target)
+    assert (chosen.speculation, chosen.draft_model, chosen.draft_p_min) == ("draft", draft, 0.8)
+    assert settings_for(target, "--spec", "off").speculation == "off"  # the flag wins
+    path.write_text(f'[models."{target.name}"]\nspec = "sometimes"\n', encoding="utf-8")
+    with pytest.raises(EngineError, match="spec must be one of off, ngram, draft"):
+        settings_for(target)
+    with pytest.raises(EngineError, match="needs one: --draft-model"):
+        settings_for(target, "--spec", "draft")
+
+
+def test_the_demo_never_speculates():
+    args = build_parser().parse_args(["ask", "q"])
+    assert engine_settings(args, choose_model(None, None, True)).speculation == "off"
+
+
+def test_the_apps_runtime_settings_choose_the_drafting():
+    args = build_parser().parse_args(["--spec", "off"])
+    runtime = runtime_of(args)
+    assert runtime.speculation == "off"
+    for asked, spec, draft in [("ngram", "ngram", None), ("off", "off", None),
+                               ("qwen3-0.6b", "draft", "qwen3-0.6b")]:
+        chosen = with_runtime(args, replace(runtime, speculation=asked))
+        assert (chosen.spec, chosen.draft_model) == (spec, draft)
+    assert with_runtime(args, replace(runtime, speculation=None)).spec == "off"  # as started
+
+
+def test_ask_json_and_sessions_show_record_the_drafting(make_model, tmp_path):
+    model = make_model(RESTATED, template=QWEN3_TEMPLATE)
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--model", str(model),
+                           "--temperature", "0", "--json", "Question?"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    stats = said["stats"]
+    assert stats["speculation"] == "ngram" and stats["accepted"] >= 50
+    assert stats["drafted"] >= stats["accepted"]
+    shown = subprocess.run([sys.executable, "-m", "reflectchat", "sessions", "show",
+                            str(said["session"])], capture_output=True, text=True, timeout=60)
+    assert f"spec {stats['accepted'] / stats['drafted']:.0%}" in shown.stdout
+    assert f"({stats['accepted']:,}/{stats['drafted']:,} drafted)" in shown.stdout

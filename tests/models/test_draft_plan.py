@@ -92,7 +92,7 @@ def test_a_draft_the_catalog_does_not_hold_is_refused(tmp_path):
     text = catalog_file().read_text(encoding="utf-8").replace(
         'draft = "qwen3-0.6b"', 'draft = "qwen3-0.1b"', 1)
     (tmp_path / "models.toml").write_text(text, encoding="utf-8")
-    with pytest.raises(CatalogError, match="'draft' 'qwen3-0.1b' is not another model"):
+    with pytest.raises(CatalogError, match=r"'draft' 'qwen3-0\.1b' is not another model"):
         load_catalog(tmp_path / "models.toml")
 
 

@@ -38,8 +38,12 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
         # stream at the rate these tests were written for. At the 2-thread default they come
         # faster than the app draws a growing answer on a 2-core machine, and the screen never
         # settles (the app's cost per token is not flat yet: issue 27).
+        spec = runtime.speculation or "off"  # what F8 sets: off, ngram or a draft's path
+        drafting = {"speculation": spec} if spec in ("off", "ngram") else \
+            {"speculation": "draft", "draft_model": Path(spec)}
         return LlamaEngine(c.path, EngineSettings(n_ctx=context,
-                                                  n_threads=runtime.n_threads or 1), progress)
+                                                  n_threads=runtime.n_threads or 1,
+                                                  **drafting), progress)
 
     def choose(model_id: str | None, quant: str | None) -> ModelChoice:
         return choose_model(model_id, quant, demo=model_id is None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, TextArea
 
 from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS, Runtime, Sampling
 from reflectchat.engine.cpu import default_threads
+from reflectchat.models.catalog import CatalogError, load_catalog
 from reflectchat.sizes import parse_size, size_text
 from reflectchat.untrusted import visible
 
@@ -26,6 +28,8 @@ _LABELS = {"temperature": "Temperature", "top_p": "Top p", "top_k": "Top k (0: o
            "seed": "Seed (empty: random)",
            "thinking_budget": "Thinking budget in tokens (empty: none; 0: no thinking)"}
 _OPTIONAL = ("max_tokens", "seed", "thinking_budget")
+SPECULATION_LABEL = ("Speculative decoding: off, ngram (drafts from the context), or a draft "
+                     "model's GGUF path or catalog id (empty: ngram, or as started)")
 BUDGET_LABEL = ("Disk for saved contexts, all sessions (so a chat reopens at once; the least "
                 "recently used go first)")
 EFFORT_LABEL = f"Reasoning effort ({', '.join(EFFORTS)}; empty: the model's default)"
@@ -51,6 +55,21 @@ class ChatSettings:
     with_reasoning: bool  # earlier answers go back to the model with their reasoning
     runtime: Runtime
     context_budget: int  # bytes the saved contexts of all sessions may take (config.toml)
+
+
+def drafting_problem(value: str | None) -> str | None:
+    """Why the speculation field cannot be used: not off or ngram, and neither a file nor a
+    catalog model; None if it can."""
+    if value is None or value.lower() in ("off", "ngram"):
+        return None
+    if Path(value).expanduser().is_file():
+        return None
+    try:
+        load_catalog().get(value)
+    except CatalogError:
+        return (f"Speculative decoding: {visible(value)!r} is neither off, ngram, a GGUF file "
+                "nor a catalog model")
+    return None
 
 
 class FieldError(ValueError):
@@ -110,6 +129,8 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             yield Label("How the model runs (a change reloads it)", classes="settings-heading")
             for name, label, *_ in RUNTIME_FIELDS:
                 yield from self._field(name, label, getattr(self._current.runtime, name))
+            yield from self._field("speculation", SPECULATION_LABEL,
+                                   self._current.runtime.speculation)
             yield from self._field("context-budget", BUDGET_LABEL,
                                    size_text(self._current.context_budget).replace(" ", ""))
             yield Label("", id="settings-error")
@@ -156,6 +177,12 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             errors.append(FieldError("effort", f"Reasoning effort is one of "
                                                f"{', '.join(EFFORTS)}, or empty; not {effort!r}"))
         run = parse_fields(values, RUNTIME_FIELDS, errors)
+        speculation = self.query_one("#field-speculation", Input).value.strip() or None
+        if speculation is not None and speculation.lower() in ("off", "ngram"):
+            speculation = speculation.lower()
+        why = drafting_problem(speculation)
+        if why:
+            errors.append(FieldError("speculation", why))
         budget_text = self.query_one("#field-context-budget", Input).value
         budget = parse_size(budget_text.replace(",", ""))
         if budget is None:
@@ -166,7 +193,7 @@ class SettingsScreen(ModalScreen[ChatSettings | None]):
             return
         sampling = replace(self._current.sampling, **sampled, effort=effort,
                            stop_loops=self.query_one("#stop-loops", Checkbox).value)
-        runtime = Runtime(**run)  # type: ignore[arg-type]
+        runtime = Runtime(**run, speculation=speculation)  # type: ignore[arg-type]
         cpus = os.cpu_count() or 1
         if runtime.n_threads is not None and runtime.n_threads > cpus:
             self.app.notify(f"{runtime.n_threads} CPU threads on a machine with {cpus} CPUs: "
