@@ -104,6 +104,12 @@ class ConfigFile:
         tables = self._data.get("endpoints", {})
         return tables if isinstance(tables, dict) else {}
 
+    def model_tables(self) -> dict[str, dict[str, object]]:
+        """Every `[models."NAME"]` table by its name."""
+        tables = self._data.get("models", {})
+        return {k: v for k, v in tables.items() if isinstance(v, dict)} \
+            if isinstance(tables, dict) else {}
+
     def model_table(self, *names: str) -> tuple[str, dict[str, object]]:
         """The first `[models."NAME"]` table among `names` (a catalog id, a GGUF's file name),
         with the name it was found by; ("", {}) for none. Its keys are checked where read."""

@@ -12,10 +12,12 @@ import argparse
 import json
 import platform
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from reflectchat.cli.output import EXIT_FAILED, EXIT_OK
+from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama_build import BACKENDS, build_backends
 from reflectchat.models.hardware import detect_accelerator
 from reflectchat.untrusted import visible
@@ -32,6 +34,8 @@ class Report:
     devices: list[str]  # e.g. GPU names from nvidia-smi
     problem: str | None
     fix: str | None
+    # draft pairs (config.toml's, and --model with --draft-model): each one usable or why not
+    drafts: list[dict[str, str | None]] = field(default_factory=list)
 
 
 def _version(package: str) -> str:
@@ -59,8 +63,32 @@ def diagnose() -> Report:
                   llama_version, offloads, compiled, accelerator, devices, problem, fix)
 
 
+def draft_pairs(args: argparse.Namespace) -> list[dict[str, str | None]]:
+    """Each pair a user set up: config.toml's `[models."ID"] draft_model`, and --model with
+    --draft-model; each with why it cannot draft (None: it can)."""
+    from reflectchat.config import ConfigFile
+    from reflectchat.engine.drafting import pair_problem
+    from reflectchat.models.catalog import CatalogError
+    from reflectchat.models.choice import choose_model
+
+    asked = [(args.model, args.draft_model)] if args.model and args.draft_model else []
+    tables = ConfigFile().model_tables()
+    asked += [(name, str(t["draft_model"])) for name, t in tables.items()
+              if isinstance(t.get("draft_model"), str)]
+    pairs: list[dict[str, str | None]] = []
+    for model, draft in asked:
+        try:
+            paths = [choose_model(name, None, False).path for name in (model, draft)]
+            problem = pair_problem(paths[0], paths[1])
+        except (CatalogError, EngineError) as exc:
+            problem = str(exc)
+        pairs.append({"model": model, "draft": draft, "problem": problem})
+    return pairs
+
+
 def run(args: argparse.Namespace) -> int:
     report = diagnose()
+    report.drafts = draft_pairs(args)
     if args.json:
         print(json.dumps(asdict(report), indent=2))
         return EXIT_FAILED if report.problem else EXIT_OK
@@ -71,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
           f"can offload to a GPU: {'yes' if report.build_offloads else 'no'}")
     print(f"Accelerator on this machine: {found}"
           + (f" ({visible('; '.join(report.devices))})" if report.devices else ""))
+    for pair in report.drafts:
+        draft, model = (visible(Path(str(pair[k])).name) for k in ("draft", "model"))
+        print(f"Draft model {draft} for {model}: " + (
+            f"unusable: {visible(str(pair['problem']))}" if pair["problem"] else "usable"))
     if report.problem:
         print(f"\nProblem: {report.problem}")
         print(f"Fix (rebuilds llama.cpp; takes several minutes):\n  {report.fix}")

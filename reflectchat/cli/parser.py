@@ -356,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument("--json", action="store_true", help="print JSON (sizes in bytes)")
     doctor = sub.add_parser("doctor", help="check that llama.cpp is built for this machine's GPU")
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doctor.add_argument("--model", metavar="PATH_OR_ID",
+                        help="with --draft-model: check that the two can be used together "
+                             "(config.toml's draft pairs are checked too)")
+    doctor.add_argument("--draft-model", metavar="PATH_OR_ID",
+                        help="the draft model to check against --model")
     models = sub.add_parser("models", help="catalog models and quants and how each fits this "
                                            "machine; with --endpoint, what a server offers")
     models.add_argument("model_id", nargs="?", metavar="MODEL",

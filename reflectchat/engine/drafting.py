@@ -15,10 +15,14 @@ same vocabulary type, start and end tokens, sizes within 128 and the same token 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from reflectchat.engine.errors import EngineError
+from reflectchat.engine.gguf_file import check_before_load
 from reflectchat.engine.llama_cpp_model import LoadedModel
+from reflectchat.engine.llama_log import capture_llama_log
 
 NGRAM = 3  # tokens matched before an n-gram proposes what followed them
 NGRAM_MOST = 16  # the most an n-gram match proposes at a time
@@ -129,3 +133,23 @@ def incompatible(target: LoadedModel, draft: LoadedModel) -> str | None:
             return (f"token {token} is {t.text(token)!r} for the model and "
                     f"{d.text(token)!r} for the draft: they do not share a vocabulary")
     return None
+
+
+def pair_problem(model: Path, draft: Path) -> str | None:
+    """Why `draft` cannot draft for `model`, from their vocabularies alone (no weights
+    loaded), in one sentence; None if it can."""
+    capture_llama_log()  # its load messages are not the user's to read
+    loaded: list[LoadedModel] = []
+    try:
+        for path in (model, draft):
+            check_before_load(path)
+            try:
+                loaded.append(LoadedModel.vocab_only(str(path)))
+            except ValueError:
+                return f"llama.cpp could not read the vocabulary of {path.name}"
+        return incompatible(*loaded)
+    except EngineError as exc:
+        return str(exc)
+    finally:
+        for vocab in loaded:
+            vocab.close()

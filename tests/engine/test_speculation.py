@@ -279,3 +279,22 @@ def test_ask_json_and_sessions_show_record_the_drafting(make_model, tmp_path):
                             str(said["session"])], capture_output=True, text=True, timeout=60)
     assert f"spec {stats['accepted'] / stats['drafted']:.0%}" in shown.stdout
     assert f"({stats['accepted']:,}/{stats['drafted']:,} drafted)" in shown.stdout
+
+
+def test_doctor_says_which_draft_pairs_are_unusable_and_why(pair, make_model):
+    target, draft = pair
+    other = make_model(Script("<|go|>", ["Something else entirely."]), "other.gguf")
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[models."{target}"]\ndraft_model = "{other}"\n', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "doctor", "--json", "--model",
+                           str(target), "--draft-model", str(draft)],
+                          capture_output=True, text=True, timeout=120)
+    pairs = json.loads(done.stdout)["drafts"]
+    assert pairs[0] == {"model": str(target), "draft": str(draft), "problem": None}
+    assert pairs[1]["draft"] == str(other) and "vocabular" in pairs[1]["problem"]
+    shown = subprocess.run([sys.executable, "-m", "reflectchat", "doctor"],
+                           capture_output=True, text=True, timeout=120)
+    assert "Draft model other.gguf for target.gguf: unusable: the vocabularies differ" in \
+        shown.stdout
+    assert "llama_context" not in shown.stderr  # llama.cpp's own messages stay out
