@@ -62,6 +62,7 @@ class CatalogModel:
     quants: tuple[Quant, ...]
     notes: str = ""
     draft: str = ""  # a catalog model of the same vocabulary that drafts for it (--draft-model)
+    role: str = "chat"  # "draft": a small model listed to draft for others, not to chat with
 
     def quant(self, name: str) -> Quant:
         for q in self.quants:
@@ -159,8 +160,14 @@ class _Reader:
             format=TagFormat(fmt), system_prompt=get.text("system_prompt", allow_empty=True),
             context_length=get.positive_int("context_length"), sampling=Sampling(**sampling),
             arch=arch, quants=quants, notes=get.optional_str("notes"),
-            draft=get.optional_str("draft"),
+            draft=get.optional_str("draft"), role=self.role(where, line, m),
         )
+
+    def role(self, where: str, line: int | None, m: dict[str, Any]) -> str:
+        role = m.get("role", "chat")
+        if role not in ("chat", "draft"):
+            raise self.fail(where, line, f"'role' must be chat or draft, not {role!r}")
+        return str(role)
 
     def quant(self, model_where: str, j: int, q: Any) -> Quant:
         where = f"{model_where}.quants[{j}]"

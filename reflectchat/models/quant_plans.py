@@ -103,13 +103,15 @@ def _hub_shape(entry: CatalogModel, quant: Quant) -> ModelShape:
 def fit_rows(hw: Hardware, n_ctx: int, cache_type: str = "f16",
              from_hub: Collection[str] = (), notes: list[str] | None = None,
              planner: Planner | None = None) -> list[Row]:
-    """A row for every catalog quant. For models in `from_hub`, quants not on disk are
-    planned from their headers on the hub; if the hub cannot be read, from the catalog's
-    numbers, and `notes` says so."""
+    """A row for every catalog quant but the drafts'. For models in `from_hub`, quants not
+    on disk are planned from their headers on the hub; if the hub cannot be read, from the
+    catalog's numbers, and `notes` says so."""
     planner = planner or Planner(hw, n_ctx, cache_type)
     rows: list[Row] = []
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     for entry in load_catalog().models:
+        if entry.role == "draft" and entry.id not in from_hub:
+            continue  # listed to draft for the others (`models ID` plans it)
         model_rows = []
         hub_failed = False  # the hub could not be reached: the other quants are not asked for
         for quant in entry.quants:
