@@ -14,7 +14,9 @@ same vocabulary type, start and end tokens, sizes within 128 and the same token 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,8 @@ import numpy as np
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_file import check_before_load
 from reflectchat.engine.llama_cpp_model import LoadedModel
-from reflectchat.engine.llama_log import capture_llama_log
+from reflectchat.engine.llama_log import capture_llama_log, recent_errors
+from reflectchat.engine.llama_settings import EngineSettings
 
 NGRAM = 3  # tokens matched before an n-gram proposes what followed them
 NGRAM_MOST = 16  # the most an n-gram match proposes at a time
@@ -116,6 +119,40 @@ class ModelDraft:
 
     def taken(self, drafted: int, accepted: int) -> None:
         """The draft's context is cut back at the next proposal."""
+
+
+def load_draft(model: LoadedModel, name: str, settings: EngineSettings,
+               threads: tuple[int, int], repack: bool) -> LoadedModel:
+    """The draft model `settings` name, in a context as long as the model's (`name`: the
+    model's file name); EngineError in one sentence if it cannot be loaded or cannot draft
+    for this model."""
+    s = settings
+    assert s.draft_model is not None
+    path = Path(s.draft_model).expanduser()
+    why = None if model.forgets_a_tail else (
+        "this model's memory is recurrent and cannot drop a rejected draft (llama.cpp #20039)")
+    draft = None
+    if why is None:
+        try:
+            check_before_load(path)
+            with redirect_stderr(io.StringIO()):  # llama-cpp-python's own prints
+                draft = LoadedModel.load(
+                    str(path), repack=repack, n_gpu_layers=s.draft_gpu_layers, n_ctx=s.n_ctx,
+                    n_batch=s.n_batch, flash_attn=s.flash_attn, n_threads=threads[0],
+                    n_threads_batch=threads[1], use_mmap=s.use_mmap)
+        except EngineError as exc:
+            why = str(exc)
+        except (ValueError, MemoryError) as exc:
+            said = recent_errors[0] if recent_errors else str(exc)
+            why = f"llama.cpp could not load it ({said})"
+    if draft is not None and why is None:
+        why = incompatible(model, draft)
+    if why is not None:
+        if draft is not None:
+            draft.close()
+        raise EngineError(f"{path.name} cannot draft for {name}: {why}")
+    assert draft is not None
+    return draft
 
 
 def incompatible(target: LoadedModel, draft: LoadedModel) -> str | None:

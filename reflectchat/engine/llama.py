@@ -31,7 +31,7 @@ from reflectchat.engine.drafting import (
     NGRAM_MOST,
     ModelDraft,
     NgramDraft,
-    incompatible,
+    load_draft,
 )
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.families import THINKING_OPENERS
@@ -113,7 +113,14 @@ class LlamaEngine:
             if said and "unknown model architecture" not in said:
                 problem += f" (llama.cpp: {said})"
             raise EngineError(problem) from None
-        self.draft = self._load_draft() if s.speculation == "draft" else None
+        self.draft = None
+        if s.speculation == "draft":
+            try:
+                self.draft = load_draft(self.model, self.path.name, s, self.threads,
+                                        self.repack)
+            except EngineError:
+                self.model.close()
+                raise
         self.overridden = overridden_tensors()  # tensor -> the buffer type an override chose
         self.buffers = loaded_buffers()  # what llama.cpp allocated, by "DEVICE kind"
         try:
@@ -134,44 +141,10 @@ class LlamaEngine:
                  self.prompt.turn_end_note()]
         self.load_note = " ".join(n for n in notes if n) or None
 
-    def _load_draft(self) -> LoadedModel:
-        """The draft model, in a context as long as the model's; EngineError (the model
-        closed) if it cannot be loaded or cannot draft for this model."""
-        s = self.settings
-        assert s.draft_model is not None
-        path = Path(s.draft_model).expanduser()
-        why = None if self.model.forgets_a_tail else (
-            "this model's memory is recurrent and cannot drop a rejected draft "
-            "(llama.cpp #20039)")
-        draft = None
-        if why is None:
-            try:
-                check_before_load(path)
-                with redirect_stderr(io.StringIO()):
-                    draft = LoadedModel.load(
-                        str(path), repack=self.repack, n_gpu_layers=s.draft_gpu_layers,
-                        n_ctx=s.n_ctx, n_batch=s.n_batch, flash_attn=s.flash_attn,
-                        n_threads=self.threads[0], n_threads_batch=self.threads[1],
-                        use_mmap=s.use_mmap)
-            except EngineError as exc:
-                why = str(exc)
-            except (ValueError, MemoryError) as exc:
-                said = recent_errors[0] if recent_errors else str(exc)
-                why = f"llama.cpp could not load it ({said})"
-        if draft is not None and why is None:
-            why = incompatible(self.model, draft)
-        if why is not None:
-            if draft is not None:
-                draft.close()
-            self.model.close()
-            raise EngineError(f"{path.name} cannot draft for {self.path.name}: {why}")
-        assert draft is not None
-        return draft
-
     def drafter(self) -> Drafter | None:
         """What proposes tokens for one answer, as the settings ask (None: no speculation)."""
         s = self.settings
-        if s.speculation == "ngram":
+        if s.speculation == "ngram" and self.model.forgets_a_tail:  # recurrent: cannot cut back
             return NgramDraft(most=s.draft_max or NGRAM_MOST)
         if self.draft is not None:
             return ModelDraft(self.draft, s.draft_max or DRAFT_MOST,

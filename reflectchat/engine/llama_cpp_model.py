@@ -156,7 +156,8 @@ class LoadedModel:
 
     def keep(self, count: int) -> None:
         """Forget the context after its first `count` tokens (a rejected draft's tail)."""
-        self.llama._ctx.kv_cache_seq_rm(-1, count, -1)
+        if not self.llama._ctx.kv_cache_seq_rm(-1, count, -1):
+            raise RuntimeError("llama.cpp could not drop the rejected draft from the context")
         self.llama.n_tokens = count
 
     def last_logits(self) -> np.ndarray:
