@@ -206,8 +206,8 @@ def test_greedy_gemma_with_ngrams_and_a_draft_keeps_its_own_tokens(real_model):
         for drafter in (NgramDraft(), ModelDraft(draft, most=4, p_min=0)):
             stats = GenerationStats()
             spoken = list(islice(sampled_tokens(model, prompt, greedy, None, drafter,
-                                                Tally(stats, drafter.kind)), 160))
-            assert stats.accepted and stats.accepted > 60
+                                                Tally(stats, drafter.kind)), 96))
+            assert stats.accepted and stats.accepted > 40
             checker.clear_cache()
             checker.evaluate(checker.to_evaluate(prompt))
             exact = 0
@@ -217,7 +217,7 @@ def test_greedy_gemma_with_ngrams_and_a_draft_keeps_its_own_tokens(real_model):
                 assert token == best or logits[best] - logits[token] < NOISE
                 exact += token == best
                 checker.evaluate([token])
-            assert exact >= len(spoken) - 8
+            assert exact >= len(spoken) - 6
     finally:
         for loaded in (model, draft, checker):
             loaded.close()
