@@ -45,10 +45,11 @@ from reflectchat.ui.textual_runtime import collect_garbage_less_often
 from reflectchat.ui.themes import load_themes
 from reflectchat.ui.turns import AnsweringPart
 from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
-from reflectchat.ui.widgets.channel_pane import literal_markdown
+from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
 from reflectchat.ui.widgets.columns import ANSWER_COLUMNS, Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
+from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 from reflectchat.ui.widgets.status_bar import StatusBar, control_text
 from reflectchat.untrusted import visible
 
@@ -309,14 +310,16 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         """The command palette (Ctrl+P): a command for each key, the commands without one, and
         what the answer in view offers (its code blocks, its reflections); then theme files and
         Textual's own commands."""
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            title = bindings.PALETTE.get(binding.action)
-            if title is not None and self.check_action(binding.action, ()) is not False:
-                yield SystemCommand(title, f"{binding.tooltip} ({self.get_key_display(binding)})",
-                                    partial(self.run_action, binding.action))
-        for title, help_text, action in bindings.WITHOUT_KEY:
-            yield SystemCommand(title, help_text, partial(self.run_action, action))
+        for command in bindings.COMMANDS:
+            if command.action == "quit":
+                continue  # Textual's own Quit is in the palette
+            if command.key is None:
+                yield SystemCommand(command.title, command.tooltip,
+                                    partial(self.run_action, command.action))
+            elif self.check_action(command.action, ()) is not False:
+                shown = self.get_key_display(command.binding())
+                yield SystemCommand(command.title, f"{command.tooltip} ({shown})",
+                                    partial(self.run_action, command.action))
         for n, block in enumerate(self.code_blocks_in_view(), 1):
             first = block.strip().splitlines()[0][:40] if block.strip() else ""
             yield SystemCommand(f"Copy code block {n}", _markup_literal(first),
@@ -331,11 +334,22 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         yield from super().get_system_commands(screen)
 
     def key_help(self) -> list[tuple[str, str]]:
-        rows = list(bindings.BEFORE)
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            rows.append((self.get_key_display(binding), binding.tooltip or binding.description))
-        return rows + bindings.AFTER
+        """Every key and what it does, from the bindings' own descriptions: the prompt's, the
+        app's, the sessions list's and a pane's; then what needs no key of its own."""
+        rows = []
+        app_keys = {b.key for b in self.BINDINGS if isinstance(b, Binding)}
+        for owner in (PromptInput, self, SessionsSidebar, ChannelPane):
+            for binding in owner.BINDINGS:
+                assert isinstance(binding, Binding)
+                if owner is not self and binding.key in app_keys:
+                    continue  # the app's own key, listed with the app's
+                where = "In the sessions list: " if owner is SessionsSidebar else ""
+                # a key with others beside it: each shown; one named for display: that one
+                keys = [binding.key_display] if binding.key_display else binding.key.split(",")
+                shown = ", ".join(self.get_key_display(Binding(k, binding.action))
+                                  for k in keys)
+                rows.append((shown, where + (binding.tooltip or binding.description)))
+        return rows + bindings.NOT_KEYS
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))

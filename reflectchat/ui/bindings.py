@@ -1,84 +1,75 @@
-"""The app's keys: what each does, shown in the footer, the help screen (F1) and the command
-palette, whose commands are made from these (`PALETTE` titles them)."""
+"""The app's commands, one row each: the key, what the footer calls it, the command
+palette's title and what it does. The footer, the help screen (F1) and the palette are all
+made from this table, so a command cannot be in one and missing from another."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual.binding import Binding
 
-BINDINGS = [
-    Binding("escape", "stop", "Stop", tooltip="Stop the answer, keeping what came so far"),
-    Binding("f1", "help", "Help", tooltip="Every key and what it does"),
-    Binding("f2", "toggle_thinking", "Think", tooltip="Show or hide the Thinking pane"),
-    Binding("f3", "toggle_reflection", "Reflect", tooltip="Show or hide the Reflection pane"),
-    Binding("f4", "toggle_output_only", "Focus", tooltip="Output only, or all panes again"),
-    Binding("f5", "toggle_raw", "Raw",
-            tooltip="The exact model text with its tags, instead of the panes"),
-    Binding("f6", "toggle_sessions", "Sessions", priority=True,  # before the prompt's F6
-            tooltip="Show or hide saved sessions and search across them"),
-    Binding("ctrl+r", "regenerate", "Regenerate", show=False,
-            tooltip="Answer the last prompt again"),
-    Binding("ctrl+n", "new_chat", "New chat", show=False, tooltip="Start a new chat"),
-    Binding("ctrl+o", "copy_output", "Copy output", show=False,
-            tooltip="Copy the output in view (code blocks: command palette)"),
-    Binding("ctrl+l", "switch_model", "Switch model", show=False,
-            tooltip="Load another model or quant, keeping the conversation"),
-    Binding("f9", "free_context", "Free context", show=False,
-            tooltip="Send less back to the model: earlier reasoning if it is sent, else the "
-                    "oldest turn (it stays in the chat)"),
-    Binding("ctrl+t", "tune", "Tune", show=False,
-            tooltip="Pairs for Selective Reflection-Tuning: scores, rewrites, keep or drop"),
-    Binding("ctrl+g", "evaluations", "Evaluations", show=False,
-            tooltip="Runs of `reflectchat eval`: each item's answer, wrong ones, its panes"),
-    Binding("f7", "cycle_effort", "Effort", show=False, priority=True,  # before the prompt's F7
-            tooltip="Reasoning effort for the next answers: the model's own, off, low, medium, "
-                    "high (F8 sets a thinking budget too)"),
-    Binding("f8", "settings", "Settings", show=False,
-            tooltip="Edit the system prompt and sampling settings"),
-    Binding("ctrl+f", "focus_pane", "Pane", show=False,
-            tooltip="Into the next pane in view (again: the one after), so Home, End and the "
-                    "page keys move in it"),
-    Binding("ctrl+up", "select_turn(-1)", "Earlier turn", show=False,
-            tooltip="Show the panes of the turn before"),
-    Binding("ctrl+down", "select_turn(1)", "Later turn", show=False,
-            tooltip="Show the panes of the turn after"),
-    Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="Quit"),
-]
 
-# Keys that belong to a widget rather than the app, for the help screen.
-BEFORE = [("enter", "Send the prompt"), ("^j", "New line in the prompt")]
-AFTER = [("n, r, d, /", "In the sessions list: new chat, rename, delete, search (then ↓ or "
-                        "Enter goes to the results)"),
-         ("tab, ←/→", "Below 120 columns: Tab to the column tabs, then ← and → (or a click) "
-                      "switch the column in view"),
-         ("any letter", "Typed outside a text field, it goes to the prompt"),
-         ("end", "Follow the newest text in a pane (or click the cue)"),
-         ("home", "Go to a pane's first line; a long answer shown from its end is then "
-                  "drawn whole (or click the line over it)"),
-         ("^p", "Command palette: every command, themes, code blocks, reflections")]
+@dataclass(frozen=True)
+class Command:
+    title: str  # the command palette's title
+    tooltip: str  # what it does: the palette's and the help screen's text
+    action: str
+    key: str | None = None  # None: a command of the palette alone
+    footer: str = ""  # the footer's short label ("" : the title)
+    show: bool = False  # in the footer
+    priority: bool = False  # before a focused widget's own binding of the key
 
-# The command palette's title for each key's action, and the commands that have no key.
-PALETTE = {
-    "stop": "Stop the answer",
-    "help": "Help",
-    "toggle_thinking": "Toggle thinking pane",
-    "toggle_reflection": "Toggle reflection pane",
-    "toggle_output_only": "Toggle output only",
-    "toggle_raw": "Toggle raw stream",
-    "toggle_sessions": "Toggle sessions",
-    "regenerate": "Regenerate",
-    "new_chat": "New chat",
-    "copy_output": "Copy output",
-    "switch_model": "Switch model or quant",
-    "free_context": "Free context",
-    "tune": "Tune",
-    "evaluations": "Evaluations",
-    "cycle_effort": "Reasoning effort",
-    "settings": "Settings",
-    "focus_pane": "Next pane",
-    "select_turn(-1)": "Earlier turn",
-    "select_turn(1)": "Later turn",
-}
-WITHOUT_KEY = [
-    ("Search sessions", "Find words in every saved session", "search_sessions"),
-    ("Export conversation", "Write the conversation as Markdown", "export"),
+    def binding(self) -> Binding:
+        assert self.key is not None
+        return Binding(self.key, self.action, self.footer or self.title, show=self.show,
+                       priority=self.priority, tooltip=self.tooltip)
+
+
+COMMANDS = [
+    Command("Stop the answer", "Stop the answer, keeping what came so far", "stop", "escape",
+            "Stop", show=True),
+    Command("Help", "Every key and what it does", "help", "f1", show=True),
+    Command("Toggle thinking pane", "Show or hide the Thinking pane", "toggle_thinking", "f2",
+            "Think", show=True),
+    Command("Toggle reflection pane", "Show or hide the Reflection pane", "toggle_reflection",
+            "f3", "Reflect", show=True),
+    Command("Toggle output only", "Output only, or all panes again", "toggle_output_only",
+            "f4", "Focus", show=True),
+    Command("Toggle raw stream", "The exact model text with its tags, instead of the panes",
+            "toggle_raw", "f5", "Raw", show=True),
+    Command("Toggle sessions", "Show or hide saved sessions and search across them",
+            "toggle_sessions", "f6", "Sessions", show=True,
+            priority=True),  # before the prompt's F6
+    Command("Regenerate", "Answer the last prompt again", "regenerate", "ctrl+r"),
+    Command("New chat", "Start a new chat", "new_chat", "ctrl+n"),
+    Command("Copy output", "Copy the output in view (code blocks: command palette)",
+            "copy_output", "ctrl+o"),
+    Command("Switch model or quant", "Load another model or quant, keeping the conversation",
+            "switch_model", "ctrl+l", "Switch model"),
+    Command("Free context", "Send less back to the model: earlier reasoning if it is sent, "
+                            "else the oldest turn (it stays in the chat)", "free_context", "f9"),
+    Command("Tune", "Pairs for Selective Reflection-Tuning: scores, rewrites, keep or drop",
+            "tune", "ctrl+t"),
+    Command("Evaluations", "Runs of `reflectchat eval`: each item's answer, wrong ones, its "
+                           "panes", "evaluations", "ctrl+g"),
+    Command("Reasoning effort", "Reasoning effort for the next answers: the model's own, off, "
+                                "low, medium, high (F8 sets a thinking budget too)",
+            "cycle_effort", "f7", "Effort", priority=True),  # before the prompt's F7
+    Command("Settings", "Edit the system prompt and sampling settings", "settings", "f8"),
+    Command("Next pane", "Into the next pane in view (again: the one after), so Home, End "
+                         "and the page keys move in it", "focus_pane", "ctrl+f", "Pane"),
+    Command("Earlier turn", "Show the panes of the turn before", "select_turn(-1)",
+            "ctrl+up"),
+    Command("Later turn", "Show the panes of the turn after", "select_turn(1)", "ctrl+down"),
+    Command("Quit", "Quit", "quit", "ctrl+q", priority=True),
+    Command("Search sessions", "Find words in every saved session", "search_sessions"),
+    Command("Export conversation", "Write the conversation as Markdown", "export"),
 ]
+BINDINGS = [c.binding() for c in COMMANDS if c.key]
+LINK_ACTIONS = ("starter",)  # run by a link in a pane (the demo's starter prompts), not a command
+
+# What the help screen lists beyond the app's keys: what happens without a key bound to it.
+NOT_KEYS = [("tab, ←/→", "Below 120 columns: Tab to the column tabs, then ← and → (or a "
+                         "click) switch the column in view"),
+            ("any letter", "Typed outside a text field, it goes to the prompt"),
+            ("^p", "Command palette: every command, themes, code blocks, reflections")]

@@ -11,6 +11,7 @@ from textual.widgets import Checkbox, Input, Label
 from reflectchat.config import ConfigFile
 from reflectchat.paths import config_file, user_themes_dir
 from reflectchat.ui import bindings
+from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import SettingsScreen
 
@@ -106,11 +107,24 @@ async def test_help_screen_lists_the_keys_from_the_bindings():
         text = "\n".join(str(s.render()) for s in app.screen.query("Static"))
         for key, what in [("f2", "Thinking pane"), ("f3", "Reflection pane"),
                           ("f4", "Output only"), ("f5", "exact model text"), ("esc", "Stop"),
-                          ("enter", "Send"), ("^j", "New line"), ("^r", "last prompt again")]:
+                          ("⏎", "Send"), ("^j", "New line"), ("^r", "last prompt again"),
+                          ("n", "sessions list: Start a new chat"), ("del, d", "Delete")]:
             line = next((line for line in text.splitlines() if line.startswith(key + " ")), "")
             assert what in line, (key, what, text)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+def test_every_action_of_the_app_is_a_command_with_a_title_and_a_text():
+    """One table: an action the app defines is a row of `bindings.COMMANDS` (or a link's),
+    and each row has its palette title and what it does."""
+    defined = {name.removeprefix("action_") for kind in ReflectChatApp.__mro__
+               if kind.__module__.startswith("reflectchat") for name in vars(kind)
+               if name.startswith("action_")}
+    commands = {c.action.split("(")[0] for c in bindings.COMMANDS}
+    assert defined - set(bindings.LINK_ACTIONS) == commands
+    assert all(c.title and c.tooltip for c in bindings.COMMANDS)
+    assert len({c.title for c in bindings.COMMANDS}) == len(bindings.COMMANDS)
 
 
 async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
@@ -123,9 +137,10 @@ async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
                        "New chat", "Export conversation", "Theme: reflect-paper",
                        "Go to reflection 1", "Earlier turn", "Keys"):
             assert wanted in names
-        # every key of the app is in the palette, but Quit once (Textual's own)
-        titled = {b.action for b in app.BINDINGS if b.action in bindings.PALETTE}
-        assert titled == {b.action for b in app.BINDINGS} - {"quit"}
+        # every command the app can run now is in the palette, Quit once (Textual's own)
+        for command in bindings.COMMANDS:
+            if app.check_action(command.action, ()) is not False:
+                assert command.title in names
         assert names.count("Quit") == 1
         await pilot.press("ctrl+p")
         await pilot.pause()

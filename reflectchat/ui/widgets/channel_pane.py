@@ -109,8 +109,11 @@ CUE = "↓ latest (End)"  # in the bottom border, where it covers no text
 
 
 class ChannelPane(VerticalScroll):
-    BINDINGS = [Binding("end", "follow", "Latest", show=False),
-                Binding("home", "top", "First", show=False)]
+    BINDINGS = [Binding("end", "follow", "Latest", show=False,
+                        tooltip="Follow the newest text in a pane (or click the cue)"),
+                Binding("home", "top", "First", show=False,
+                        tooltip="Go to a pane's first line; a long answer shown from its end "
+                                "is then drawn whole (or click the line over it)")]
 
     def __init__(self, title: str, *, id: str) -> None:
         super().__init__(id=id, classes="pane")

@@ -17,8 +17,9 @@ class PromptInput(TextArea):
     # Not in the footer: the placeholder says them, and at 80 columns the footer's room goes
     # to the app's keys. The help screen (F1) lists them.
     BINDINGS = [
-        Binding("enter", "submit", "Send", show=False),
-        Binding(",".join(NEWLINE_KEYS), "newline", "Newline", key_display="ctrl+j", show=False),
+        Binding("enter", "submit", "Send", show=False, tooltip="Send the prompt"),
+        Binding(",".join(NEWLINE_KEYS), "newline", "Newline", key_display="ctrl+j", show=False,
+                tooltip="New line in the prompt"),
     ]
 
     @dataclass
