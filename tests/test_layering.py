@@ -145,3 +145,14 @@ def test_only_the_adapter_touches_llama_cpp_python():
             wrong += [f"{module} imports {n}" for n in names if n.split(".")[0] == "llama_cpp"]
         wrong += [f"{module} reads {p}" for p in PRIVATE if p in source]
     assert wrong == []
+
+
+def test_the_readme_layout_names_every_module_and_none_is_over_400_lines():
+    layout = (PACKAGE.parent / "README.md").read_text(encoding="utf-8").split(
+        "## How the code is laid out", 1)[1]
+    modules = [p for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    assert len(modules) > 100
+    assert [p.name for p in modules if p.name not in layout] == []
+    long = {p.name: n for p in modules
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}

@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _file_plan(args: argparse.Namespace, path: Path) -> int:
     """The plan of one GGUF file (a split model: its first shard), from its header."""
-    from reflectchat.engine.gguf_file import check_before_load, shard_paths
+    from reflectchat.engine.gguf_file import check_before_load, mtp_layers, shard_paths
     from reflectchat.engine.gguf_header import HeaderError
-    from reflectchat.models.fit import mtp_layers, shape_from_gguf
+    from reflectchat.models.fit import shape_from_gguf
 
     n_ctx = args.ctx or DEFAULT_CTX
     try:

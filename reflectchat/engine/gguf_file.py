@@ -105,3 +105,14 @@ def _llama_cpp_version() -> str:
         return version("llama_cpp_python")
     except PackageNotFoundError:
         return "unknown"
+
+
+def mtp_layers(path: Path) -> int:
+    """The multi-token-prediction layers a GGUF carries (`ARCH.nextn_predict_layers`: Qwen3.5,
+    Qwen3-Next, GLM-4.5, DeepSeek V3 files); 0 for none or an unreadable header."""
+    try:
+        meta = read_local(path).metadata
+    except (HeaderError, OSError):
+        return 0
+    value = meta.get(f"{meta.get('general.architecture')}.nextn_predict_layers")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

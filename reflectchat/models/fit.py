@@ -107,17 +107,6 @@ def shape_from_gguf(paths: Sequence[Path]) -> ModelShape:
     return shape_from_headers([read_local(p) for p in paths], paths[0].name)
 
 
-def mtp_layers(path: Path) -> int:
-    """The multi-token-prediction layers a GGUF carries (`ARCH.nextn_predict_layers`: Qwen3.5,
-    Qwen3-Next, GLM-4.5, DeepSeek V3 files); 0 for none or an unreadable header."""
-    try:
-        meta = read_local(path).metadata
-    except (HeaderError, OSError):
-        return 0
-    value = meta.get(f"{meta.get('general.architecture')}.nextn_predict_layers")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
     """Exact sizes from the headers of every shard (read from disk, or from the hub)."""
     meta = headers[0].metadata
