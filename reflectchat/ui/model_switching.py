@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from textual import work
 
-from reflectchat.engine.base import OWN, Runtime
+from reflectchat.engine.base import OWN, Backend, Runtime
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.advice import Row
 from reflectchat.models.catalog import CatalogError, load_catalog
@@ -31,14 +31,19 @@ from reflectchat.ui.widgets.status_bar import Downloading, Loading, Problem
 
 class ModelSwitchingPart(ChatAppBase):
     def load(self, choice: ModelChoice) -> None:
+        """Load `choice`, closing the model in use first, on the load worker: a 70B's close
+        (its buffers freed, its file unmapped) never holds up the UI."""
+        closing, self.engine = self.engine, None
         self.choice = choice
         self.answer_view.demo = choice.is_demo
         self.status = replace(self.status, model=choice.label)
         self.activity = Loading(choice.label, 0.0)
-        self._load_worker(choice)
+        self._load_worker(choice, closing)
 
     @work(thread=True, exclusive=True, group="load")
-    def _load_worker(self, choice: ModelChoice) -> None:
+    def _load_worker(self, choice: ModelChoice, closing: Backend | None = None) -> None:
+        if closing is not None:
+            closing.close()
         last = [0.0]
 
         def progress(fraction: float) -> bool:
@@ -103,9 +108,6 @@ class ModelSwitchingPart(ChatAppBase):
     def reload_with(self, runtime: Runtime) -> None:
         """Load the model in use again, to run with `runtime`."""
         self.runtime = runtime
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
         self.load(self.choice)
         self.notify(f"Reloading {self.choice.label} with the new settings; the conversation "
                     "is kept.")
@@ -121,9 +123,6 @@ class ModelSwitchingPart(ChatAppBase):
         except Exception as exc:  # CatalogError or EngineError: both are user-facing sentences
             self.notify(str(exc), severity="error")
             return
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
         self.load(choice)
         self.notify(f"Loading {choice.label}; the conversation is kept.")
 

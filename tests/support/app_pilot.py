@@ -19,9 +19,11 @@ from reflectchat.ui.app import ReflectChatApp
 def make_app(model: Path | None = None, conversation: Conversation | None = None,
              tag_format: TagFormat = TagFormat.REFLECTION, store: SessionStore | None = None,
              session_id: int | None = None, n_ctx: int | None = None,
-             sampling: Sampling | None = None) -> ReflectChatApp:
+             sampling: Sampling | None = None,
+             engine_class: type[LlamaEngine] = LlamaEngine) -> ReflectChatApp:
     """The app on `model` (default: the demo model), loading it through llama.cpp, with
-    history in `store` if one is given."""
+    history in `store` if one is given; `engine_class`: the engine, or one that is slow at
+    something (a close that waits), to show the UI does not wait with it."""
     if model is None:
         choice = choose_model(None, None, demo=True)
     else:
@@ -41,7 +43,7 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
         spec = runtime.speculation or "off"  # what F8 sets: off, ngram or a draft's path
         drafting = {"speculation": spec} if spec in ("off", "ngram") else \
             {"speculation": "draft", "draft_model": Path(spec)}
-        return LlamaEngine(c.path, EngineSettings(n_ctx=context,
+        return engine_class(c.path, EngineSettings(n_ctx=context,
                                                   n_threads=runtime.n_threads or 1,
                                                   **drafting), progress)
 
