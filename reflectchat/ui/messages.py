@@ -71,6 +71,16 @@ class ContextResumed(Message):
 
 
 @dataclass
+class ContextFreed(Message):
+    """F9 took `dropped` out of what goes back to the model; the tokens sent before and after,
+    counted on a worker (None: not counted)."""
+
+    dropped: str
+    before: int | None
+    after: int | None
+
+
+@dataclass
 class ContextTrimmed(Message):
     """The oldest turns were left out of the prompt to fit the context."""
 

@@ -22,6 +22,7 @@ from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.answer_worker import stream_answer
 from reflectchat.ui.chat_app_base import ChatAppBase
 from reflectchat.ui.messages import (
+    ContextFreed,
     ContextResumed,
     ContextTrimmed,
     StreamBatch,
@@ -193,28 +194,36 @@ class AnsweringPart(ChatAppBase):
         if self.live is not None:
             self.notify("Stop the answer first (Esc), then free context.", severity="warning")
             return
-        before = self._context_sent()
+        before = self.conversation.messages_for("")
         dropped = self.conversation.free_context()
         if not dropped:
             self.notify("Nothing earlier is sent back to the model: only the next prompt will "
                         "be.", title="Free context")
             return
-        after = self._context_sent()
+        self.status = replace(self.status, ctx_reasoning=self.conversation.reasoning_sent())
+        self._count_freed(self.engine, dropped, before, self.conversation.messages_for(""))
+
+    @work(thread=True, group="count")
+    def _count_freed(self, engine: Backend | None, dropped: str, before: list[ChatMessage],
+                     after: list[ChatMessage]) -> None:
+        """Count what the next request sends, before and after (the template rendered and the
+        text tokenized: too slow for the UI thread on a long chat)."""
+        counts: list[int | None] = []
+        for messages in (before, after):
+            try:
+                counts.append(engine.count_tokens(messages) if engine is not None else None)
+            except EngineError:
+                counts.append(None)
+        self.post_message(ContextFreed(dropped, *counts))
+
+    def on_context_freed(self, message: ContextFreed) -> None:
+        before, after = message.before, message.after
         freed = f": about {before - after:,} tokens freed" if before and after is not None \
             else ""
-        self.notify(f"No longer sent back to the model: {dropped}{freed}. It stays in the chat "
-                    "and in the history.", title="Context freed", timeout=10)
-        status = replace(self.status, ctx_reasoning=self.conversation.reasoning_sent())
-        self.status = status if after is None else replace(status, ctx_used=after)
-
-    def _context_sent(self) -> int | None:
-        """Tokens of what the next request would send before the new prompt."""
-        if self.engine is None:
-            return None
-        try:
-            return self.engine.count_tokens(self.conversation.messages_for(""))
-        except EngineError:
-            return None
+        self.notify(f"No longer sent back to the model: {message.dropped}{freed}. It stays in "
+                    "the chat and in the history.", title="Context freed", timeout=10)
+        if after is not None:
+            self.status = replace(self.status, ctx_used=after)
 
     def action_stop(self) -> None:
         self.cancel.set()

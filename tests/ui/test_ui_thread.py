@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from support.app_pilot import loaded, make_app, wait_for
+from support.app_pilot import ask, loaded, make_app, wait_for
 from textual.widgets import Input
 
 from reflectchat.engine.llama import LlamaEngine
@@ -45,3 +45,36 @@ async def test_a_reload_closes_the_old_model_while_the_ui_answers_keys():
         await wait_for(pilot, lambda: app.engine is not None and app.runtime.n_threads == 1,
                        what="the reload")
         assert app.activity is None
+
+
+counting = threading.Event()  # set once a slow count has begun
+counted = threading.Event()  # the test lets it finish
+
+
+class SlowToCount(LlamaEngine):
+    """Counting a long chat's tokens renders its template and tokenizes it all: this waits."""
+
+    def count_tokens(self, messages):  # type: ignore[no-untyped-def]
+        counting.set()
+        counted.wait(timeout=20)
+        return super().count_tokens(messages)
+
+
+async def test_f9_counts_what_it_freed_while_the_ui_answers_keys():
+    counted.set()  # the answers' own counts go through
+    app = make_app(engine_class=SlowToCount)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
+        await ask(pilot, "Translate 'it is raining' into French")
+        counted.clear()
+        counting.clear()
+        await pilot.press("f9")
+        await wait_for(pilot, counting.is_set, what="the count to begin")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
+        assert not any(n.title == "Context freed" for n in app.notices)
+        await pilot.press("escape")
+        counted.set()
+        await wait_for(pilot, lambda: any(n.title == "Context freed"
+                                          for n in app.notices), what="the count")
