@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from reflectchat.chat.conversation import Turn
+from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Backend, GenerationStats
 from reflectchat.reflection.corrections import Correction
 from reflectchat.reflection.events import Channel
 from reflectchat.reflection.facts import ChannelFacts
+from reflectchat.store.records import SearchHit, SessionInfo, StoredMessage
 
 
 @dataclass
@@ -68,6 +69,19 @@ class ContextResumed(Message):
     """The session's saved model context was put back (or why it was not: `text` says)."""
 
     text: str
+
+
+@dataclass
+class SessionRead(Message):
+    """A session read from the store on a worker, its answers parsed, ready to show (or why
+    it could not be read)."""
+
+    session_id: int
+    hit: SearchHit | None
+    info: SessionInfo | None = None
+    messages: list[StoredMessage] | None = None
+    conversation: Conversation | None = None
+    error: str | None = None
 
 
 @dataclass

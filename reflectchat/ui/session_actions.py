@@ -7,6 +7,9 @@ import sqlite3
 import time
 from dataclasses import replace
 
+from textual import work
+from textual.worker import get_current_worker
+
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.reflection.events import Channel
 from reflectchat.store.records import MARK_END, MARK_START, SearchHit
@@ -14,7 +17,7 @@ from reflectchat.store.session_store import StoreError
 from reflectchat.store.transfer import model_label
 from reflectchat.store.turns import conversation_from
 from reflectchat.ui.chat_app_base import ChatAppBase
-from reflectchat.ui.messages import StoreProblem
+from reflectchat.ui.messages import SessionRead, StoreProblem
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem, earlier_note
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
@@ -73,29 +76,48 @@ class SessionActionsPart(ChatAppBase):
         if turn is None or turn.finished:
             self.status = self.status_for(turn)
 
-    async def on_sessions_sidebar_open(self, event: SessionsSidebar.Open) -> None:
+    def on_sessions_sidebar_open(self, event: SessionsSidebar.Open) -> None:
         if self.store is None:
             return
         if self.recorder is not None and event.session_id == self.recorder.session_id \
                 and event.hit is None:
             return
+        self._read_session(event.session_id, event.hit)
+
+    @work(thread=True, exclusive=True, group="open-session")
+    def _read_session(self, session_id: int, hit: SearchHit | None) -> None:
+        """Read a session and parse its answers on a worker: a long one takes seconds."""
+        assert self.store is not None
         try:
-            info = self.store.session(event.session_id)
-            messages = self.store.messages(event.session_id)
+            info = self.store.session(session_id)
+            messages = self.store.messages(session_id)
         except (StoreError, sqlite3.Error) as exc:
-            self.notify(f"Could not open the session: {exc}", severity="error")
+            self.post_message(SessionRead(session_id, hit, error=str(exc)))
+            return
+        conversation = None
+        if self.recorder is None or session_id != self.recorder.session_id:
+            conversation = conversation_from(info, messages)
+        if not get_current_worker().is_cancelled:  # another session asked for meanwhile
+            self.post_message(SessionRead(session_id, hit, info, messages, conversation))
+
+    async def on_session_read(self, message: SessionRead) -> None:
+        if message.error is not None or message.info is None or message.messages is None:
+            self.notify(f"Could not open the session: {message.error}", severity="error")
             self.sidebar.reload()
             return
-        if self.recorder is None or event.session_id != self.recorder.session_id:
-            conversation = conversation_from(info, messages)
+        info, conversation = message.info, message.conversation
+        if conversation is not None and (self.recorder is None
+                                         or info.id != self.recorder.session_id):
             conversation.with_reasoning = self.conversation.with_reasoning
             await self._replace_conversation(conversation, info.id)
             if info.meta.model and info.meta.model != self.choice.model_id:
                 self.notify(f"This session was with {model_label(info.meta)}; it continues with "
                             f"{self.choice.label} (Ctrl+L switches).", timeout=10)
-        if event.hit is not None:
-            turn_index = sum(m.role == "user" and m.seq <= event.hit.seq for m in messages) - 1
-            self._reveal_hit(max(turn_index, 0), event.hit)
+        hit = message.hit
+        if hit is not None:
+            turn_index = sum(m.role == "user" and m.seq <= hit.seq
+                             for m in message.messages) - 1
+            self._reveal_hit(max(turn_index, 0), hit)
         else:
             self.columns.bring("output")
         self.prompt_input.focus()  # ready to continue the session

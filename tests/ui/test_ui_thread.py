@@ -9,7 +9,12 @@ from support.app_pilot import ask, loaded, make_app, wait_for
 from textual.widgets import Input
 
 from reflectchat.engine.llama import LlamaEngine
+from reflectchat.paths import store_file
+from reflectchat.store.records import SessionMeta, StoredMessage
+from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.screens.help_screen import HelpScreen
+from reflectchat.ui.widgets.entry_list import EntryList
+from reflectchat.ui.widgets.prompt_input import PromptInput
 
 released = threading.Event()  # a close that waits holds until the test sets this
 closing = threading.Event()  # set once such a close has begun
@@ -78,3 +83,45 @@ async def test_f9_counts_what_it_freed_while_the_ui_answers_keys():
         counted.set()
         await wait_for(pilot, lambda: any(n.title == "Context freed"
                                           for n in app.notices), what="the count")
+
+
+reading = threading.Event()  # set once a slow read of a session's messages has begun
+read = threading.Event()  # the test lets it finish
+
+
+class SlowToRead(SessionStore):
+    """A session of thousands of turns takes seconds to read and parse: this read waits."""
+
+    def messages(self, session_id):  # type: ignore[no-untyped-def]
+        reading.set()
+        read.wait(timeout=20)
+        return super().messages(session_id)
+
+
+async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
+    reading.clear()
+    read.clear()
+    store = SlowToRead.open(store_file())
+    sid = store.start_session("Earlier", SessionMeta("demo"), [])[0]
+    store.add_messages(sid, [StoredMessage("user", "Solve 2x = 1"),
+                             StoredMessage("assistant", "x = 1/2", "", [], "x = 1/2",
+                                           "reflection", finish_reason="stop")])
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.query_one("#session-list", EntryList).rows,
+                       what="the sidebar")
+        entries = app.query_one("#session-list", EntryList)
+        entries.focus()
+        entries.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, reading.is_set, what="the read to begin")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
+        assert app.conversation.turns == []  # still reading
+        await pilot.press("escape")
+        read.set()
+        prompt = app.query_one(PromptInput)
+        await wait_for(pilot, lambda: app.focused is prompt, what="the session shown")
+        assert len(app.conversation.turns) == 1 and app.recorder.session_id == sid
