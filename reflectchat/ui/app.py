@@ -10,6 +10,7 @@ toggles, links, viewing turns, copy, export, settings, help, the command palette
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -223,14 +224,20 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         return [t.content for t in tokens if t.type == "fence"]
 
     def copy_text(self, text: str, what: str) -> None:
-        text = clean(text)
+        self._copy(clean(text), what)
+
+    @work(thread=True, group="copy")
+    def _copy(self, text: str, what: str) -> None:
+        """Ask tmux whether it passes the terminal's clipboard on, and copy through tmux or
+        wl-copy if not: subprocesses, so on a worker. The terminal's own clipboard escape
+        (OSC 52) is written from the UI thread."""
         if tmux_drops_osc52():
             copied = copy_elsewhere(text, what)
         else:
-            self.copy_to_clipboard(text)
+            self.call_from_thread(self.copy_to_clipboard, text)
             copied = sent_by_osc52(text, what)
-        self.notify(copied.said, severity="warning" if copied.how == "file" else "information",
-                    timeout=10)
+        self.call_from_thread(self.notify, copied.said, timeout=10,
+                              severity="warning" if copied.how == "file" else "information")
 
     def action_copy_output(self) -> None:
         viewed = self.answer_view.viewed
@@ -243,17 +250,25 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         if not self.conversation.turns:
             self.notify("Nothing to export yet.", severity="warning")
             return
+        # the turns as they are now (a streaming answer goes on without this copy)
+        shown = copy.copy(self.conversation)
+        shown.turns = list(self.conversation.turns)
+        self._export(shown, self.choice.label)
+
+    @work(thread=True, group="export")
+    def _export(self, conversation: Conversation, label: str) -> None:
+        """Render the chat as Markdown and write it, on a worker (a long chat is megabytes)."""
         folder = exports_dir()
         path = folder / time.strftime("chat-%Y%m%d-%H%M%S.md")
-        title = self.conversation.turns[0].prompt.strip().splitlines()[0][:60]
+        title = conversation.turns[0].prompt.strip().splitlines()[0][:60]
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(conversation_markdown(self.conversation, title, self.choice.label),
+            path.write_text(conversation_markdown(conversation, title, label),
                             encoding="utf-8")
         except OSError as exc:
-            self.notify(f"Could not export: {exc}", severity="error")
+            self.call_from_thread(self.notify, f"Could not export: {exc}", severity="error")
             return
-        self.notify(f"Exported to {path}", timeout=10)
+        self.call_from_thread(self.notify, f"Exported to {path}", timeout=10)
 
     def action_settings(self) -> None:
         current = ChatSettings(self.conversation.system_prompt, self.conversation.sampling,

@@ -157,14 +157,14 @@ async def test_copy_output_and_export_markdown(monkeypatch):
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
-        await pilot.press("ctrl+o")
-        assert app.clipboard == app.conversation.turns[-1].answer.output.strip()
+        await pilot.press("ctrl+o")  # copied on a worker (it may ask tmux first)
+        output = app.conversation.turns[-1].answer.output.strip()
+        await wait_for(pilot, lambda: app.clipboard == output, what="the copy")
         assert "x = 1/2" in app.clipboard
-        app.action_export()
-        await pilot.pause()
-        messages = [n.message for n in app.notices]
-        path = next((m for m in messages if m.startswith("Exported to")), messages)
-        assert isinstance(path, str), path
+        app.action_export()  # written on a worker
+        await wait_for(pilot, lambda: any(n.message.startswith("Exported to")
+                                          for n in app.notices), what="the export")
+        path = next(n.message for n in app.notices if n.message.startswith("Exported to"))
         text = Path(path.removeprefix("Exported to ")).read_text(encoding="utf-8")
         assert "<summary>Thinking</summary>" in text and "<summary>Reflection 1</summary>" in text
         assert "sign error" in text and "x = 1/2" in text
@@ -259,8 +259,9 @@ async def test_copy_inside_tmux_without_set_clipboard_does_not_claim_success(mon
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
-        await pilot.press("ctrl+o")
-        await pilot.pause()
+        before = len(app.notices)
+        await pilot.press("ctrl+o")  # tmux is asked on a worker
+        await wait_for(pilot, lambda: len(app.notices) > before, what="the copy's notice")
         said = list(app.notices)[-1].message
         assert "Sent" not in said and "Copied" not in said
         assert "set-clipboard is off" in said and "tmux set -g set-clipboard on" in said
