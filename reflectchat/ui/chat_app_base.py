@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from textual import work
 from textual.app import App
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
@@ -67,6 +68,7 @@ class ChatAppBase(App[None]):
         self.engine: Backend | None = None
         self.conversation = conversation or Conversation(choice.system_prompt, choice.sampling)
         self.config_file = config or ConfigFile()
+        self._config_lock = threading.Lock()  # one write of config.toml at a time
         self.ui_config: UIConfig = self.config_file.ui()
         self.store = store
         self.store_problem = store_problem
@@ -171,15 +173,29 @@ class ChatAppBase(App[None]):
     # -- which panes are on ---------------------------------------------------------------------
 
     def save_config(self, config: UIConfig) -> None:
-        """Keep the settings, and lay the columns out by them."""
+        """Keep the settings (written on a worker), and lay the columns out by them."""
         self.ui_config = config
-        try:
-            self.config_file.save_ui(config)
-        except OSError as exc:
-            self.notify(f"Could not save settings: {exc}", severity="warning")
+        self._write_ui_config()
         if self.is_mounted:
             self.columns.shown = visible_columns(config)
             self.answer_view.raw_shown = config.raw_view
+
+    async def on_unmount(self) -> None:
+        """The settings' last write lands before the app is gone (the next start reads it)."""
+        writes = [w for w in self.workers if w.group == "config"]
+        if writes:
+            await self.workers.wait_for_complete(writes)
+
+    @work(thread=True, group="config")
+    def _write_ui_config(self) -> None:
+        """config.toml's [ui] as the settings are when this runs: of two quick changes, the
+        later write holds the later settings whichever runs last."""
+        with self._config_lock:
+            try:
+                self.config_file.save_ui(self.ui_config)
+            except OSError as exc:
+                self.call_from_thread(self.notify, f"Could not save settings: {exc}",
+                                      severity="warning")
 
     def reveal(self, channel: Channel, link: str | None = None, switch_tab: bool = True) -> None:
         """Show `channel`'s pane (turning it on if needed) and scroll to the block with
