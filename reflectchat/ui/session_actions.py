@@ -148,13 +148,8 @@ class SessionActionsPart(ChatAppBase):
 
     def on_sessions_sidebar_rename(self, event: SessionsSidebar.Rename) -> None:
         def rename(title: str | None) -> None:
-            if title is None or self.store is None:
-                return
-            try:
-                self.store.rename(event.info.id, title)
-            except (StoreError, sqlite3.Error) as exc:
-                self.notify(f"Could not rename: {exc}", severity="error")
-            self.sidebar.reload()
+            if title is not None and self.store is not None:
+                self._change_session(event.info.id, title, None)
 
         self.push_screen(RenameScreen(event.info.title), rename)
 
@@ -166,14 +161,27 @@ class SessionActionsPart(ChatAppBase):
                 return
             if self.recorder is not None and self.recorder.session_id == info.id:
                 await self.action_new_chat()
-            try:
-                self.store.delete(info.id)
-            except (StoreError, sqlite3.Error) as exc:
-                self.notify(f"Could not delete: {exc}", severity="error")
-            self.sidebar.reload()
-            self.notify(f"Deleted {info.title!r}.")
+            self._change_session(info.id, None, f"Deleted {info.title!r}.")
 
         turns = (info.messages + 1) // 2
         self.push_screen(ConfirmScreen(
             f"Delete the session {info.title!r} ({turns} turn{'s' * (turns != 1)})? "
             "This cannot be undone.", "Delete"), delete)
+
+    @work(thread=True, group="change-session")
+    def _change_session(self, session_id: int, title: str | None, done: str | None) -> None:
+        """Rename a session (`title`) or delete it (none), on a worker: a session of thousands
+        of turns takes its store's time to delete; `done` is said once it is."""
+        assert self.store is not None
+        try:
+            if title is not None:
+                self.store.rename(session_id, title)
+            else:
+                self.store.delete(session_id)
+        except (StoreError, sqlite3.Error) as exc:
+            what = "rename" if title is not None else "delete"
+            self.call_from_thread(self.notify, f"Could not {what}: {exc}", severity="error")
+            done = None
+        self.call_from_thread(self.sidebar.reload)
+        if done:
+            self.call_from_thread(self.notify, done)
