@@ -4,6 +4,7 @@ stops it, Ctrl+R answers the last prompt again, F9 frees context."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import replace
 
@@ -244,6 +245,6 @@ class AnsweringPart(ChatAppBase):
         if item is not None:
             await item.remove()
         self.answer_view.forget(turn)
-        if self.recorder is not None:
-            self.recorder.drop_last_turn()
+        if self.recorder is not None:  # the store's delete, off the UI thread, then the turn
+            await asyncio.to_thread(self.recorder.drop_last_turn)
         await self._start_turn(turn.prompt)
