@@ -56,10 +56,12 @@ async def test_the_tune_screen_lists_sorts_compares_and_keeps():
         await pilot.press("k")  # keep, over the rule's "not reflected"
         assert column(table, "verdict")[0] == "original: kept by you"
         assert "3 pairs, 2 scored, 2 kept" in str(note.render())  # counted again
-        assert {p.message_id: p.saved.get("choice") for p in pairs(store)}[first.message_id] \
-            == "keep"
+        await wait_for(pilot, lambda: {p.message_id: p.saved.get("choice")
+                                       for p in pairs(store)}[first.message_id] == "keep",
+                       what="the choice stored")  # on a worker
         await pilot.press("k", "k")  # drop, then back to the rule
-        assert "choice" not in pairs(store)[0].saved
+        await wait_for(pilot, lambda: "choice" not in pairs(store)[0].saved,
+                       what="the rule again")
         assert third.output  # the third pair is listed even though unscored
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, TuneScreen), what="close")

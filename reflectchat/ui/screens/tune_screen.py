@@ -7,6 +7,8 @@ them; it does not run the model). Pairs load on a worker thread."""
 
 from __future__ import annotations
 
+import threading
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -50,6 +52,7 @@ class TuneScreen(ModalScreen[None]):
         self.store = store
         self.decisions: list[Decision] = []
         self._sorted_by: str | None = None
+        self._saving = threading.Lock()  # one save of a choice at a time
 
     def compose(self) -> ComposeResult:
         with Vertical(id="tune-body") as body:
@@ -154,13 +157,20 @@ class TuneScreen(ModalScreen[None]):
             return
         d = self.decisions[table.cursor_row]
         choice = NEXT_CHOICE[d.pair.saved.get("choice")]
-        save(self.store, d.pair.message_id, choice=choice)
         if choice is None:
             d.pair.saved.pop("choice", None)
         else:
             d.pair.saved["choice"] = choice
         self.decisions[table.cursor_row] = decide(d.pair)
         self._fill()
+        self._save_choice(d.pair)
+
+    @work(thread=True, group="tune-save")
+    def _save_choice(self, pair: StoredPair) -> None:
+        """Store the pair's choice as it is when this runs (of quick presses, the last)."""
+        assert self.store is not None
+        with self._saving:
+            save(self.store, pair.message_id, choice=pair.saved.get("choice"))
 
     def action_sort(self, column: str) -> None:
         """Sort by a score, lowest first; again, highest first."""
