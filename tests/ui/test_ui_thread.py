@@ -16,24 +16,37 @@ from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.widgets.entry_list import EntryList
 from reflectchat.ui.widgets.prompt_input import PromptInput
 
-released = threading.Event()  # a close that waits holds until the test sets this
-closing = threading.Event()  # set once such a close has begun
-closed = threading.Event()  # and once it is over
+
+class Gate:
+    """Holds a slow call: `began` is set when it starts, it goes on once `opened` is set (or
+    after 20 s: on the UI thread, it would hold the keys that long), `ended` when it is over."""
+
+    def __init__(self) -> None:
+        self.began, self.opened, self.ended = (threading.Event() for _ in range(3))
+
+    def clear(self) -> None:
+        for event in (self.began, self.opened, self.ended):
+            event.clear()
+
+    def hold(self) -> None:
+        self.began.set()
+        self.opened.wait(timeout=20)
+
+
+CLOSE, COUNT, READ = Gate(), Gate(), Gate()
 
 
 class SlowToClose(LlamaEngine):
     """A 70B's close takes seconds (its buffers freed, its file unmapped): this one waits."""
 
     def close(self) -> None:
-        closing.set()
-        released.wait(timeout=20)  # on the UI thread, it would hold the keys this long
+        CLOSE.hold()
         super().close()
-        closed.set()
+        CLOSE.ended.set()
 
 
 async def test_a_reload_closes_the_old_model_while_the_ui_answers_keys():
-    for event in (released, closing, closed):
-        event.clear()
+    CLOSE.clear()
     app = make_app(engine_class=SlowToClose)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
@@ -41,66 +54,54 @@ async def test_a_reload_closes_the_old_model_while_the_ui_answers_keys():
         await pilot.pause()
         app.screen.query_one("#field-n_threads", Input).value = "1"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, closing.is_set, what="the old model's close to begin")
+        await wait_for(pilot, CLOSE.began.is_set, what="the old model's close to begin")
         await pilot.press("f1")  # the old model is still closing
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
-        assert not closed.is_set()  # F1 was answered while the close went on
+        assert not CLOSE.ended.is_set()  # F1 was answered while the close went on
         await pilot.press("escape")
-        released.set()
+        CLOSE.opened.set()
         await wait_for(pilot, lambda: app.engine is not None and app.runtime.n_threads == 1,
                        what="the reload")
         assert app.activity is None
-
-
-counting = threading.Event()  # set once a slow count has begun
-counted = threading.Event()  # the test lets it finish
 
 
 class SlowToCount(LlamaEngine):
     """Counting a long chat's tokens renders its template and tokenizes it all: this waits."""
 
     def count_tokens(self, messages):  # type: ignore[no-untyped-def]
-        counting.set()
-        counted.wait(timeout=20)
+        COUNT.hold()
         return super().count_tokens(messages)
 
 
 async def test_f9_counts_what_it_freed_while_the_ui_answers_keys():
-    counted.set()  # the answers' own counts go through
+    COUNT.opened.set()  # the answers' own counts go through
     app = make_app(engine_class=SlowToCount)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
         await ask(pilot, "Translate 'it is raining' into French")
-        counted.clear()
-        counting.clear()
+        COUNT.clear()
         await pilot.press("f9")
-        await wait_for(pilot, counting.is_set, what="the count to begin")
+        await wait_for(pilot, COUNT.began.is_set, what="the count to begin")
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
         assert not any(n.title == "Context freed" for n in app.notices)
         await pilot.press("escape")
-        counted.set()
+        COUNT.opened.set()
         await wait_for(pilot, lambda: any(n.title == "Context freed"
                                           for n in app.notices), what="the count")
-
-
-reading = threading.Event()  # set once a slow read of a session's messages has begun
-read = threading.Event()  # the test lets it finish
 
 
 class SlowToRead(SessionStore):
     """A session of thousands of turns takes seconds to read and parse: this read waits."""
 
     def messages(self, session_id):  # type: ignore[no-untyped-def]
-        reading.set()
-        read.wait(timeout=20)
+        READ.hold()
         return super().messages(session_id)
 
 
 async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
-    reading.clear()
-    read.clear()
+    READ.clear()
     store = SlowToRead.open(store_file())
     sid = store.start_session("Earlier", SessionMeta("demo"), [])[0]
     store.add_messages(sid, [StoredMessage("user", "Solve 2x = 1"),
@@ -116,12 +117,12 @@ async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
         entries.focus()
         entries.highlighted = 0
         await pilot.press("enter")
-        await wait_for(pilot, reading.is_set, what="the read to begin")
+        await wait_for(pilot, READ.began.is_set, what="the read to begin")
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
         assert app.conversation.turns == []  # still reading
         await pilot.press("escape")
-        read.set()
+        READ.opened.set()
         prompt = app.query_one(PromptInput)
         await wait_for(pilot, lambda: app.focused is prompt, what="the session shown")
         assert len(app.conversation.turns) == 1 and app.recorder.session_id == sid
