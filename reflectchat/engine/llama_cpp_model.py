@@ -85,15 +85,16 @@ class LoadedModel:
         """Whether llama-cpp-python prints while generating."""
         return bool(self.llama.verbose)
 
-    def cached_prefix(self, tokens: list[int]) -> int:
+    def cached_prefix(self, tokens: Sequence[int]) -> int:
         """How many of `tokens` the KV cache keeps from the last prompt instead of evaluating
-        them again (as `Llama.generate` reckons it: the last token is always evaluated)."""
-        llm, same = self.llama, 0
-        for cached, token in zip(llm._input_ids[:llm.n_tokens], tokens[:-1], strict=False):
-            if cached != token:
-                break
-            same += 1
-        return same
+        them again (as `Llama.generate` reckons it: the last token is always evaluated).
+        Compared as arrays: a draft model asks at every step, over a context of thousands."""
+        llm = self.llama
+        count = min(llm.n_tokens, len(tokens) - 1)
+        if count <= 0:
+            return 0
+        differ = np.flatnonzero(llm.input_ids[:count] != np.asarray(tokens[:count]))
+        return int(differ[0]) if differ.size else count
 
     @property
     def n_batch(self) -> int:
@@ -129,7 +130,7 @@ class LoadedModel:
         """The tail of `tokens` the context lacks, after cutting the context back to the rest
         (the last token is always evaluated again, for its logits)."""
         llm = self.llama
-        same = self.cached_prefix(list(tokens))
+        same = self.cached_prefix(tokens)
         if same and llm._ctx.kv_cache_seq_rm(-1, same, -1):
             llm.n_tokens = same
         else:
