@@ -54,6 +54,7 @@ from reflectchat.engine.base import ChatMessage, Sampling
 from reflectchat.engine.cpu import default_threads
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.engine.token_loop import Drafter
+from reflectchat.models.draft_plan import speedup
 
 SCRIPT = Script("<|go|>", ["Go:", *(Piece(f" w{i}") for i in range(1500))])
 # F32 FFNs: a target whose decoding waits on memory, as a 70B's does (checking k+1 drafted
@@ -127,11 +128,6 @@ def interleaved(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in seen.items()}
 
 
-def bound(a: float, k: int, c: float, v: float = 1.0) -> float:
-    tokens = (1 - a ** (k + 1)) / (1 - a) if a < 1 else k + 1
-    return tokens / (v + k * c)
-
-
 def batch_costs(engine: LlamaEngine, sizes: tuple[int, ...], rounds: int = 9) -> dict[int, float]:
     """The target's decode of n tokens over its decode of one (medians), at a short context."""
     model = engine.model
@@ -184,7 +180,7 @@ def generated_pair(folder: Path, rounds: int, tokens: int) -> None:
             engine.close()
             up = measured["spec"] / measured["plain"]
             a = counted.per_position()
-            limit, costed = bound(a, k, c), bound(a, k, c, costs[k + 1])
+            limit, costed = speedup(a, k, c), speedup(a, k, c, costs[k + 1])
             print(f"{stray:>6.2f} {k:>2} {counted.kept:>5}/{counted.drafted:<6} {a:>5.2f} "
                   f"{measured['spec']:>7.1f} {up:>7.2f}x {limit:>5.2f}x {up / limit:>8.2f} "
                   f"{costed:>6.2f}x {up / costed:>6.2f}")
@@ -216,7 +212,7 @@ def issue_check(folder: Path, rounds: int, tokens: int) -> None:
         a = counted.per_position()
         print(f"  k {k}: a {a:.2f}, {measured['spec']:.1f} against {measured['plain']:.1f} "
               f"tok/s: {measured['spec'] / measured['plain']:.2f}x (bound "
-              f"{bound(a, k, c):.2f}x; target >= 1.6x at 75%)")
+              f"{speedup(a, k, c):.2f}x; target >= 1.6x at 75%)")
     plain.close()
 
 

@@ -120,14 +120,8 @@ def _draft(args: argparse.Namespace, row: Row, n_ctx: int) -> DraftPlan | None:
     """The draft model's plan beside the model's (--draft-model)."""
     if not args.draft_model:
         return None
-    from reflectchat.engine.gguf_file import check_before_load, shard_paths
-    from reflectchat.models.fit import shape_from_gguf
-
-    path = Path(args.draft_model).expanduser()
-    check_before_load(path)
-    shards = shard_paths(path)
-    return plan_draft(row.plan, row.shape, shape_from_gguf(shards),
-                      sum(p.stat().st_size for p in shards), n_ctx, args.draft_max)
+    return plan_draft(row.plan, row.shape, Path(args.draft_model).expanduser(), n_ctx,
+                      args.draft_max)
 
 
 def _draft_lines(name: str, draft: DraftPlan, drafted: int, ram: int) -> list[str]:

@@ -7,7 +7,9 @@ assumed acceptance (Leviathan et al., arXiv 2211.17192)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from reflectchat.engine.gguf_file import check_before_load, shard_paths
 from reflectchat.models.catalog import CatalogModel, load_catalog
 from reflectchat.models.fit import (
     ModelShape,
@@ -15,6 +17,7 @@ from reflectchat.models.fit import (
     Verdict,
     compute_bytes,
     kv_bytes_per_layer,
+    shape_from_gguf,
 )
 from reflectchat.sizes import GIB
 
@@ -35,11 +38,13 @@ class DraftPlan:
         return self.weights + self.kv + self.compute
 
 
-def speedup(acceptance: float, drafted: int, cost: float) -> float:
-    """Tokens per model step over the time of a step and its drafting, in model steps."""
+def speedup(acceptance: float, drafted: int, cost: float, check: float = 1.0) -> float:
+    """Tokens per model step over the time of a step and its drafting, in model steps
+    (`check`: what the model's decode of the drafted tokens and its own costs, over one
+    token's decode; 1 where decoding waits on memory)."""
     a, k = acceptance, drafted
     tokens = (1 - a ** (k + 1)) / (1 - a) if a < 1 else k + 1
-    return tokens / (1 + k * cost)
+    return tokens / (check + k * cost)
 
 
 def _read(shape: ModelShape) -> int:
@@ -49,9 +54,13 @@ def _read(shape: ModelShape) -> int:
         (shape.embd_bytes if shape.output_tied else 0)
 
 
-def plan_draft(model: Plan, model_shape: ModelShape, draft: ModelShape, draft_size: int,
-               n_ctx: int, drafted: int, type_k: str = "f16", type_v: str = "f16",
-               flash_attn: bool = False) -> DraftPlan:
+def plan_draft(model: Plan, model_shape: ModelShape, path: Path, n_ctx: int, drafted: int,
+               type_k: str = "f16", type_v: str = "f16", flash_attn: bool = False) -> DraftPlan:
+    """The plan of the draft GGUF at `path` (read from its header) beside `model`'s;
+    EngineError, HeaderError or OSError where its file cannot be read."""
+    check_before_load(path)
+    shards = shard_paths(path)
+    draft, draft_size = shape_from_gguf(shards), sum(p.stat().st_size for p in shards)
     kv = kv_bytes_per_layer(draft, n_ctx, type_k, type_v) * draft.n_layer
     compute = compute_bytes(draft, n_ctx, flash_attn)
     need = draft_size + kv + compute

@@ -58,13 +58,11 @@ def draft_fits_on_gpu(path: Path, draft: Path, n_ctx: int, type_k: str, type_v: 
     False where either header cannot be read (llama.cpp will say why when it loads)."""
     try:
         shape = shape_from_gguf(shard_paths(path))
-        shards = shard_paths(draft)
-        draft_shape = shape_from_gguf(shards)
+        chosen = plan(shape, detect(), n_ctx, type_k, type_v, flash_attn, tensor_split)
+        return plan_draft(chosen, shape, draft, n_ctx, DRAFT_MOST, type_k, type_v,
+                          flash_attn).gpu is not None
     except (HeaderError, EngineError, OSError, ValueError):
         return False
-    chosen = plan(shape, detect(), n_ctx, type_k, type_v, flash_attn, tensor_split)
-    return plan_draft(chosen, shape, draft_shape, sum(p.stat().st_size for p in shards),
-                      n_ctx, DRAFT_MOST, type_k, type_v, flash_attn).gpu is not None
 
 
 def load_with_fallback(path: Path, settings: EngineSettings,
