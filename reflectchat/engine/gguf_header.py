@@ -4,6 +4,7 @@ memory plan can use exact tensor sizes either way. Headers fetched from the hub 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class IncompleteFile(HeaderError):
 
 @dataclass(frozen=True)
 class Header:
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # an array's value is its length
     tensors: dict[str, int]  # name -> bytes
     params: int = 0  # elements of every tensor: the model's parameter count
     # name -> (type, rows, row length in elements)
@@ -74,7 +75,25 @@ class _Reader:
         size = self.count(self.scalar("<Q"), 1, "bytes of text")
         return self.take(size).decode("utf-8", errors="replace")
 
+    def skip_strings(self, count: int) -> None:
+        """Step over `count` strings without decoding them: a vocabulary's 262k token texts
+        took a second to decode, and only their number is used."""
+        data, pos, unpack = self.data, self.pos, struct.unpack_from
+        for _ in range(count):
+            if pos + 8 > len(data):
+                raise NeedMore
+            size = unpack("<Q", data, pos)[0]
+            if size > self.limit - pos:
+                raise HeaderError(f"the header claims {size:,} bytes of text, more than the "
+                                  f"file's {self.limit:,} bytes can hold; the file is damaged")
+            pos += 8 + size
+        if pos > len(data):
+            raise NeedMore
+        self.pos = pos
+
     def value(self, kind: int) -> Any:
+        """A scalar or a string; for an array, the number of its values (all that is used of
+        one: the vocabulary's size), its values stepped over."""
         if kind in _SCALARS:
             return self.scalar(_SCALARS[kind])
         if kind == _STRING:
@@ -83,10 +102,14 @@ class _Reader:
             item = self.scalar("<I")
             width = struct.calcsize(_SCALARS[item]) if item in _SCALARS else 8
             count = self.count(self.scalar("<Q"), width, "array values")
-            if item in _SCALARS:  # only the count matters to us: skip the values
+            if item in _SCALARS:
                 self.take(width * count)
-                return count
-            return [self.value(item) for _ in range(count)]
+            elif item == _STRING:
+                self.skip_strings(count)
+            else:
+                for _ in range(count):
+                    self.value(item)
+            return count
         raise HeaderError(f"unknown GGUF value type {kind}")
 
 
@@ -137,9 +160,16 @@ def parse(data: bytes, file_size: int | None = None) -> Header:
 
 def read_local(path: Path) -> Header:
     """The header of a file on disk; HeaderError also when its tensors reach past its end (a
-    download cut short: planned as it is, it looked like a tiny model of heavy quality loss)."""
+    download cut short: planned as it is, it looked like a tiny model of heavy quality loss).
+    Read once per process while the file keeps its size and time (`ask` plans, checks and
+    measures one model: three reads of a 70B's header before)."""
+    stat = path.stat()
+    return _read_local(path.resolve(), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_local(path: Path, file_size: int, _mtime_ns: int, _inode: int) -> Header:
     size = FIRST_READ
-    file_size = path.stat().st_size
     with path.open("rb") as f:
         while True:
             f.seek(0)

@@ -140,8 +140,7 @@ def shape_from_headers(headers: Sequence[Header], name: str) -> ModelShape:
             else:
                 output += size
                 repacked_output += copied
-    tokens = meta.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens) if isinstance(tokens, list) else int(tokens or 0)
+    n_vocab = int(meta.get("tokenizer.ggml.tokens") or 0)  # the array's length
     tied = not any("output.weight" in h.tensors for h in headers)
     if tied:  # llama.cpp gives the output layer its own (repacked) copy of token_embd
         repacked_output += tied_copy
