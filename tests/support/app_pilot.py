@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,11 +57,14 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 30.0,
                    what: str = "condition") -> None:
+    """Until `condition()` holds, letting the app run. It polls with a plain sleep:
+    `pilot.pause` sends a callback to every widget on the screen and waits for them all,
+    which on a screen of long answers cost more than the test's own work."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+        await asyncio.sleep(0.02)
 
 
 async def loaded(pilot: Pilot) -> None:

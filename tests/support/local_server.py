@@ -20,7 +20,8 @@ class LocalServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def __enter__(self: S) -> S:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        # a short poll: `shutdown` waits for one, and every test that serves waited 0.5 s
+        threading.Thread(target=self.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

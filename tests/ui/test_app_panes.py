@@ -289,7 +289,7 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
         await ask(pilot, "go", wait=False)
         turn = app.conversation.turns[-1]
         held, typed = False, 0
-        while typed < 40 or not held:  # type as the answer streams, until a batch waited
+        while typed < 10 or not held:  # type as the answer streams, until a batch waited
             assert typed < 1000, "no pane update ever waited for the typing"
             app.query_one("#prompt").insert("x")
             typed += 1
