@@ -37,8 +37,11 @@ class Answer:
         self._output_at_mark: list[int] = []
 
     def __repr__(self) -> str:
-        return (f"Answer(thinking={self.thinking!r}, reflections={self.reflections!r}, "
-                f"output={self.output!r}, raw={self.raw!r})")
+        """Sizes, not texts: Textual names a worker by the repr of its arguments, on the UI
+        thread, and an answer passed to one may be megabytes, still growing on another."""
+        return (f"<Answer: {self._length[Channel.THINKING]:,} characters of thinking, "
+                f"{len(self._reflections)} reflections, {self._length[Channel.OUTPUT]:,} of "
+                "output>")
 
     @property
     def thinking(self) -> str:
@@ -55,6 +58,10 @@ class Answer:
     @property
     def reflections(self) -> list[str]:
         return [str(r) for r in self._reflections]
+
+    @property
+    def reflection_count(self) -> int:
+        return len(self._reflections)
 
     @property
     def reasoning_tokens(self) -> int:

@@ -2,8 +2,9 @@
 
 Posting per token would tie generation speed to UI speed (elia's problem); posting every
 `BATCH_SECONDS` keeps the UI's work per second constant whatever the token rate. What a batch
-carries is read here, off the UI thread: each pane's new Markdown, and at the end the panes
-whole with what each reflection corrected.
+carries is read here, off the UI thread: each pane's new Markdown, the output so far, and at
+the end the panes whole with what each reflection corrected. The UI reads the answer itself
+only once it has ended (`StreamFinished`): until then this thread changes it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def stream_answer(post: Callable[[Message], object], run: AnswerRun) -> None:
         post(StreamBatch(turn, growth.read(answer), whole, answer.raw[sent_raw:],
                          run.stats.prompt_tokens, run.stats.completion_tokens,
                          answer.facts.snapshot(), first, now - start,
-                         run.stats.speculation_text()))
+                         run.stats.speculation_text(), answer.output,
+                         answer.reflection_count))
         sent_raw = len(answer.raw)
         whole = False
 

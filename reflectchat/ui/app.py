@@ -30,6 +30,7 @@ from reflectchat.engine import saved_context
 from reflectchat.engine.base import EFFORTS, Runtime
 from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir, user_themes_dir
+from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.events import Channel
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
@@ -218,10 +219,8 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
 
     def code_blocks_in_view(self) -> list[str]:
         viewed = self.answer_view.viewed
-        if viewed is None:
-            return []
-        tokens = literal_markdown().parse(viewed.answer.output)
-        return [t.content for t in tokens if t.type == "fence"]
+        output = self.answer_view.output_of(viewed) if viewed is not None else ""
+        return [t.content for t in literal_markdown().parse(output) if t.type == "fence"]
 
     def copy_text(self, text: str, what: str) -> None:
         self._copy(clean(text), what)
@@ -241,23 +240,30 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
 
     def action_copy_output(self) -> None:
         viewed = self.answer_view.viewed
-        if viewed is None or not viewed.answer.output.strip():
+        output = self.answer_view.output_of(viewed).strip() if viewed is not None else ""
+        if not output:
             self.notify("There is no output to copy yet.", severity="warning")
             return
-        self.copy_text(viewed.answer.output.strip(), "the output")
+        self.copy_text(output, "the output")
 
     def action_export(self) -> None:
         if not self.conversation.turns:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        # the turns as they are now (a streaming answer goes on without this copy)
-        shown = copy.copy(self.conversation)
+        shown = copy.copy(self.conversation)  # the turns as they are now
         shown.turns = list(self.conversation.turns)
-        self._export(shown, self.choice.label)
+        streaming = {i: self.answer_view.raw_of(t) for i, t in enumerate(shown.turns)
+                     if not t.finished}
+        self._export(shown, streaming, self.choice.label)
 
     @work(thread=True, group="export")
-    def _export(self, conversation: Conversation, label: str) -> None:
-        """Render the chat as Markdown and write it, on a worker (a long chat is megabytes)."""
+    def _export(self, conversation: Conversation, streaming: dict[int, str], label: str) -> None:
+        """Write the chat as Markdown, on a worker (a long chat is megabytes); an answer still
+        streaming (`streaming`: its index and raw text so far) as far as its batches came."""
+        for i, raw in streaming.items():
+            turn = conversation.turns[i]
+            conversation.turns[i] = replace(
+                turn, answer=Answer.from_raw(raw, turn.tag_format, turn.prefilled))
         folder = exports_dir()
         path = folder / time.strftime("chat-%Y%m%d-%H%M%S.md")
         title = conversation.turns[0].prompt.strip().splitlines()[0][:60]

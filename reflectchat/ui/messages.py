@@ -18,7 +18,9 @@ from reflectchat.store.records import SearchHit, SessionInfo, StoredMessage
 @dataclass
 class StreamBatch(Message):
     """What one batch interval added to an answer: each pane's new Markdown (or, when
-    `whole`, each pane's Markdown from the start: text moved between panes) and the raw text."""
+    `whole`, each pane's Markdown from the start: text moved between panes) and the raw text,
+    with what the UI reads of the answer while it streams (the output so far, the number of
+    reflections): copies made on the worker, which goes on changing the answer itself."""
 
     turn: Turn
     panes: dict[Channel, str]
@@ -30,6 +32,8 @@ class StreamBatch(Message):
     first_token_s: float | None
     elapsed_s: float
     speculation: str | None = None  # "spec 71% · 2.1x" once anything was drafted
+    output: str = ""  # the answer's output so far
+    reflections: int = 0  # how many reflections it holds so far
 
 
 @dataclass

@@ -18,7 +18,6 @@ from reflectchat.engine import saved_context
 from reflectchat.engine.base import Backend, ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.loading import measure_answer
-from reflectchat.reflection.events import Channel
 from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.answer_worker import stream_answer
 from reflectchat.ui.chat_app_base import ChatAppBase
@@ -149,10 +148,9 @@ class AnsweringPart(ChatAppBase):
             facts=batch.facts, ctx_used=batch.prompt_tokens + tokens,
             speculation=batch.speculation or "",
         )
-        if batch.panes.get(Channel.OUTPUT):  # the note under the turn: "answering…"
-            item = self.turn_list.item_for(batch.turn)
-            if item is not None:
-                item.refresh_note()
+        item = self.turn_list.item_for(batch.turn)  # the note under it: "answering…"
+        if item is not None:
+            item.answering(bool(batch.output.strip()))
 
     def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats

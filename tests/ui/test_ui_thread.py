@@ -3,6 +3,7 @@ timing: the slow call waits for an event the test sets only after the UI has ans
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from support.app_pilot import ask, loaded, make_app, wait_for
@@ -126,3 +127,55 @@ async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
         prompt = app.query_one(PromptInput)
         await wait_for(pilot, lambda: app.focused is prompt, what="the session shown")
         assert len(app.conversation.turns) == 1 and app.recorder.session_id == sid
+
+
+async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(make_model):
+    """The worker changes the answer as tokens come; the UI thread reads copies (the output
+    so far, the raw text, the number of reflections) until the answer ends. Every read of the
+    live answer's texts on the UI thread is caught by a trace hook on that thread, while
+    the user copies, exports, switches the raw view on and asks for the reflections."""
+    from reflectchat.demo.scripted_model import Control, Script
+    from reflectchat.engine.base import Sampling
+    from reflectchat.reflection.answer import Answer
+
+    texts = {prop.fget.__code__ for prop in (Answer.thinking, Answer.output, Answer.raw,
+                                             Answer.reflections)}
+    endless = Script("<|go|>", [Control("<thinking>"), "Thinking it over. ",
+                                Control("<reflection>"), "Checked. ", Control("</reflection>"),
+                                Control("</thinking>"), Control("<output>"), "An answer. ",
+                                Control("</output>")], loops=True)
+    app = make_app(make_model(endless), n_ctx=32768,
+                   sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
+    reads: list[str] = []
+
+    def watch(frame, event, _arg) -> None:  # type: ignore[no-untyped-def]
+        """Called at each Python call on the UI thread (no line tracing): cheap first."""
+        if frame.f_code in texts:
+            live = app.live
+            if live is not None and frame.f_locals.get("self") is live.answer:
+                reads.append(f"{frame.f_back.f_code.co_name} read {frame.f_code.co_name}")
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: app.live is not None and "An answer." in "".join(
+            app.answer_view.shown_text(app.live).values()), what="the output to stream")
+
+        def shown() -> int:
+            return sum(map(len, app.answer_view.shown_text(app.live).values()))
+
+        sys.settrace(watch)  # from here: batches come, and the user acts
+        try:
+            app.action_copy_output()
+            app.action_toggle_raw()  # F5: the raw text so far
+            app.action_export()
+            app.code_blocks_in_view()  # the palette's code blocks and reflections
+            assert app.answer_view.reflections_in_view() > 0
+            before = shown()
+            await wait_for(pilot, lambda: shown() > before, what="a batch while traced")
+            assert app.live is not None  # all of it while the answer streamed
+        finally:
+            sys.settrace(None)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.live is None, what="the answer to stop")
+    assert reads == []

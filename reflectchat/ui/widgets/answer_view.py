@@ -43,11 +43,15 @@ TYPING_HOLD_MAX_S = 0.25  # but never longer than this
 
 @dataclass
 class TurnPanes:
-    """One turn's panes as drawn so far (the turn is held, so its `id` stays its own)."""
+    """One turn's panes as drawn so far (the turn is held, so its `id` stays its own), and
+    while it streams, what its batches brought of it: the UI reads a streaming answer from
+    these copies, never from the answer the worker is still changing."""
 
     turn: Turn
     text: dict[Channel, str] = field(default_factory=lambda: {c: "" for c in Channel})
-    raw_len: int = 0  # of the answer's raw text, what the batches brought
+    raw: list[str] = field(default_factory=list)  # the raw text's pieces, batch by batch
+    output: str = ""
+    reflections: int = 0
 
 
 def stored_panes(turn: Turn) -> dict[Channel, str]:
@@ -151,12 +155,22 @@ class AnswerView(Horizontal):
         log.clear()
         turn = self.viewed
         if turn is not None:
-            raw = turn.answer.raw if turn.finished else \
-                turn.answer.raw[:self._panes_of(turn).raw_len]
-            log.write(visible(raw))
+            log.write(visible(self.raw_of(turn)))
+
+    def raw_of(self, turn: Turn) -> str:
+        """`turn`'s raw model text: while it streams, as far as its batches brought it."""
+        return turn.answer.raw if turn.finished else "".join(self._panes_of(turn).raw)
+
+    def output_of(self, turn: Turn) -> str:
+        """`turn`'s output: while it streams, as its last batch had it."""
+        return turn.answer.output if turn.finished else self._panes_of(turn).output
 
     def reflections_in_view(self) -> int:
-        return len(self.viewed.answer.reflections) if self.viewed is not None else 0
+        turn = self.viewed
+        if turn is None:
+            return 0
+        return turn.answer.reflection_count if turn.finished else \
+            self._panes_of(turn).reflections
 
     # -- streaming --------------------------------------------------------------------------
 
@@ -170,7 +184,8 @@ class AnswerView(Horizontal):
         else:
             for channel, grown in batch.panes.items():
                 drawn.text[channel] += grown
-        drawn.raw_len += len(batch.raw)
+        drawn.raw.append(batch.raw)
+        drawn.output, drawn.reflections = batch.output, batch.reflections
         if batch.turn is not self.viewed:
             return
         if batch.whole:  # text moved between panes
@@ -244,7 +259,7 @@ class AnswerView(Horizontal):
             for channel in Channel:
                 await self.pane(channel).finish(
                     text[channel], _empty(turn, channel),
-                    top=channel is Channel.REFLECTION and bool(turn.answer.reflections))
+                    top=channel is Channel.REFLECTION and bool(turn.answer.reflection_count))
         except NoMatches:  # the app closed while a long answer was drawn: nothing to draw on
             return
 

@@ -30,9 +30,14 @@ def _markdown(text: str, classes: str) -> Markdown:
 
 
 class TurnItem(ListItem):
+    """A turn in the list. While its answer streams it shows no preview and reads nothing of
+    the answer (a worker is changing it): the note says "thinking…" until `answering()` says
+    the output began, and the preview comes when the answer ends (`refresh_reply`)."""
+
     def __init__(self, turn: Turn) -> None:
         super().__init__(classes="turn")
         self.turn = turn
+        self._answering = False
 
     def compose(self) -> ComposeResult:
         yield _markdown(_preview(self.turn.prompt), "user-text")
@@ -40,6 +45,8 @@ class TurnItem(ListItem):
         yield Static(self._note(), classes="reply-note")
 
     def _reply(self) -> str:
+        if not self.turn.finished:
+            return ""
         answer = self.turn.answer
         if answer.output.strip():
             return _preview(answer.output)
@@ -50,7 +57,7 @@ class TurnItem(ListItem):
     def _note(self) -> Content:
         stats = self.turn.stats
         if stats is None:  # streaming: "answering…" once the output has begun
-            doing = "answering…" if self.turn.answer.output.strip() else "thinking…"
+            doing = "answering…" if self._answering else "thinking…"
             return Content.styled(doing, "italic $text-muted")
         if stats.finish_reason is FinishReason.INTERRUPTED:
             return Content.styled("⚠ interrupted (the app closed mid-answer)", "$warning")
@@ -70,6 +77,13 @@ class TurnItem(ListItem):
 
     def refresh_note(self) -> None:
         self.query_one(".reply-note", Static).update(self._note())
+
+    def answering(self, output_begun: bool) -> None:
+        """Whether the streaming answer's output has begun (it can end again: the output so
+        far may turn out to be thinking)."""
+        if output_begun != self._answering:
+            self._answering = output_begun
+            self.refresh_note()
 
 
 class ConversationList(ListView):
@@ -105,8 +119,8 @@ class ConversationList(ListView):
         return None
 
     def item_for(self, turn: Turn) -> TurnItem | None:
-        for item in self.query(TurnItem):
-            if item.turn is turn:
+        for item in reversed(self.children):  # newest first: it is most often the one asked
+            if isinstance(item, TurnItem) and item.turn is turn:
                 return item
         return None
 
