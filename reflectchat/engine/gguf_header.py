@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from reflectchat.paths import header_cache_dir
 
 FIRST_READ = 1 << 20
@@ -190,6 +188,8 @@ def _read_local(path: Path, file_size: int, _mtime_ns: int, _inode: int) -> Head
 def fetch(url: str, cache_key: str, headers: dict[str, str] | None = None) -> Header:
     """The header of the file at `url`, with Range requests that grow until it is all there;
     the bytes are cached under `cache_key` (the file's sha256 where known)."""
+    import httpx  # here, not at the top: every command reads local headers, few fetch one
+
     cache = header_cache_dir() / \
         hashlib.sha256(cache_key.encode()).hexdigest()
     if cache.exists():
