@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+from support.sqlite_file import pragma
+
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import TagFormat
 from reflectchat.paths import store_file
@@ -56,7 +58,7 @@ def test_sigkill_mid_answer_keeps_every_message_and_the_last_checkpoint(make_mod
 
     store = SessionStore.open(store_file())
     assert store.notice is None
-    assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert pragma(store_file(), "PRAGMA integrity_check") == "ok"
     second, first = store.sessions()
     [q1, a1] = store.messages(first.id)
     assert (q1.raw, a1.finish_reason, a1.stats["completion_tokens"]) == ("first question",

@@ -7,6 +7,7 @@ import sqlite3
 import stat
 
 import pytest
+from support.sqlite_file import pragma
 
 from reflectchat.engine.base import Sampling
 from reflectchat.paths import store_file
@@ -43,7 +44,7 @@ def test_store_is_private_and_in_wal_mode(tmp_path):
     for f in path.parent.iterdir():  # the database, its WAL and shared-memory files
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     assert {f.name for f in path.parent.iterdir()} >= {"sessions.db", "sessions.db-wal"}
-    assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert pragma(path, "PRAGMA journal_mode") == "wal"
     assert store_file().parent.name == "reflectchat"
 
 
@@ -76,7 +77,7 @@ def test_newest_first_and_rename_delete(tmp_path):
     assert store.messages(first) == []
     with pytest.raises(StoreError, match="no session"):
         store.delete(first)
-    store._conn.execute("INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
+    pragma(tmp_path / "s.db", "INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
 
 
 def test_a_deleted_sessions_id_never_names_another_session(tmp_path):
@@ -130,7 +131,7 @@ def test_checkpoints_replace_the_searchable_text(tmp_path):
     store.update_message(answer_id, answer("final words", ["checked"], "done"))
     assert store.search("draft") == []
     assert len(store.search("words")) == 1
-    store._conn.execute("INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
+    pragma(tmp_path / "s.db", "INSERT INTO texts_fts (texts_fts) VALUES ('integrity-check')")
 
 
 def test_a_version_1_store_is_migrated_and_its_messages_become_searchable(tmp_path):
@@ -147,7 +148,7 @@ def test_a_version_1_store_is_migrated_and_its_messages_become_searchable(tmp_pa
     db.commit()
     db.close()
     store = SessionStore.open(path)
-    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert pragma(path, "PRAGMA user_version") == len(MIGRATIONS)
     assert [(h.channel, h.reflection) for h in store.search("old", ["reflection"])] == \
         [("reflection", 2)]
     assert "␛" in store.search("question")[0].snippet
@@ -175,7 +176,7 @@ def test_a_damaged_store_is_moved_aside(tmp_path):
     store = SessionStore.open(path)
     for _ in range(50):
         fill(store)
-    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pragma(path, "PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     data = bytearray(path.read_bytes())
     page = 4096

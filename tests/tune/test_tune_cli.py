@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from support.sqlite_file import pragma
 
 from reflectchat.demo.scripted_model import Script, chat_template
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
@@ -244,13 +245,12 @@ def test_damaged_tuning_cells_are_read_as_missing_never_a_crash(tmp_path):
     asked(SOLVE)
     store = SessionStore.open(store_file())
     [pair] = pairs(store)
-    store._conn.execute(
-        "INSERT OR REPLACE INTO tune_pairs (message_id, scored_by, scores, new_instruction, "
-        "new_answer, instruction_scores, better_answer, answer_scores, teacher_raw, choice, "
-        "updated) VALUES (?, 7, '{\"ifd\": \"high\", \"rifd\": -1}', 'Q', 'A', "
-        "'{\"ifd\": 1e999}', 'B', '[[[[', '{\"a\": 5}', NULL, 0)", (pair.message_id,))
-    store._conn.commit()
     store.close()
+    pragma(store_file(),  # damaged by another program: the store's file, not its object
+           "INSERT OR REPLACE INTO tune_pairs (message_id, scored_by, scores, new_instruction, "
+           "new_answer, instruction_scores, better_answer, answer_scores, teacher_raw, choice, "
+           "updated) VALUES (" + str(pair.message_id) + ", 7, '{\"ifd\": \"high\", \"rifd\": "
+           "-1}', 'Q', 'A', '{\"ifd\": 1e999}', 'B', '[[[[', '{\"a\": 5}', NULL, 0)")
     selected = run("tune", "select", "--json")
     assert selected.returncode == 0, selected.stderr
     assert json.loads(selected.stdout)[0]["rule"] == "not scored"

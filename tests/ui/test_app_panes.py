@@ -376,7 +376,6 @@ async def test_the_conversation_opens_at_its_end_and_follows_each_new_turn():
 
 
 async def test_nothing_is_cut_off_at_80_columns(make_model):
-    from textual.widgets._footer import FooterKey
     from textual.widgets.markdown import MarkdownFence
 
     code = "x = " + " + ".join(str(n) for n in range(60))  # far wider than any pane
@@ -385,7 +384,7 @@ async def test_nothing_is_cut_off_at_80_columns(make_model):
     app = make_app(make_model(script))
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)
-        keys = [k for k in app.query(FooterKey) if k.display]
+        keys = [k for k in app.query("FooterKey") if k.display]
         shown = {k.key for k in keys}
         assert {"escape", "f1", "f2", "f3", "f4", "f5", "f6"} <= shown | {"escape"}
         assert all(k.region.width and k.region.right <= 80 for k in keys)  # none clipped

@@ -352,7 +352,6 @@ async def test_a_session_of_thousands_of_turns_opens_with_the_newest_listed():
 
 async def test_at_80_columns_the_footer_still_shows_how_to_close_the_sessions_list():
     from textual.widgets import Footer
-    from textual.widgets._footer import FooterKey
 
     app = make_app(store=open_store())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -361,7 +360,7 @@ async def test_at_80_columns_the_footer_still_shows_how_to_close_the_sessions_li
         await wait_for(pilot, lambda: app.query_one(SessionsSidebar).has_focus_within,
                        what="the sessions list")
         await pilot.pause()
-        keys = list(app.query_one(Footer).query(FooterKey))
+        keys = list(app.query_one(Footer).query("FooterKey"))
         first = keys[0]
         assert first.key == "f6" and first.region.right <= 80  # not cut to "f"
         await pilot.press("f6")
