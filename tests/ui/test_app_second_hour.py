@@ -109,14 +109,14 @@ async def test_an_answer_stopped_before_its_output_says_so(make_model):
 
 async def test_toasts_and_the_footer_leave_the_status_bar_and_their_keys_whole():
     from textual.widgets import Footer
-    from textual.widgets._toast import Toast
 
     app = make_app()
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await loaded(pilot)
         app.notify("A message that must not cover the status bar.", timeout=30)
-        await pilot.pause(0.3)
-        toasts = list(app.screen.query(Toast))
+        await wait_for(pilot, lambda: app.screen.query("Toast"), what="the toast")
+        await pilot.pause()
+        toasts = list(app.screen.query("Toast"))
         bar = app.query_one(StatusBar).region
         assert toasts and not any(t.region.overlaps(bar) for t in toasts)
         footer = app.query_one(Footer)

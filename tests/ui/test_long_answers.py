@@ -13,7 +13,7 @@ import time
 from textual._styles_cache import StylesCache
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
-from textual.widgets._markdown import MarkdownBlock
+from textual.widgets.markdown import MarkdownBlock
 
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.events import Channel, ChannelEvent, EventKind
