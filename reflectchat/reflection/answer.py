@@ -22,19 +22,20 @@ class Answer:
 
     def __init__(self, thinking: str = "", reflections: list[str] | None = None,
                  output: str = "", raw: str = "", facts: ChannelFacts | None = None,
-                 special: SpecialMarks | None = None) -> None:
-        """`special`: where the raw text's special tokens are (None: not known)."""
+                 special: SpecialMarks | None = None, marks: list[int] | None = None) -> None:
+        """`special`: where the raw text's special tokens are (None: not known); `marks`:
+        where in `thinking` each reflection came (a stored answer's, read back)."""
         self._thinking, self._output = GrowingText(thinking), GrowingText(output)
         self._raw = GrowingText(raw)
         self._reflections = [GrowingText(r) for r in reflections or []]
         self.facts = facts if facts is not None else ChannelFacts()  # tokens, time per channel
         self.special = special
-        self.marks: list[int] = []
+        self.marks: list[int] = list(marks or [])
         self._length = {Channel.THINKING: len(thinking), Channel.OUTPUT: len(output)}
         self._section_starts = {Channel.THINKING: False, Channel.OUTPUT: False}
         # For each mark, how much output there was when it came: a reflection made in what
         # later turns out to be thinking (RECLASSIFY) keeps its place in that text.
-        self._output_at_mark: list[int] = []
+        self._output_at_mark: list[int] = [0] * len(self.marks)
 
     def __repr__(self) -> str:
         """Sizes, not texts: Textual names a worker by the repr of its arguments, on the UI

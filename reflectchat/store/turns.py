@@ -42,13 +42,14 @@ class AnswerSnapshot:
     prefilled: bool
     facts: ChannelFacts
     special: dict[str, Any] | None  # where its special tokens are (SpecialMarks), copied
+    marks: tuple[int, ...] = ()  # where in the thinking each reflection came
 
     @classmethod
     def of(cls, turn: Turn) -> AnswerSnapshot:
         answer = turn.answer
         return cls(answer.raw, answer.thinking, tuple(answer.reflections), answer.output,
                    turn.tag_format.value, turn.prefilled, answer.facts.snapshot(),
-                   answer.special.to_dict() if answer.special else None)
+                   answer.special.to_dict() if answer.special else None, tuple(answer.marks))
 
     def message(self, stats: GenerationStats | None = None) -> StoredMessage:
         """As it is stored: with the answer's `stats` once it ended; without, still streaming
@@ -59,8 +60,12 @@ class AnswerSnapshot:
         data["reasoning_tokens"] = self.facts.reasoning_tokens
         if self.special is not None:
             data["special"] = self.special
+        thinking = self.thinking.strip()
+        if len(self.marks) == len(self.reflections):  # the marks in the thinking as stored
+            cut = len(self.thinking) - len(self.thinking.lstrip())
+            data["marks"] = [min(max(m - cut, 0), len(thinking)) for m in self.marks]
         return StoredMessage(
-            "assistant", self.raw, self.thinking.strip(), [r.strip() for r in self.reflections],
+            "assistant", self.raw, thinking, [r.strip() for r in self.reflections],
             self.output.strip(), self.tag_format, self.prefilled, finish, data,
         )
 
@@ -101,6 +106,21 @@ def _stats(message: StoredMessage) -> GenerationStats:
     return stats
 
 
+def _marks(message: StoredMessage) -> list[int] | None:
+    """Where in the stored thinking each reflection came, as stored with it: the panes of a
+    reopened answer are laid out without reading its raw text again. None (read it again)
+    for a session stored before marks were kept, or marks that do not fit the texts (a
+    damaged or hostile record): one per reflection, in order, within the thinking."""
+    marks = (message.stats or {}).get("marks")
+    if not isinstance(marks, list) or len(marks) != len(message.reflections) or \
+            not all(type(m) is int for m in marks):
+        return None
+    bound = len(message.thinking or "")
+    if any(not 0 <= a <= b <= bound for a, b in zip([0, *marks], [*marks, bound], strict=True)):
+        return None
+    return marks
+
+
 def _tag_format(value: str | None) -> TagFormat:
     try:
         return TagFormat.parse(value or TagFormat.AUTO.value)
@@ -123,7 +143,8 @@ def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conve
             turn.prefilled = message.prefilled
             turn.answer = Answer(message.thinking, list(message.reflections), message.output,
                                  message.raw, ChannelFacts.from_dict(message.stats),
-                                 SpecialMarks.from_dict((message.stats or {}).get("special")))
+                                 SpecialMarks.from_dict((message.stats or {}).get("special")),
+                                 _marks(message))
             turn.stats = _stats(message)
             turn = None
     return conversation
