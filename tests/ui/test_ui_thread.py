@@ -179,3 +179,42 @@ async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.live is None, what="the answer to stop")
     assert reads == []
+
+
+async def test_a_reopened_long_answer_is_laid_out_off_the_ui_thread_and_folded_to_its_end():
+    """A stored answer of 2,000 paragraphs (70,000 characters): its panes are built on a
+    thread (never `stored_panes` on the UI thread), the output drawn folded to its end as a
+    streamed answer ends, the reflection pane whole from its top, and Home draws it whole."""
+    from reflectchat.store.turns import conversation_from
+    from reflectchat.ui.widgets.answer_view import stored_panes
+    from reflectchat.ui.widgets.channel_pane import ChannelPane
+
+    output = "".join(f"Paragraph {n}: the sum so far is {n * 3}.\n\n" for n in range(2_000))
+    store = SessionStore.open(store_file())
+    session, _ = store.start_session("long", SessionMeta("test"), [
+        StoredMessage("user", "question"),
+        StoredMessage("assistant", f"<output>{output}</output>", "I check.", ["A fix."],
+                      output, "reflection", False, "stop")])
+    conversation = conversation_from(store.session(session), store.messages(session))
+    app = make_app(conversation=conversation, store=store, session_id=session)
+    on_ui_thread: list[str] = []
+
+    def watch(frame, event, _arg) -> None:  # type: ignore[no-untyped-def]
+        if frame.f_code is stored_panes.__code__:
+            on_ui_thread.append("stored_panes")
+
+    sys.settrace(watch)
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            await loaded(pilot)
+            pane = app.query_one("#output", ChannelPane)
+            await wait_for(pilot, lambda: pane.folded is not None, what="the folded output")
+            assert pane.drawn < len(output) // 10 and "Paragraph 1999:" in pane.document.source
+            assert app.query_one("#reflection", ChannelPane).folded is None
+            pane.focus()
+            await pilot.press("home")
+            await wait_for(pilot, lambda: pane.folded is None, what="the whole output")
+            assert "Paragraph 0:" in pane.document.source
+    finally:
+        sys.settrace(None)
+    assert on_ui_thread == []

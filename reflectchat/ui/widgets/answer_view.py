@@ -8,6 +8,7 @@ panes'."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -126,11 +127,18 @@ class AnswerView(Horizontal):
                 await self.pane(channel).show(self._hint(channel), streaming=False)
             self.query_one(RawView).clear()
             return
+        if turn.finished and id(turn) not in self._turns:  # a stored answer: laid out on a
+            text = await asyncio.to_thread(stored_panes, turn)  # thread, a long one takes time
+            self._turns.setdefault(id(turn), TurnPanes(turn, text))
+            if self.viewed is not turn:
+                return  # another turn was asked for meanwhile
         text = self._panes_of(turn).text
         for channel in Channel:
             await self.pane(channel).show(text[channel], streaming=not turn.finished,
-                                          empty=_empty(turn, channel))
-        self._refresh_raw()
+                                          empty=_empty(turn, channel),
+                                          top=channel is Channel.REFLECTION)
+        if self.raw_shown:  # else drawn when the raw view is switched on
+            self._refresh_raw()
 
     def _hint(self, channel: Channel) -> str:
         """What an empty pane says; for the demo, the output pane offers prompts to start."""

@@ -154,9 +154,11 @@ class ChannelPane(VerticalScroll):
         # Textual keeps an anchored pane at its end until the user scrolls ("releases" it).
         return self.is_anchored and not self._anchor_released
 
-    async def show(self, text: str, streaming: bool, empty: str = NOTHING) -> None:
+    async def show(self, text: str, streaming: bool, empty: str = NOTHING,
+                   top: bool = False) -> None:
         """Replace the pane's text. A streaming pane follows its end as fragments arrive; a
-        finished one opens at the top."""
+        finished one opens at the top, or if long (a reopened session's) folded to its end
+        as a streamed one ends, unless `top`."""
         async with self._lock:
             await self._stop_stream()
             self._note, self._dropped, self._held, self.folded = "", 0, [], None
@@ -172,6 +174,12 @@ class ChannelPane(VerticalScroll):
                 self._stream = Markdown.get_stream(self.document)
                 self.follow()
             else:
+                tail = text if top or len(text) <= KEEP_CHARS else \
+                    await asyncio.to_thread(tail_of, text, MOST_BLOCKS, KEEP_CHARS)
+                if len(tail) < len(text):
+                    self.anchor()
+                    await self._fold(text, tail)
+                    return
                 await self.document.update(text or empty)
                 self.anchor(False)
                 self.scroll_home(animate=False, immediate=True)
