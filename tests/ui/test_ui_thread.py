@@ -182,14 +182,14 @@ async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(
 
 
 async def test_a_reopened_long_answer_is_laid_out_off_the_ui_thread_and_folded_to_its_end():
-    """A stored answer of 2,000 paragraphs (70,000 characters): its panes are built on a
+    """A stored answer of 1,300 paragraphs (45,000 characters): its panes are built on a
     thread (never `stored_panes` on the UI thread), the output drawn folded to its end as a
     streamed answer ends, the reflection pane whole from its top, and Home draws it whole."""
     from reflectchat.store.turns import conversation_from
     from reflectchat.ui.widgets.answer_view import stored_panes
     from reflectchat.ui.widgets.channel_pane import ChannelPane
 
-    output = "".join(f"Paragraph {n}: the sum so far is {n * 3}.\n\n" for n in range(2_000))
+    output = "".join(f"Paragraph {n}: the sum so far is {n * 3}.\n\n" for n in range(1_300))
     store = SessionStore.open(store_file())
     session, _ = store.start_session("long", SessionMeta("test"), [
         StoredMessage("user", "question"),
@@ -203,13 +203,15 @@ async def test_a_reopened_long_answer_is_laid_out_off_the_ui_thread_and_folded_t
         if frame.f_code is stored_panes.__code__:
             on_ui_thread.append("stored_panes")
 
-    sys.settrace(watch)
+    sys.settrace(watch)  # until the reopened turn is drawn
     try:
         async with app.run_test(size=(160, 48)) as pilot:
             await loaded(pilot)
             pane = app.query_one("#output", ChannelPane)
             await wait_for(pilot, lambda: pane.folded is not None, what="the folded output")
-            assert pane.drawn < len(output) // 10 and "Paragraph 1999:" in pane.document.source
+            sys.settrace(None)
+            assert on_ui_thread == []
+            assert pane.drawn < len(output) // 10 and "Paragraph 1299:" in pane.document.source
             assert app.query_one("#reflection", ChannelPane).folded is None
             pane.focus()
             await pilot.press("home")
@@ -217,4 +219,3 @@ async def test_a_reopened_long_answer_is_laid_out_off_the_ui_thread_and_folded_t
             assert "Paragraph 0:" in pane.document.source
     finally:
         sys.settrace(None)
-    assert on_ui_thread == []
