@@ -8,6 +8,8 @@ The screen reads results; `reflectchat eval` makes them. Runs load on a worker t
 
 from __future__ import annotations
 
+import asyncio
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -139,11 +141,12 @@ class EvalScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="eval-panes")
     async def _open(self, r: Result) -> None:
-        """The answer's panes, as the chat shows a stored answer."""
-        text = stored_panes(turn_of(r))
+        """The answer's panes, as the chat shows a stored answer: its raw text read on a
+        thread (a long answer takes a while), each pane folded as the chat folds it."""
+        text = await asyncio.to_thread(lambda: stored_panes(turn_of(r)))
         for channel in Channel:
             await self.query_one(f"#eval-{channel.value}", ChannelPane).show(
-                text[channel], streaming=False)
+                text[channel], streaming=False, top=channel is Channel.REFLECTION)
 
     def action_toggle_wrong(self) -> None:
         self.wrong_only = not self.wrong_only
