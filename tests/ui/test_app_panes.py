@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support.app_pilot import ask, finished, loaded, make_app, wait_for
+from support.app_pilot import STREAMING, ask, finished, loaded, make_app, wait_for
 from textual.widgets import Markdown, Tabs
 from textual.widgets.markdown import MarkdownBlock
 
@@ -283,7 +283,7 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
     # and should it fill the context first, the test still holds: it is about typing, not Stop.
     # (No reflection in the loop: hundreds of them made the end of the answer, not the typing,
     # most of the test's time.)
-    app = make_app(make_model(endless), n_ctx=32768, sampling=UNLIMITED)
+    app = make_app(make_model(endless, cost=STREAMING), n_ctx=32768, sampling=UNLIMITED)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
@@ -318,7 +318,7 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
 async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(make_model):
     unopened = Script("<|go|>", ["Adding 2 and 3 ", "gives 5.\n", Control("</think>"),
                                  "\n\nThe sum is 5. "], loops=True)
-    app = make_app(make_model(unopened), tag_format=TagFormat.THINK, n_ctx=32768,
+    app = make_app(make_model(unopened, cost=STREAMING), tag_format=TagFormat.THINK, n_ctx=32768,
                    sampling=UNLIMITED)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from support.app_pilot import ask, finished, loaded, make_app, wait_for
+from support.app_pilot import STREAMING, ask, finished, loaded, make_app, wait_for
 from textual.widgets import Input, Label
 
 from reflectchat.demo.scripted_model import Control, Piece, Script
@@ -22,7 +22,7 @@ def status_text(app) -> str:
 
 async def test_a_model_without_reasoning_tags_is_answering_not_thinking(make_model):
     plain = Script("<|go|>", [Piece(f"Sentence {i}. ") for i in range(30)], loops=True)
-    app = make_app(make_model(plain), tag_format=TagFormat.AUTO, n_ctx=32768,
+    app = make_app(make_model(plain, cost=STREAMING), tag_format=TagFormat.AUTO, n_ctx=32768,
                    sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
@@ -93,7 +93,8 @@ async def test_the_finished_reflection_pane_opens_at_its_corrections_when_narrow
 async def test_an_answer_stopped_before_its_output_says_so(make_model):
     thinking = Script("<|go|>", [Control("<think>"), *(Piece(f"step {i}. ") for i in range(30)),
                                  Control("</think>")], loops=True)
-    app = make_app(make_model(thinking), tag_format=TagFormat.THINK, n_ctx=32768,
+    app = make_app(make_model(thinking, cost=STREAMING), tag_format=TagFormat.THINK,
+                   n_ctx=32768,
                    sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support.app_pilot import ask, finished, loaded, make_app, wait_for
+from support.app_pilot import STREAMING, ask, finished, loaded, make_app, wait_for
 
 from reflectchat.demo.scripted_model import Control, Script
 from reflectchat.engine.base import Sampling
@@ -27,7 +27,7 @@ async def test_a_machine_without_gpu_offload_shows_cpu_not_gpu_layers():
 
 
 async def test_the_context_meter_counts_while_the_answer_streams(make_model):
-    app = make_app(make_model(ENDLESS), n_ctx=32768,
+    app = make_app(make_model(ENDLESS, cost=STREAMING), n_ctx=32768,
                    sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)

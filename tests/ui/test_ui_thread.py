@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from support.app_pilot import ask, loaded, make_app, wait_for
+from support.app_pilot import STREAMING, ask, loaded, make_app, wait_for
 from textual.widgets import Input
 
 from reflectchat.engine.llama import LlamaEngine
@@ -144,7 +144,7 @@ async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(
                                 Control("<reflection>"), "Checked. ", Control("</reflection>"),
                                 Control("</thinking>"), Control("<output>"), "An answer. ",
                                 Control("</output>")], loops=True)
-    app = make_app(make_model(endless), n_ctx=32768,
+    app = make_app(make_model(endless, cost=STREAMING), n_ctx=32768,
                    sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
     reads: list[str] = []
 
