@@ -197,7 +197,7 @@ def test_greedy_gemma_with_ngrams_and_a_draft_keeps_its_own_tokens(real_model):
     model's greedy choice)."""
     model = LoadedModel.load(str(real_model), n_ctx=1024)
     draft = LoadedModel.load(str(real_model), n_ctx=1024)
-    checker = LoadedModel.load(str(real_model), n_ctx=1024)
+    checker = draft  # once an answer is whole, the draft's context checks it from the start
     try:
         prompt = [model.vocab.bos, *model.vocab.tokenize(
             "<start_of_turn>user\nRepeat after me: the quick brown fox jumps over the lazy "
@@ -219,7 +219,7 @@ def test_greedy_gemma_with_ngrams_and_a_draft_keeps_its_own_tokens(real_model):
                 checker.evaluate([token])
             assert exact >= len(spoken) - 6
     finally:
-        for loaded in (model, draft, checker):
+        for loaded in (model, draft):
             loaded.close()
 
 

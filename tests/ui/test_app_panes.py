@@ -94,8 +94,8 @@ async def test_raw_view_shows_the_exact_model_text_with_tags():
 
 
 async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(make_model):
-    script = long_script(steps=2000)
-    app = make_app(make_model(script), sampling=UNLIMITED)
+    script = long_script(steps=600)  # 11,000 tokens: at STREAMING's pace, far from its end
+    app = make_app(make_model(script, cost=STREAMING), n_ctx=32768, sampling=UNLIMITED)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
