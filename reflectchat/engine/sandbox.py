@@ -85,16 +85,16 @@ def _read_replies(process: subprocess.Popen[str], replies: queue.Queue[str | Non
 _worker = _Worker()
 
 
-def bounded_template(source: str, bos: str, eos: str, generation_prompt: bool = True,
-                     seconds: float = TIME_LIMIT_S) -> Callable[..., str]:
+def bounded_template(source: str, bos: str, eos: str,
+                     generation_prompt: bool = True) -> Callable[..., str]:
     """A GGUF's own Jinja chat template: call it with the messages and any variables the
     template reads (`enable_thinking`). Raises SandboxError for the template's own errors and
-    BoundError past a bound."""
+    BoundError past a bound (`TIME_LIMIT_S` as it is at each render)."""
 
     def render(messages: list[dict[str, str]], **variables: object) -> str:
         return str(_worker.ask({"source": source, "bos": bos, "eos": eos,
                                 "generation_prompt": generation_prompt, "messages": messages,
-                                "variables": variables}, seconds)["text"])
+                                "variables": variables}, TIME_LIMIT_S)["text"])
 
     return render
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reflectchat.engine import sandbox
 from reflectchat.engine.base import FoundFormat, TagFormat
 from reflectchat.engine.reasoning_found import (
     find_answer_markers,
@@ -16,7 +17,7 @@ from reflectchat.engine.reasoning_found import (
     find_wrapped,
     special_pair,
 )
-from reflectchat.engine.sandbox import TIME_LIMIT_S, SandboxError, run_bounded
+from reflectchat.engine.sandbox import SandboxError, run_bounded
 
 # what a template variable that turns thinking on or off is named for (`switches`)
 _SWITCH_NAME = re.compile(r"think|reason", re.IGNORECASE)
@@ -48,7 +49,7 @@ class TemplateReader:
         it writes (an effort from low to high, a switch from true to false)."""
         render = self.prompt
         names = run_bounded("reflectchat.engine.sandbox_worker:read_variables", self.source,
-                            seconds=TIME_LIMIT_S)
+                            seconds=sandbox.TIME_LIMIT_S)
         levels = [n for n in names if "effort" in n.lower()
                   and render(_HI, **{n: "low"}) != render(_HI, **{n: "high"})]
         switches = [n for n in names if n not in levels and _SWITCH_NAME.search(n)

@@ -12,11 +12,11 @@ import pytest
 from support.load_time import load_s, write_special_tokens_gguf
 
 from reflectchat.demo.scripted_model import Script, chat_template
+from reflectchat.engine import sandbox
 from reflectchat.engine.base import ChatMessage, FinishReason, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.engine.prompt import OWN
-from reflectchat.engine.sandbox import TIME_LIMIT_S
 
 SCRIPT = Script("<|go|>", ["<think>", "a short thought", "</think>", "The answer."])
 LOOPS = ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}")
@@ -28,15 +28,20 @@ def engine_for(model: Path) -> LlamaEngine:
     return LlamaEngine(model, EngineSettings(n_ctx=512, n_threads=1))
 
 
+QUICK_S = 2.0  # the render's time bound in these tests (10 s in use): the loop runs far longer
+
+
 @pytest.mark.parametrize(("bomb", "said"), [
-    (LOOPS, f"it ran longer than {TIME_LIMIT_S:g} s"),
+    (LOOPS, f"it ran longer than {QUICK_S:g} s"),
     (WRITES_GIGABYTES, "it wrote more than 16 million characters"),
     pytest.param(NEEDS_GIGABYTES, "it needed more than 1024 MiB of memory",
                  marks=pytest.mark.skipif(not sys.platform.startswith("linux"),
                                           reason="the memory bound is Linux's RLIMIT_AS")),
 ])
 def test_a_template_past_its_bounds_is_stopped_at_load_and_a_builtin_one_used(make_model,
-                                                                              bomb, said):
+                                                                              bomb, said,
+                                                                              monkeypatch):
+    monkeypatch.setattr(sandbox, "TIME_LIMIT_S", QUICK_S)
     engine = engine_for(make_model(SCRIPT, template=bomb + chat_template([], SCRIPT.trigger)))
     try:
         assert engine.template != OWN
