@@ -127,25 +127,25 @@ async def run_app(url: str, n: int, stop_at: float | None = None
     draw the whole thinking when it was folded (Home)."""
     app = BenchApp(url, n)
     async with app.run_test(size=(160, 48)) as pilot:
-        while app.engine is None:
+        while app.host.engine is None:
             await pilot.pause(0.02)
         await pilot.pause(0.2)
         app.query_one("#prompt").insert("Go on at length.")
         start = time.perf_counter()
         await pilot.press("enter")
-        while not app.conversation.turns:
+        while not app.chat.conversation.turns:
             await asyncio.sleep(0.001)
-        turn = app.conversation.turns[-1]
+        turn = app.chat.conversation.turns[-1]
         stop_s = None
         if stop_at is not None:
-            while len(turn.answer.raw.split()) < stop_at * n and app.live is not None:
+            while len(turn.answer.raw.split()) < stop_at * n and app.chat.live is not None:
                 await asyncio.sleep(0.01)
             pressed = time.perf_counter()
             app.post_message(events.Key("escape", None))
-            while app.live is not None:
+            while app.chat.live is not None:
                 await asyncio.sleep(0.005)
             stop_s = time.perf_counter() - pressed
-        while app.live is not None:
+        while app.chat.live is not None:
             await asyncio.sleep(0.01)
         ended = time.perf_counter()
         while any(w.group == "render" and not w.is_finished for w in app.workers):
@@ -156,7 +156,7 @@ async def run_app(url: str, n: int, stop_at: float | None = None
             raise SystemExit(f"the answer ended after {turn.stats.completion_tokens} tokens "
                              f"of {n}: {turn.stats.finish_reason}")
         final_s = app.last_frame - ended
-        pane = app.answer_view.pane(Channel.THINKING)
+        pane = app.chat.answer_view.pane(Channel.THINKING)
         unfold_s = None
         if stop_at is None and pane.folded is not None:  # the reader asks for the whole text
             pressed = time.perf_counter()

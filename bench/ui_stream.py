@@ -27,15 +27,14 @@ import llama_cpp
 from engine_stream import SAMPLING, time_raw, time_token_loop
 from textual import events
 
-from reflectchat.chat.conversation import Conversation, Turn
+from reflectchat.chat.conversation import Conversation
 from reflectchat.demo.long_answer import long_script
 from reflectchat.demo.scripted_model import write_scripted_gguf
 from reflectchat.engine.base import TagFormat
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.models.choice import ModelChoice
 from reflectchat.ui.app import ReflectChatApp
-from reflectchat.ui.messages import StreamBatch
-from reflectchat.ui.widgets.status_bar import Status
+from reflectchat.ui.widgets.status_bar import StatusBar
 
 KEY_EVERY_S = 0.025
 PROMPT = "Sum the numbers."
@@ -53,14 +52,17 @@ class BenchApp(ReflectChatApp):
         self.painted: list[float] = []
         self.frames = 0
         self.last_frame = 0.0
-        self.status_on = True  # off: the status is never computed, so the bar never redraws
+        self.status_on = True  # off: the chat's figures never reach the bar, so it never redraws
 
-    def on_stream_batch(self, batch: StreamBatch) -> None:
-        if self.status_on:
-            super().on_stream_batch(batch)
+    def on_mount(self) -> None:
+        bar = self.query_one(StatusBar)
+        redraw = bar.watch_answer_status
 
-    def status_for(self, turn: Turn | None) -> Status:
-        return super().status_for(turn) if self.status_on else self.status
+        def answer_status_changed() -> None:
+            if self.status_on:
+                redraw()
+
+        bar.watch_answer_status = answer_status_changed  # type: ignore[method-assign]
 
     def _display(self, screen, renderable) -> None:  # type: ignore[no-untyped-def]
         super()._display(screen, renderable)
@@ -79,7 +81,7 @@ async def run_app(path: Path, typing: bool, status: bool = True
                   ) -> tuple[float, int, list[float], int]:
     app = BenchApp(path)
     async with app.run_test(size=(160, 48)) as pilot:
-        while app.engine is None:
+        while app.host.engine is None:
             await pilot.pause(0.02)
         await pilot.pause(0.2)
         app.status_on = status  # off: the bar stays (same layout) but is never redrawn
@@ -87,9 +89,9 @@ async def run_app(path: Path, typing: bool, status: bool = True
         prompt.insert(PROMPT)
         start = time.perf_counter()
         await pilot.press("enter")
-        while not app.conversation.turns:
+        while not app.chat.conversation.turns:
             await asyncio.sleep(0.001)
-        while app.live is not None:
+        while app.chat.live is not None:
             if typing:
                 app.typed.append(time.perf_counter())
                 app.post_message(events.Key("q", "q"))
@@ -99,7 +101,7 @@ async def run_app(path: Path, typing: bool, status: bool = True
         await pilot.pause(0.3)  # then quiet
         elapsed = app.last_frame - start
         latencies = [p - t for t, p in zip(app.typed, app.painted, strict=False)]
-        tokens = app.conversation.turns[-1].stats.completion_tokens
+        tokens = app.chat.conversation.turns[-1].stats.completion_tokens
         frames = app.frames
     return elapsed, tokens, latencies, frames
 

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from typing import Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import (
@@ -88,3 +88,29 @@ def length_note(stats: GenerationStats, limit: int | None, raise_it: str) -> str
                 f"{raise_it} allows more.")
     return ("The answer filled the model's context and was cut short; a new chat or a larger "
             "context (--ctx) leaves more room.")
+
+
+class EndNote(NamedTuple):
+    text: str
+    severity: Literal["information", "warning", "error"]
+    title: str = ""
+    timeout: float | None = None  # None: the notification's default
+
+
+def end_notes(turn: Turn, stats: GenerationStats, max_tokens: int | None,
+              raise_it: str) -> list[EndNote]:
+    """What the user is told when an answer ends: it failed, was cut at the token limit
+    (`raise_it`: where the limit is raised), stopped repeating itself or by the user; and what
+    the reasoning asked for did."""
+    notes = []
+    if stats.error:
+        notes.append(EndNote(stats.error, "error", "Answer failed", 15))
+    elif stats.finish_reason is FinishReason.LENGTH:
+        notes.append(EndNote(length_note(stats, max_tokens, raise_it), "warning", "", 12))
+    elif stats.finish_reason is FinishReason.LOOP:
+        notes.append(EndNote(LOOP_NOTE, "warning", "", 12))
+    elif turn.stopped:
+        notes.append(EndNote("Stopped; the partial answer is kept.", "warning"))
+    if stats.reasoning_note:
+        notes.append(EndNote(stats.reasoning_note.capitalize() + ".", "information"))
+    return notes

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 from reflectchat.chat.conversation import Conversation
 from reflectchat.engine.base import FinishReason, GenerationStats
+from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.corrections import Correction, corrections
 from reflectchat.reflection.facts import facts_text
 
@@ -86,3 +90,19 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
         if note:
             parts.append(f"*{note[0].upper()}{note[1:]}.*\n")
     return "\n".join(parts)
+
+
+def export_markdown(conversation: Conversation, streaming: dict[int, str], model: str,
+                    folder: Path) -> Path:
+    """Write the chat as a Markdown file in `folder` (raises OSError); an answer still
+    streaming (`streaming`: its index and raw text so far) as far as it came. A long chat is
+    megabytes: callers run this off the UI thread."""
+    for i, raw in streaming.items():
+        turn = conversation.turns[i]
+        conversation.turns[i] = replace(
+            turn, answer=Answer.from_raw(raw, turn.tag_format, turn.prefilled))
+    path = folder / time.strftime("chat-%Y%m%d-%H%M%S.md")
+    title = conversation.turns[0].prompt.strip().splitlines()[0][:60]
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(conversation_markdown(conversation, title, model), encoding="utf-8")
+    return path

@@ -1,65 +1,69 @@
-"""The Textual app: the conversation, and the thinking | reflection | output panes of the turn
-in view, fed by a worker thread that posts batched pane text to the answer view.
-
-The widgets own what they draw: `Columns` (sessions, chat and the answer; side by side or under
-tabs), `AnswerView` (the panes of every turn seen, streaming), `StatusBar` (bound to the app's
-`status` and `activity`). The app's parts, each built on `ChatAppBase` alone: `turns.py` (a
-prompt to a finished answer), `model_switching.py` (loads, the model picker, downloads) and
-`session_actions.py` (history). This module holds what ties them: start-up, themes, the pane
-toggles, links, viewing turns, copy, export, settings, help, the command palette and quitting."""
+"""The Textual app: it composes the model host (`model_host.py`: loading, switching,
+downloading), the chat (`chat_view.py`: the conversation, its session and answering), the
+status bar and the footer, binds the host's model and the settings down into the chat and both
+their figures into the bar, routes screens (help, settings, tune, evaluations, the model
+picker) and keeps the settings: the pane toggles, themes, config.toml. It also holds the
+command palette and quitting."""
 
 from __future__ import annotations
 
-import copy
-import time
+import threading
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from textual import events, work
-from textual.app import ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Input, ListView, Markdown, TextArea
+from textual.widgets import Footer, Input, TextArea
 
 from reflectchat.chat.conversation import Conversation
-from reflectchat.chat.transcript import conversation_markdown
-from reflectchat.config import DEFAULT_THEME, ConfigFile
+from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig
 from reflectchat.engine import saved_context
-from reflectchat.engine.base import EFFORTS, Runtime
+from reflectchat.engine.base import Runtime
 from reflectchat.models.choice import ModelChoice
-from reflectchat.paths import exports_dir, user_themes_dir
-from reflectchat.reflection.answer import Answer
+from reflectchat.paths import user_themes_dir
 from reflectchat.reflection.events import Channel
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
-from reflectchat.ui.chat_app_base import EngineFactory
-from reflectchat.ui.clipboard import clean, copy_elsewhere, sent_by_osc52, tmux_drops_osc52
-from reflectchat.ui.model_switching import ModelSwitchingPart
-from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK
+from reflectchat.ui.chat_view import ChatView
+from reflectchat.ui.model_host import EngineFactory, ModelHost
 from reflectchat.ui.screens.eval_screen import EvalScreen
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
 from reflectchat.ui.screens.tune_screen import TuneScreen
-from reflectchat.ui.session_actions import SessionActionsPart
 from reflectchat.ui.textual_runtime import collect_garbage_less_often
 from reflectchat.ui.themes import load_themes
-from reflectchat.ui.turns import AnsweringPart
-from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
-from reflectchat.ui.widgets.channel_pane import ChannelPane, literal_markdown
-from reflectchat.ui.widgets.columns import ANSWER_COLUMNS, Columns, visible_columns
-from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
+from reflectchat.ui.widgets.answer_view import AnswerView
+from reflectchat.ui.widgets.channel_pane import ChannelPane
+from reflectchat.ui.widgets.columns import ANSWER_COLUMNS
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
-from reflectchat.ui.widgets.status_bar import StatusBar, control_text
+from reflectchat.ui.widgets.status_bar import StatusBar
 from reflectchat.untrusted import visible
 
+PANE_SETTING = {Channel.THINKING: "show_thinking", Channel.REFLECTION: "show_reflection"}
 
-class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification the app gave, as the user read it."""
+
+    message: str
+    title: str
+    severity: SeverityLevel
+
+
+class ReflectChatApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "reflectchat"
-    BINDINGS = bindings.BINDINGS
+    BINDINGS = bindings.APP_BINDINGS
+
+    ui_config: reactive[UIConfig] = reactive(UIConfig)
 
     def __init__(
         self,
@@ -75,19 +79,33 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
     ) -> None:
         """`store` keeps the sessions (None: history is off, `store_problem` says why);
         `session_id` is the stored session `conversation` continues; `runtime` is how the
-        model runs (F8 changes it)."""
-        super().__init__(choice, make_engine, conversation, config, choose, store,
-                         store_problem, session_id, runtime)
+        model runs (F8 changes it); `choose` finds a model the picker names."""
+        super().__init__()
+        self.config_file = config or ConfigFile()
+        self._config_lock = threading.Lock()  # one write of config.toml at a time
+        self.set_reactive(ReflectChatApp.ui_config, self.config_file.ui())
+        self.store, self.store_problem = store, store_problem
+        self.notices: list[Notice] = []
         self.file_themes: list[str] = []  # from theme files, offered in the palette
+        self.host = ModelHost(choice, make_engine, choose, runtime)
+        self.chat = ChatView(choice, conversation, store, store_problem, session_id,
+                             self.ui_config)
 
     def compose(self) -> ComposeResult:
-        yield Columns(self.store, self.store_problem)
-        yield PromptInput()
-        yield StatusBar(id="status").data_bind(ReflectChatApp.status, ReflectChatApp.activity)
+        yield self.host
+        yield self.chat.data_bind(config=ReflectChatApp.ui_config)
+        yield StatusBar(id="status")
         yield Footer(compact=True)
 
     async def on_mount(self) -> None:
         collect_garbage_less_often()
+        host, chat, bar = self.host, self.chat, self.query_one(StatusBar)
+        self.watch(host, "choice", partial(setattr, chat, "choice"))  # the model, down
+        self.watch(host, "engine", partial(setattr, chat, "engine"))
+        self.watch(host, "status", partial(setattr, bar, "model_status"))  # the figures, in
+        self.watch(host, "activity", partial(setattr, bar, "activity"))
+        self.watch(chat, "status", partial(setattr, bar, "answer_status"))
+        self.watch(chat.columns, "narrow", self._fit_footer)
         self._load_themes()
         for warning in self.config_file.warnings:
             self.notify(warning, title="Settings", severity="warning", timeout=10)
@@ -98,14 +116,17 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         elif self.store_problem:
             self.notify(f"{self.store_problem}. This chat will not be saved.",
                         title="Session history is off", severity="error", timeout=20)
-        self.columns.shown = visible_columns(self.ui_config)
-        self.watch(self.columns, "narrow", self._fit_footer)
-        view = self.answer_view
-        view.set_reactive(AnswerView.demo, self.choice.is_demo)  # the first view shows it
-        view.raw_shown = self.ui_config.raw_view
-        await self.show_conversation()
-        self.prompt_input.focus()
-        self.load(self.choice)
+        host.load(host.choice)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications carry text, never markup: a server's error, a path like `a[/x]` or a
+        model's name is shown as it is (control characters visible), and cannot crash the
+        app. (`markup` is accepted for Textual's signature and ignored.) Each is kept in
+        `notices`."""
+        self.notices.append(Notice(visible(message), visible(title), severity))
+        super().notify(visible(message), title=visible(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     def _load_themes(self) -> None:
         loaded = load_themes(user_themes_dir())
@@ -134,16 +155,55 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
             return
         if isinstance(self.focused, (TextArea, Input)) or event.key in self.screen.active_bindings:
             return
-        prompt = self.prompt_input
+        prompt = self.query_one(PromptInput)
         prompt.focus()
         prompt.insert(event.character)
         event.stop()
 
-    def on_text_area_changed(self, event: TextArea.Changed) -> None:
-        if isinstance(event.text_area, PromptInput):
-            self.answer_view.typed()
+    # -- what the chat and the host tell ------------------------------------------------------
 
-    # -- the pane toggles -------------------------------------------------------------------
+    def on_chat_view_no_model(self) -> None:
+        self.notify(self.host.no_model(), severity="warning")
+
+    def on_chat_view_answer_started(self) -> None:
+        self.host.in_use = True
+
+    def on_chat_view_answer_ended(self) -> None:
+        self.host.in_use = False
+
+    def on_answer_view_reveal(self, reveal: AnswerView.Reveal) -> None:
+        """Show the pane asked for, turning it on (and the panes back from output only or the
+        raw view) if it is off, then point the chat at the text."""
+        config = self.ui_config
+        if not getattr(config, PANE_SETTING[reveal.channel]) or config.output_only \
+                or config.raw_view:
+            self.save_config(replace(config, **{PANE_SETTING[reveal.channel]: True},
+                                     output_only=False, raw_view=False))
+        self.chat.point_at(reveal)
+
+    # -- the settings: panes, themes, config.toml --------------------------------------------
+
+    def save_config(self, config: UIConfig) -> None:
+        """Keep the settings (written on a worker); the chat lays its columns out by them."""
+        self.ui_config = config
+        self._write_ui_config()
+
+    async def on_unmount(self) -> None:
+        """The settings' last write lands before the app is gone (the next start reads it)."""
+        writes = [w for w in self.workers if w.group == "config"]
+        if writes:
+            await self.workers.wait_for_complete(writes)
+
+    @work(thread=True, group="config")
+    def _write_ui_config(self) -> None:
+        """config.toml's [ui] as the settings are when this runs: of two quick changes, the
+        later write holds the later settings whichever runs last."""
+        with self._config_lock:
+            try:
+                self.config_file.save_ui(self.ui_config)
+            except OSError as exc:
+                self.call_from_thread(self.notify, f"Could not save settings: {exc}",
+                                      severity="warning")
 
     def _toggle(self, name: str) -> None:
         self.save_config(replace(self.ui_config, **{name: not getattr(self.ui_config, name)}))
@@ -163,122 +223,44 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
     def action_toggle_sessions(self) -> None:
         self._toggle("show_sessions")
         if self.ui_config.show_sessions:
-            self.columns.bring("sessions")
-            self.call_after_refresh(self.sidebar.focus_list)  # once shown
+            self.chat.columns.bring("sessions")
+            self.call_after_refresh(self.chat.sidebar.focus_list)  # once shown
         else:
-            self.prompt_input.focus()
+            self.chat.prompt.focus()
 
     def action_focus_pane(self) -> None:
         """The keyboard into the answer's panes: the next pane in view gets the focus (Home,
         End and the page keys then move in it); in tabs, the next pane's tab comes forward."""
-        panes = [c for c in ANSWER_COLUMNS if c in self.columns.shown]
+        panes = [c for c in ANSWER_COLUMNS if c in self.chat.shown]
         if not panes:
             return
         here = next((c for c in panes if self.query_one(f"#{c}").has_focus_within), None)
         column = panes[(panes.index(here) + 1) % len(panes)] if here else panes[0]
-        self.columns.choose(column)
+        self.chat.columns.choose(column)
         self.call_after_refresh(self.query_one(f"#{column}").focus)
 
     def action_search_sessions(self) -> None:
         if not self.ui_config.show_sessions:
             self.action_toggle_sessions()
-        self.sidebar.action_search()
+        self.chat.sidebar.action_search()
 
-    # -- links in the panes: reflections and their markers, the demo's starters, the web ----
+    # -- screens -----------------------------------------------------------------------------
 
-    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
-        href = event.href
-        if href.startswith(REFLECTION_LINK):
-            self.go_to_reflection(int(href.removeprefix(REFLECTION_LINK) or 0))
-        elif href.startswith(THINKING_LINK):
-            self.reveal(Channel.THINKING,
-                        f"({REFLECTION_LINK}{href.removeprefix(THINKING_LINK)})")
-        elif href.startswith(STARTER_LINK):
-            self.action_starter(int(href.removeprefix(STARTER_LINK) or 0))
-        elif href.startswith(("https://", "http://")):
-            self.open_url(href)
+    def action_switch_model(self) -> None:
+        self.host.pick()
 
-    # -- viewing turns --------------------------------------------------------------------------
+    def action_cancel_download(self) -> None:
+        self.host.cancel_download()
 
-    def on_list_view_selected(self, event: ListView.Selected) -> None:
-        if isinstance(event.item, TurnItem) and event.item.turn is not self.answer_view.viewed:
-            self.run_worker(self.view_turn(event.item.turn))
-            self.columns.bring("output")
-
-    def action_select_turn(self, step: int) -> None:
-        turns = self.conversation.turns
-        if not turns:
-            return
-        viewed = self.answer_view.viewed
-        index = next((i for i, t in enumerate(turns) if t is viewed), len(turns) - 1)
-        index = max(len(turns) - MAX_LISTED, 0, min(len(turns) - 1, index + step))
-        self.turn_list.index = self.turn_list.index_of(turns[index])
-        self.run_worker(self.view_turn(turns[index]))
-
-    # -- copy, export, settings, help -----------------------------------------------------
-
-    def code_blocks_in_view(self) -> list[str]:
-        viewed = self.answer_view.viewed
-        output = self.answer_view.output_of(viewed) if viewed is not None else ""
-        return [t.content for t in literal_markdown().parse(output) if t.type == "fence"]
-
-    def copy_text(self, text: str, what: str) -> None:
-        self._copy(clean(text), what)
-
-    @work(thread=True, group="copy")
-    def _copy(self, text: str, what: str) -> None:
-        """Ask tmux whether it passes the terminal's clipboard on, and copy through tmux or
-        wl-copy if not: subprocesses, so on a worker. The terminal's own clipboard escape
-        (OSC 52) is written from the UI thread."""
-        if tmux_drops_osc52():
-            copied = copy_elsewhere(text, what)
-        else:
-            self.call_from_thread(self.copy_to_clipboard, text)
-            copied = sent_by_osc52(text, what)
-        self.call_from_thread(self.notify, copied.said, timeout=10,
-                              severity="warning" if copied.how == "file" else "information")
-
-    def action_copy_output(self) -> None:
-        viewed = self.answer_view.viewed
-        output = self.answer_view.output_of(viewed).strip() if viewed is not None else ""
-        if not output:
-            self.notify("There is no output to copy yet.", severity="warning")
-            return
-        self.copy_text(output, "the output")
-
-    def action_export(self) -> None:
-        if not self.conversation.turns:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        shown = copy.copy(self.conversation)  # the turns as they are now
-        shown.turns = list(self.conversation.turns)
-        streaming = {i: self.answer_view.raw_of(t) for i, t in enumerate(shown.turns)
-                     if not t.finished}
-        self._export(shown, streaming, self.choice.label)
-
-    @work(thread=True, group="export")
-    def _export(self, conversation: Conversation, streaming: dict[int, str], label: str) -> None:
-        """Write the chat as Markdown, on a worker (a long chat is megabytes); an answer still
-        streaming (`streaming`: its index and raw text so far) as far as its batches came."""
-        for i, raw in streaming.items():
-            turn = conversation.turns[i]
-            conversation.turns[i] = replace(
-                turn, answer=Answer.from_raw(raw, turn.tag_format, turn.prefilled))
-        folder = exports_dir()
-        path = folder / time.strftime("chat-%Y%m%d-%H%M%S.md")
-        title = conversation.turns[0].prompt.strip().splitlines()[0][:60]
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(conversation_markdown(conversation, title, label),
-                            encoding="utf-8")
-        except OSError as exc:
-            self.call_from_thread(self.notify, f"Could not export: {exc}", severity="error")
-            return
-        self.call_from_thread(self.notify, f"Exported to {path}", timeout=10)
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_download":
+            return self.host.downloading is not None
+        return True
 
     def action_settings(self) -> None:
-        current = ChatSettings(self.conversation.system_prompt, self.conversation.sampling,
-                               self.conversation.with_reasoning, self.runtime,
+        conversation = self.chat.conversation
+        current = ChatSettings(conversation.system_prompt, conversation.sampling,
+                               conversation.with_reasoning, self.host.runtime,
                                self.config_file.context_budget())
         self.push_screen(SettingsScreen(current), self._apply_settings)
 
@@ -291,36 +273,23 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
     def _apply_settings(self, settings: ChatSettings | None) -> None:
         if settings is None:
             return
-        self.conversation.system_prompt = settings.system_prompt
-        self.conversation.sampling = settings.sampling
-        self.conversation.with_reasoning = settings.with_reasoning
+        host, conversation = self.host, self.chat.conversation
+        conversation.system_prompt = settings.system_prompt
+        conversation.with_reasoning = settings.with_reasoning
+        self.chat.set_sampling(settings.sampling)
         if settings.context_budget != self.config_file.context_budget():
             self._save_budget(settings.context_budget)
-        self.status = replace(self.status, control=control_text(settings.sampling))
-        self.save_meta()
-        if settings.runtime == self.runtime:
+        if settings.runtime == host.runtime:
             self.notify("Saved; the next answers use these settings.")
-        elif self.choice.endpoint is not None:
+        elif host.choice.endpoint is not None:
             self.notify("Saved. Context, threads and GPU layers are the server's to set.",
                         severity="warning")
-        elif self.live is not None or self.downloading is not None:
-            self.runtime = settings.runtime
+        elif host.busy:
+            host.runtime = settings.runtime
             self.notify("Saved; the model reloads with them once it is free (Ctrl+L).",
                         severity="warning")
         else:
-            self.reload_with(settings.runtime)
-
-    def action_cycle_effort(self) -> None:
-        """The next reasoning effort for the answers to come: the model's own, off, low,
-        medium, high."""
-        levels: list[str | None] = [None, *EFFORTS]
-        sampling = self.conversation.sampling
-        effort = levels[(levels.index(sampling.effort) + 1) % len(levels)]
-        self.conversation.sampling = replace(sampling, effort=effort)
-        self.status = replace(self.status, control=control_text(self.conversation.sampling))
-        self.save_meta()
-        named = effort or "the model's own"
-        self.notify(f"Reasoning effort: {named}, from the next answer.")
+            host.reload_with(settings.runtime)
 
     def _fit_footer(self, narrow: bool) -> None:
         """Below 120 columns the footer's keys need the room its palette key takes (^p still
@@ -331,24 +300,25 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         """The command palette (Ctrl+P): a command for each key, the commands without one, and
         what the answer in view offers (its code blocks, its reflections); then theme files and
         Textual's own commands."""
+        chat, view = self.chat, self.chat.answer_view
         for command in bindings.COMMANDS:
             if command.action == "quit":
                 continue  # Textual's own Quit is in the palette
+            owner: App[None] | ChatView = chat if command.chat else self
+            run = partial(owner.run_action, command.action)
             if command.key is None:
-                yield SystemCommand(command.title, command.tooltip,
-                                    partial(self.run_action, command.action))
-            elif self.check_action(command.action, ()) is not False:
+                yield SystemCommand(command.title, command.tooltip, run)
+            elif owner.check_action(command.action, ()) is not False:
                 shown = self.get_key_display(command.binding())
-                yield SystemCommand(command.title, f"{command.tooltip} ({shown})",
-                                    partial(self.run_action, command.action))
-        for n, block in enumerate(self.code_blocks_in_view(), 1):
+                yield SystemCommand(command.title, f"{command.tooltip} ({shown})", run)
+        for n, block in enumerate(view.code_blocks(), 1):
             first = block.strip().splitlines()[0][:40] if block.strip() else ""
             yield SystemCommand(f"Copy code block {n}", _markup_literal(first),
-                                partial(self.copy_text, block, f"code block {n}"))
-        for n in range(1, self.answer_view.reflections_in_view() + 1):
+                                partial(chat.copy_text, block, f"code block {n}"))
+        for n in range(1, view.reflections_in_view() + 1):
             yield SystemCommand(f"Go to reflection {n}",
                                 "Show it beside its place in the thinking",
-                                partial(self.go_to_reflection, n))
+                                partial(view.go_to_reflection, n))
         for name in self.file_themes:
             yield SystemCommand(f"Theme: {name}", "Switch to this theme",
                                 partial(setattr, self, "theme", name))
@@ -358,11 +328,12 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
         """Every key and what it does, from the bindings' own descriptions: the prompt's, the
         app's, the sessions list's and a pane's; then what needs no key of its own."""
         rows = []
-        app_keys = {b.key for b in self.BINDINGS if isinstance(b, Binding)}
-        for owner in (PromptInput, self, SessionsSidebar, ChannelPane):
-            for binding in owner.BINDINGS:
+        commands = [c.binding() for c in bindings.COMMANDS if c.key]
+        app_keys = {b.key for b in commands}
+        for owner in (PromptInput, bindings, SessionsSidebar, ChannelPane):
+            for binding in commands if owner is bindings else owner.BINDINGS:
                 assert isinstance(binding, Binding)
-                if owner is not self and binding.key in app_keys:
+                if owner is not bindings and binding.key in app_keys:
                     continue  # the app's own key, listed with the app's
                 where = "In the sessions list: " if owner is SessionsSidebar else ""
                 # a key with others beside it: each shown; one named for display: that one
@@ -383,12 +354,10 @@ class ReflectChatApp(AnsweringPart, ModelSwitchingPart, SessionActionsPart):
 
     async def action_quit(self) -> None:
         """Stop generating and loading first: llama.cpp must not run while we close it."""
-        self.quitting = True
-        self.cancel.set()
+        self.host.closing = True
+        self.chat.leave()
         await self.workers.wait_for_complete()
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
+        self.host.close()
         self.exit()
 
 

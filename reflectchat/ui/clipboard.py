@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reflectchat.paths import exports_dir
@@ -72,3 +73,13 @@ def sent_by_osc52(text: str, what: str) -> Copied:
     return Copied("osc52", f"Sent {what} ({len(text):,} characters) to the terminal's clipboard "
                            "(OSC 52); if nothing arrived, this terminal does not support it.")
 
+
+
+def copy_text(text: str, what: str, send_osc52: Callable[[str], object]) -> Copied:
+    """Copy `text` (`what` names it for the user): through the terminal's clipboard escape
+    (`send_osc52` writes it) unless tmux would drop it, then a clipboard command or a file. It
+    may ask tmux and run commands: call it off the UI thread."""
+    if tmux_drops_osc52():
+        return copy_elsewhere(text, what)
+    send_osc52(text)
+    return sent_by_osc52(text, what)

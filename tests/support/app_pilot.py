@@ -28,10 +28,12 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
              tag_format: TagFormat = TagFormat.REFLECTION, store: SessionStore | None = None,
              session_id: int | None = None, n_ctx: int | None = None,
              sampling: Sampling | None = None,
-             engine_class: type[LlamaEngine] = LlamaEngine) -> ReflectChatApp:
+             engine_class: type[LlamaEngine] = LlamaEngine,
+             store_problem: str | None = None) -> ReflectChatApp:
     """The app on `model` (default: the demo model), loading it through llama.cpp, with
     history in `store` if one is given; `engine_class`: the engine, or one that is slow at
-    something (a close that waits), to show the UI does not wait with it."""
+    something (a close that waits), to show the UI does not wait with it; `store_problem`: why
+there is no store."""
     if model is None:
         choice = choose_model(None, None, demo=True)
     else:
@@ -59,7 +61,7 @@ def make_app(model: Path | None = None, conversation: Conversation | None = None
         return choose_model(model_id, quant, demo=model_id is None)
 
     return ReflectChatApp(choice, make_engine, conversation, choose=choose, store=store,
-                          session_id=session_id)
+                          store_problem=store_problem, session_id=session_id)
 
 
 async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 30.0,
@@ -76,18 +78,18 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
 
 async def loaded(pilot: Pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.engine is not None, what="the model to load")
+    await wait_for(pilot, lambda: app.host.engine is not None, what="the model to load")
     await pilot.pause()
 
 
 async def ask(pilot: Pilot, prompt: str, wait: bool = True) -> None:
     app = pilot.app
     assert isinstance(app, ReflectChatApp)
-    before = len(app.conversation.turns)
+    before = len(app.chat.conversation.turns)
     app.query_one("#prompt").focus()  # as a user clicks into it (F6 takes the focus away)
     app.query_one("#prompt").insert(prompt)
     await pilot.press("enter")
-    await wait_for(pilot, lambda: len(app.conversation.turns) > before, what="the turn")
+    await wait_for(pilot, lambda: len(app.chat.conversation.turns) > before, what="the turn")
     if wait:
         await finished(pilot)
 
@@ -95,6 +97,7 @@ async def ask(pilot: Pilot, prompt: str, wait: bool = True) -> None:
 async def finished(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, ReflectChatApp)
-    await wait_for(pilot, lambda: app.conversation.turns[-1].finished and app.live is None,
+    chat = app.chat
+    await wait_for(pilot, lambda: chat.conversation.turns[-1].finished and chat.live is None,
                    what="the answer to finish")
     await pilot.pause(0.1)

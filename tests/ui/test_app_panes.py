@@ -87,7 +87,7 @@ async def test_raw_view_shows_the_exact_model_text_with_tags():
         await pilot.press("f5")
         await pilot.pause()
         raw = app.query_one(RawView).text
-        model_text = app.conversation.turns[-1].answer.raw
+        model_text = app.chat.conversation.turns[-1].answer.raw
         assert raw == visible(model_text)  # the whole text, as the model wrote it
         assert model_text.startswith("<thinking>") and model_text.rstrip().endswith("</output>")
         assert model_text.count("<reflection>") == model_text.count("</reflection>") >= 1
@@ -103,7 +103,7 @@ async def test_escape_stops_mid_stream_and_keeps_the_partial_answer(make_model):
                        what="thinking text")
         await pilot.press("escape")
         await finished(pilot)
-        turn = app.conversation.turns[-1]
+        turn = app.chat.conversation.turns[-1]
         assert turn.stopped
         assert turn.stats.completion_tokens < 6000  # the script is far longer
         assert "Step 3:" in turn.answer.thinking
@@ -118,13 +118,13 @@ async def test_regenerate_replaces_the_last_answer():
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
-        first = app.conversation.turns[-1]
+        first = app.chat.conversation.turns[-1]
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.conversation.turns[-1] is not first, what="new turn")
+        await wait_for(pilot, lambda: app.chat.conversation.turns[-1] is not first, what="new turn")
         await finished(pilot)
-        assert len(app.conversation.turns) == 1
+        assert len(app.chat.conversation.turns) == 1
         assert len(app.query(TurnItem)) == 1
-        assert app.conversation.turns[-1].answer.output == first.answer.output
+        assert app.chat.conversation.turns[-1].answer.output == first.answer.output
 
 
 async def test_earlier_turns_can_be_selected_to_see_their_panes():
@@ -150,7 +150,7 @@ async def test_new_chat_empties_the_conversation():
         await ask(pilot, "Solve 2x")
         await pilot.press("ctrl+n")
         await pilot.pause(0.2)
-        assert app.conversation.turns == []
+        assert app.chat.conversation.turns == []
         assert not app.query(TurnItem)
         assert "start with one of these" in pane_text(app, "output")  # the demo's starters
 
@@ -272,7 +272,7 @@ async def test_ctrl_q_quits_after_an_answer():
         await ask(pilot, "Solve 2x")
         await asyncio.wait_for(pilot.press("ctrl+q"), 10)  # a hang fails, not stalls, the suite
         await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the app to quit")
-    assert app.engine is None  # closed before exiting
+    assert app.host.engine is None  # closed before exiting
 
 
 async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(make_model):
@@ -287,19 +287,19 @@ async def test_typing_while_streaming_holds_pane_updates_briefly_and_loses_none(
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        turn = app.conversation.turns[-1]
+        turn = app.chat.conversation.turns[-1]
         held, typed = False, 0
         while typed < 10 or not held:  # type as the answer streams, until a batch waited
             assert typed < 1000, "no pane update ever waited for the typing"
             app.query_one("#prompt").insert("x")
             typed += 1
             await pilot.pause(0.02)
-            held = held or app.answer_view.waiting
+            held = held or app.chat.answer_view.waiting
 
         def every_fragment_shown() -> bool:  # the newest text too, a long pane's end
-            if app.answer_view.waiting:
+            if app.chat.answer_view.waiting:
                 return False
-            for c, text in app.answer_view.shown_text(turn).items():
+            for c, text in app.chat.answer_view.shown_text(turn).items():
                 pane = app.query_one(f"#{c.value}", ChannelPane)
                 drawn = " ".join(pane.document.source.split())
                 if pane.drawn != len(text) or not drawn.endswith(" ".join(text.split())[-60:]):
@@ -325,12 +325,12 @@ async def test_thinking_its_prompt_opened_moves_from_output_to_thinking_live(mak
         await ask(pilot, "go", wait=False)
         await wait_for(pilot, lambda: "The sum is 5." in pane_source(app, "output"),
                        what="the answer after the closing tag")
-        assert app.live is not None  # still streaming: the move happened live
+        assert app.chat.live is not None  # still streaming: the move happened live
         assert pane_source(app, "thinking").startswith("Adding 2 and 3 gives 5.")
         assert not pane_source(app, "output").startswith("Adding")
         await pilot.press("escape")
         await finished(pilot)
-        turn = app.conversation.turns[-1]
+        turn = app.chat.conversation.turns[-1]
         assert turn.prefilled and turn.answer.thinking == "Adding 2 and 3 gives 5."
         assert turn.answer.output.startswith("The sum is 5.")
         assert pane_source(app, "thinking") == "Adding 2 and 3 gives 5."
@@ -345,10 +345,10 @@ async def test_the_demos_empty_screen_offers_its_starters_and_a_number_sends_one
         assert "Translate 'It's raining cats and dogs' to French" in hint
         await pilot.press("2", "enter")
         await finished(pilot)
-        assert app.conversation.turns[0].prompt.startswith("Translate 'It's raining")
-        assert "Il pleut des cordes" in app.conversation.turns[0].answer.output
+        assert app.chat.conversation.turns[0].prompt.startswith("Translate 'It's raining")
+        assert "Il pleut des cordes" in app.chat.conversation.turns[0].answer.output
         await ask(pilot, "1")  # after the first answer a number is just a prompt
-        assert app.conversation.turns[1].prompt == "1"
+        assert app.chat.conversation.turns[1].prompt == "1"
 
 
 async def test_the_conversation_opens_at_its_end_and_follows_each_new_turn():
@@ -419,29 +419,29 @@ async def test_f9_frees_context_earlier_reasoning_first_then_the_oldest_turn():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        app.conversation.with_reasoning = True
+        app.chat.conversation.with_reasoning = True
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
         await ask(pilot, "Debug this Python code")
-        assert app.status_for(None).ctx_reasoning == \
-            sum(t.answer.reasoning_tokens for t in app.conversation.turns)
-        before = app.engine.count_tokens(app.conversation.messages_for(""))
+        assert app.chat.status.showing(app.chat.conversation, None).ctx_reasoning == \
+            sum(t.answer.reasoning_tokens for t in app.chat.conversation.turns)
+        before = app.host.engine.count_tokens(app.chat.conversation.messages_for(""))
         await pilot.press("f9")
         await pilot.pause()
         said = app.notices
         freed = [n.message for n in said if n.title == "Context freed"]
         assert freed and "the reasoning of 2 earlier answers" in freed[-1]
-        assert not app.conversation.with_reasoning
-        after = app.engine.count_tokens(app.conversation.messages_for(""))
+        assert not app.chat.conversation.with_reasoning
+        after = app.host.engine.count_tokens(app.chat.conversation.messages_for(""))
         assert after < before and f"about {before - after:,} tokens freed" in freed[-1]
-        assert app.status.ctx_used == after and app.status.ctx_reasoning is None
+        assert app.chat.status.ctx_used == after and app.chat.status.ctx_reasoning is None
         await pilot.press("f9")
         await pilot.pause()
         freed = [n.message for n in app.notices if n.title == "Context freed"]
         assert "the oldest turn (“Solve the equation" in freed[-1]
-        sent = app.conversation.messages_for("next")
+        sent = app.chat.conversation.messages_for("next")
         assert [m.content for m in sent if m.role == "user"] == ["Debug this Python code",
                                                                  "next"]
-        assert len(app.conversation.turns) == 2  # still in the chat
+        assert len(app.chat.conversation.turns) == 2  # still in the chat
         await pilot.press("f9", "f9")
         await pilot.pause()
         assert any("Nothing earlier is sent back" in n.message for n in app.notices)
@@ -458,7 +458,7 @@ async def test_ctrl_f_takes_the_keyboard_into_each_pane_in_view_in_turn(size):
             await wait_for(pilot, lambda c=column: app.query_one(f"#{c}").has_focus,
                            what=f"the {column} pane's focus")
             if size[0] < 120:  # under tabs: the pane's tab came forward
-                assert app.columns.active == column
+                assert app.chat.columns.active == column
         await pilot.press("home")  # it moves in the pane, not in the prompt
         assert app.query_one("#thinking").scroll_y == 0
         assert any(key == "^f" for key, _ in app.key_help())

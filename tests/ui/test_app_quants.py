@@ -85,13 +85,13 @@ async def test_the_picker_shows_each_quants_plan_and_downloads_then_loads_one(hu
         assert len(stars) == len([line for line in lines if "\n★ " in line])  # with reasons
         assert lines[1].startswith("Best for this machine: ")
         await choose(pilot, "QwQ 32B", "Q4_K_M")
-        await wait_for(pilot, lambda: app.choice.model_id == "qwq-32b", timeout=60,
+        await wait_for(pilot, lambda: app.host.choice.model_id == "qwq-32b", timeout=60,
                        what="the download and the switch")
-        await wait_for(pilot, lambda: app.engine is not None, timeout=60, what="the load")
+        await wait_for(pilot, lambda: app.host.engine is not None, timeout=60, what="the load")
         messages = [n.message for n in app.notices]
         assert any("downloaded and verified; loading it" in m for m in messages)
         await ask(pilot, "Say hi")
-        assert app.conversation.turns[-1].answer.output.strip() == "Downloaded answer."
+        assert app.chat.conversation.turns[-1].answer.output.strip() == "Downloaded answer."
     assert [m for m, p, r in state.log if m == "GET" and p.endswith(FILE)]
 
 
@@ -111,18 +111,18 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
         assert re.search(r"\d B/s|[KMG]iB/s", shown) and "Esc cancels" in shown
         await pilot.press("ctrl+n")  # a new chat does not forget the download
         await pilot.pause()
-        assert app.downloading == "qwq-32b Q4_K_M"
+        assert app.host.downloading == "qwq-32b Q4_K_M"
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.downloading is None, timeout=30, what="the cancel")
+        await wait_for(pilot, lambda: app.host.downloading is None, timeout=30, what="the cancel")
         stopped = [n.message for n in app.notices if n.title == "Download stopped"]
         assert stopped and "cancelled" in stopped[0] and "kept" in stopped[0]
-        assert app.choice.model_id == "demo"
+        assert app.host.choice.model_id == "demo"
 
 
 async def test_the_picker_opens_at_once_and_plans_on_a_worker_thread(monkeypatch):
     import threading
 
-    from reflectchat.ui import model_switching
+    from reflectchat.ui import model_host as model_switching
 
     gate, planned_on = threading.Event(), []
     real_fit_rows = model_switching.fit_rows
@@ -162,12 +162,12 @@ async def test_a_full_disk_mid_download_is_a_message_and_the_app_stays(hub):
         await loaded(pilot)
         await open_planned_picker(pilot)
         await choose(pilot, "QwQ 32B", "Q4_K_M")
-        await wait_for(pilot, lambda: app.downloading is None and any(
+        await wait_for(pilot, lambda: app.host.downloading is None and any(
             n.title == "Download stopped" for n in app.notices), timeout=30,
             what="the download to stop")
         said = next(n.message for n in app.notices if n.title == "Download stopped")
         assert "No space left on the disk of" in said and "run the same command again" in said
-        assert app.is_running and app.choice.model_id == "demo"
+        assert app.is_running and app.host.choice.model_id == "demo"
         await ask(pilot, "Solve 2x")  # the chat goes on
 
 
@@ -183,8 +183,8 @@ async def test_a_model_lm_studio_downloaded_is_in_the_picker_and_loads_in_place(
         header = "lmstudio-community/Tiny-GGUF (LM Studio)"
         assert any(line.startswith(header) for line in lines)
         await choose(pilot, header, "tiny-Q8_0.gguf")
-        await wait_for(pilot, lambda: app.engine is not None and app.choice.path == model,
+        await wait_for(pilot, lambda: app.host.engine is not None and app.host.choice.path == model,
                        timeout=60, what="the local model to load")
         assert list(studio.iterdir()) == [model]  # used where it lies, nothing copied
         await ask(pilot, "Say hi")
-        assert app.conversation.turns[-1].answer.output.strip() == "Downloaded answer."
+        assert app.chat.conversation.turns[-1].answer.output.strip() == "Downloaded answer."

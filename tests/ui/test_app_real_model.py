@@ -18,14 +18,14 @@ async def test_a_real_model_answers_in_the_app_and_stops_on_escape(real_model):
         assert "gemma template" in status
         assert any("no chat template; using gemma" in n.message for n in app.notices)
         await ask(pilot, "Write a sentence about the sea.")
-        turn = app.conversation.turns[-1]
+        turn = app.chat.conversation.turns[-1]
         assert turn.stats.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
         assert 0 < turn.stats.completion_tokens <= 16 and turn.answer.output.strip()
-        app.conversation.sampling = Sampling(max_tokens=2000, seed=3)
+        app.chat.conversation.sampling = Sampling(max_tokens=2000, seed=3)
         await ask(pilot, "Tell a long story about a lighthouse.", wait=False)
-        await wait_for(pilot, lambda: len(app.conversation.turns[-1].answer.raw) > 20,
+        await wait_for(pilot, lambda: len(app.chat.conversation.turns[-1].answer.raw) > 20,
                        timeout=60, what="the story to start")
         await pilot.press("escape")
         await finished(pilot)
-        story = app.conversation.turns[-1]
+        story = app.chat.conversation.turns[-1]
         assert story.stopped and story.stats.completion_tokens < 2000

@@ -39,7 +39,7 @@ async def test_gpt_oss_in_the_app_thinking_and_answer_panes_and_its_format_named
         await ask(pilot, "What is 2+2?")
         assert pane(app, "thinking") == "The user asks for 2+2. That is 4."
         assert pane(app, "output") == "2 + 2 = 4."
-        assert app.conversation.turns[-1].tag_format == TagFormat("harmony")
+        assert app.chat.conversation.turns[-1].tag_format == TagFormat("harmony")
 
 
 async def test_a_looping_answer_is_stopped_and_the_app_says_why(make_model):
@@ -50,11 +50,11 @@ async def test_a_looping_answer_is_stopped_and_the_app_says_why(make_model):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "Capital of France?")
-        turn = app.conversation.turns[-1]
+        turn = app.chat.conversation.turns[-1]
         assert turn.stats.finish_reason is FinishReason.LOOP and turn.stopped
         assert turn.stats.completion_tokens < 300
         assert any("repeating itself" in n.message for n in app.notices)
-        item = app.turn_list.item_for(turn)
+        item = app.chat.turn_list.item_for(turn)
         assert "stopped: the model was repeating itself" in str(item.query_one(".reply-note")
                                                                  .render())
 
@@ -67,7 +67,7 @@ async def test_f7_steps_through_the_efforts_and_the_status_bar_says_it():
         for _ in range(5):  # the prompt has the focus: F7 is the app's, not its select-all
             await pilot.press("f7")
             await pilot.pause()
-            seen.append(app.conversation.sampling.effort)
+            seen.append(app.chat.conversation.sampling.effort)
         assert seen == ["off", "low", "medium", "high", None]
         await pilot.press("f7")
         await pilot.pause()
@@ -85,7 +85,7 @@ async def test_effort_and_budget_are_set_in_f8_and_kept_for_the_next_answer():
         app.screen.query_one("#stop-loops", Checkbox).value = False
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: app.screen.id != "settings", what="the form to close")
-        sampling = app.conversation.sampling
+        sampling = app.chat.conversation.sampling
         assert (sampling.effort, sampling.thinking_budget, sampling.stop_loops) == \
             ("low", 500, False)
         assert "effort low · budget 500" in status_text(app)
@@ -106,7 +106,7 @@ async def test_kimi_k3s_wrappers_found_from_its_template_split_the_panes(make_mo
         await ask(pilot, "What is 2+2?")
         assert pane(app, "thinking") == "Two and two: four."
         assert pane(app, "output") == "It is 4."  # no <|close|>response<|sep|> after it
-        stored = app.conversation.turns[-1].tag_format
+        stored = app.chat.conversation.turns[-1].tag_format
         assert stored.answer == ("<|open|>response<|sep|>", "<|close|>")
 
 

@@ -44,10 +44,10 @@ async def test_split_out_reasoning_fills_the_panes():
             status = str(app.query_one(StatusBar).query_one("#status-text").render())
             assert "reasoning @ 127.0.0.1" in status and "GPU" not in status
             await ask(pilot, "What is 2 + 3?")
-            panes = app.answer_view.shown_text(app.conversation.turns[-1])
+            panes = app.chat.answer_view.shown_text(app.chat.conversation.turns[-1])
             assert "The user wants a sum." in panes[Channel.THINKING]
             assert "Reflection 1" in panes[Channel.REFLECTION]
-            answer = app.conversation.turns[-1].answer
+            answer = app.chat.conversation.turns[-1].answer
             assert answer.reflections == ["Wait, I added wrong."]
             assert answer.output == "The sum is 5."
 
@@ -58,7 +58,7 @@ async def test_escape_stops_a_silent_server_and_keeps_the_text():
         async with app.run_test(size=(160, 40)) as pilot:
             await loaded(pilot)
             await ask(pilot, "Think hard", wait=False)
-            turn = app.conversation.turns[-1]
+            turn = app.chat.conversation.turns[-1]
             await wait_for(pilot, lambda: turn.answer.raw, what="the first words")
             await pilot.press("escape")
             await finished(pilot)
@@ -85,7 +85,7 @@ async def test_a_malformed_chunk_keeps_the_app_and_the_partial_answer():
         async with app.run_test(size=(160, 40)) as pilot:
             await loaded(pilot)
             await ask(pilot, "Hello")
-            turn = app.conversation.turns[-1]
+            turn = app.chat.conversation.turns[-1]
             assert turn.answer.raw == "Partial " and turn.answer.output == "Partial"
             errors = [n.message for n in app.notices if n.title == "Answer failed"]
             assert len(errors) == 1 and "malformed chunk" in errors[0]
@@ -108,5 +108,5 @@ async def test_families_a_server_passes_raw_split_the_panes_by_its_template(make
                 status = str(app.query_one(StatusBar).query_one("#status-text").render())
                 assert "server's template" in status
                 await ask(pilot, "Why?")
-                panes = app.answer_view.shown_text(app.conversation.turns[-1])
+                panes = app.chat.answer_view.shown_text(app.chat.conversation.turns[-1])
                 assert (panes[Channel.THINKING], panes[Channel.OUTPUT]) == (thinking, output)

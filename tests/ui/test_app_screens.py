@@ -12,6 +12,7 @@ from reflectchat.config import ConfigFile
 from reflectchat.paths import config_file, user_themes_dir
 from reflectchat.ui import bindings
 from reflectchat.ui.app import ReflectChatApp
+from reflectchat.ui.chat_view import ChatView
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import SettingsScreen
 
@@ -92,10 +93,10 @@ async def test_settings_modal_validates_and_applies_sampling_and_system_prompt()
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not isinstance(app.screen, SettingsScreen)
-        assert app.conversation.sampling.temperature == 0.2
-        assert app.conversation.sampling.max_tokens == 64
-        assert app.conversation.system_prompt == "Be brief."
-        assert app.conversation.with_reasoning
+        assert app.chat.conversation.sampling.temperature == 0.2
+        assert app.chat.conversation.sampling.max_tokens == 64
+        assert app.chat.conversation.system_prompt == "Be brief."
+        assert app.chat.conversation.with_reasoning
 
 
 async def test_help_screen_lists_the_keys_from_the_bindings():
@@ -118,11 +119,12 @@ async def test_help_screen_lists_the_keys_from_the_bindings():
 def test_every_action_of_the_app_is_a_command_with_a_title_and_a_text():
     """One table: an action the app defines is a row of `bindings.COMMANDS` (or a link's),
     and each row has its palette title and what it does."""
-    defined = {name.removeprefix("action_") for kind in ReflectChatApp.__mro__
-               if kind.__module__.startswith("reflectchat") for name in vars(kind)
-               if name.startswith("action_")}
-    commands = {c.action.split("(")[0] for c in bindings.COMMANDS}
-    assert defined - set(bindings.LINK_ACTIONS) == commands
+    for owner, chat in ((ReflectChatApp, False), (ChatView, True)):
+        defined = {name.removeprefix("action_") for kind in owner.__mro__
+                   if kind.__module__.startswith("reflectchat") for name in vars(kind)
+                   if name.startswith("action_")}
+        commands = {c.action.split("(")[0] for c in bindings.COMMANDS if c.chat is chat}
+        assert defined - set(bindings.LINK_ACTIONS) == commands, owner
     assert all(c.title and c.tooltip for c in bindings.COMMANDS)
     assert len({c.title for c in bindings.COMMANDS}) == len(bindings.COMMANDS)
 
@@ -139,7 +141,8 @@ async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
             assert wanted in names
         # every command the app can run now is in the palette, Quit once (Textual's own)
         for command in bindings.COMMANDS:
-            if app.check_action(command.action, ()) is not False:
+            owner = app.chat if command.chat else app
+            if owner.check_action(command.action, ()) is not False:
                 assert command.title in names
         assert names.count("Quit") == 1
         await pilot.press("ctrl+p")
@@ -158,10 +161,10 @@ async def test_copy_output_and_export_markdown(monkeypatch):
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
         await pilot.press("ctrl+o")  # copied on a worker (it may ask tmux first)
-        output = app.conversation.turns[-1].answer.output.strip()
+        output = app.chat.conversation.turns[-1].answer.output.strip()
         await wait_for(pilot, lambda: app.clipboard == output, what="the copy")
         assert "x = 1/2" in app.clipboard
-        app.action_export()  # written on a worker
+        app.chat.action_export()  # written on a worker
         await wait_for(pilot, lambda: any(n.message.startswith("Exported to")
                                           for n in app.notices), what="the export")
         path = next(n.message for n in app.notices if n.message.startswith("Exported to"))
@@ -174,7 +177,7 @@ async def test_settings_refuse_out_of_range_values_and_a_new_context_reloads_the
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        assert app.engine.n_ctx == 4096
+        assert app.host.engine.n_ctx == 4096
         await pilot.press("f8")
         await pilot.pause()
         screen = app.screen
@@ -192,13 +195,13 @@ async def test_settings_refuse_out_of_range_values_and_a_new_context_reloads_the
         screen.query_one("#field-n_ctx", Input).value = "2048"
         screen.query_one("#field-n_threads", Input).value = "1"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.engine is not None and app.engine.n_ctx == 2048,
+        await wait_for(pilot, lambda: app.host.engine is not None and app.host.engine.n_ctx == 2048,
                        what="the reload with the new context")
-        assert app.conversation.sampling.repeat_penalty == 1.1
-        assert app.runtime.n_ctx == 2048 and app.runtime.n_threads == 1
+        assert app.chat.conversation.sampling.repeat_penalty == 1.1
+        assert app.host.runtime.n_ctx == 2048 and app.host.runtime.n_threads == 1
         assert "ctx 0/2,048" in str(app.query_one("#status-text").render())
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
-        assert "x = 1/2" in app.conversation.turns[-1].answer.output
+        assert "x = 1/2" in app.chat.conversation.turns[-1].answer.output
 
 
 def test_the_app_takes_the_answer_options_ask_takes():
@@ -267,6 +270,6 @@ async def test_copy_inside_tmux_without_set_clipboard_does_not_claim_success(mon
         assert "set-clipboard is off" in said and "tmux set -g set-clipboard on" in said
         path = Path(said.split(" is in ")[1].split(". To copy")[0])
         assert path.read_text(encoding="utf-8") == \
-            app.conversation.turns[-1].answer.output.strip()
+            app.chat.conversation.turns[-1].answer.output.strip()
         assert not app.clipboard  # no escape was sent for tmux to drop
     assert clean("a\x1b]52;c;Zm9v\x07b\r\nc\x9bd\te") == "a]52;c;Zm9vb\nc" + "d\te"

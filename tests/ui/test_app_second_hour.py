@@ -27,8 +27,8 @@ async def test_a_model_without_reasoning_tags_is_answering_not_thinking(make_mod
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        turn = app.conversation.turns[-1]
-        item = app.turn_list.item_for(turn)
+        turn = app.chat.conversation.turns[-1]
+        item = app.chat.turn_list.item_for(turn)
 
         def note() -> str:
             return str(item.query_one(".reply-note").render())
@@ -82,7 +82,7 @@ async def test_the_finished_reflection_pane_opens_at_its_corrections_when_narrow
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
         pane = app.query_one("#reflection", ChannelPane)
         await wait_for(pilot, lambda: "1 correction" in pane.document.source, what="the list")
-        app.columns.bring("reflection")
+        app.chat.columns.bring("reflection")
         await wait_for(pilot, lambda: pane.size.height > 0 and pane.document.size.height > 0,
                        what="the tab laid out")
         await pilot.pause(0.2)
@@ -99,11 +99,11 @@ async def test_an_answer_stopped_before_its_output_says_so(make_model):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        await wait_for(pilot, lambda: "step 3." in app.conversation.turns[-1].answer.thinking,
+        await wait_for(pilot, lambda: "step 3." in app.chat.conversation.turns[-1].answer.thinking,
                        what="thinking to stream")
         await pilot.press("escape")
         await finished(pilot)
-        assert not app.conversation.turns[-1].answer.output  # stopped inside its thinking
+        assert not app.chat.conversation.turns[-1].answer.output  # stopped inside its thinking
         assert app.query_one("#output", ChannelPane).document.source == \
             "*stopped before answering*"
 

@@ -45,12 +45,12 @@ async def test_each_chat_is_recorded_and_listed_newest_first():
         await loaded(pilot)
         await pilot.press("f6")
         await ask(pilot, SOLVE)
-        first = app.recorder.session_id
+        first = app.chat.recorder.session_id
         await ask(pilot, DEBUG)
-        assert app.recorder.session_id == first  # the same chat, the same session
+        assert app.chat.recorder.session_id == first  # the same chat, the same session
         await pilot.press("ctrl+n")
         await ask(pilot, DEBUG)
-        second = app.recorder.session_id
+        second = app.chat.recorder.session_id
         assert second != first
         await wait_for(pilot, lambda: listed(app) == [DEBUG, SOLVE], what="the sidebar")
         assert sidebar(app).current == second
@@ -78,8 +78,8 @@ async def test_a_session_opened_from_the_sidebar_continues_where_it_was():
         options.focus()
         options.highlighted = 0
         await pilot.press("enter")
-        await wait_for(pilot, lambda: len(app.conversation.turns) == 1, what="the session")
-        assert app.recorder.session_id == sid
+        await wait_for(pilot, lambda: len(app.chat.conversation.turns) == 1, what="the session")
+        assert app.chat.recorder.session_id == sid
         item = app.query_one(".reply-note")
         assert "interrupted" in str(item.render())
         await ask(pilot, DEBUG)
@@ -94,7 +94,7 @@ async def test_search_finds_a_reflection_and_opens_it_highlighted():
         await loaded(pilot)
         await ask(pilot, SOLVE)
         await ask(pilot, DEBUG)
-        solved = app.recorder.session_id
+        solved = app.chat.recorder.session_id
         await pilot.press("ctrl+n")
         await pilot.press("f6")
         await pilot.press("f3")  # the reflection pane is hidden: a hit turns it back on
@@ -113,10 +113,11 @@ async def test_search_finds_a_reflection_and_opens_it_highlighted():
         options.focus()
         options.highlighted = 0
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.recorder.session_id == solved, what="the session")
-        await wait_for(pilot, lambda: app.answer_view.viewed is app.conversation.turns[0],
+        await wait_for(pilot, lambda: app.chat.recorder.session_id == solved, what="the session")
+        await wait_for(pilot, lambda: app.chat.answer_view.viewed is app.chat.conversation.turns[0],
                        what="the turn")
-        assert app.query_one("#reflection").display
+        await wait_for(pilot, lambda: app.query_one("#reflection").display, timeout=5,
+                       what="the reflection pane turned on")
         app.query_one("#search-channel", Select).value = "user"
         await wait_for(pilot, lambda: sidebar(app).entries == [], what="no user hits")
 
@@ -127,7 +128,7 @@ async def test_rename_and_delete_with_confirmation():
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, SOLVE)
-        sid = app.recorder.session_id
+        sid = app.chat.recorder.session_id
         await pilot.press("f6")
         await wait_for(pilot, lambda: len(sidebar(app).entries) == 1, what="the sidebar")
         options = entry_list(app)
@@ -152,7 +153,7 @@ async def test_rename_and_delete_with_confirmation():
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: store.sessions() == [], what="the deletion")
-        assert app.conversation.turns == [] and app.recorder.session_id is None
+        assert app.chat.conversation.turns == [] and app.chat.recorder.session_id is None
         await wait_for(pilot, lambda: sidebar(app).entries == [], what="an empty list")
 
 
@@ -188,7 +189,7 @@ async def test_oldest_turns_are_trimmed_to_fit_and_the_user_is_told(make_model):
     app = await ask_at_a_small_context(model, store, sid)
     trims = trim_notes(app)
     assert len(trims) == 1 and "1,024-token context" in trims[0]
-    assert app.conversation.turns[-1].answer.output.strip() == "Done."
+    assert app.chat.conversation.turns[-1].answer.output.strip() == "Done."
     assert len(store.messages(sid)) == 42
 
 
@@ -216,21 +217,20 @@ async def test_a_failing_store_does_not_stop_the_chat():
         (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
         store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
         await ask(pilot, DEBUG)
-        assert "factorial" in app.conversation.turns[-1].answer.output
+        assert "factorial" in app.chat.conversation.turns[-1].answer.output
         problems = [n.message for n in app.notices if n.title == "Session history"]
         assert len(problems) == 1 and "full" in problems[0], problems
 
 
 async def test_without_a_store_the_sidebar_says_history_is_off():
-    app = make_app()
-    app.store_problem = "The session store x.db was written by a newer reflectchat"
+    app = make_app(store_problem="The session store x.db was written by a newer reflectchat")
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await pilot.press("f6")
         assert listed(app) == ["History is off:"]
         assert entry_list(app).rows[0][1].plain.startswith("The session store x.db")
         await ask(pilot, SOLVE)
-        assert app.recorder is None
+        assert app.chat.recorder is None
         assert any(n.title == "Session history is off" for n in app.notices)
 
 
@@ -261,7 +261,7 @@ async def test_a_thinking_hit_scrolls_to_the_matched_line_and_corrected_filters(
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go")
-        asked = app.recorder.session_id
+        asked = app.chat.recorder.session_id
         await pilot.press("ctrl+n")
         await pilot.press("f6")
         app.query_one("#session-search", Input).value = "zebra"
@@ -272,7 +272,7 @@ async def test_a_thinking_hit_scrolls_to_the_matched_line_and_corrected_filters(
         options.focus()
         options.highlighted = 0
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.recorder.session_id == asked, what="the session")
+        await wait_for(pilot, lambda: app.chat.recorder.session_id == asked, what="the session")
         pane = app.query_one("#thinking")
         await wait_for(pilot, lambda: pane.scroll_y > 0 and any(
             "zebra" in (b.source or "") for b in pane.document.query("MarkdownBlock")
@@ -292,7 +292,7 @@ async def test_search_by_keyboard_alone_opens_the_first_hit(to_results):
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, SOLVE)
-        solved = app.recorder.session_id
+        solved = app.chat.recorder.session_id
         await ask(pilot, DEBUG)
         await pilot.press("ctrl+n")
         await pilot.press("f6", "slash")
@@ -301,7 +301,7 @@ async def test_search_by_keyboard_alone_opens_the_first_hit(to_results):
         await wait_for(pilot, lambda: entry_list(app).highlighted == 0, what="the first hit")
         assert app.focused is entry_list(app)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.recorder.session_id == solved, what="the session")
+        await wait_for(pilot, lambda: app.chat.recorder.session_id == solved, what="the session")
 
 
 async def test_a_session_deleted_under_the_app_goes_on_in_a_new_one_losing_nothing():
@@ -310,12 +310,12 @@ async def test_a_session_deleted_under_the_app_goes_on_in_a_new_one_losing_nothi
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, SOLVE)
-        first = app.recorder.session_id
+        first = app.chat.recorder.session_id
         other = open_store()  # `reflectchat sessions delete` in another terminal
         other.delete(first)
         other.close()
         await ask(pilot, DEBUG)
-        second = app.recorder.session_id
+        second = app.chat.recorder.session_id
         assert second not in (None, first)
         assert any(f"Session {first} was deleted elsewhere" in n.message for n in app.notices)
         messages = store.messages(second)
@@ -340,13 +340,13 @@ async def test_a_session_of_thousands_of_turns_opens_with_the_newest_listed():
     app = make_app(conversation=conversation, store=store, session_id=session)
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
-        listed = list(app.turn_list.query(TurnItem))
+        listed = list(app.chat.turn_list.query(TurnItem))
         assert len(listed) == MAX_LISTED and listed[-1].turn is conversation.turns[-1]
-        note = app.turn_list.query_one(".earlier")
+        note = app.chat.turn_list.query_one(".earlier")
         assert f"{turns - MAX_LISTED:,} earlier turns" in str(note.query_one(Static).render())
-        assert app.answer_view.viewed is conversation.turns[-1]
+        assert app.chat.answer_view.viewed is conversation.turns[-1]
         await pilot.press("ctrl+up")  # the previous turn, still in the list
-        await wait_for(pilot, lambda: app.answer_view.viewed is conversation.turns[-2],
+        await wait_for(pilot, lambda: app.chat.answer_view.viewed is conversation.turns[-2],
                        what="the turn before")
 
 

@@ -18,7 +18,7 @@ async def test_f8_turns_n_grams_on_and_the_status_bar_shows_what_they_kept(make_
     app = make_app(make_model(RESTATED), tag_format=TagFormat.THINK)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        assert app.engine.settings.speculation == "off"
+        assert app.host.engine.settings.speculation == "off"
         await pilot.press("f8")
         await pilot.pause()
         screen = app.screen
@@ -31,11 +31,11 @@ async def test_f8_turns_n_grams_on_and_the_status_bar_shows_what_they_kept(make_
         assert app.screen is screen  # nothing saved
         field.value = "NGram"
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.engine is not None
-                       and app.engine.settings.speculation == "ngram", what="the reload")
-        assert app.runtime.speculation == "ngram"
+        await wait_for(pilot, lambda: app.host.engine is not None
+                       and app.host.engine.settings.speculation == "ngram", what="the reload")
+        assert app.host.runtime.speculation == "ngram"
         await ask(pilot, "Question?")
-        stats = app.conversation.turns[-1].stats
+        stats = app.chat.conversation.turns[-1].stats
         assert stats is not None and stats.accepted and stats.accepted >= 60
         status = str(app.query_one("#status-text").render())
         assert f"spec {stats.accepted / stats.drafted:.0%}" in status

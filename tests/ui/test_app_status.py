@@ -21,7 +21,7 @@ async def test_a_machine_without_gpu_offload_shows_cpu_not_gpu_layers():
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        assert app.engine is not None and app.engine.gpu_layers == 0  # a CPU build here
+        assert app.host.engine is not None and app.host.engine.gpu_layers == 0  # a CPU build here
         text = status_text(app)
         assert "GPU 0/" not in text and "│ CPU │" in text
 
@@ -32,11 +32,12 @@ async def test_the_context_meter_counts_while_the_answer_streams(make_model):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        await wait_for(pilot, lambda: app.status.facts is not None
-                       and app.status.facts.tokens["output"] > 50, what="tokens to stream")
-        assert app.conversation.turns[-1].stats is None  # still streaming
-        assert app.status.ctx_used > 50 and f"ctx {app.status.ctx_used:,}/" in status_text(app)
-        facts = app.status.facts
+        await wait_for(pilot, lambda: app.chat.status.facts is not None
+                       and app.chat.status.facts.tokens["output"] > 50, what="tokens to stream")
+        assert app.chat.conversation.turns[-1].stats is None  # still streaming
+        used = app.chat.status.ctx_used
+        assert used > 50 and f"ctx {used:,}/" in status_text(app)
+        facts = app.chat.status.facts
         shown = status_text(app)
         assert f"think {facts.tokens['thinking']:,} · " in shown
         assert f"out {facts.tokens['output']:,} · " in shown and "output after " in shown

@@ -20,7 +20,7 @@ async def test_a_notification_with_markup_and_escapes_is_shown_as_text():
         shown = list(app.notices)[-1]
         assert shown.message.startswith("HTTP 500 at a[/x]: [bold]not bold[/bold] ␛]52;c;")
         assert "\x1b" not in shown.message + shown.title
-        app.activity = Problem(HOSTILE)
+        app.host.activity = Problem(HOSTILE)
         await pilot.pause()
         text = str(app.query_one("#status-text").render())
         assert "[/x]" in text and "␛]0;title␇" in text and "\x1b" not in text

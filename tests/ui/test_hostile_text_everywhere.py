@@ -98,7 +98,7 @@ async def test_hostile_text_is_shown_literally_in_every_screen():
         await frames.check(pilot, "the settings")
         await pilot.press("ctrl+s")  # saved untouched: the prompt is kept as it was stored
         await wait_for(pilot, lambda: app.screen is app.screen_stack[0], what="the chat")
-        assert app.conversation.system_prompt == HOSTILE
+        assert app.chat.conversation.system_prompt == HOSTILE
 
 
 # a name a file or folder can have: no slash, but a screen clear, a window title (OSC 0), a

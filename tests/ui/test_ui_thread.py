@@ -61,9 +61,10 @@ async def test_a_reload_closes_the_old_model_while_the_ui_answers_keys():
         assert not CLOSE.ended.is_set()  # F1 was answered while the close went on
         await pilot.press("escape")
         CLOSE.opened.set()
-        await wait_for(pilot, lambda: app.engine is not None and app.runtime.n_threads == 1,
+        host = app.host
+        await wait_for(pilot, lambda: host.engine is not None and host.runtime.n_threads == 1,
                        what="the reload")
-        assert app.activity is None
+        assert app.host.activity is None
 
 
 class SlowToCount(LlamaEngine):
@@ -121,12 +122,12 @@ async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
         await wait_for(pilot, READ.began.is_set, what="the read to begin")
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
-        assert app.conversation.turns == []  # still reading
+        assert app.chat.conversation.turns == []  # still reading
         await pilot.press("escape")
         READ.opened.set()
         prompt = app.query_one(PromptInput)
         await wait_for(pilot, lambda: app.focused is prompt, what="the session shown")
-        assert len(app.conversation.turns) == 1 and app.recorder.session_id == sid
+        assert len(app.chat.conversation.turns) == 1 and app.chat.recorder.session_id == sid
 
 
 async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(make_model):
@@ -151,33 +152,33 @@ async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(
     def watch(frame, event, _arg) -> None:  # type: ignore[no-untyped-def]
         """Called at each Python call on the UI thread (no line tracing): cheap first."""
         if frame.f_code in texts:
-            live = app.live
+            live = app.chat.live
             if live is not None and frame.f_locals.get("self") is live.answer:
                 reads.append(f"{frame.f_back.f_code.co_name} read {frame.f_code.co_name}")
 
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         await ask(pilot, "go", wait=False)
-        await wait_for(pilot, lambda: app.live is not None and "An answer." in "".join(
-            app.answer_view.shown_text(app.live).values()), what="the output to stream")
+        await wait_for(pilot, lambda: app.chat.live is not None and "An answer." in "".join(
+            app.chat.answer_view.shown_text(app.chat.live).values()), what="the output to stream")
 
         def shown() -> int:
-            return sum(map(len, app.answer_view.shown_text(app.live).values()))
+            return sum(map(len, app.chat.answer_view.shown_text(app.chat.live).values()))
 
         sys.settrace(watch)  # from here: batches come, and the user acts
         try:
-            app.action_copy_output()
+            app.chat.action_copy_output()
             app.action_toggle_raw()  # F5: the raw text so far
-            app.action_export()
-            app.code_blocks_in_view()  # the palette's code blocks and reflections
-            assert app.answer_view.reflections_in_view() > 0
+            app.chat.action_export()
+            app.chat.answer_view.code_blocks()  # the palette's code blocks and reflections
+            assert app.chat.answer_view.reflections_in_view() > 0
             before = shown()
             await wait_for(pilot, lambda: shown() > before, what="a batch while traced")
-            assert app.live is not None  # all of it while the answer streamed
+            assert app.chat.live is not None  # all of it while the answer streamed
         finally:
             sys.settrace(None)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.live is None, what="the answer to stop")
+        await wait_for(pilot, lambda: app.chat.live is None, what="the answer to stop")
     assert reads == []
 
 

@@ -20,7 +20,13 @@ from reflectchat.ui.pane_text import PaneGrowth, panes
 from reflectchat.ui.widgets.answer_view import AnswerView
 from reflectchat.ui.widgets.columns import Columns, visible_columns
 from reflectchat.ui.widgets.raw_view import RawView
-from reflectchat.ui.widgets.status_bar import Loading, Problem, Status, StatusBar
+from reflectchat.ui.widgets.status_bar import (
+    AnswerStatus,
+    Loading,
+    ModelStatus,
+    Problem,
+    StatusBar,
+)
 
 RAW = ("<thinking>Two and two. That makes 5.<reflection>No: 2 + 2 = 4.</reflection>"
        "So it is 4.</thinking><output>**Four.**</output>")
@@ -180,7 +186,7 @@ async def test_a_tab_the_user_picks_during_an_answer_stays_until_the_next_one():
         columns = app.query_one(Columns)
         columns.shown = visible_columns(UIConfig())
         await pilot.pause()
-        columns.answering(True)
+        columns.answering = True
         columns.bring("thinking")
         app.query_one(Tabs).active = "tab-conversation"  # as a click on the tab does
         await pilot.pause()
@@ -188,8 +194,8 @@ async def test_a_tab_the_user_picks_during_an_answer_stays_until_the_next_one():
         app.query_one(AnswerView).post_message(AnswerView.Wants("output"))
         await pilot.pause()
         assert columns.active == "conversation"  # the user's choice holds
-        columns.answering(False)
-        columns.answering(True)  # the next answer
+        columns.answering = False
+        columns.answering = True  # the next answer
         columns.bring("output")
         assert columns.active == "output"
         columns.shown = visible_columns(UIConfig(raw_view=True))  # output is off: raw
@@ -209,8 +215,9 @@ async def test_the_status_bar_draws_what_is_assigned_and_fits_it_to_its_width():
     app = StatusHost()
     async with app.run_test(size=(160, 5)) as pilot:
         bar = app.query_one(StatusBar)
-        bar.status = Status(model="Some-Model-70B", gpu_layers=40, layer_count=80,
-                            ctx_used=6000, ctx_total=8192, tokens_per_second=12.5)
+        bar.model_status = ModelStatus(model="Some-Model-70B", gpu_layers=40, layer_count=80,
+                                       ctx_total=8192)
+        bar.answer_status = AnswerStatus(ctx_used=6000, tokens_per_second=12.5)
         await pilot.pause()
         assert "Some-Model-70B │ GPU 40/80 layers │ ctx 6,000/8,192 73%" in status_text(app)
         assert "12.5 tok/s" in status_text(app)
@@ -233,10 +240,11 @@ async def test_at_80_columns_the_status_bar_keeps_what_changes_the_next_answers(
     app = StatusHost()
     async with app.run_test(size=(80, 5)) as pilot:
         bar = app.query_one(StatusBar)
-        bar.status = Status(model="gemma-3-270m-q4_k_m.gguf", layer_count=18, ctx_used=5120,
-                            ctx_total=8192, tokens_per_second=1042.1, first_token_s=0.2,
-                            control="effort high · budget 20", template="gemma",
-                            reading="reasoning: auto, an answer's first tag decides")
+        bar.model_status = ModelStatus(
+            model="gemma-3-270m-q4_k_m.gguf", layer_count=18, ctx_total=8192, template="gemma",
+            reading="reasoning: auto, an answer's first tag decides")
+        bar.answer_status = AnswerStatus(ctx_used=5120, tokens_per_second=1042.1,
+                                         first_token_s=0.2, control="effort high · budget 20")
         await pilot.pause()
         shown = status_text(app)
         assert "effort high · budget 20" in shown and "ctx 5,120/8,192" in shown, shown

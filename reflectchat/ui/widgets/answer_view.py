@@ -18,6 +18,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
+from textual.widgets import Markdown
 from textual.widgets.markdown import MarkdownBlock
 
 from reflectchat.chat.conversation import Turn
@@ -26,9 +27,15 @@ from reflectchat.engine.base import FinishReason
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.corrections import corrections_of
 from reflectchat.reflection.events import Channel
+from reflectchat.store.records import MARK_END, MARK_START, SearchHit
 from reflectchat.ui.messages import StreamBatch, StreamFinished
-from reflectchat.ui.pane_text import panes
-from reflectchat.ui.widgets.channel_pane import NOTHING, STOPPED_EARLY, ChannelPane
+from reflectchat.ui.pane_text import REFLECTION_LINK, THINKING_LINK, panes
+from reflectchat.ui.widgets.channel_pane import (
+    NOTHING,
+    STOPPED_EARLY,
+    ChannelPane,
+    literal_markdown,
+)
 from reflectchat.ui.widgets.raw_view import RawView
 from reflectchat.untrusted import visible
 
@@ -67,6 +74,15 @@ def stored_panes(turn: Turn) -> dict[Channel, str]:
 class AnswerView(Horizontal):
     demo = reactive(False)  # the demo model: the empty output pane offers its starters
     raw_shown = reactive(False)  # the raw view is on: keep it filled
+
+    @dataclass
+    class Reveal(Message):
+        """Show `channel`'s pane (turning it on if it is off) and scroll it to `text`."""
+
+        channel: Channel
+        text: str | None = None
+        any_case: bool = False
+        switch_tab: bool = True
 
     class Wants(Message):
         """A pane has something new to see: bring this column forward (in tabs mode)."""
@@ -173,6 +189,14 @@ class AnswerView(Horizontal):
         """`turn`'s output: while it streams, as its last batch had it."""
         return turn.answer.output if turn.finished else self._panes_of(turn).output
 
+    def output_in_view(self) -> str:
+        return self.output_of(self.viewed) if self.viewed is not None else ""
+
+    def code_blocks(self) -> list[str]:
+        """The code blocks of the output in view."""
+        parsed = literal_markdown().parse(self.output_in_view())
+        return [t.content for t in parsed if t.type == "fence"]
+
     def reflections_in_view(self) -> int:
         turn = self.viewed
         if turn is None:
@@ -273,6 +297,44 @@ class AnswerView(Horizontal):
 
     # -- finding a place ----------------------------------------------------------------------
 
+    def on_markdown_link_clicked(self, event: Markdown.LinkClicked) -> None:
+        """A reflection's link and its marker in the thinking lead to each other; a web link
+        opens in the browser. (The demo's starter links go on to the chat.)"""
+        href = event.href
+        if href.startswith(REFLECTION_LINK):
+            event.stop()
+            self.go_to_reflection(int(href.removeprefix(REFLECTION_LINK) or 0))
+        elif href.startswith(THINKING_LINK):
+            event.stop()
+            self._ask(self.Reveal, Channel.THINKING,
+                      f"({REFLECTION_LINK}{href.removeprefix(THINKING_LINK)})")
+        elif href.startswith(("https://", "http://")):
+            event.stop()
+            self.app.open_url(href)
+
+    def show_hit(self, hit: SearchHit) -> None:
+        """Bring a search hit's words into view in the turn shown: its reflection beside its
+        place in the thinking, its pane scrolled to the words, or the chat for a prompt."""
+        matched = hit.snippet.partition(MARK_START)[2].partition(MARK_END)[0]
+        if hit.reflection:
+            self.go_to_reflection(hit.reflection)
+        elif hit.channel == "thinking":
+            self._ask(self.Reveal, Channel.THINKING, matched, any_case=True)
+        elif hit.channel == "output":
+            self._ask(self.Wants, "output")
+            self.scroll_to_text(Channel.OUTPUT, matched, any_case=True)
+        else:
+            self._ask(self.Wants, "conversation")
+
+    def go_to_reflection(self, n: int) -> None:
+        """Reveal reflection `n` and the place in the thinking where it occurred."""
+        self._ask(self.Reveal, Channel.REFLECTION, f"({THINKING_LINK}{n})")
+        self._ask(self.Reveal, Channel.THINKING, f"({REFLECTION_LINK}{n})", switch_tab=False)
+
+    def _ask(self, kind: type[Message], *args: object, **kwargs: object) -> None:
+        """Post a message up from this view whoever calls: made in this view's own turn, so
+        it bubbles past the caller (Textual stops a message at the widget that sent it)."""
+        self.call_later(lambda: self.post_message(kind(*args, **kwargs)))
 
     def scroll_to_text(self, channel: Channel, text: str, any_case: bool = False) -> None:
         """Scroll `channel`'s pane to the first block whose Markdown holds `text`; a folded

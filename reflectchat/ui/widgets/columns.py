@@ -40,11 +40,11 @@ class Columns(Vertical):
     narrow = reactive(False)  # one column at a time, under tabs
     active = reactive("output")  # the column in front, in tabs mode
     shown: reactive[tuple[str, ...]] = reactive(("conversation", "output"))  # switched on
+    answering = reactive(False)  # an answer streams: its panes may come forward
 
     def __init__(self, store: SessionStore | None, store_problem: str | None) -> None:
         super().__init__(id="workspace")
         self._store, self._store_problem = store, store_problem
-        self._answering = False
         self._tab_chosen = False  # the user picked a tab during this answer: don't switch it
 
     def compose(self) -> ComposeResult:
@@ -70,10 +70,8 @@ class Columns(Vertical):
     def watch_shown(self) -> None:
         self._arrange()
 
-    def answering(self, live: bool) -> None:
-        """An answer started (its panes may come forward) or ended."""
-        self._answering = live
-        if live:
+    def watch_answering(self, live: bool) -> None:
+        if live:  # a new answer: the user has not picked a tab during it yet
             self._tab_chosen = False
 
     def bring(self, column: str) -> None:
@@ -95,7 +93,7 @@ class Columns(Vertical):
         event.stop()
         column = (event.tab.id or "").removeprefix("tab-")
         if column != self.active and column in self.shown:
-            self._tab_chosen = self._answering
+            self._tab_chosen = self.answering
             self.active = column
 
     def _arrange(self) -> None:

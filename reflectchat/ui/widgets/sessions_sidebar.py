@@ -1,13 +1,15 @@
 """The sessions sidebar: saved sessions newest first, or full-text search hits across them.
 
 Queries run on a worker thread, which also builds the rows, and only the newest query's
-results are shown, so typing never waits on the store. The list renders only the rows in view
+results are shown, so typing never waits on the store; so do renames and deletes (a session of
+thousands of turns takes its store's time to delete). The list renders only the rows in view
 (`EntryList`). Titles and snippets are user and model text, rendered as plain Content (never
 markup) with control characters made visible.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -22,7 +24,10 @@ from textual.widgets import Input, Select
 from textual.worker import get_current_worker
 
 from reflectchat.store.records import CHANNELS, MARK_END, MARK_START, SearchHit, SessionInfo
-from reflectchat.store.session_store import SessionStore
+from reflectchat.store.session_store import SessionStore, StoreError
+from reflectchat.store.turns import conversation_from
+from reflectchat.ui.messages import SessionRead
+from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.widgets.entry_list import EntryList, Row
 from reflectchat.untrusted import visible
 
@@ -74,25 +79,20 @@ class SessionsSidebar(Vertical):
         # first in the footer while the list has the focus, so at 80 columns it still shows
         # how to close the list (the app's own F6, a priority binding, is what runs)
         Binding("f6", "app.toggle_sessions", "Sessions", tooltip="Hide the sessions list"),
-        Binding("n", "app.new_chat", "New", tooltip="Start a new chat (a new session)"),
+        Binding("n", "new_chat", "New", tooltip="Start a new chat (a new session)"),
         Binding("r", "rename", "Rename", tooltip="Rename the selected session"),
         Binding("delete,d", "delete", "Delete", tooltip="Delete the selected session"),
         Binding("slash", "search", "Search", tooltip="Search every session"),
     ]
 
-    @dataclass
-    class Open(Message):
-        """Open a session, at a search hit's message if there is one."""
-
-        session_id: int
-        hit: SearchHit | None
-
-    @dataclass
-    class Rename(Message):
-        info: SessionInfo
+    class NewChat(Message):
+        """Start a new chat."""
 
     @dataclass
     class Delete(Message):
+        """The user confirmed deleting this session: the chat leaves it first if it is open,
+        then calls `delete`."""
+
         info: SessionInfo
 
     def __init__(self, store: SessionStore | None, problem: str | None = None) -> None:
@@ -202,9 +202,25 @@ class SessionsSidebar(Vertical):
             return  # the "no sessions" line
         entry = self.entries[event.index]
         if isinstance(entry, SearchHit):
-            self.post_message(self.Open(entry.session_id, entry))
-        else:
-            self.post_message(self.Open(entry.id, None))
+            self._read(entry.session_id, entry)
+        elif entry.id != self.current:
+            self._read(entry.id, None)
+
+    @work(thread=True, exclusive=True, group="open-session")
+    def _read(self, session_id: int, hit: SearchHit | None) -> None:
+        """Read a session to open and parse its answers, on a worker (a long one takes
+        seconds); a newer choice cancels it. The session open already (a hit in it) is not
+        built again."""
+        assert self.store is not None
+        try:
+            info = self.store.session(session_id)
+            messages = self.store.messages(session_id)
+        except (StoreError, sqlite3.Error) as exc:
+            self.post_message(SessionRead(session_id, hit, error=str(exc)))
+            return
+        conversation = None if session_id == self.current else conversation_from(info, messages)
+        if not get_current_worker().is_cancelled:
+            self.post_message(SessionRead(session_id, hit, info, messages, conversation))
 
     def _selected_session(self) -> SessionInfo | None:
         entry = self._selected()
@@ -212,15 +228,54 @@ class SessionsSidebar(Vertical):
             return self.store.session(entry.session_id)
         return entry
 
+    def action_new_chat(self) -> None:
+        self.post_message(self.NewChat())
+
     def action_rename(self) -> None:
         info = self._selected_session()
-        if info is not None:
-            self.post_message(self.Rename(info))
+        if info is None:
+            return
+
+        def rename(title: str | None) -> None:
+            if title is not None:
+                self._change(info.id, title, None)
+
+        self.app.push_screen(RenameScreen(info.title), rename)
 
     def action_delete(self) -> None:
         info = self._selected_session()
-        if info is not None:
-            self.post_message(self.Delete(info))
+        if info is None:
+            return
+
+        def confirmed(sure: bool | None) -> None:
+            if sure:
+                self.post_message(self.Delete(info))
+
+        turns = (info.messages + 1) // 2
+        self.app.push_screen(ConfirmScreen(
+            f"Delete the session {info.title!r} ({turns} turn{'s' * (turns != 1)})? "
+            "This cannot be undone.", "Delete"), confirmed)
+
+    def delete(self, info: SessionInfo) -> None:
+        self._change(info.id, None, f"Deleted {info.title!r}.")
+
+    @work(thread=True, group="change-session")
+    def _change(self, session_id: int, title: str | None, done: str | None) -> None:
+        """Rename a session (`title`) or delete it (None), on a worker; `done` is said once it
+        is."""
+        assert self.store is not None
+        try:
+            if title is not None:
+                self.store.rename(session_id, title)
+            else:
+                self.store.delete(session_id)
+        except (StoreError, sqlite3.Error) as exc:
+            what = "rename" if title is not None else "delete"
+            self.app.call_from_thread(self.notify, f"Could not {what}: {exc}", severity="error")
+            done = None
+        self.app.call_from_thread(self.reload)
+        if done:
+            self.app.call_from_thread(self.notify, done)
 
     def focus_list(self) -> None:
         self.query_one(EntryList).focus()

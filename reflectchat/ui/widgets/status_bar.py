@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -11,6 +11,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
+from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Sampling
 from reflectchat.reflection.facts import ChannelFacts, duration_text
 from reflectchat.sizes import size_text
@@ -23,22 +24,57 @@ MODEL_MIN = 20  # characters of the model's name kept before other parts give wa
 WARN_AT, FULL_AT = 0.8, 0.95  # context shares shown in warning, then error colours
 
 
-@dataclass
-class Status:
+@dataclass(frozen=True)
+class ModelStatus:
+    """What the model host knows: the model and how it runs."""
+
     model: str = ""
     template: str = ""  # a chat template that is not the model's own
     reading: str = ""  # the reasoning format answers are read with, and why
-    control: str = ""  # the reasoning effort and thinking budget asked for ("" : the model's)
     gpu_layers: int = 0
     layer_count: int = 0  # 0: unknown (a server)
-    ctx_used: int = 0
     ctx_total: int = 0
+
+
+@dataclass(frozen=True)
+class AnswerStatus:
+    """What the chat knows: the context its conversation fills, the settings of its next
+    answer, and the figures of the answer in view."""
+
+    control: str = ""  # the reasoning effort and thinking budget asked for ("" : the model's)
+    ctx_used: int = 0
     ctx_reasoning: int | None = None  # earlier reasoning sent back (None: it is not sent)
     tokens_per_second: float | None = None
     speculation: str = ""  # "spec 71% · 2.1x": drafted tokens kept, and the speed-up
     first_token_s: float | None = None
     facts: ChannelFacts | None = None  # the answer's tokens and time per channel
     restored: str = ""  # what putting the session's saved context back did
+
+    def showing(self, conversation: Conversation, turn: Turn | None) -> AnswerStatus:
+        """This status with the context `conversation` fills, and `turn`'s speed and facts
+        once it is whole."""
+        status = self
+        last = conversation.turns[-1] if conversation.turns else None
+        if last is not None and last.stats is not None:
+            status = replace(status, ctx_used=last.stats.prompt_tokens
+                             + last.stats.completion_tokens)
+        status = replace(status, ctx_reasoning=conversation.reasoning_sent())
+        if turn is not None and turn.stats is not None:
+            stats = turn.stats
+            status = replace(status, tokens_per_second=stats.tokens_per_second,
+                             first_token_s=stats.time_to_first_token_s,
+                             facts=turn.answer.facts,
+                             speculation=stats.speculation_text() or "")
+        return status
+
+
+@dataclass(frozen=True)
+class Status(AnswerStatus, ModelStatus):
+    """The whole line: the model's part and the chat's."""
+
+    @classmethod
+    def of(cls, model: ModelStatus, answer: AnswerStatus) -> Status:
+        return cls(**vars(model), **vars(answer))
 
     def parts(self) -> list[tuple[float, Content]]:
         """(keep order: lower is dropped first, text) of everything but the model's name."""
@@ -137,11 +173,16 @@ Activity = Loading | Downloading | Problem  # shown instead of the status while 
 
 
 class StatusBar(Horizontal):
-    """Shows `activity` while there is one, else `status`; both are assigned by the app (or
-    bound to its reactives of the same names)."""
+    """Shows `activity` while there is one, else the model's status and the chat's; each is
+    bound to the reactive of whoever knows it."""
 
-    status: reactive[Status] = reactive(Status, always_update=True)
+    model_status: reactive[ModelStatus] = reactive(ModelStatus)
+    answer_status: reactive[AnswerStatus] = reactive(AnswerStatus)
     activity: reactive[Activity | None] = reactive(None, always_update=True)
+
+    @property
+    def status(self) -> Status:
+        return Status.of(self.model_status, self.answer_status)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-text")
@@ -150,7 +191,10 @@ class StatusBar(Horizontal):
     def on_mount(self) -> None:
         self._draw()
 
-    def watch_status(self) -> None:
+    def watch_model_status(self) -> None:
+        self._draw()
+
+    def watch_answer_status(self) -> None:
         self._draw()
 
     def watch_activity(self) -> None:
