@@ -17,7 +17,7 @@ from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.screen import Screen
 from textual.widgets import Footer, Input, TextArea
 
@@ -63,7 +63,7 @@ class ReflectChatApp(App[None]):
     TITLE = "reflectchat"
     BINDINGS = bindings.APP_BINDINGS
 
-    ui_config: reactive[UIConfig] = reactive(UIConfig)
+    ui_config: reactive[UIConfig] = var(UIConfig)
 
     def __init__(
         self,

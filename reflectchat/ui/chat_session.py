@@ -11,7 +11,7 @@ from dataclasses import replace
 from functools import partial
 
 from textual.containers import Vertical
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Backend
@@ -38,9 +38,9 @@ STORE_WARNING_EVERY_S = 30.0  # a failing store (full disk) is reported at most 
 
 
 class ChatSession(Vertical):
-    engine: reactive[Backend | None] = reactive(None, always_update=True)
-    choice: reactive[ModelChoice] = reactive(None, always_update=True)  # set in __init__
-    status: reactive[AnswerStatus] = reactive(AnswerStatus)
+    engine: reactive[Backend | None] = var(None, always_update=True)
+    choice: reactive[ModelChoice] = var(None, always_update=True)  # set in __init__
+    status: reactive[AnswerStatus] = var(AnswerStatus)
 
     def __init__(self, choice: ModelChoice, conversation: Conversation | None,
                  store: SessionStore | None, store_problem: str | None,

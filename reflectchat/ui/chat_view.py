@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from textual import work
 from textual.app import ComposeResult
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.widgets import ListView, Markdown, TextArea
 
 from reflectchat.chat.answer_run import end_notes
@@ -53,9 +53,9 @@ from reflectchat.ui.widgets.status_bar import control_text
 class ChatView(ChatSession):
     BINDINGS = bindings.CHAT_BINDINGS
 
-    config: reactive[UIConfig] = reactive(UIConfig)
-    shown: reactive[tuple[str, ...]] = reactive(("conversation", "output"))  # the columns on
-    answering = reactive(False)
+    config: reactive[UIConfig] = var(UIConfig)
+    shown: reactive[tuple[str, ...]] = var(("conversation", "output"))  # the columns on
+    answering = var(False)
 
     @dataclass
     class AnswerStarted(Message):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from textual import work
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.widget import Widget
 
 from reflectchat.engine.base import OWN, Backend, Runtime
@@ -47,10 +47,10 @@ EngineFactory = Callable[[ModelChoice, Callable[[float], bool], Runtime], Backen
 class ModelHost(Widget):
     DEFAULT_CSS = "ModelHost { display: none; }"
 
-    engine: reactive[Backend | None] = reactive(None, always_update=True)
-    choice: reactive[ModelChoice] = reactive(None, always_update=True)  # set in __init__
-    status: reactive[ModelStatus] = reactive(ModelStatus)
-    activity: reactive[Activity | None] = reactive(None, always_update=True)
+    engine: reactive[Backend | None] = var(None, always_update=True)
+    choice: reactive[ModelChoice] = var(None, always_update=True)  # set in __init__
+    status: reactive[ModelStatus] = var(ModelStatus)
+    activity: reactive[Activity | None] = var(None, always_update=True)
 
     def __init__(self, choice: ModelChoice, make_engine: EngineFactory,
                  choose: Callable[[str | None, str | None], ModelChoice] | None,

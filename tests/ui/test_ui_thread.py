@@ -11,11 +11,12 @@ from textual.widgets import Input
 
 from reflectchat.engine.llama import LlamaEngine
 from reflectchat.paths import store_file
-from reflectchat.store.records import SessionMeta, StoredMessage
+from reflectchat.store.records import SearchHit, SessionMeta, StoredMessage
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.widgets.entry_list import EntryList
 from reflectchat.ui.widgets.prompt_input import PromptInput
+from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 
 
 class Gate:
@@ -34,7 +35,7 @@ class Gate:
         self.opened.wait(timeout=20)
 
 
-CLOSE, COUNT, READ = Gate(), Gate(), Gate()
+CLOSE, COUNT, READ, INFO, DELETE = Gate(), Gate(), Gate(), Gate(), Gate()
 
 
 class SlowToClose(LlamaEngine):
@@ -128,6 +129,65 @@ async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
         prompt = app.query_one(PromptInput)
         await wait_for(pilot, lambda: app.focused is prompt, what="the session shown")
         assert len(app.chat.conversation.turns) == 1 and app.chat.recorder.session_id == sid
+
+
+class SlowToChange(SessionStore):
+    """A store on a slow disk: reading a session's row and deleting one wait."""
+
+    def session(self, session_id):  # type: ignore[no-untyped-def]
+        INFO.hold()
+        info = super().session(session_id)
+        INFO.ended.set()
+        return info
+
+    def delete(self, session_id):  # type: ignore[no-untyped-def]
+        DELETE.hold()
+        super().delete(session_id)
+        DELETE.ended.set()
+
+
+async def test_deleting_a_search_hits_session_reads_and_deletes_while_the_ui_answers_keys():
+    """A hit names its session; what the confirmation says (its title and turns) is read from
+    the store, and the delete (thousands of turns: seconds) runs, each while keys work."""
+    INFO.clear()
+    DELETE.clear()
+    store = SlowToChange.open(store_file())
+    sid = store.start_session("Zebras", SessionMeta("demo"), [])[0]
+    store.add_messages(sid, [StoredMessage("user", "How fast is a zebra?"),
+                             StoredMessage("assistant", "Fast.", "", [], "Fast.",
+                                           "reflection", finish_reason="stop")])
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f6")
+        app.query_one("#session-search", Input).value = "zebra"
+        entries = app.query_one("#session-list", EntryList)
+        sidebar = app.query_one(SessionsSidebar)
+        await wait_for(pilot, lambda: len(sidebar.entries) == 1
+                       and isinstance(sidebar.entries[0], SearchHit), what="the hit")
+        entries.focus()
+        entries.highlighted = 0
+        await pilot.press("d")
+        await wait_for(pilot, INFO.began.is_set, what="the session's row to be read")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
+        assert not INFO.ended.is_set()  # F1 was answered while the read waited
+        await pilot.press("escape")
+        INFO.opened.set()
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen",
+                       what="the confirmation")
+        assert "Zebras" in str(app.screen.query_one("Label").render())
+        await pilot.press("y")  # Delete
+        await wait_for(pilot, DELETE.began.is_set, what="the delete to begin")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="F1's screen")
+        assert not DELETE.ended.is_set()
+        await pilot.press("escape")
+        DELETE.opened.set()
+        await wait_for(pilot, DELETE.ended.is_set, what="the delete")
+        await wait_for(pilot, lambda: any(n.message == "Deleted 'Zebras'." for n in app.notices),
+                       what="the notice")
+    assert store.sessions() == []
 
 
 async def test_while_an_answer_streams_the_ui_reads_only_what_its_batches_carry(make_model):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
-from textual.reactive import reactive
+from textual.reactive import reactive, var
 from textual.widgets import Tab, Tabs
 
 from reflectchat.config import UIConfig
@@ -40,7 +40,7 @@ class Columns(Vertical):
     narrow = reactive(False)  # one column at a time, under tabs
     active = reactive("output")  # the column in front, in tabs mode
     shown: reactive[tuple[str, ...]] = reactive(("conversation", "output"))  # switched on
-    answering = reactive(False)  # an answer streams: its panes may come forward
+    answering = var(False)  # an answer streams: its panes may come forward
 
     def __init__(self, store: SessionStore | None, store_problem: str | None) -> None:
         super().__init__(id="workspace")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import events, on, work
@@ -222,20 +223,32 @@ class SessionsSidebar(Vertical):
         if not get_current_worker().is_cancelled:
             self.post_message(SessionRead(session_id, hit, info, messages, conversation))
 
-    def _selected_session(self) -> SessionInfo | None:
+    def _with_session(self, then: Callable[[SessionInfo], object]) -> None:
+        """Call `then` with the selected session: a search hit's is read first, on a worker."""
         entry = self._selected()
-        if isinstance(entry, SearchHit) and self.store is not None:
-            return self.store.session(entry.session_id)
-        return entry
+        if isinstance(entry, SearchHit):
+            self._read_info(entry.session_id, then)
+        elif entry is not None:
+            then(entry)
+
+    @work(thread=True, group="session-info")
+    def _read_info(self, session_id: int, then: Callable[[SessionInfo], object]) -> None:
+        assert self.store is not None
+        try:
+            info = self.store.session(session_id)
+        except (StoreError, sqlite3.Error) as exc:
+            self.app.call_from_thread(self.notify, f"Could not read the session: {exc}",
+                                      severity="error")
+            return
+        self.app.call_from_thread(then, info)
 
     def action_new_chat(self) -> None:
         self.post_message(self.NewChat())
 
     def action_rename(self) -> None:
-        info = self._selected_session()
-        if info is None:
-            return
+        self._with_session(self._rename)
 
+    def _rename(self, info: SessionInfo) -> None:
         def rename(title: str | None) -> None:
             if title is not None:
                 self._change(info.id, title, None)
@@ -243,10 +256,9 @@ class SessionsSidebar(Vertical):
         self.app.push_screen(RenameScreen(info.title), rename)
 
     def action_delete(self) -> None:
-        info = self._selected_session()
-        if info is None:
-            return
+        self._with_session(self._confirm_delete)
 
+    def _confirm_delete(self, info: SessionInfo) -> None:
         def confirmed(sure: bool | None) -> None:
             if sure:
                 self.post_message(self.Delete(info))
