@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from support.app_pilot import loaded, make_app, wait_for
+from textual.drivers.headless_driver import HeadlessDriver
 from textual.pilot import Pilot
 from textual.widgets import Label, OptionList
 
@@ -31,28 +32,35 @@ from reflectchat.ui.app import ReflectChatApp
 HOSTILE = ("[/] [link=https://evil.example]click[/link] [bold]b "
            "\x1b]8;;https://osc.example\x1b\\x\x1b]8;;\x1b\\ \x1b[31mred\x1b[0m\x07")
 CSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]")
+POINTER = re.compile(r"\x1b\]22;[a-z-]+\x07")  # Textual's own: the mouse pointer's shape
 
 
 class Frames:
-    """The bytes every frame sends to the terminal, as a real driver writes them."""
+    """The bytes every frame sends to the terminal: the app runs with a driver (Textual's
+    public `driver_class`) that is not headless, so it is sent each frame as a real terminal
+    driver is, and keeps what it is sent."""
 
     def __init__(self, app: ReflectChatApp) -> None:
         self.sent: list[str] = []
-        display = app._display
+        sent = self.sent
 
-        def record(screen, renderable) -> None:  # type: ignore[no-untyped-def]
-            display(screen, renderable)
-            if renderable is not None and hasattr(renderable, "render_segments"):
-                self.sent.append(renderable.render_segments(app.console))
+        class Recording(HeadlessDriver):
+            @property
+            def is_headless(self) -> bool:
+                return False
 
-        app._display = record  # type: ignore[method-assign]
+            def write(self, data: str) -> None:
+                sent.append(data)
+
+        app.driver_class = Recording
 
     async def check(self, pilot: Pilot, where: str, drawn: str = "[link=") -> None:
         """Everything drawn since the last check: no hyperlink, no escape sequence but the
         screen's own colours and moves, and the markup (`drawn`) shown as text."""
         await wait_for(pilot, lambda: drawn in CSI.sub("", "".join(self.sent)),
                        what=f"{where}: the markup drawn as text")
-        sent, self.sent = "".join(self.sent), []
+        sent = POINTER.sub("", "".join(self.sent))
+        self.sent.clear()
         assert "\x1b]" not in sent, f"{where}: an OSC sequence (a hyperlink?) reached the terminal"
         assert "\x07" not in sent, f"{where}: a bell reached the terminal"
         assert "\x1b" not in CSI.sub("", sent), f"{where}: an escape sequence from the text"
@@ -74,7 +82,7 @@ async def test_hostile_text_is_shown_literally_in_every_screen():
     conversation = conversation_from(store.session(session), store.messages(session))
     app = make_app(conversation=conversation, store=store, session_id=session)
     frames = Frames(app)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(160, 48), headless=False) as pilot:
         await loaded(pilot)
         await frames.check(pilot, "the panes and the turn list")
         await pilot.press("f5")
@@ -136,7 +144,7 @@ async def test_the_picker_the_themes_and_the_palette_show_hostile_names_literall
     conversation = conversation_from(store.session(session), store.messages(session))
     app = make_app(conversation=conversation, store=store, session_id=session)
     frames = Frames(app)
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(160, 48), headless=False) as pilot:
         await loaded(pilot)  # it started: the theme was skipped, not a crash
         assert any("evil.toml" in n.message and "a theme's name is letters" in n.message
                    for n in app.notices)
