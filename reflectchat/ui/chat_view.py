@@ -191,7 +191,8 @@ class ChatView(ChatSession):
 
     def on_stream_finished(self, message: StreamFinished) -> None:
         turn, stats = message.turn, message.stats
-        turn.stats = stats
+        turn.stats = stats  # finished: the answer is the UI's to read from here on
+        self.answer_view.answered(turn)
         if self.live is turn:
             self.live = None
             self.answering = False

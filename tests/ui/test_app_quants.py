@@ -122,17 +122,17 @@ async def test_escape_cancels_a_download_and_keeps_its_bytes(hub):
 async def test_the_picker_opens_at_once_and_plans_on_a_worker_thread(monkeypatch):
     import threading
 
-    from reflectchat.ui import model_host as model_switching
+    from reflectchat.ui import model_host
 
     gate, planned_on = threading.Event(), []
-    real_fit_rows = model_switching.fit_rows
+    real_fit_rows = model_host.fit_rows
 
     def gated_fit_rows(*args, **kwargs):
         planned_on.append(threading.current_thread())
         assert gate.wait(30)
         return real_fit_rows(*args, **kwargs)
 
-    monkeypatch.setattr(model_switching, "fit_rows", gated_fit_rows)
+    monkeypatch.setattr(model_host, "fit_rows", gated_fit_rows)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(pilot)

@@ -13,6 +13,7 @@ from reflectchat.engine.base import Sampling
 from reflectchat.paths import store_file
 from reflectchat.store.records import SearchHit, SessionMeta, StoredMessage
 from reflectchat.store.session_store import SessionStore
+from reflectchat.store.sqlite_file import connect
 from reflectchat.ui.app import ReflectChatApp
 from reflectchat.ui.screens.session_dialogs import ConfirmScreen, RenameScreen
 from reflectchat.ui.widgets.entry_list import EntryList
@@ -209,13 +210,16 @@ async def test_one_turn_too_long_for_the_context_is_said_in_the_singular(make_mo
 
 
 async def test_a_failing_store_does_not_stop_the_chat():
-    store = open_store()
+    path = store_file()
+    path.parent.mkdir(parents=True)
+    conn = connect(path)  # the store on a connection of the test's own, to fill its disk
+    store = SessionStore(conn, path, None)
     app = make_app(store=store)
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
         await ask(pilot, SOLVE)
-        (pages,) = store._conn.execute("PRAGMA page_count").fetchone()
-        store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
         await ask(pilot, DEBUG)
         assert "factorial" in app.chat.conversation.turns[-1].answer.output
         problems = [n.message for n in app.notices if n.title == "Session history"]

@@ -197,6 +197,14 @@ class AnswerView(Horizontal):
         parsed = literal_markdown().parse(self.output_in_view())
         return [t.content for t in parsed if t.type == "fence"]
 
+    def answered(self, turn: Turn) -> None:
+        """`turn` is finished (its answer is the UI's to read now): the copies its batches
+        brought are dropped, so a long answer is not held twice."""
+        drawn = self._turns.get(id(turn))
+        if drawn is not None and turn.finished:
+            drawn.raw.clear()
+            drawn.output = ""
+
     def reflections_in_view(self) -> int:
         turn = self.viewed
         if turn is None:
