@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from textual import events, work
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive, var
 from textual.screen import Screen
-from textual.widgets import Footer, Input, TextArea
+from textual.widgets import Footer
 
 from reflectchat.chat.conversation import Conversation
 from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig
@@ -40,7 +40,6 @@ from reflectchat.ui.textual_runtime import collect_garbage_less_often
 from reflectchat.ui.themes import load_themes
 from reflectchat.ui.widgets.answer_view import AnswerView
 from reflectchat.ui.widgets.channel_pane import ChannelPane
-from reflectchat.ui.widgets.columns import ANSWER_COLUMNS
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
 from reflectchat.ui.widgets.status_bar import StatusBar
@@ -147,19 +146,6 @@ class ReflectChatApp(App[None]):
     def _theme_changed(self, theme: object) -> None:
         self.save_config(replace(self.ui_config, theme=self.theme))
 
-    def on_key(self, event: events.Key) -> None:
-        """A printable key pressed outside a text field goes to the prompt: nothing typed is
-        lost (keys bound where the focus is, like the sessions list's n, r, d and /, keep
-        their meaning)."""
-        if not event.is_printable or not event.character or self.screen is not self.screen_stack[0]:
-            return
-        if isinstance(self.focused, (TextArea, Input)) or event.key in self.screen.active_bindings:
-            return
-        prompt = self.query_one(PromptInput)
-        prompt.focus()
-        prompt.insert(event.character)
-        event.stop()
-
     # -- what the chat and the host tell ------------------------------------------------------
 
     def on_chat_view_no_model(self) -> None:
@@ -221,28 +207,12 @@ class ReflectChatApp(App[None]):
         self._toggle("raw_view")
 
     def action_toggle_sessions(self) -> None:
-        self._toggle("show_sessions")
-        if self.ui_config.show_sessions:
-            self.chat.columns.bring("sessions")
-            self.call_after_refresh(self.chat.sidebar.focus_list)  # once shown
-        else:
-            self.chat.prompt.focus()
-
-    def action_focus_pane(self) -> None:
-        """The keyboard into the answer's panes: the next pane in view gets the focus (Home,
-        End and the page keys then move in it); in tabs, the next pane's tab comes forward."""
-        panes = [c for c in ANSWER_COLUMNS if c in self.chat.shown]
-        if not panes:
-            return
-        here = next((c for c in panes if self.query_one(f"#{c}").has_focus_within), None)
-        column = panes[(panes.index(here) + 1) % len(panes)] if here else panes[0]
-        self.chat.columns.choose(column)
-        self.call_after_refresh(self.query_one(f"#{column}").focus)
+        self._toggle("show_sessions")  # the chat moves the focus into the list, or out
 
     def action_search_sessions(self) -> None:
         if not self.ui_config.show_sessions:
             self.action_toggle_sessions()
-        self.chat.sidebar.action_search()
+        self.chat.search_sessions()
 
     # -- screens -----------------------------------------------------------------------------
 

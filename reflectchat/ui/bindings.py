@@ -62,7 +62,8 @@ COMMANDS = [
             "cycle_effort", "f7", "Effort", priority=True, chat=True),  # before the prompt's F7
     Command("Settings", "Edit the system prompt and sampling settings", "settings", "f8"),
     Command("Next pane", "Into the next pane in view (again: the one after), so Home, End "
-                         "and the page keys move in it", "focus_pane", "ctrl+f", "Pane"),
+                         "and the page keys move in it", "focus_pane", "ctrl+f", "Pane",
+            chat=True),
     Command("Earlier turn", "Show the panes of the turn before", "select_turn(-1)",
             "ctrl+up", chat=True),
     Command("Later turn", "Show the panes of the turn after", "select_turn(1)", "ctrl+down",

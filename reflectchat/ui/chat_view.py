@@ -17,11 +17,11 @@ import copy
 import threading
 from dataclasses import dataclass, replace
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.reactive import reactive, var
-from textual.widgets import ListView, Markdown, TextArea
+from textual.widgets import Input, ListView, Markdown, TextArea
 
 from reflectchat.chat.answer_run import end_notes
 from reflectchat.chat.conversation import Conversation, Turn
@@ -44,7 +44,7 @@ from reflectchat.ui.messages import (
     StreamFinished,
 )
 from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
-from reflectchat.ui.widgets.columns import Columns, visible_columns
+from reflectchat.ui.widgets.columns import ANSWER_COLUMNS, Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
 from reflectchat.ui.widgets.prompt_input import PromptInput
 from reflectchat.ui.widgets.status_bar import control_text
@@ -98,10 +98,43 @@ class ChatView(ChatSession):
         if self.is_mounted:
             self.answer_view.demo = choice.is_demo
 
-    def watch_config(self, config: UIConfig) -> None:
+    def watch_config(self, old: UIConfig, config: UIConfig) -> None:
         self.shown = visible_columns(config)
-        if self.is_mounted:
-            self.answer_view.raw_shown = config.raw_view
+        if not self.is_mounted:
+            return
+        self.answer_view.raw_shown = config.raw_view
+        if config.show_sessions and not old.show_sessions:  # switched on: into the list
+            self.columns.bring("sessions")
+            self.call_after_refresh(self.sidebar.focus_list)  # once shown
+        elif old.show_sessions and not config.show_sessions:
+            self.prompt.focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key pressed outside a text field goes to the prompt: nothing typed is
+        lost (keys bound where the focus is, like the sessions list's n, r, d and /, keep
+        their meaning)."""
+        if not event.is_printable or not event.character:
+            return
+        if isinstance(self.app.focused, (TextArea, Input)) \
+                or event.key in self.screen.active_bindings:
+            return
+        self.prompt.focus()
+        self.prompt.insert(event.character)
+        event.stop()
+
+    def action_focus_pane(self) -> None:
+        """The keyboard into the answer's panes: the next pane in view gets the focus (Home,
+        End and the page keys then move in it); in tabs, the next pane's tab comes forward."""
+        panes = [c for c in ANSWER_COLUMNS if c in self.shown]
+        if not panes:
+            return
+        here = next((c for c in panes if self.query_one(f"#{c}").has_focus_within), None)
+        column = panes[(panes.index(here) + 1) % len(panes)] if here else panes[0]
+        self.columns.choose(column)
+        self.call_after_refresh(self.query_one(f"#{column}").focus)
+
+    def search_sessions(self) -> None:
+        self.sidebar.action_search()
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if isinstance(event.text_area, PromptInput):
