@@ -78,6 +78,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if not self.path.endswith("/chat/completions"):  # llama-server's own endpoints,
+            self.send_error(404)  # which the app probes for the template: not this server's
+            return
         n = int(body["max_tokens"])
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")

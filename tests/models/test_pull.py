@@ -28,7 +28,9 @@ Q8_SHARDS = [f"{Q8_FOLDER}-00001-of-00002.gguf", f"{Q8_FOLDER}-00002-of-00002.gg
 
 
 def payload(n: int, seed: int = 1) -> bytes:
-    return bytes((i * 31 + seed) % 251 for i in range(n))
+    """`n` bytes that repeat every 251 (byte i is (31 i + seed) mod 251): no two files alike."""
+    period = bytes((i * 31 + seed) % 251 for i in range(251))
+    return (period * (n // 251 + 1))[:n]
 
 
 @pytest.fixture
