@@ -89,6 +89,7 @@ class ReflectChatApp(App[None]):
         self.host = ModelHost(choice, make_engine, choose, runtime)
         self.chat = ChatView(choice, conversation, store, store_problem, session_id,
                              self.ui_config)
+        self._theme_notes = self._load_themes()  # before the first frame: no restyle after it
 
     def compose(self) -> ComposeResult:
         yield self.host
@@ -105,7 +106,8 @@ class ReflectChatApp(App[None]):
         self.watch(host, "activity", partial(setattr, bar, "activity"))
         self.watch(chat, "status", partial(setattr, bar, "answer_status"))
         self.watch(chat.columns, "narrow", self._fit_footer)
-        self._load_themes()
+        for note, severity in self._theme_notes:
+            self.notify(note, title="Theme", severity=severity, timeout=10)
         for warning in self.config_file.warnings:
             self.notify(warning, title="Settings", severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
@@ -127,21 +129,21 @@ class ReflectChatApp(App[None]):
         super().notify(visible(message), title=visible(title), severity=severity,
                        timeout=timeout, markup=False)
 
-    def _load_themes(self) -> None:
+    def _load_themes(self) -> list[tuple[str, SeverityLevel]]:
+        """Register the theme files' themes and take the chosen theme, before the app starts
+        (taken after, it restyles every widget once more); what to tell the user comes back."""
         loaded = load_themes(user_themes_dir())
         for theme in loaded.themes.values():
             self.register_theme(theme)
         self.file_themes = sorted(loaded.themes)
-        for problem in loaded.problems:
-            self.notify(f"{problem}; it was skipped", title="Theme", severity="error",
-                        timeout=10)
+        notes: list[tuple[str, SeverityLevel]] = [
+            (f"{problem}; it was skipped", "error") for problem in loaded.problems]
         wanted = self.ui_config.theme
-        if wanted in self.available_themes:
-            self.theme = wanted
-        else:
-            self.notify(f"Theme {wanted!r} was not found; using {DEFAULT_THEME}",
-                        title="Theme", severity="warning")
-            self.theme = DEFAULT_THEME
+        if wanted not in self.available_themes:
+            notes.append((f"Theme {wanted!r} was not found; using {DEFAULT_THEME}", "warning"))
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        return notes
 
     def _theme_changed(self, theme: object) -> None:
         self.save_config(replace(self.ui_config, theme=self.theme))
