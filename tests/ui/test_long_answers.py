@@ -60,13 +60,13 @@ async def test_a_streaming_pane_draws_a_bounded_number_of_blocks_and_folds_at_th
     app = PaneHost()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(ChannelPane)
-        most = await stream_paragraphs(pane, pilot, 600)
-        assert most <= MOST_BLOCKS + 1  # before: all 600 blocks, each laid out on every change
+        most = await stream_paragraphs(pane, pilot, 300)
+        assert most <= MOST_BLOCKS + 1  # before: all 300 blocks, each laid out on every change
         source = pane.document.source
         assert "earlier paragraphs not drawn while the answer streams" in source
-        assert paragraph(600).strip() in source and paragraph(1).strip() not in source
+        assert paragraph(300).strip() in source and paragraph(1).strip() not in source
         assert pane.following and pane.scroll_y == pane.max_scroll_y  # still at the newest
-        whole = "".join(paragraph(n) for n in range(1, 601))
+        whole = "".join(paragraph(n) for n in range(1, 301))
         await pane.finish(whole)
         await pilot.pause()
         # folded: the text's own end, under a line that says how much comes before it
@@ -78,7 +78,7 @@ async def test_a_streaming_pane_draws_a_bounded_number_of_blocks_and_folds_at_th
         pane.focus()
         await pilot.press("home")  # the whole text, from its top
         await pilot.pause()
-        assert pane.document.source == whole and len(blocks(pane)) == 600
+        assert pane.document.source == whole and len(blocks(pane)) == 300
         assert pane.folded is None and pane.scroll_y == 0
 
 
@@ -219,15 +219,15 @@ def live_lines() -> int:
 
 async def test_the_blocks_a_streaming_pane_drops_are_freed_with_what_they_drew():
     """Textual's lru_cache on an instance method kept the last 1,024 widgets' StylesCache
-    objects, and every line each drew, alive after they were removed (textual#6665): 400
-    more paragraphs left 910 more lines alive (20 with the cache cleared), and each frame's
+    objects, and every line each drew, alive after they were removed (textual#6665): 200
+    more paragraphs left 468 more lines alive (36 with the cache cleared), and each frame's
     garbage collection slower."""
     app = PaneHost()
     async with app.run_test(size=(100, 30)) as pilot:
         pane = app.query_one(ChannelPane)
-        await stream_paragraphs(pane, pilot, 200)
+        await stream_paragraphs(pane, pilot, 100)
         before = live_lines()
-        for n in range(201, 601):
+        for n in range(101, 301):
             await pane.write(paragraph(n))
             if n % 10 == 0:
                 await pilot.pause()
