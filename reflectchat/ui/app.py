@@ -302,12 +302,13 @@ class ReflectChatApp(App[None]):
         rows = []
         commands = [c.binding() for c in bindings.COMMANDS if c.key]
         app_keys = {b.key for b in commands}
-        for owner in (PromptInput, bindings, SessionsSidebar, ChannelPane):
-            for binding in commands if owner is bindings else owner.BINDINGS:
+        for owned, where in ((PromptInput.BINDINGS, ""), (commands, ""),
+                             (SessionsSidebar.BINDINGS, "In the sessions list: "),
+                             (ChannelPane.BINDINGS, "")):
+            for binding in owned:
                 assert isinstance(binding, Binding)
-                if owner is not bindings and binding.key in app_keys:
+                if owned is not commands and binding.key in app_keys:
                     continue  # the app's own key, listed with the app's
-                where = "In the sessions list: " if owner is SessionsSidebar else ""
                 # a key with others beside it: each shown; one named for display: that one
                 keys = [binding.key_display] if binding.key_display else binding.key.split(",")
                 shown = ", ".join(self.get_key_display(Binding(k, binding.action))

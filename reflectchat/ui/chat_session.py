@@ -83,7 +83,6 @@ class ChatSession(Vertical):
             self.save_meta()
             self.restore_context()
 
-
     # -- the session: kept, opened, left ------------------------------------------------------
 
     def meta(self) -> SessionMeta:

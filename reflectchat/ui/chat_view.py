@@ -32,17 +32,13 @@ from reflectchat.engine.base import EFFORTS, Backend, ChatMessage, Sampling
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice
 from reflectchat.paths import exports_dir
+from reflectchat.store.recorder import SessionRecorder
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
 from reflectchat.ui.answer_worker import answer_turn
 from reflectchat.ui.chat_session import ChatSession
 from reflectchat.ui.clipboard import clean, copy_text
-from reflectchat.ui.messages import (
-    ContextFreed,
-    ContextTrimmed,
-    StreamBatch,
-    StreamFinished,
-)
+from reflectchat.ui.messages import ContextFreed, ContextTrimmed, StreamBatch, StreamFinished
 from reflectchat.ui.widgets.answer_view import STARTER_LINK, AnswerView
 from reflectchat.ui.widgets.columns import ANSWER_COLUMNS, Columns, visible_columns
 from reflectchat.ui.widgets.conversation_list import MAX_LISTED, TurnItem
@@ -72,8 +68,7 @@ class ChatView(ChatSession):
     def __init__(self, choice: ModelChoice, conversation: Conversation | None,
                  store: SessionStore | None, store_problem: str | None,
                  session_id: int | None, config: UIConfig) -> None:
-        """`store` keeps the sessions (None: history is off, `store_problem` says why);
-        `session_id` is the stored session `conversation` continues."""
+        """As `ChatSession`'s, with the settings the columns are laid out by."""
         super().__init__(choice, conversation, store, store_problem, session_id)
         self.set_reactive(ChatView.config, config)
         self.set_reactive(ChatView.shown, visible_columns(config))
@@ -185,14 +180,17 @@ class ChatView(ChatSession):
         self.status = replace(self.status, tokens_per_second=None, first_token_s=None,
                               speculation="", facts=None, restored="")
         self.refresh_bindings()
-        self._generate(engine, turn, messages, self.cancel, view)
+        self._generate(engine, turn, self.conversation.sampling, messages, self.cancel,
+                       self.recorder, view)
 
     @work(thread=True, group="generate")
-    def _generate(self, engine: Backend, turn: Turn, messages: list[ChatMessage],
-                  cancel: threading.Event, view: AnswerView) -> None:
-        """The answer streams to `view`, which passes each message on up to this view."""
-        answer_turn(engine, turn, self.conversation.sampling, messages, cancel, self.recorder,
-                    self.post_message, view.post_message)
+    def _generate(self, engine: Backend, turn: Turn, sampling: Sampling,
+                  messages: list[ChatMessage], cancel: threading.Event,
+                  recorder: SessionRecorder | None, view: AnswerView) -> None:
+        """The answer streams to `view`, which passes each message on up to this view; its
+        sampling and recorder are the turn's, taken when it started (not a later chat's)."""
+        answer_turn(engine, turn, sampling, messages, cancel, recorder, self.post_message,
+                    view.post_message)
 
     def on_context_trimmed(self, message: ContextTrimmed) -> None:
         one = message.dropped == 1

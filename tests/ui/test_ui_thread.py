@@ -95,6 +95,15 @@ async def test_f9_counts_what_it_freed_while_the_ui_answers_keys():
                                           for n in app.notices), what="the count")
 
 
+def one_turn_session(store: SessionStore, title: str, prompt: str, output: str) -> int:
+    """A stored session of one answered turn; its id."""
+    sid = store.start_session(title, SessionMeta("demo"), [])[0]
+    store.add_messages(sid, [StoredMessage("user", prompt),
+                             StoredMessage("assistant", output, "", [], output, "reflection",
+                                           finish_reason="stop")])
+    return sid
+
+
 class SlowToRead(SessionStore):
     """A session of thousands of turns takes seconds to read and parse: this read waits."""
 
@@ -106,10 +115,7 @@ class SlowToRead(SessionStore):
 async def test_a_session_opens_from_the_sidebar_while_the_ui_answers_keys():
     READ.clear()
     store = SlowToRead.open(store_file())
-    sid = store.start_session("Earlier", SessionMeta("demo"), [])[0]
-    store.add_messages(sid, [StoredMessage("user", "Solve 2x = 1"),
-                             StoredMessage("assistant", "x = 1/2", "", [], "x = 1/2",
-                                           "reflection", finish_reason="stop")])
+    sid = one_turn_session(store, "Earlier", "Solve 2x = 1", "x = 1/2")
     app = make_app(store=store)
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
@@ -152,10 +158,7 @@ async def test_deleting_a_search_hits_session_reads_and_deletes_while_the_ui_ans
     INFO.clear()
     DELETE.clear()
     store = SlowToChange.open(store_file())
-    sid = store.start_session("Zebras", SessionMeta("demo"), [])[0]
-    store.add_messages(sid, [StoredMessage("user", "How fast is a zebra?"),
-                             StoredMessage("assistant", "Fast.", "", [], "Fast.",
-                                           "reflection", finish_reason="stop")])
+    one_turn_session(store, "Zebras", "How fast is a zebra?", "Fast.")
     app = make_app(store=store)
     async with app.run_test(size=(160, 40)) as pilot:
         await loaded(pilot)
