@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reflectchat.engine.base import ChatMessage, FinishReason, GenerationStats, Sampling, TagFormat
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.dialects import dialect
+
+if TYPE_CHECKING:
+    from reflectchat.chat.comparison import Comparison
 
 
 @dataclass
@@ -17,6 +21,7 @@ class Turn:
     answer: Answer = field(default_factory=Answer)
     prefilled: bool = False  # the chat template opened the thinking tag itself
     stats: GenerationStats | None = None  # None while the answer streams
+    comparison: Comparison | None = None  # one of two answers to this prompt, side by side
 
     @property
     def finished(self) -> bool:

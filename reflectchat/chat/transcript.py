@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from reflectchat.chat.conversation import Conversation
+from reflectchat.chat.comparison import mark_sentence
+from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import FinishReason, GenerationStats
 from reflectchat.reflection.answer import Answer
 from reflectchat.reflection.corrections import Correction, corrections
@@ -27,9 +28,12 @@ def _details(summary: str, body: str) -> str:
 def quoted(sentence: str) -> str:
     """A sentence in quotes as literal Markdown: no markup, links or table breaks ("" for
     none)."""
-    if not sentence:
-        return ""
-    return "“" + re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", sentence) + "”"
+    return "“" + literal(sentence) + "”" if sentence else ""
+
+
+def literal(text: str) -> str:
+    """Text as literal Markdown: no markup, links or table breaks."""
+    return re.sub(r"([\\`*_\[\]<>|#!~])", r"\\\1", text)
 
 
 def what_changed(c: Correction, literal: Callable[[str], str] = str) -> str:
@@ -70,26 +74,39 @@ def conversation_markdown(conversation: Conversation, title: str, model: str) ->
     if conversation.system_prompt:
         parts.append(_details("System prompt", conversation.system_prompt))
     for n, turn in enumerate(conversation.turns, 1):
-        answer = turn.answer
         parts.append(f"## {n}. User\n\n{turn.prompt.strip()}\n")
-        parts.append("### Answer\n")
-        if answer.thinking.strip():
-            parts.append(_details("Thinking", answer.thinking))
-        found = corrections(answer.raw, turn.tag_format, turn.prefilled, answer.special) \
-            if answer.reflections else []
-        for i, reflection in enumerate(answer.reflections, 1):
-            parts.append(_details(f"Reflection {i}", reflection))
-            if i <= len(found):
-                parts.append(f"What changed with reflection {i}:\n\n"
-                             + what_changed(found[i - 1]))
-        parts.append((answer.output.strip() or "*(no output)*") + "\n")
-        facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
-        if facts:
-            parts.append(f"*{facts}*\n")
-        note = finish_note(turn.stats)
-        if note:
-            parts.append(f"*{note[0].upper()}{note[1:]}.*\n")
+        compared = turn.comparison
+        if compared is None:
+            parts.append("### Answer\n")
+            parts.extend(_answer_parts(turn))
+            continue
+        for side, answer, setup in zip("AB", compared.sides, compared.setups, strict=True):
+            parts.append(f"### Answer {side}: {quoted(setup.label)}\n")
+            parts.extend(_answer_parts(answer))
+        mark = mark_sentence(compared)
+        parts.append(f"*{literal(mark[0].upper() + mark[1:])}.*\n")
     return "\n".join(parts)
+
+
+def _answer_parts(turn: Turn) -> list[str]:
+    answer, parts = turn.answer, []
+    if answer.thinking.strip():
+        parts.append(_details("Thinking", answer.thinking))
+    found = corrections(answer.raw, turn.tag_format, turn.prefilled, answer.special) \
+        if answer.reflections else []
+    for i, reflection in enumerate(answer.reflections, 1):
+        parts.append(_details(f"Reflection {i}", reflection))
+        if i <= len(found):
+            parts.append(f"What changed with reflection {i}:\n\n"
+                         + what_changed(found[i - 1]))
+    parts.append((answer.output.strip() or "*(no output)*") + "\n")
+    facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats)) if t)
+    if facts:
+        parts.append(f"*{facts}*\n")
+    note = finish_note(turn.stats)
+    if note:
+        parts.append(f"*{note[0].upper()}{note[1:]}.*\n")
+    return parts
 
 
 def export_markdown(conversation: Conversation, streaming: dict[int, str], model: str,

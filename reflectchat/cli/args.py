@@ -23,7 +23,7 @@ from reflectchat.engine.base import (
 from reflectchat.engine.endpoints import resolve_endpoint
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.placement import Override, experts_in_ram, parse_overrides
-from reflectchat.models.choice import ModelChoice, choose_model, context_for
+from reflectchat.models.choice import ModelChoice, choose_model, context_for, endpoint_choice
 
 if TYPE_CHECKING:  # the engine imports llama_cpp, which loads only once a command runs
     from reflectchat.engine.llama import EngineSettings
@@ -128,12 +128,7 @@ def remote_choice(args: argparse.Namespace, model: str | None) -> ModelChoice:
         endpoint = replace(endpoint, timeout=args.timeout)
     if model:
         endpoint = replace(endpoint, model=model)
-    name = endpoint.model or "the server's model"
-    return ModelChoice(Path(), f"{name} @ {endpoint.host}", endpoint.format or TagFormat.AUTO,
-                       "", Sampling(), endpoint.context, model_id=f"{name} @ {endpoint.host}",
-                       endpoint=endpoint,
-                       format_why="from the endpoint's settings" if endpoint.format else "",
-                       format_pinned=endpoint.format is not None)
+    return endpoint_choice(endpoint)
 
 
 def make_engine(args: argparse.Namespace, choice: ModelChoice,

@@ -186,6 +186,9 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
     c = cmd.add_parser("delete", help="delete a session")
     c.add_argument("id", type=SESSION_ID)
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    c = cmd.add_parser("stats", help="which setup the answers you compared preferred, per "
+                                     "pair of setups, with a 95%% interval")
+    c.add_argument("--json", action="store_true", help="print JSON")
     c = cmd.add_parser("contexts", help="the model contexts saved with sessions (so `ask "
                                         "--session` goes on at once): their disk space")
     c.add_argument("--clear", action="store_true", help="delete them all (sessions stay)")
@@ -298,6 +301,11 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=("alpaca", "sharegpt", "messages"),
                         default="messages", help="record format (default: messages)")
     export.add_argument("-o", "--output", required=True, metavar="FILE.jsonl")
+    export.add_argument("--preferences", action="store_true",
+                        help="the answers you compared side by side (F10 in the app) and "
+                             "marked: prompt, chosen, rejected, as TRL's DPOTrainer "
+                             "(--format messages) or LLaMA-Factory (alpaca, sharegpt) load "
+                             "them; ties are left out")
     export.add_argument("--reasoning", choices=("drop", "keep", "field"), default="drop",
                         help="keep: original answers keep their thinking and reflection tags; "
                              "field (--format messages): the reasoning goes in the assistant "

@@ -1,4 +1,4 @@
-"""`reflectchat sessions list|show|search|export|import|delete`."""
+"""`reflectchat sessions list|show|search|export|import|delete|stats|contexts`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from reflectchat.chat.comparison import mark_sentence
+from reflectchat.chat.conversation import Turn
 from reflectchat.chat.transcript import finish_note, reasoning_asked
 from reflectchat.cli.console import CommandConsole
 from reflectchat.cli.output import EXIT_OK, fail
+from reflectchat.eval.compared import pair_marks
 from reflectchat.reflection.facts import facts_text
 from reflectchat.sizes import size_text
+from reflectchat.store.compared import comparisons
 from reflectchat.store.records import MARK_END, MARK_START, SearchHit, SessionMeta
 from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.transfer import (
@@ -111,29 +115,66 @@ def _show(store: SessionStore, args: argparse.Namespace, out: Console, err: Cons
     for n, turn in enumerate(conversation_from(info, messages).turns, 1):
         out.print(Text(f"\n── {n}. you ──", style="bold cyan"))
         out.print(Text(visible(turn.prompt.strip())))
-        answer = turn.answer
-        sections = [("thinking", answer.thinking, "bold"),
-                    *((f"reflection {i}", r, "bold yellow")
-                      for i, r in enumerate(answer.reflections, 1)),
-                    ("output", answer.output, "bold")]
-        for label, text, style in sections:
-            if text.strip():
-                out.print(Text(f"── {label} ──", style=style))
-                out.print(Text(visible(text.strip())))
-        spec = turn.stats.speculation_text() if turn.stats else None
-        if spec and turn.stats:
-            spec += f" ({turn.stats.accepted:,}/{turn.stats.drafted:,} drafted)"
-        facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats),
-                                       spec) if t)
-        if facts:
-            out.print(Text(facts, style="dim"))
-        note = finish_note(turn.stats)
-        if note:
-            out.print(Text(f"({visible(note)})", style="yellow"))
+        compared = turn.comparison
+        if compared is None:
+            _print_answer(out, turn)
+            continue
+        for side, (answer, setup) in zip("ab", zip(compared.sides, compared.setups,
+                                                    strict=True), strict=True):
+            out.print(Text(f"── answer {side.upper()}: {visible(setup.label)} ──",
+                           style="bold magenta"))
+            _print_answer(out, answer)
+        out.print(Text(f"({mark_sentence(compared)})", style="magenta"))
     for message in messages:
         if message.damaged:
             err.print(Text(f"Message {message.seq} could not be read in full (damaged: "
                            f"{', '.join(message.damaged)}); the rest is shown.", style="yellow"))
+    return EXIT_OK
+
+
+def _print_answer(out: Console, turn: Turn) -> None:
+    answer = turn.answer
+    sections = [("thinking", answer.thinking, "bold"),
+                *((f"reflection {i}", r, "bold yellow")
+                  for i, r in enumerate(answer.reflections, 1)),
+                ("output", answer.output, "bold")]
+    for label, text, style in sections:
+        if text.strip():
+            out.print(Text(f"── {label} ──", style=style))
+            out.print(Text(visible(text.strip())))
+    spec = turn.stats.speculation_text() if turn.stats else None
+    if spec and turn.stats:
+        spec += f" ({turn.stats.accepted:,}/{turn.stats.drafted:,} drafted)"
+    facts = " · ".join(t for t in (facts_text(answer.facts), reasoning_asked(turn.stats),
+                                   spec) if t)
+    if facts:
+        out.print(Text(facts, style="dim"))
+    note = finish_note(turn.stats)
+    if note:
+        out.print(Text(f"({visible(note)})", style="yellow"))
+
+
+def _stats(store: SessionStore, args: argparse.Namespace, out: CommandConsole,
+           err: CommandConsole) -> int:
+    """Per pair of setups compared side by side, which one the user's marks preferred."""
+    found = comparisons(store)
+    marks = [(c.a.setup.label, c.b.setup.label, c.choice) for c in found if c.choice]
+    pairs = pair_marks(marks)
+    if args.json:
+        print(json.dumps({"comparisons": len(found), "marked": len(marks), "pairs": [
+            {"first": p.first, "second": p.second, "first_preferred": p.first_wins,
+             "second_preferred": p.second_wins, "ties": p.ties,
+             "first_share": None if p.share() is None else vars(p.share())}
+            for p in pairs]}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not found:
+        err.print("No compared answers yet: F10 in the app asks one prompt of two setups side "
+                  "by side, and 1, 2 or = marks the better one.")
+        return EXIT_OK
+    out.print(f"{len(found)} comparison{'s' * (len(found) != 1)}, {len(marks)} marked "
+              "(ties are left out of each share).")
+    for pair in pairs:
+        out.print(Text(visible(pair.sentence())))
     return EXIT_OK
 
 
@@ -257,4 +298,4 @@ def _contexts(store: SessionStore, args: argparse.Namespace, out: CommandConsole
 
 
 ACTIONS = {"list": _list, "show": _show, "search": _search, "export": _export,
-           "import": _import, "delete": _delete, "contexts": _contexts}
+           "import": _import, "delete": _delete, "contexts": _contexts, "stats": _stats}

@@ -25,6 +25,7 @@ from reflectchat.engine.base import Backend
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import ModelChoice, settled_choice
+from reflectchat.store.compared import comparisons
 from reflectchat.store.session_store import SessionStore, StoreError
 from reflectchat.store.tune_pairs import StoredPair, left_out, pairs
 from reflectchat.tune.dataset import (
@@ -37,6 +38,7 @@ from reflectchat.tune.dataset import (
     write_dataset_info,
     write_jsonl,
 )
+from reflectchat.tune.preferences import write_preferences
 from reflectchat.tune.runs import pending, score_pending
 from reflectchat.untrusted import visible
 
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
     try:
         wanted = _sessions(args)
+        if args.action == "export" and args.preferences:
+            return _export_preferences(args, store, wanted)
         include_cut = getattr(args, "include_cut", False)
         found = pairs(store, wanted, include_cut)
         unused = left_out_sentence(left_out(store, wanted, include_cut))
@@ -227,6 +231,35 @@ def _print_summary(decisions: list[Decision]) -> None:
     kept = sum(d.kept is not None for d in decisions)
     counts = ", ".join(f"{n} {rule}" for rule, n in summary(decisions).most_common())
     print(f"Kept {kept} of {len(decisions)}: {counts}.", file=sys.stderr)
+
+
+def _export_preferences(args: argparse.Namespace, store: SessionStore,
+                        wanted: tuple[int, ...]) -> int:
+    found = comparisons(store, wanted)
+    if not found:
+        return fail("No compared answers yet: F10 in the app asks one prompt of two setups "
+                    "side by side, and 1, 2 or = marks the better one.")
+    path = Path(args.output).expanduser()
+    reasoning = {"drop": False, "keep": True, "field": "field"}[args.reasoning]
+    try:
+        written = write_preferences(found, args.format, path, reasoning)
+        info = write_dataset_info(path, args.format, ranking=True) \
+            if written and args.format != "messages" else None
+    except OSError as exc:
+        return fail(f"Cannot write {path}: {exc.strerror or exc}")
+    if info is not None:
+        print(f"LLaMA-Factory: {visible(str(info))} names it {visible(path.stem)!r} "
+              "(ranking: true).", file=sys.stderr)
+    elif written:
+        print("TRL: DPOTrainer reads it as it is (the conversational preference format).",
+              file=sys.stderr)
+    ties = sum(c.choice == "tie" for c in found)
+    unmarked = sum(c.choice is None for c in found)
+    left = ", ".join(f"{n} {what}" for n, what in ((ties, "tied"), (unmarked, "not marked"))
+                     if n)
+    print(f"Wrote {written} preference pair{'s' * (written != 1)} to {visible(str(path))} "
+          f"({args.format})" + (f"; left out: {left}." if left else "."), file=sys.stderr)
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace, store: SessionStore, found: list[StoredPair]) -> int:

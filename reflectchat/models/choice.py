@@ -63,6 +63,16 @@ def choose_model(model: str | None, quant: str | None, demo: bool) -> ModelChoic
                        quant=chosen.name, format_why="from the catalog")
 
 
+def endpoint_choice(endpoint: Endpoint) -> ModelChoice:
+    """A model a server runs (a configured endpoint's, or a URL's)."""
+    name = endpoint.model or "the server's model"
+    return ModelChoice(Path(), f"{name} @ {endpoint.host}", endpoint.format or TagFormat.AUTO,
+                       "", Sampling(), endpoint.context, model_id=f"{name} @ {endpoint.host}",
+                       endpoint=endpoint,
+                       format_why="from the endpoint's settings" if endpoint.format else "",
+                       format_pinned=endpoint.format is not None)
+
+
 def context_for(choice: ModelChoice, asked: int | None = None) -> int:
     """The context to run with: what the user asked for, else `DEFAULT_CTX` or the model's own
     context if smaller (a 128k context's KV cache alone can outgrow the machine)."""

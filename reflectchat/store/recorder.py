@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from reflectchat.chat.comparison import Comparison
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import GenerationStats
 from reflectchat.store.records import SessionMeta, StoredMessage, title_for
@@ -39,6 +40,7 @@ class SessionRecorder:
         self.session_id = session_id  # None until the first prompt is saved
         self.on_error = on_error
         self._live: dict[int, _Live] = {}  # id(turn) of answers being written
+        self._seqs: list[int] = []  # the places in the session of the messages last started
 
     def _failed(self, exc: Exception) -> None:
         if self.on_error is not None:
@@ -46,22 +48,48 @@ class SessionRecorder:
 
     def start_turn(self, turn: Turn) -> None:
         """Commit the prompt and an empty answer, before generation starts."""
+        ids = self._start([user_message(turn), answer_message(turn)], turn.prompt)
+        if ids is not None:
+            self._live[id(turn)] = _Live(ids[1])
+
+    def start_comparison(self, comparison: Comparison) -> None:
+        """Commit the prompt and both sides' empty answers (side a, then b), before either
+        starts; each is then saved as it streams, as a turn's answer is."""
+        a, b = comparison.sides
+        ids = self._start([user_message(a), answer_message(a), answer_message(b)], a.prompt)
+        if ids is None or self.session_id is None:
+            return
+        self._live[id(a)], self._live[id(b)] = _Live(ids[1]), _Live(ids[2])
+        comparison.stored_at = (self.session_id, self._seqs[1])
+
+    def mark(self, comparison: Comparison) -> None:
+        """Keep the user's mark of a saved comparison (which side was better, or a tie)."""
+        if comparison.stored_at is None or comparison.choice is None:
+            return
         try:
-            messages = [user_message(turn), answer_message(turn)]
+            self.store.mark_comparison(*comparison.stored_at, comparison.choice)
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            self._failed(exc)
+
+    def _start(self, messages: list[StoredMessage], prompt: str) -> list[int] | None:
+        """Commit a prompt's first messages (in a new session if there is none yet); their
+        ids, or None if the store failed (said to `on_error`)."""
+        try:
             if self.session_id is not None and not self._still_there(self.session_id):
                 gone, self.session_id = self.session_id, None
                 if self.on_error is not None:
                     self.on_error(f"Session {gone} was deleted elsewhere; this chat goes on "
                                   "in a new session.")
             if self.session_id is None:
-                self.session_id, (_, answer_id) = self.store.start_session(
-                    title_for(turn.prompt), self.meta, messages)
+                self.session_id, ids = self.store.start_session(title_for(prompt), self.meta,
+                                                                messages)
             else:
-                _, answer_id = self.store.add_messages(self.session_id, messages)
+                ids = self.store.add_messages(self.session_id, messages)
         except (sqlite3.Error, StoreError, OSError) as exc:
             self._failed(exc)
-            return
-        self._live[id(turn)] = _Live(answer_id)
+            return None
+        self._seqs = [m.seq for m in messages]
+        return ids
 
     def _still_there(self, session_id: int) -> bool:
         """Whether the session is still in the store (another app or `sessions delete` may

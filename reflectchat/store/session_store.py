@@ -69,6 +69,12 @@ class SessionStore:
             self._conn.close()
 
     @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for one read of the modules beside this one (the lock held)."""
+        with self._lock:
+            yield self._conn
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -158,6 +164,19 @@ class SessionStore:
                 db.execute("DELETE FROM texts WHERE message_id = ?", (message_id,))
                 index_texts(db, message_id, message)
             _touch(db, row[0], time.time())
+
+    def mark_comparison(self, session_id: int, seq: int, choice: str) -> None:
+        """Keep which side of a comparison the user marked better ("a", "b" or "tie"), with
+        side a's answer (at `seq`) where the session keeps it."""
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE messages SET stats = json_set(stats, '$.compare.choice', ?) "
+                "WHERE session_id = ? AND seq = ? AND json_valid(stats) "
+                "AND json_extract(stats, '$.compare.side') = 'a' RETURNING session_id",
+                (choice, session_id, seq)).fetchone()
+            if row is None:
+                raise StoreError(f"Session {session_id} no longer holds this comparison")
+            _touch(db, session_id, time.time())
 
     def index_interrupted(self) -> int:
         """Index the answers a killed process left unfinished (checkpoints are not indexed),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reflectchat.chat.comparison import CHOICES, SIDES, Comparison, Setup
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import (
     EFFORTS,
@@ -43,13 +44,15 @@ class AnswerSnapshot:
     facts: ChannelFacts
     special: dict[str, Any] | None  # where its special tokens are (SpecialMarks), copied
     marks: tuple[int, ...] = ()  # where in the thinking each reflection came
+    compare: dict[str, Any] | None = None  # one side of a comparison: its side and setup
 
     @classmethod
     def of(cls, turn: Turn) -> AnswerSnapshot:
         answer = turn.answer
         return cls(answer.raw, answer.thinking, tuple(answer.reflections), answer.output,
                    turn.tag_format.value, turn.prefilled, answer.facts.snapshot(),
-                   answer.special.to_dict() if answer.special else None, tuple(answer.marks))
+                   answer.special.to_dict() if answer.special else None, tuple(answer.marks),
+                   turn.comparison.stored(turn) if turn.comparison else None)
 
     def message(self, stats: GenerationStats | None = None) -> StoredMessage:
         """As it is stored: with the answer's `stats` once it ended; without, still streaming
@@ -60,6 +63,8 @@ class AnswerSnapshot:
         data["reasoning_tokens"] = self.facts.reasoning_tokens
         if self.special is not None:
             data["special"] = self.special
+        if self.compare is not None:
+            data["compare"] = self.compare
         thinking = self.thinking.strip()
         if len(self.marks) == len(self.reflections):  # the marks in the thinking as stored
             cut = len(self.thinking) - len(self.thinking.lstrip())
@@ -128,23 +133,57 @@ def _tag_format(value: str | None) -> TagFormat:
         return TagFormat.AUTO
 
 
+def _answer_of(turn: Turn, message: StoredMessage) -> None:
+    turn.tag_format = _tag_format(message.tag_format)
+    turn.prefilled = message.prefilled
+    turn.answer = Answer(message.thinking, list(message.reflections), message.output,
+                         message.raw, ChannelFacts.from_dict(message.stats),
+                         SpecialMarks.from_dict((message.stats or {}).get("special")),
+                         _marks(message))
+    turn.stats = _stats(message)
+
+
+def _compared(message: StoredMessage) -> tuple[str, Setup, str | None] | None:
+    """A stored answer's side of a comparison (its side, setup, and on side a the mark);
+    None for an ordinary answer, or a record that cannot be read as one."""
+    kept = (message.stats or {}).get("compare")
+    if not isinstance(kept, dict) or kept.get("side") not in SIDES:
+        return None
+    setup = Setup.from_dict(kept.get("setup"))
+    if setup is None:
+        return None
+    choice = kept.get("choice") if kept.get("choice") in CHOICES else None
+    return kept["side"], setup, choice
+
+
 def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conversation:
     """The conversation a stored session holds. A prompt whose answer row is missing (killed
-    between the two) becomes a turn with an empty, interrupted answer."""
+    between the two) becomes a turn with an empty, interrupted answer. A prompt answered by
+    two setups side by side (a comparison: its first answer is side a, the next side b) goes
+    on with the side the user marked better, the other kept with it."""
     conversation = Conversation(info.meta.system_prompt, info.meta.sampling)
     turn: Turn | None = None
+    first: tuple[Turn, tuple[str, Setup, str | None], int] | None = None  # side a, waiting
     for message in messages:
         if message.role == "user":
             turn = Turn(message.raw, TagFormat.AUTO,
                         stats=GenerationStats(finish_reason=FinishReason.INTERRUPTED))
             conversation.turns.append(turn)
-        elif turn is not None:
-            turn.tag_format = _tag_format(message.tag_format)
-            turn.prefilled = message.prefilled
-            turn.answer = Answer(message.thinking, list(message.reflections), message.output,
-                                 message.raw, ChannelFacts.from_dict(message.stats),
-                                 SpecialMarks.from_dict((message.stats or {}).get("special")),
-                                 _marks(message))
-            turn.stats = _stats(message)
+            first = None
+            continue
+        side = _compared(message)
+        if turn is not None:
+            _answer_of(turn, message)
+            if side is not None and side[0] == "a":
+                first = (turn, side, message.seq)
             turn = None
+        elif first is not None and side is not None and side[0] == "b":
+            (a, (_, setup_a, choice), seq), b = first, Turn(conversation.turns[-1].prompt,
+                                                            TagFormat.AUTO)
+            _answer_of(b, message)
+            comparison = Comparison((setup_a, side[1]), [a, b], choice,
+                                    (info.id, seq))
+            a.comparison = b.comparison = comparison
+            conversation.turns[-1] = comparison.chosen
+            first = None
     return conversation

@@ -37,6 +37,16 @@ LLAMA_FACTORY = {
                  "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                           "assistant_tag": "assistant"}},
 }
+# a preference dataset's, where LLaMA-Factory reads one (its "messages" records are TRL's
+# conversational preference format, which LLaMA-Factory does not read as is)
+LLAMA_FACTORY_RANKING = {
+    "alpaca": {"ranking": True, "columns": {"prompt": "instruction", "query": "input",
+                                            "chosen": "chosen", "rejected": "rejected"}},
+    "sharegpt": {"ranking": True, "formatting": "sharegpt",
+                 "columns": {"messages": "conversations", "chosen": "chosen",
+                             "rejected": "rejected"},
+                 "tags": LLAMA_FACTORY["sharegpt"]["tags"]},
+}
 # and onto Axolotl's chat_template dataset type (its docs: dataset formats, conversation)
 AXOLOTL = {
     "sharegpt": "type: chat_template, field_messages: conversations, "
@@ -185,10 +195,11 @@ def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool
     return len(lines)
 
 
-def write_dataset_info(path: Path, fmt: str) -> Path:
+def write_dataset_info(path: Path, fmt: str, ranking: bool = False) -> Path:
     """Add the file to LLaMA-Factory's `dataset_info.json` beside it (made if missing; other
-    entries kept), named by the file's stem. ValueError if the file there is not a JSON
-    object: it is left as it is."""
+    entries kept), named by the file's stem; `ranking`: a preference dataset (chosen and
+    rejected answers). ValueError if the file there is not a JSON object: it is left as it
+    is."""
     info = path.with_name("dataset_info.json")
     entries: dict[str, Any] = {}
     if info.exists():
@@ -199,7 +210,8 @@ def write_dataset_info(path: Path, fmt: str) -> Path:
                 from None
         if not isinstance(entries, dict):
             raise ValueError(f"{info} is not a JSON object; it was left as it is")
-    entries[path.stem] = {"file_name": path.name, **LLAMA_FACTORY[fmt]}
+    entries[path.stem] = {"file_name": path.name,
+                          **(LLAMA_FACTORY_RANKING if ranking else LLAMA_FACTORY)[fmt]}
     partial = info.with_name(info.name + ".partial")
     partial.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
     partial.replace(info)

@@ -85,6 +85,17 @@ def answer_turn(engine: Backend, turn: Turn, sampling: Sampling, messages: list[
         recorder.start_turn(turn)
         session = recorder.session_id
         post(TurnSaved(session))
+    answer_fitted(engine, turn, sampling, messages, cancel, recorder, post, post_stream)
+    if session is not None:  # within the saved contexts' disk budget
+        saved_context.keep(engine, session, ConfigFile().context_budget())
+
+
+def answer_fitted(engine: Backend, turn: Turn, sampling: Sampling, messages: list[ChatMessage],
+                  cancel: threading.Event, recorder: SessionRecorder | None,
+                  post: Callable[[Message], object],
+                  post_stream: Callable[[Message], object]) -> None:
+    """The answer of a turn already started in the session: the conversation fitted to the
+    context (what was dropped is posted), streamed and recorded, and the speed measured."""
     n_ctx = engine.n_ctx
     try:
         messages, dropped = fit_context(messages, engine.count_tokens,
@@ -97,8 +108,6 @@ def answer_turn(engine: Backend, turn: Turn, sampling: Sampling, messages: list[
     run = AnswerRun(engine, turn, messages, sampling, cancel, recorder)
     stream_answer(post_stream, run)
     measure_answer(engine, run.stats)
-    if session is not None:  # within the saved contexts' disk budget
-        saved_context.keep(engine, session, ConfigFile().context_budget())
 
 
 # what restoring says nothing of: a new chat, the context already in the model, a server

@@ -26,11 +26,13 @@ from reflectchat.config import DEFAULT_THEME, ConfigFile, UIConfig
 from reflectchat.engine import saved_context
 from reflectchat.engine.base import Runtime
 from reflectchat.models.choice import ModelChoice
+from reflectchat.models.hardware import Hardware, detect
 from reflectchat.paths import user_themes_dir
 from reflectchat.reflection.events import Channel
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
 from reflectchat.ui.chat_view import ChatView
+from reflectchat.ui.compare_flow import CompareFlow
 from reflectchat.ui.model_host import EngineFactory, ModelHost
 from reflectchat.ui.screens.eval_screen import EvalScreen
 from reflectchat.ui.screens.help_screen import HelpScreen
@@ -75,10 +77,12 @@ class ReflectChatApp(App[None]):
         store_problem: str | None = None,
         session_id: int | None = None,
         runtime: Runtime | None = None,
+        hardware: Callable[[], Hardware] = detect,
     ) -> None:
         """`store` keeps the sessions (None: history is off, `store_problem` says why);
         `session_id` is the stored session `conversation` continues; `runtime` is how the
-        model runs (F8 changes it); `choose` finds a model the picker names."""
+        model runs (F8 changes it); `choose` finds a model the picker names; `hardware` is
+        the machine two models are planned on together (F10)."""
         super().__init__()
         self.config_file = config or ConfigFile()
         self._config_lock = threading.Lock()  # one write of config.toml at a time
@@ -89,6 +93,7 @@ class ReflectChatApp(App[None]):
         self.host = ModelHost(choice, make_engine, choose, runtime)
         self.chat = ChatView(choice, conversation, store, store_problem, session_id,
                              self.ui_config)
+        self.comparing = CompareFlow(self.host, self.chat, hardware)
         self._theme_notes = self._load_themes()  # before the first frame: no restyle after it
 
     def compose(self) -> ComposeResult:
@@ -220,6 +225,9 @@ class ReflectChatApp(App[None]):
 
     def action_switch_model(self) -> None:
         self.host.pick()
+
+    def action_compare(self) -> None:
+        self.comparing.begin()
 
     def action_cancel_download(self) -> None:
         self.host.cancel_download()

@@ -44,6 +44,10 @@ COMMANDS = [
     Command("Toggle sessions", "Show or hide saved sessions and search across them",
             "toggle_sessions", "f6", "Sessions", show=True,
             priority=True),  # before the prompt's F6
+    Command("Compare two answers", "Ask the prompt being typed of two setups side by side "
+                                   "(another model, quant, server, effort, thinking budget or "
+                                   "speculation) and mark the better answer", "compare", "f10",
+            "Compare", show=True),
     Command("Regenerate", "Answer the last prompt again", "regenerate", "ctrl+r", chat=True),
     Command("New chat", "Start a new chat", "new_chat", "ctrl+n", chat=True),
     Command("Copy output", "Copy the output in view (code blocks: command palette)",

@@ -13,6 +13,7 @@ from functools import partial
 from textual.containers import Vertical
 from textual.reactive import reactive, var
 
+from reflectchat.chat.comparison import Comparison
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Backend
 from reflectchat.models.choice import ModelChoice
@@ -167,6 +168,15 @@ class ChatSession(Vertical):
         self.sidebar.current = self.recorder.session_id if self.recorder else None
         if self.store is not None:
             self.sidebar.reload()
+
+    async def add_comparison(self, comparison: Comparison) -> None:
+        """A prompt answered side by side (F10) joins the chat as the answer marked better
+        (the first, unmarked); the session holds both already."""
+        turn = comparison.chosen
+        self.conversation.turns.append(turn)
+        await self.turn_list.append(TurnItem(turn))
+        self.turn_list.follow()
+        await self.view_turn(turn)
 
     async def view_turn(self, turn: Turn | None) -> None:
         """Show `turn`'s panes, and once it is whole its figures in the status bar."""

@@ -124,3 +124,10 @@ class DownloadFinished(Message):
     model: str
     quant: str
     error: str | None  # None: downloaded and verified
+
+
+@dataclass
+class CompareNote(Message):
+    """How a comparison's two answers are getting on (loading, waiting, taking turns)."""
+
+    text: str

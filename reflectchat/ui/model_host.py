@@ -130,6 +130,12 @@ class ModelHost(Widget):
         self.activity = None
         self.engine = engine  # last: the chat it is bound to restores its session's context
 
+    def lend(self) -> Backend | None:
+        """The model, taken out for a comparison that needs its memory for another model
+        (the caller closes it, off the UI thread); `load` brings it back."""
+        engine, self.engine = self.engine, None
+        return engine
+
     def close(self) -> None:
         """The app is going: close the model (its loads and answers have stopped)."""
         if self.engine is not None:

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import ListItem, ListView, Markdown, Static
 
+from reflectchat.chat.comparison import mark_sentence
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import FinishReason
 from reflectchat.ui.widgets.channel_pane import literal_markdown
@@ -70,6 +71,9 @@ class TurnItem(ListItem):
             return Content.styled(f"✗ {visible(stats.error)}", "$error")
         if stats.finish_reason is FinishReason.LENGTH:
             return Content.styled("… cut at the token limit", "$warning")
+        if self.turn.comparison is not None:
+            return Content.styled(f"⇄ compared, {mark_sentence(self.turn.comparison)}",
+                                  "$text-muted")
         return Content("")
 
     def refresh_reply(self) -> None:
