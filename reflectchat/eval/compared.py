@@ -90,6 +90,10 @@ class PairMarks:
                 "no side preferred"
         share = wilson(wins, self.decided)
         assert share is not None
+        if wins == rest:
+            return (f"{self.first} and {self.second} preferred equally, {wins} of "
+                    f"{self.decided} each (95% interval [{share.low:.0%}, {share.high:.0%}])"
+                    f"{ties}")
         return (f"{ahead} preferred {wins} of {self.decided} ({share.value:.0%}, 95% interval "
                 f"[{share.low:.0%}, {share.high:.0%}]) over {other} ({rest}){ties}")
 
