@@ -34,6 +34,7 @@ from reflectchat.ui import bindings
 from reflectchat.ui.chat_view import ChatView
 from reflectchat.ui.compare_flow import CompareFlow
 from reflectchat.ui.model_host import EngineFactory, ModelHost
+from reflectchat.ui.screens.compare_screen import CompareScreen
 from reflectchat.ui.screens.eval_screen import EvalScreen
 from reflectchat.ui.screens.help_screen import HelpScreen
 from reflectchat.ui.screens.settings_screen import ChatSettings, SettingsScreen
@@ -235,6 +236,8 @@ class ReflectChatApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_download":
             return self.host.downloading is not None
+        if isinstance(self.screen, CompareScreen):  # the chat's panes and model are not in view
+            return action in ("help", "quit", "command_palette")
         return True
 
     def action_settings(self) -> None:

@@ -178,6 +178,20 @@ class ChatSession(Vertical):
         self.turn_list.follow()
         await self.view_turn(turn)
 
+    async def swap_turn(self, before: Turn, after: Turn) -> None:
+        """The other side of a comparison was marked better: the chat goes on with it."""
+        turns = self.conversation.turns
+        index = next((i for i, t in enumerate(turns) if t is before), None)
+        if index is None:
+            return  # another chat is open now
+        turns[index] = after
+        item = self.turn_list.item_for(before)
+        if item is not None:
+            item.turn = after
+            item.refresh_reply()
+        if self.answer_view.viewed is before:
+            await self.view_turn(after)
+
     async def view_turn(self, turn: Turn | None) -> None:
         """Show `turn`'s panes, and once it is whole its figures in the status bar."""
         await self.answer_view.show_turn(turn)

@@ -21,6 +21,7 @@ from reflectchat.models.choice import ModelChoice, choose_model, endpoint_choice
 from reflectchat.models.hardware import Hardware
 from reflectchat.models.local_files import find_local_models
 from reflectchat.sizes import size_text
+from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.compare_run import CompareJob, Side, compare_mode
 from reflectchat.ui.screens.compare_screen import CompareScreen
 from reflectchat.ui.screens.compare_setup import AS_RUNS, CompareAsk, CompareSetup
@@ -62,9 +63,15 @@ class CompareFlow:
     def begin(self) -> None:
         chat, host = self.chat, self.host
         prompt = chat.prompt.text
+        viewed = chat.answer_view.viewed
+        if not prompt.strip() and viewed is not None and viewed.comparison is not None and \
+                viewed.finished:
+            self.reopen(viewed.comparison)
+            return
         if not prompt.strip():
             chat.notify("Type the prompt to compare first; F10 then asks it of two setups side "
-                        "by side.", severity="warning")
+                        "by side (on a compared answer, F10 shows both again).",
+                        severity="warning")
             return
         if chat.live is not None:
             chat.notify("The model is still answering; Esc stops it.", severity="warning")
@@ -117,12 +124,27 @@ class CompareFlow:
                               lambda: app.call_from_thread(host.lend),
                               lambda: app.call_from_thread(host.load, host.choice))
 
-        def keep_mark(marked: Comparison) -> None:
-            if recorder is not None:
-                chat.run_worker(partial(recorder.mark, marked), thread=True, group="mark")
-
         app.push_screen(CompareScreen(comparison, build, (sampling_a, sampling_b), how,
-                                      keep_mark), self._back)
+                                      self._keep_mark(recorder)), self._back)
+
+    def reopen(self, comparison: Comparison) -> None:
+        """A comparison kept earlier, both answers side by side again, to read or mark anew."""
+        before = comparison.chosen
+        how = "Kept from earlier: " + ", ".join(s.label for s in comparison.setups)
+        self.chat.app.push_screen(
+            CompareScreen(comparison, None, (self.chat.conversation.sampling,) * 2, how,
+                          self._keep_mark(self.chat.recorder)),
+            partial(self._remarked, before))
+
+    async def _remarked(self, before: Turn, comparison: Comparison | None) -> None:
+        if comparison is not None and comparison.chosen is not before:
+            await self.chat.swap_turn(before, comparison.chosen)
+
+    def _keep_mark(self, recorder: SessionRecorder | None) -> Callable[[Comparison], None]:
+        def keep(marked: Comparison) -> None:
+            if recorder is not None:
+                self.chat.run_worker(partial(recorder.mark, marked), thread=True, group="mark")
+        return keep
 
     def _load(self, choice: ModelChoice, runtime: Runtime,
               progress: Callable[[float], bool]) -> Backend:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from support.app_pilot import loaded, make_app
 
+from reflectchat.chat.comparison import Comparison, Setup
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import FinishReason, GenerationStats, Sampling, TagFormat
 from reflectchat.paths import store_file
@@ -83,3 +84,35 @@ def test_sessions_sidebar(snap_compare, query):
             await pilot.pause(0.5)
 
     assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
+
+
+RAW_B = ("<thinking>\nstrawberry: s-t-r-a-w-b-e-r-r-y. The r's: after the t, and the double r "
+         "in berry. That makes 3.\n</thinking>\n<output>\n\"strawberry\" has **3** r's.\n"
+         "</output>")
+
+
+def compared() -> Conversation:
+    """A resumed chat whose answer was compared side by side (fixed figures) and marked."""
+    conversation = resumed()
+    a = conversation.turns[0]
+    answer = Answer.from_raw(RAW_B, TagFormat.REFLECTION)
+    answer.facts.tokens.update(thinking=31, output=12)
+    answer.facts.seconds.update(thinking=4.1, output=1.0)
+    answer.facts.first_output_s = 4.6
+    b = Turn(a.prompt, TagFormat.REFLECTION, answer)
+    b.stats = GenerationStats(prompt_tokens=212, completion_tokens=43,
+                              time_to_first_token_s=0.5, tokens_per_second=9.8, total_s=5.2,
+                              finish_reason=FinishReason.STOP)
+    comparison = Comparison((Setup("reflection-70b Q4_K_M", effort="high"),
+                             Setup("reflection-70b Q8_0", effort="low", thinking_budget=200)),
+                            [a, b], "b")
+    a.comparison = b.comparison = comparison
+    conversation.turns[0] = b
+    return conversation
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_two_answers_side_by_side(snap_compare, size):
+    """F10 on a compared answer shows both again: columns at 160, tabs at 80."""
+    app = make_app(conversation=compared())
+    assert snap_compare(app, terminal_size=size, run_before=keys("f10"))

@@ -33,6 +33,11 @@ from reflectchat.ui.widgets.columns import NARROW_BELOW
 from reflectchat.ui.widgets.compare_side import CompareSide
 from reflectchat.untrusted import visible
 
+
+def upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 DIFF_CHARS = 600  # of the output diff shown at a glance
 Build = Callable[[tuple[Side, Side], threading.Event, Callable[[Message], object]], CompareJob]
 
@@ -51,18 +56,18 @@ class CompareScreen(Screen[Comparison]):
     narrow = reactive(False)
     active = reactive("a")  # the side in view (in tabs) or with the focus
 
-    def __init__(self, comparison: Comparison, build: Build,
+    def __init__(self, comparison: Comparison, build: Build | None,
                  samplings: tuple[Sampling, Sampling], how: str,
                  on_mark: Callable[[Comparison], None]) -> None:
         """`build` makes the job once the sides' widgets can hear their answers (with the
-        event Esc sets and where notes go); `how` says how the two run; `on_mark` keeps a
-        mark (off the UI thread)."""
+        event Esc sets and where notes go; None: a comparison kept earlier, shown again);
+        `how` says how the two run; `on_mark` keeps a mark (off the UI thread)."""
         super().__init__(id="compare")
         self.comparison, self._build, self._samplings = comparison, build, samplings
         self._how = how
         self._on_mark = on_mark
         self.cancel = threading.Event()
-        self.ended: set[str] = set()
+        self.ended: set[str] = set() if build is not None else set(SIDES)
         self.notes = [how]  # how the two run, and how it went, as said on the screen
 
     def compose(self) -> ComposeResult:
@@ -83,6 +88,9 @@ class CompareScreen(Screen[Comparison]):
         sides = tuple(Side(turn, sampling, self.side(name).post_message) for name, turn, sampling
                       in zip(SIDES, self.comparison.sides, self._samplings, strict=True))
         self._arrange()
+        if self._build is None:
+            self._show_outcome()
+            return
         self._run(self._build(sides, self.cancel, self.post_message))  # type: ignore[arg-type]
 
     def side(self, name: str) -> CompareSide:
@@ -129,21 +137,22 @@ class CompareScreen(Screen[Comparison]):
             ("Final answers: ", "bold"),
             ("the same" if same else "differ", "green" if same else "yellow"), visible(finals))
         changed = differences(*self.comparison.setups)
-        if changed:
+        if changed and not self.narrow:  # narrow: the tabs name both setups
             text.append(f" · B differs in: {visible(', '.join(changed))}", "dim")
+        keys = "" if self.narrow else ": 1 A better · 2 B better · = a tie · Esc back to the chat"
+        text.append(f"\n{upper_first(mark_sentence(self.comparison))}{keys}", "dim")
         text.append("\nOutput diff: ", "bold")
-        shown = 0
+        shown, most = 0, DIFF_CHARS // 4 if self.narrow else DIFF_CHARS
         for op, words in output_diff(a, b):
-            piece = visible(words)[:max(DIFF_CHARS - shown, 0)]
+            piece = " ".join(visible(words).split()) + (" " if words[-1:].isspace() else "")
+            piece = piece[:max(most - shown, 0)]
             shown += len(piece)
             style = {"=": "", "-": "red strike", "+": "green"}[op]
             text.append(piece, style)
-        if shown >= DIFF_CHARS:
+        if shown >= most:
             text.append(" …", "dim")
         if not a.strip() and not b.strip():
             text.append("(neither answer has output)", "dim")
-        text.append(f"\n{mark_sentence(self.comparison).capitalize()}: 1 A better · 2 B better "
-                    "· = a tie · Esc back to the chat", "dim")
         self.query_one("#compare-outcome", Static).update(text)
 
     # -- the user's mark, moving, leaving ----------------------------------------------------
@@ -159,7 +168,7 @@ class CompareScreen(Screen[Comparison]):
         self._show_outcome()
         goes_on = "" if choice == "tie" else \
             f"; the chat goes on with answer {choice.upper()}"
-        self.notify(f"{mark_sentence(self.comparison).capitalize()}{goes_on}.", timeout=6)
+        self.notify(f"{upper_first(mark_sentence(self.comparison))}{goes_on}.", timeout=6)
 
     def action_side(self, step: int) -> None:
         self.active = SIDES[(SIDES.index(self.active) + step) % len(SIDES)]
@@ -199,6 +208,9 @@ class CompareScreen(Screen[Comparison]):
             return
         tabs = self.query_one("#compare-tabs", Tabs)
         tabs.display = self.narrow
+        self.set_class(self.narrow, "narrow")
+        if len(self.ended) == 2:
+            self._show_outcome()  # the diff is cut to the width
         for name in SIDES:
             self.side(name).display = not self.narrow or name == self.active
         with tabs.prevent(Tabs.TabActivated):

@@ -1,9 +1,11 @@
-"""One side of a comparison: its setup, its thinking, reflection and output panes (stacked, the
-reasoning folded to a few lines until the side is focused), and its figures: tokens per
+"""One side of a comparison: its setup, its figures over its thinking, reflection and output
+panes (stacked, the reasoning panes a few lines high, each scrolling), the figures: tokens per
 channel, time to output, speed, reflections and how it ended. It takes its answer's batches
 itself (the worker posts them here) and lets the end bubble up to the screen."""
 
 from __future__ import annotations
+
+import asyncio
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -17,6 +19,7 @@ from reflectchat.engine.base import GenerationStats
 from reflectchat.reflection.events import Channel
 from reflectchat.reflection.facts import ChannelFacts, duration_text
 from reflectchat.ui.messages import StreamBatch, StreamFinished
+from reflectchat.ui.widgets.answer_view import stored_panes
 from reflectchat.ui.widgets.channel_pane import NOTHING, ChannelPane
 from reflectchat.untrusted import visible
 
@@ -49,17 +52,24 @@ class CompareSide(Vertical, can_focus=True):
         self.border_title = Content.assemble((f"{side.upper()} ", "bold"), visible(setup.label))
 
     def compose(self) -> ComposeResult:
-        for channel in Channel:
-            yield ChannelPane(TITLES[channel], id=f"{self.side}-{channel.value}")
         yield Static("waiting …", id=f"{self.side}-figures", classes="side-figures",
                      markup=False)
+        for channel in Channel:
+            pane = ChannelPane(TITLES[channel], id=f"{self.side}-{channel.value}")
+            pane.set_class(channel is Channel.OUTPUT, "side-output")
+            yield pane
 
     def pane(self, channel: Channel) -> ChannelPane:
         return self.query_one(f"#{self.side}-{channel.value}", ChannelPane)
 
     async def on_mount(self) -> None:
+        if self.turn.finished:  # a comparison kept earlier, shown again
+            self.text = await asyncio.to_thread(stored_panes, self.turn)
+            answer = self.turn.answer
+            self._say(figures(answer.facts, self.turn.stats, answer.reflection_count))
         for channel in Channel:
-            await self.pane(channel).show("", streaming=True)
+            await self.pane(channel).show(self.text[channel], streaming=not self.turn.finished,
+                                          top=True)
 
     @property
     def figures_text(self) -> str:
