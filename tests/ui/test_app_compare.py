@@ -17,6 +17,7 @@ from reflectchat.demo.scripted_model import Control, Script, write_scripted_gguf
 from reflectchat.engine.base import Sampling
 from reflectchat.engine.endpoints import api_base
 from reflectchat.models.hardware import Hardware
+from reflectchat.reflection.events import Channel
 from reflectchat.store.compared import comparisons
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.turns import conversation_from
@@ -131,6 +132,9 @@ async def test_a_local_model_and_a_server_answer_at_once(make_model):
             assert screen.narrow and screen.side("a").display != screen.side("b").display
             await pilot.press("right")
             assert screen.active == "b" and screen.side("b").display
+            assert app.focused is screen.side("b").pane(Channel.OUTPUT)
+            await pilot.press("ctrl+f")
+            assert app.focused is screen.side("b").pane(Channel.THINKING)
             await pilot.press("equals_sign")
             assert screen.comparison.choice == "tie"
 

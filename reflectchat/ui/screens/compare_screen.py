@@ -5,7 +5,8 @@ ended, what differs: whether the final answers agree, and the output's words tha
 goes back to the chat, which goes on with the answer marked better.
 
 From `NARROW_BELOW` columns up the sides stand as columns; below it, one at a time under tabs.
-Tab, ← and → move between the sides."""
+Tab, ← and → move between the sides (into each one's output pane); Ctrl+F into the side's next
+pane."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from reflectchat.chat.comparison import SIDES, Comparison, differences, mark_sen
 from reflectchat.engine.base import Sampling
 from reflectchat.eval.checking import final_number
 from reflectchat.eval.compared import output_diff, same_final
+from reflectchat.reflection.events import Channel
 from reflectchat.ui.compare_run import CompareJob, Side, run_comparison
 from reflectchat.ui.messages import CompareNote, ContextTrimmed, StreamFinished
 from reflectchat.ui.widgets.columns import NARROW_BELOW
@@ -50,8 +52,11 @@ class CompareScreen(Screen[Comparison]):
         Binding("equals_sign", "mark('tie')", "Tie"),
         Binding("tab", "side(1)", "Other side", show=False, priority=True),
         Binding("shift+tab", "side(-1)", "Other side", show=False, priority=True),
-        Binding("right", "side(1)", "Other side", show=False),
-        Binding("left", "side(-1)", "Other side", show=False),
+        Binding("right", "side(1)", "Other side", show=False, priority=True),
+        Binding("left", "side(-1)", "Other side", show=False, priority=True),
+        Binding("ctrl+f", "pane", "Next pane", show=False,
+                tooltip="Into the side's next pane (thinking, reflection, output), so the "
+                        "arrows, Home, End and the page keys scroll it"),
     ]
     narrow = reactive(False)
     active = reactive("a")  # the side in view (in tabs) or with the focus
@@ -88,6 +93,7 @@ class CompareScreen(Screen[Comparison]):
         sides = tuple(Side(turn, sampling, self.side(name).post_message) for name, turn, sampling
                       in zip(SIDES, self.comparison.sides, self._samplings, strict=True))
         self._arrange()
+        self.side("a").pane(Channel.OUTPUT).focus()
         if self._build is None:
             self._show_outcome()
             return
@@ -142,17 +148,24 @@ class CompareScreen(Screen[Comparison]):
         keys = "" if self.narrow else ": 1 A better · 2 B better · = a tie · Esc back to the chat"
         text.append(f"\n{upper_first(mark_sentence(self.comparison))}{keys}", "dim")
         text.append("\nOutput diff: ", "bold")
+        parts = output_diff(a, b)
+        if not a.strip() and not b.strip():
+            text.append("neither answer has output", "dim")
+            parts = []
+        elif all(op == "=" for op, _ in parts):
+            text.append("none, the outputs are the same word for word", "dim")
+            parts = []
         shown, most = 0, DIFF_CHARS // 4 if self.narrow else DIFF_CHARS
-        for op, words in output_diff(a, b):
+        for op, words in parts:
             piece = " ".join(visible(words).split()) + (" " if words[-1:].isspace() else "")
             piece = piece[:max(most - shown, 0)]
+            if text.plain[-1:] not in (" ", "") and op != "=" and not piece.startswith(" "):
+                text.append(" ")  # a deletion and the insertion after it, apart
             shown += len(piece)
             style = {"=": "", "-": "red strike", "+": "green"}[op]
             text.append(piece, style)
         if shown >= most:
             text.append(" …", "dim")
-        if not a.strip() and not b.strip():
-            text.append("(neither answer has output)", "dim")
         self.query_one("#compare-outcome", Static).update(text)
 
     # -- the user's mark, moving, leaving ----------------------------------------------------
@@ -172,7 +185,13 @@ class CompareScreen(Screen[Comparison]):
 
     def action_side(self, step: int) -> None:
         self.active = SIDES[(SIDES.index(self.active) + step) % len(SIDES)]
-        self.side(self.active).focus()
+        self.side(self.active).pane(Channel.OUTPUT).focus()
+
+    def action_pane(self) -> None:
+        side = self.side(self.active)
+        here = next((c for c in Channel if side.pane(c).has_focus), None)
+        channels = list(Channel)
+        side.pane(channels[(channels.index(here) + 1) % 3] if here else Channel.THINKING).focus()
 
     def on_descendant_focus(self) -> None:
         for name in SIDES:

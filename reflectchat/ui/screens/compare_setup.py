@@ -57,20 +57,21 @@ class CompareSetup(ModalScreen[CompareAsk | None]):
                                          visible(first[:200] + "…" * (len(first) > 200))))
             yield Label(Content.assemble(("A: ", "bold"), visible(self._current),
                                          " as the chat runs it"))
-            yield Label(Content.assemble(("B: ", "bold"), "the model"))
+            yield Label(Content.assemble(("B: ", "bold"), "another model, or the same one with "
+                                         "another effort, budget or speculation"))
             yield OptionList(Option(Content.assemble(("the same model", "bold"),
                                                      f" ({visible(self._current)})"), id=SAME),
                              Option(Content.styled("Finding local models and servers …",
                                                    "$text-muted"), id="finding",
                                     disabled=True), id="compare-models")
             with Horizontal(id="compare-settings"):
-                yield Select([("effort as A", AS_RUNS), ("model's own", "own"),
+                yield Select([("effort as A", AS_RUNS), ("effort: model's", "own"),
                               *((f"effort {e}", e) for e in EFFORTS)], value=AS_RUNS,
                              allow_blank=False, id="compare-effort")
-                yield Input(placeholder="thinking budget (tokens; blank: as A)",
+                yield Input(placeholder="budget (tokens)",
                             type="integer", id="compare-budget")
-                yield Select([("speculation as A", AS_RUNS), ("speculation off", "off"),
-                              ("n-gram speculation", "ngram")], value=AS_RUNS,
+                yield Select([("spec as A", AS_RUNS), ("spec off", "off"),
+                              ("spec n-gram", "ngram")], value=AS_RUNS,
                              allow_blank=False, id="compare-spec")
             yield Button("Ask both", variant="primary", id="compare-go")
 

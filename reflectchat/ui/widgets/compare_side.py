@@ -44,7 +44,7 @@ def figures(facts: ChannelFacts, stats: GenerationStats | None, reflections: int
     return " · ".join(parts)
 
 
-class CompareSide(Vertical, can_focus=True):
+class CompareSide(Vertical):
     def __init__(self, side: str, setup: Setup, turn: Turn) -> None:
         super().__init__(id=f"side-{side}", classes="compare-side")
         self.side, self.setup, self.turn = side, setup, turn

@@ -8,7 +8,6 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.widgets import ListItem, ListView, Markdown, Static
 
-from reflectchat.chat.comparison import mark_sentence
 from reflectchat.chat.conversation import Turn
 from reflectchat.engine.base import FinishReason
 from reflectchat.ui.widgets.channel_pane import literal_markdown
@@ -72,8 +71,9 @@ class TurnItem(ListItem):
         if stats.finish_reason is FinishReason.LENGTH:
             return Content.styled("… cut at the token limit", "$warning")
         if self.turn.comparison is not None:
-            return Content.styled(f"⇄ compared, {mark_sentence(self.turn.comparison)}",
-                                  "$text-muted")
+            mark = {"a": "A better", "b": "B better", "tie": "a tie"}.get(
+                self.turn.comparison.choice or "", "not marked (F10)")
+            return Content.styled(f"⇄ compared: {mark}", "$text-muted")
         return Content("")
 
     def refresh_reply(self) -> None:
