@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reflectchat.cli.parser import MAX_LAYERS
+from reflectchat.cli.option_values import MAX_LAYERS
 from reflectchat.config import ConfigFile
 from reflectchat.engine.base import (
     DEFAULT_SPECULATION,

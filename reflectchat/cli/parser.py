@@ -4,11 +4,10 @@ library and small modules load here, so `reflectchat --help` stays fast."""
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from reflectchat.cli.option_values import MANY, MAX_CTX, MAX_LAYERS, SESSION_ID, real, whole
 from reflectchat.engine.base import (
     DEFAULT_CTX,
     DEFAULT_SPECULATION,
@@ -24,46 +23,6 @@ from reflectchat.store.records import CHANNELS
 FORMATS = FORMAT_NAMES
 
 
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 24 else repr(text[:20] + "…")
-
-
-def whole(low: int, high: int) -> Callable[[str], int]:
-    """An option's whole number from `low` to `high`; anything else is refused in one sentence
-    (a number past what llama.cpp or SQLite can hold crashed them)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:  # not a number, or more digits than Python converts
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"takes a whole number from {low:,} to {high:,}, not {_shown(text)}")
-        return value
-
-    return parse
-
-
-def real(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
-    """An option's finite number from `low` (excluded with `low_open`) to `high`."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or not low <= value <= high or (low_open and value == low):
-            above = "above" if low_open else "from"
-            raise argparse.ArgumentTypeError(
-                f"takes a number {above} {low:g} up to {high:g}, not {_shown(text)}")
-        return value
-
-    return parse
-
-
-MAX_CTX = 1 << 26  # tokens: more than any model's context, less than llama.cpp's 32 bits
-MAX_LAYERS = 100_000  # --gpu-layers and --n-cpu-moe take no more
-MANY = 1_000_000_000  # tokens, items or rows: more than anyone asks for
-SESSION_ID = whole(1, 2**63 - 1)  # SQLite's integers
 
 
 def _version() -> str:
@@ -186,9 +145,9 @@ def _add_sessions_parser(sub: argparse._SubParsersAction) -> None:
     c = cmd.add_parser("delete", help="delete a session")
     c.add_argument("id", type=SESSION_ID)
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    c = cmd.add_parser("stats", help="which setup the answers you compared preferred, per "
-                                     "pair of setups, with a 95%% interval")
-    c.add_argument("--json", action="store_true", help="print JSON")
+    cmd.add_parser("stats", help="which setup your marks preferred, per pair of setups "
+                                 "compared (F10), with a 95%% interval").add_argument(
+        "--json", action="store_true", help="print JSON")
     c = cmd.add_parser("contexts", help="the model contexts saved with sessions (so `ask "
                                         "--session` goes on at once): their disk space")
     c.add_argument("--clear", action="store_true", help="delete them all (sessions stay)")
@@ -302,10 +261,8 @@ def _add_tune_parser(sub: argparse._SubParsersAction) -> None:
                         default="messages", help="record format (default: messages)")
     export.add_argument("-o", "--output", required=True, metavar="FILE.jsonl")
     export.add_argument("--preferences", action="store_true",
-                        help="the answers you compared side by side (F10 in the app) and "
-                             "marked: prompt, chosen, rejected, as TRL's DPOTrainer "
-                             "(--format messages) or LLaMA-Factory (alpaca, sharegpt) load "
-                             "them; ties are left out")
+                        help="the answers you compared (F10) and marked: prompt, chosen, "
+                             "rejected, for TRL's DPOTrainer (messages) or LLaMA-Factory")
     export.add_argument("--reasoning", choices=("drop", "keep", "field"), default="drop",
                         help="keep: original answers keep their thinking and reflection tags; "
                              "field (--format messages): the reasoning goes in the assistant "

@@ -7,8 +7,8 @@ from argparse import ArgumentTypeError
 
 from reflectchat.chat.conversation import Conversation
 from reflectchat.cli.args import choice_from_args
+from reflectchat.cli.option_values import SESSION_ID
 from reflectchat.cli.output import fail
-from reflectchat.cli.parser import SESSION_ID
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.catalog import CatalogError
 from reflectchat.models.choice import ModelChoice

@@ -340,6 +340,9 @@ class ReflectChatApp(App[None]):
         """Stop generating and loading first: llama.cpp must not run while we close it."""
         self.host.closing = True
         self.chat.leave()
+        for screen in self.screen_stack:  # a comparison's answers (and loads) stop too
+            if isinstance(screen, CompareScreen):
+                screen.cancel.set()
         await self.workers.wait_for_complete()
         self.host.close()
         self.exit()

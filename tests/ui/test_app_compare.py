@@ -5,10 +5,11 @@ together take turns."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
-from support.app_pilot import ask, loaded, make_app, wait_for
+from support.app_pilot import STREAMING, ask, loaded, make_app, wait_for
 from support.fault_server import FaultServer
 from textual.widgets import Input, OptionList, Select
 
@@ -175,3 +176,46 @@ async def test_two_models_that_do_not_fit_together_take_turns(make_model, tmp_pa
         await wait_for(pilot, lambda: app.host.engine is not None,
                        what="the chat's model to load again")
         assert app.host.choice.label == "test model"
+
+
+ENDLESS = Script("<|go|>", [Control("<thinking>"), "Thinking it over. ", Control("</thinking>"),
+                            Control("<output>"), "An answer. ", Control("</output>")],
+                 loops=True)
+
+
+async def test_esc_stops_both_answers_and_both_are_kept_stopped(make_model, tmp_path: Path):
+    store = SessionStore.open(tmp_path / "s.db")
+    app = make_app(make_model(ENDLESS, cost=STREAMING), n_ctx=32768, store=store,
+                   sampling=Sampling(temperature=0.0, stop_loops=False))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        screen = await _compare(pilot, "Go on", effort="low")  # the same model: in turn
+        assert screen.notes[0] == "both answer on the model loaded, one after the other"
+        a, b = screen.comparison.sides
+        await wait_for(pilot, lambda: "An answer" in screen.side("a").text[Channel.OUTPUT],
+                       what="answer A to stream")
+        await pilot.press("escape")
+        await _both_ended(pilot, screen)
+        assert a.stopped and b.stopped and b.answer.raw == ""  # B never began
+        assert screen.comparison.setups[1].effort == "low"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, CompareScreen), what="the chat")
+        assert app.chat.conversation.turns[-1] is a and not app.host.in_use
+    found = comparisons(store)
+    assert [(c.a.finish_reason, c.b.finish_reason) for c in found] == [("cancelled",
+                                                                        "cancelled")]
+    store.close()
+
+
+async def test_quitting_during_a_comparison_stops_it(make_model):
+    in_llama_cache(ENDLESS, "endless.gguf")
+    app = make_app(make_model(ENDLESS, cost=STREAMING), n_ctx=32768,
+                   sampling=Sampling(temperature=0.0, stop_loops=False))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        screen = await _compare(pilot, "Go on", pick="endless.gguf")
+        await wait_for(pilot, lambda: "An answer" in screen.side("b").text[Channel.OUTPUT],
+                       what="both answers to stream")
+        await asyncio.wait_for(pilot.press("ctrl+q"), 10)  # a hang fails, not stalls, the suite
+        await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the app to quit")
+    assert all(t.stopped for t in screen.comparison.sides)
