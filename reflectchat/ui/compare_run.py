@@ -3,8 +3,10 @@ streamed to its own widget and recorded in the session, as the chat's answers ar
 
 - shared: side B runs on side A's model (another effort or thinking budget): one after the
   other, on the one model loaded;
-- together: side B is a server, or a second local model that fits beside the first in the
-  memory plan (`models/together.py`): B loads while A answers, then both answer at once;
+- at once: a server answers beside the local model (they share no memory or compute);
+- beside: a second local model that fits beside the first in the memory plan
+  (`models/together.py`) loads while A answers and answers after it: two models decoding at
+  once on one machine would each show a speed neither has alone;
 - turns: two local models that do not fit together: A answers, A's model is unloaded, B loads
   and answers (A's answer stays on screen), B is unloaded and A's model loaded back."""
 
@@ -33,7 +35,8 @@ from reflectchat.ui.pane_text import panes
 
 class Mode(Enum):
     SHARED = "shared"
-    TOGETHER = "together"
+    AT_ONCE = "at once"
+    BESIDE = "beside"
     TURNS = "turns"
 
 
@@ -43,10 +46,11 @@ def compare_mode(a: ModelChoice, b: ModelChoice | None, n_ctx_a: int, n_ctx_b: i
     if b is None:
         return Mode.SHARED, "both answer on the model loaded, one after the other"
     if a.endpoint is not None or b.endpoint is not None:
-        return Mode.TOGETHER, "a server answers beside the local model, at the same time"
+        return Mode.AT_ONCE, "a server answers beside the local model, at the same time"
     together = fit_together(a.path, b.path, n_ctx_a, n_ctx_b or context_for(b), hardware())
     if together.fits:
-        return Mode.TOGETHER, f"{together.why}: they answer at the same time"
+        return Mode.BESIDE, f"{together.why}: B loads while A answers, and answers after it " \
+            "(at once, each would run slower than alone)"
     return Mode.TURNS, f"{together.why}: they answer one after the other, each model loaded " \
         "in turn"
 
@@ -86,12 +90,20 @@ def run_comparison(job: CompareJob) -> None:
         if not _skipped(job, b):
             job.note(CompareNote("Answer B on the same model …"))
             _answer(job, b, job.engine_a)
-    elif job.mode is Mode.TOGETHER:
+    elif job.mode is Mode.AT_ONCE:
         second = threading.Thread(target=_load_and_answer, args=(job, b), name="answer-b",
                                   daemon=True)
         second.start()
         _answer(job, a, job.engine_a)
         second.join()
+    elif job.mode is Mode.BESIDE:
+        loaded: list[Backend | EngineError] = []
+        loader = threading.Thread(target=lambda: loaded.append(_load(job)), name="load-b",
+                                  daemon=True)
+        loader.start()
+        _answer(job, a, job.engine_a)
+        loader.join()
+        _answer_on(job, b, loaded[0])
     else:
         _answer(job, a, job.engine_a)
         if _skipped(job, b):
@@ -112,6 +124,11 @@ def _answer(job: CompareJob, side: Side, engine: Backend) -> None:
 
 
 def _load_and_answer(job: CompareJob, side: Side) -> None:
+    _answer_on(job, side, _load(job))
+
+
+def _load(job: CompareJob) -> Backend | EngineError:
+    """Side B's model, loaded (with its progress said), or why it could not be."""
     assert job.load_b is not None
     last = [0.0]
 
@@ -125,12 +142,22 @@ def _load_and_answer(job: CompareJob, side: Side) -> None:
     try:
         engine = job.load_b(progress)
     except EngineError as exc:
+        return exc
+    job.note(CompareNote(f"{job.label_b} is loaded for answer B."))
+    return engine
+
+
+def _answer_on(job: CompareJob, side: Side, engine: Backend | EngineError) -> None:
+    """Side B's answer on its own model, which is closed after it."""
+    if isinstance(engine, EngineError):
+        if _skipped(job, side):  # Esc stopped the load
+            return
         _ended(job, side, GenerationStats(finish_reason=FinishReason.ERROR,
-                                          error=f"Could not load {job.label_b}: {exc}"))
+                                          error=f"Could not load {job.label_b}: {engine}"))
         return
-    job.note(CompareNote(f"{job.label_b} is loaded; answer B streams."))
     try:
-        _answer(job, side, engine)
+        if not _skipped(job, side):
+            _answer(job, side, engine)
     finally:
         engine.close()
 

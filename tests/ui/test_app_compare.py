@@ -89,7 +89,10 @@ async def test_two_local_models_answer_side_by_side_and_the_chat_goes_on_with_b(
         assert "1 reflection" in figures_a and "ended: stop" in figures_a
         assert "0 reflections" in screen.side("b").figures_text
         assert screen.notes[0].startswith("both fit in RAM at once")
-        assert "they answer at the same time" in screen.notes[0]
+        assert "B loads while A answers, and answers after it" in screen.notes[0]
+        assert "five.gguf is loaded for answer B." in screen.notes
+        # one after the other: B's first output came after A's answer ended
+        assert b.answer.facts.start > a.answer.facts.start + a.stats.total_s
         await pilot.press("2")
         assert screen.comparison.choice == "b"
         await pilot.press("escape")
@@ -214,8 +217,9 @@ async def test_quitting_during_a_comparison_stops_it(make_model):
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
         screen = await _compare(pilot, "Go on", pick="endless.gguf")
-        await wait_for(pilot, lambda: "An answer" in screen.side("b").text[Channel.OUTPUT],
-                       what="both answers to stream")
+        await wait_for(pilot, lambda: "An answer" in screen.side("a").text[Channel.OUTPUT]
+                       and "endless.gguf is loaded for answer B." in screen.notes,
+                       what="answer A to stream with B loaded beside it")
         await asyncio.wait_for(pilot.press("ctrl+q"), 10)  # a hang fails, not stalls, the suite
         await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the app to quit")
     assert all(t.stopped for t in screen.comparison.sides)

@@ -198,6 +198,9 @@ class CompareScreen(Screen[Comparison]):
             if self.side(name).has_focus_within:
                 self.active = name
 
+    def on_unmount(self) -> None:
+        self.cancel.set()  # however the screen goes (the app closing), its answers stop
+
     def action_close(self) -> None:
         if len(self.ended) < 2:
             self.cancel.set()
