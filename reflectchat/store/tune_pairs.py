@@ -2,7 +2,9 @@
 pair of the saved chats, with its scores, the teacher's rewrites and the user's choice.
 
 A pair is a user message and the assistant message after it; its key is the assistant
-message's id, so deleting the session deletes its tuning rows too.
+message's id, so deleting the session deletes its tuning rows too. Of a prompt answered by two
+setups side by side (a comparison), the pair is the answer the user marked better (the first,
+unmarked or tied).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def pairs(store: SessionStore, sessions: Collection[int] = (),
           include_cut: bool = False) -> list[StoredPair]:
     """Every finished answer with output and the prompt before it, oldest first, limited to
     `sessions` if given, each (prompt, answer) once; with `include_cut`, answers cut at the
-    token limit too."""
+    token limit too; of a comparison, the side the conversation went on with."""
     where = f"AND a.session_id IN ({','.join('?' * len(sessions))})" if sessions else ""
     finished = "('stop', 'length')" if include_cut else "('stop')"
     with store._lock:
@@ -48,15 +50,20 @@ def pairs(store: SessionStore, sessions: Collection[int] = (),
             "SELECT a.id, a.session_id, s.title, u.raw, a.output, a.raw, a.tag_format, "
             "a.prefilled, t.scored_by, t.scores, t.skipped, t.new_instruction, t.new_answer, "
             "t.instruction_scores, t.better_answer, t.answer_scores, t.teacher_raw, "
-            "t.teacher_error, t.choice FROM messages a "
-            "JOIN messages u ON u.session_id = a.session_id AND u.seq = a.seq - 1 "
-            "AND u.role = 'user' "
+            "t.teacher_error, t.choice, a.stats, before.stats FROM messages a "
+            "JOIN messages u ON u.session_id = a.session_id AND u.role = 'user' AND u.seq = "
+            "(SELECT max(seq) FROM messages p WHERE p.session_id = a.session_id "
+            "AND p.role = 'user' AND p.seq < a.seq) "
+            "LEFT JOIN messages before ON before.session_id = a.session_id "
+            "AND before.seq = a.seq - 1 "
             "JOIN sessions s ON s.id = a.session_id "
             "LEFT JOIN tune_pairs t ON t.message_id = a.id "
             f"WHERE a.role = 'assistant' AND a.finish_reason IN {finished} AND a.output != '' "
             f"{where} ORDER BY a.id", tuple(sessions)).fetchall()
     found: dict[tuple[str, str], StoredPair] = {}
-    for row in rows:
+    for *row, stats, before in rows:
+        if not _goes_on(stats, before):
+            continue
         saved = {}
         for name, value in zip(FIELDS, row[8:], strict=True):
             if value is not None:
@@ -68,6 +75,23 @@ def pairs(store: SessionStore, sessions: Collection[int] = (),
         if twin is None or len(pair.saved) > len(twin.saved):
             found[(pair.prompt, pair.raw)] = pair
     return sorted(found.values(), key=lambda p: p.message_id)
+
+
+def _goes_on(stats: object, before: object) -> bool:
+    """Whether an answer is the one its conversation went on with: an ordinary answer, or of
+    a comparison the side marked better (side a's stats, the message `before` side b, hold the
+    mark). A stored cell that cannot be read counts as an ordinary answer."""
+    side = _compared(stats)
+    if side is None or side.get("side") not in ("a", "b"):
+        return True
+    marked = (side if side["side"] == "a" else _compared(before) or {}).get("choice")
+    return (marked == "b") == (side["side"] == "b")
+
+
+def _compared(stats: object) -> dict[str, Any] | None:
+    data = _json(stats) if isinstance(stats, str) else None
+    kept = data.get("compare") if isinstance(data, dict) else None
+    return kept if isinstance(kept, dict) else None
 
 
 def left_out(store: SessionStore, sessions: Collection[int] = (),

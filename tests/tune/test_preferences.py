@@ -90,3 +90,18 @@ def test_sessions_stats_and_show_tell_the_marks():
     assert "answer A: Qwen3-8B Q8_0" in text and "answer B: Qwen3-8B Q4_K_M" in text
     assert "marked: answer A better (Qwen3-8B Q8_0)" in text
     assert text.index("42") < text.index("40")
+
+
+def test_tuning_pairs_take_the_answer_each_comparison_went_on_with():
+    from reflectchat.store.tune_pairs import pairs
+
+    store = SessionStore.open(store_file())
+    recorder = keep_comparison(store, "Chose B", (answer("a", "first"), answer("b", "second")),
+                               (Q8, Q4), "b")
+    keep_comparison(store, "Chose A", (answer("a", "third"), answer("b", "fourth")), (Q8, Q4),
+                    "a", recorder)
+    keep_comparison(store, "Unmarked", (answer("a", "fifth"), answer("b", "sixth")), (Q8, Q4),
+                    None, recorder)
+    assert [(p.prompt, p.output) for p in pairs(store)] == [
+        ("Chose B", "second"), ("Chose A", "third"), ("Unmarked", "fifth")]
+    store.close()
