@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 
-from datasets import load_dataset
 from support.compared import answer, keep_comparison
 
 from reflectchat.chat.comparison import Setup
@@ -40,6 +39,8 @@ def seed() -> None:
 
 
 def test_preferences_export_in_each_trainers_format_and_load(tmp_path):
+    from datasets import load_dataset  # a second to import: only where it is used
+
     empty = run("tune", "export", "--preferences", "-o", str(tmp_path / "none.jsonl"))
     assert empty.returncode == 1 and "No compared answers yet" in empty.stderr
     seed()
