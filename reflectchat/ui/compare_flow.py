@@ -105,8 +105,8 @@ class CompareFlow:
                         speculation_word(runtime_a.speculation)),
                   Setup(model_b.label, sampling_b.effort, sampling_b.thinking_budget,
                         speculation_word(spec_b)))
-        mode, how = compare_mode(choice_a, choice_b, engine.n_ctx, runtime_b.n_ctx,
-                                 self.hardware)
+        plan = partial(compare_mode, choice_a, choice_b, engine.n_ctx, runtime_b.n_ctx,
+                       self.hardware)
         turns = (Turn(prompt, choice_a.tag_format), Turn(prompt, model_b.tag_format))
         comparison = Comparison(setups, list(turns))
         for turn in turns:
@@ -119,12 +119,13 @@ class CompareFlow:
         app = chat.app
 
         def build(sides: tuple[Side, Side], cancel: object, note: Callable) -> CompareJob:
-            return CompareJob(comparison, sides, messages, engine, load_b, mode, model_b.label,
+            return CompareJob(comparison, sides, messages, engine, load_b, plan, model_b.label,
                               cancel, recorder, note, chat.post_message,  # type: ignore[arg-type]
                               lambda: app.call_from_thread(host.lend),
                               lambda: app.call_from_thread(host.load, host.choice))
 
-        app.push_screen(CompareScreen(comparison, build, (sampling_a, sampling_b), how,
+        app.push_screen(CompareScreen(comparison, build, (sampling_a, sampling_b),
+                                      "Planning how the two answer …",
                                       self._keep_mark(recorder)), self._back)
 
     def reopen(self, comparison: Comparison) -> None:

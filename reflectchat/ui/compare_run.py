@@ -69,7 +69,7 @@ class CompareJob:
     messages: list[ChatMessage]
     engine_a: Backend
     load_b: Callable[[Callable[[float], bool]], Backend] | None  # None: B runs on A's engine
-    mode: Mode
+    plan: Callable[[], tuple[Mode, str]]  # how the two run, and why (`compare_mode`)
     label_b: str
     cancel: threading.Event
     recorder: SessionRecorder | None
@@ -80,23 +80,26 @@ class CompareJob:
 
 
 def run_comparison(job: CompareJob) -> None:
-    """Both answers, on a worker thread, as `job.mode` says (see the module's note)."""
+    """Both answers, on a worker thread, as the plan says (see the module's note); planning
+    reads the machine and the models' headers, so it runs here too."""
     if job.recorder is not None:
         job.recorder.start_comparison(job.comparison)
         job.tell_chat(TurnSaved(job.recorder.session_id))
+    mode, how = job.plan()
+    job.note(CompareNote(how))
     a, b = job.sides
-    if job.mode is Mode.SHARED:
+    if mode is Mode.SHARED:
         _answer(job, a, job.engine_a)
         if not _skipped(job, b):
             job.note(CompareNote("Answer B on the same model …"))
             _answer(job, b, job.engine_a)
-    elif job.mode is Mode.AT_ONCE:
+    elif mode is Mode.AT_ONCE:
         second = threading.Thread(target=_load_and_answer, args=(job, b), name="answer-b",
                                   daemon=True)
         second.start()
         _answer(job, a, job.engine_a)
         second.join()
-    elif job.mode is Mode.BESIDE:
+    elif mode is Mode.BESIDE:
         loaded: list[Backend | EngineError] = []
         loader = threading.Thread(target=lambda: loaded.append(_load(job)), name="load-b",
                                   daemon=True)

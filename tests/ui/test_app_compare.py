@@ -223,3 +223,25 @@ async def test_quitting_during_a_comparison_stops_it(make_model):
         await asyncio.wait_for(pilot.press("ctrl+q"), 10)  # a hang fails, not stalls, the suite
         await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the app to quit")
     assert all(t.stopped for t in screen.comparison.sides)
+
+
+async def test_the_setup_refuses_a_budget_out_of_range_and_a_side_b_like_a():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f10")  # nothing typed, nothing compared yet: it says so
+        assert "Type the prompt to compare first" in app.notices[-1].message
+        app.query_one("#prompt").insert("Solve 2x")
+        await pilot.press("f10")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareSetup), what="the setup")
+        await pilot.click("#compare-go")
+        assert "Side B is the same as A" in app.notices[-1].message
+        budget = app.screen.query_one("#compare-budget", Input)
+        budget.value = "2000000"
+        budget.focus()
+        await pilot.press("enter")
+        assert "from 0 to 1,048,576" in app.notices[-1].message
+        assert isinstance(app.screen, CompareSetup)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareSetup)
+        assert app.chat.prompt.text == "Solve 2x"  # still there to ask

@@ -66,14 +66,15 @@ class CompareScreen(Screen[Comparison]):
                  on_mark: Callable[[Comparison], None]) -> None:
         """`build` makes the job once the sides' widgets can hear their answers (with the
         event Esc sets and where notes go; None: a comparison kept earlier, shown again);
-        `how` says how the two run; `on_mark` keeps a mark (off the UI thread)."""
+        `how` is said until the job says how the two run; `on_mark` keeps a mark (off the UI
+        thread)."""
         super().__init__(id="compare")
         self.comparison, self._build, self._samplings = comparison, build, samplings
         self._how = how
         self._on_mark = on_mark
         self.cancel = threading.Event()
         self.ended: set[str] = set() if build is not None else set(SIDES)
-        self.notes = [how]  # how the two run, and how it went, as said on the screen
+        self.notes: list[str] = []  # how the two run, and how it went, as said on the screen
 
     def compose(self) -> ComposeResult:
         prompt = " ".join(self.comparison.sides[0].prompt.split())

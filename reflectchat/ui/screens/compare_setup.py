@@ -18,7 +18,7 @@ from textual.widgets import Button, Input, Label, OptionList, Select
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from reflectchat.engine.base import EFFORTS
+from reflectchat.engine.base import EFFORTS, SAMPLING_LIMITS
 from reflectchat.models.choice import ModelChoice
 from reflectchat.untrusted import visible
 
@@ -111,9 +111,13 @@ class CompareSetup(ModalScreen[CompareAsk | None]):
         effort = self.query_one("#compare-effort", Select).value
         budget_text = self.query_one("#compare-budget", Input).value.strip()
         spec = self.query_one("#compare-spec", Select).value
+        most = int(SAMPLING_LIMITS["thinking_budget"][2])
+        if budget_text and not (budget_text.isdigit() and int(budget_text) <= most):
+            self.notify(f"A thinking budget is a number of tokens from 0 to {most:,}.",
+                        severity="warning")
+            return
         ask = CompareAsk(choice, None if effort == "own" else str(effort),
-                         int(budget_text) if budget_text.isdigit() else AS_RUNS,
-                         str(spec))
+                         int(budget_text) if budget_text else AS_RUNS, str(spec))
         if choice is None and ask.effort == AS_RUNS and ask.thinking_budget == AS_RUNS and \
                 ask.speculation == AS_RUNS:
             self.notify("Side B is the same as A: pick another model, effort, thinking budget "
