@@ -1,9 +1,10 @@
 """What differs between two answers to one prompt, and what the user's marks say over many.
 
-Two answers agree on their final answer when both end on the same number (read as `eval`
-reads GSM8K answers: the last `\\boxed{}`, else after "####", else the last number), or, where
-either has no number, when their outputs are the same text up to case, spacing and a final
-full stop. The output diff is word by word (difflib), for a glance, not a review.
+Two answers agree on their final answer when both give the same one: a marked answer (the last
+`\\boxed{}`, else the number after "####", as `eval` reads GSM8K answers) or, in a short output
+(a line or two), the number it ends on; compared as numbers where both are. Outputs with no
+such answer (an essay ending on a year) agree when they are the same text up to case, spacing
+and a final full stop. The output diff is word by word (difflib), for a glance, not a review.
 
 The marks of one pair of setups are a share: of the comparisons marked (ties left out), how
 many went to each side, with Wilson's interval (`intervals.py`), as `eval` gives accuracies."""
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from reflectchat.eval.checking import final_number
+from reflectchat.eval.checking import MARKED, NUMBER, final_number, last_boxed
 from reflectchat.eval.intervals import Interval, wilson
 
 _WORDS = re.compile(r"\S+\s*")
@@ -36,12 +37,26 @@ def _plain(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(".").strip()
 
 
+SHORT = 160  # characters: an output this short is an answer, its last number the answer's
+
+
+def final_answer(text: str) -> str | None:
+    """The answer an output gives (see the module's note), or None."""
+    boxed = last_boxed(text)
+    if boxed is not None or MARKED.search(text) or len(text.strip()) <= SHORT:
+        return final_number(text) if boxed is None or NUMBER.search(boxed) else boxed.strip()
+    return None
+
+
 def same_final(a: str, b: str) -> bool:
     """Whether two outputs give the same final answer (see the module's note)."""
-    x, y = _as_number(final_number(a)), _as_number(final_number(b))
-    if x is not None and y is not None:
-        return x == y
-    return _plain(a) == _plain(b)
+    x, y = final_answer(a), final_answer(b)
+    if x is None and y is None:
+        return _plain(a) == _plain(b)
+    if x is None or y is None:
+        return False
+    m, n = _as_number(x), _as_number(y)
+    return m == n if m is not None and n is not None else _plain(x) == _plain(y)
 
 
 def output_diff(a: str, b: str) -> list[tuple[str, str]]:

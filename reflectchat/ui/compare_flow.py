@@ -105,6 +105,11 @@ class CompareFlow:
                         speculation_word(runtime_a.speculation)),
                   Setup(model_b.label, sampling_b.effort, sampling_b.thinking_budget,
                         speculation_word(spec_b)))
+        if choice_b is None and setups[0] == setups[1]:
+            chat.notify("Side B would answer as A does (the model's own effort is what A "
+                        "has): pick another model, effort, thinking budget or speculation.",
+                        severity="warning")
+            return
         plan = partial(compare_mode, choice_a, choice_b, engine.n_ctx, runtime_b.n_ctx,
                        self.hardware)
         turns = (Turn(prompt, choice_a.tag_format), Turn(prompt, model_b.tag_format))

@@ -15,6 +15,11 @@ from reflectchat.eval.compared import output_diff, pair_marks, same_final
     ("Paris.", "paris", True),
     ("Paris is the capital.", "Lyon is the capital.", False),
     ("", "", True),
+    ("Long essays that end on a year. " * 10 + "It ended in 1945.",
+     "Another essay altogether, on another subject. " * 5 + "It began in 1945.", False),
+    ("Step by step. " * 20 + "#### 42", "Quick: \\boxed{42}", True),
+    ("Step by step. " * 20 + "#### 42", "The answer is 42, I think.", True),
+    ("\\boxed{x^2}", "\\boxed{x^2}.", True),
 ])
 def test_final_answers_agree_by_their_number_else_their_text(a, b, same):
     assert same_final(a, b) is same

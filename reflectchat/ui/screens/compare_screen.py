@@ -26,8 +26,7 @@ from textual.widgets import Footer, Static, Tab, Tabs
 
 from reflectchat.chat.comparison import SIDES, Comparison, differences, mark_sentence
 from reflectchat.engine.base import Sampling
-from reflectchat.eval.checking import final_number
-from reflectchat.eval.compared import output_diff, same_final
+from reflectchat.eval.compared import final_answer, output_diff, same_final
 from reflectchat.reflection.events import Channel
 from reflectchat.ui.compare_run import CompareJob, Side, run_comparison
 from reflectchat.ui.messages import CompareNote, ContextTrimmed, StreamFinished
@@ -137,7 +136,7 @@ class CompareScreen(Screen[Comparison]):
     def _show_outcome(self) -> None:
         a, b = (t.answer.output for t in self.comparison.sides)
         same = same_final(a, b)
-        x, y = final_number(a), final_number(b)
+        x, y = final_answer(a), final_answer(b)
         finals = f" (A: {x} · B: {y})" if x and y and not same else f" ({x})" if same and x \
             else ""
         text = Text.assemble(
