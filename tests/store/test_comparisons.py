@@ -98,3 +98,27 @@ def test_a_damaged_or_hostile_comparison_record_reads_as_ordinary_answers(tmp_pa
     assert hostile is not None and len(hostile.model) == 500
     assert (hostile.effort, hostile.thinking_budget, hostile.speculation) == (None, None, None)
     store.close()
+
+
+def test_a_comparison_cut_off_by_a_killed_process_reads_back_as_two_interrupted_answers(
+        tmp_path):
+    from reflectchat.chat.comparison import Comparison
+    from reflectchat.chat.conversation import Turn
+    from reflectchat.engine.base import FinishReason, TagFormat
+    from reflectchat.store.recorder import SessionRecorder
+    from reflectchat.store.records import SessionMeta
+
+    store = SessionStore.open(tmp_path / "s.db")
+    recorder = SessionRecorder(store, SessionMeta(model="m"))
+    turns = [Turn("Killed?", TagFormat.REFLECTION) for _ in range(2)]
+    comparison = Comparison((Q8, Q4), turns)
+    for turn in turns:
+        turn.comparison = comparison
+    recorder.start_comparison(comparison)  # the process dies before either answer ends
+    store.close()
+    again = SessionStore.open(tmp_path / "s.db")
+    turn = stored(again, recorder.session_id).turns[0]  # type: ignore[arg-type]
+    kept = turn.comparison
+    assert kept is not None and kept.setups == (Q8, Q4) and kept.choice is None
+    assert [t.stats.finish_reason for t in kept.sides] == [FinishReason.INTERRUPTED] * 2
+    again.close()
