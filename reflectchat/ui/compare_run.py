@@ -44,7 +44,10 @@ def compare_mode(a: ModelChoice, b: ModelChoice | None, n_ctx_a: int, n_ctx_b: i
                  hardware: Callable[[], Hardware]) -> tuple[Mode, str]:
     """How the two sides run, and why, in words for the screen (`b` None: on A's model)."""
     if b is None:
-        return Mode.SHARED, "both answer on the model loaded, one after the other"
+        return Mode.SHARED, "both answer on the model loaded, one after the other (B may read " \
+            "the prompt from A's cache: its time to first token is then shorter)"
+    if a.endpoint is not None and b.endpoint is not None:
+        return Mode.AT_ONCE, "two servers answer at the same time"
     if a.endpoint is not None or b.endpoint is not None:
         return Mode.AT_ONCE, "a server answers beside the local model, at the same time"
     together = fit_together(a.path, b.path, n_ctx_a, n_ctx_b or context_for(b), hardware())
