@@ -90,6 +90,10 @@ class Comparison:
         return next((s for s, t in zip(SIDES, self.sides, strict=False) if t is turn), None)
 
     @property
+    def finished(self) -> bool:
+        return len(self.sides) == 2 and all(t.finished for t in self.sides)
+
+    @property
     def chosen(self) -> Turn:
         """The turn the conversation goes on with: the one marked better, else the first."""
         return self.sides[1] if self.choice == "b" and len(self.sides) > 1 else self.sides[0]

@@ -31,6 +31,7 @@ from reflectchat.paths import user_themes_dir
 from reflectchat.reflection.events import Channel
 from reflectchat.store.session_store import SessionStore
 from reflectchat.ui import bindings
+from reflectchat.ui.chat_session import ChatSession
 from reflectchat.ui.chat_view import ChatView
 from reflectchat.ui.compare_flow import CompareFlow
 from reflectchat.ui.model_host import EngineFactory, ModelHost
@@ -164,6 +165,9 @@ class ReflectChatApp(App[None]):
 
     def on_chat_view_answer_ended(self) -> None:
         self.host.in_use = False
+
+    def on_chat_session_show_compared(self, message: ChatSession.ShowCompared) -> None:
+        self.comparing.reopen(message.comparison)
 
     def on_answer_view_reveal(self, reveal: AnswerView.Reveal) -> None:
         """Show the pane asked for, turning it on (and the panes back from output only or the

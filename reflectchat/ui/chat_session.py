@@ -7,18 +7,19 @@ deleted, the saved model context put back when a session opens or a model loads.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 
 from textual.containers import Vertical
+from textual.message import Message
 from textual.reactive import reactive, var
 
-from reflectchat.chat.comparison import Comparison
+from reflectchat.chat.comparison import SIDES, Comparison
 from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Backend
 from reflectchat.models.choice import ModelChoice
 from reflectchat.store.recorder import SessionRecorder
-from reflectchat.store.records import SessionMeta
+from reflectchat.store.records import SessionMeta, StoredMessage
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.transfer import model_label
 from reflectchat.ui.answer_worker import restore_context
@@ -39,6 +40,12 @@ STORE_WARNING_EVERY_S = 30.0  # a failing store (full disk) is reported at most 
 
 
 class ChatSession(Vertical):
+    @dataclass
+    class ShowCompared(Message):
+        """A search hit is in the answer a comparison did not go on with: show both."""
+
+        comparison: Comparison
+
     engine: reactive[Backend | None] = var(None, always_update=True)
     choice: reactive[ModelChoice] = var(None, always_update=True)  # set in __init__
     status: reactive[AnswerStatus] = var(AnswerStatus)
@@ -218,9 +225,20 @@ class ChatSession(Vertical):
             self.turn_list.index = self.turn_list.index_of(turn)
             await self.view_turn(turn)
             self.answer_view.show_hit(hit)
+            hit_side = next((_side(m) for m in message.messages if m.seq == hit.seq), None)
+            compared = turn.comparison
+            if compared is not None and compared.finished and \
+                    hit_side in SIDES and compared.sides[SIDES.index(hit_side)] is not turn:
+                self.post_message(self.ShowCompared(compared))
         elif hit is None:
             self.columns.bring("output")
         self.prompt.focus()  # ready to continue the session
 
     def leave(self) -> None:
         """Before another conversation replaces this one: nothing runs here to stop."""
+
+
+def _side(message: StoredMessage) -> str | None:
+    """The side of a comparison a stored answer is (None: an ordinary one)."""
+    kept = (message.stats or {}).get("compare")
+    return kept.get("side") if isinstance(kept, dict) else None

@@ -65,7 +65,7 @@ class CompareFlow:
         prompt = chat.prompt.text
         viewed = chat.answer_view.viewed
         if not prompt.strip() and viewed is not None and viewed.comparison is not None and \
-                viewed.finished:
+                viewed.comparison.finished:
             self.reopen(viewed.comparison)
             return
         if not prompt.strip():

@@ -245,3 +245,39 @@ async def test_the_setup_refuses_a_budget_out_of_range_and_a_side_b_like_a():
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareSetup)
         assert app.chat.prompt.text == "Solve 2x"  # still there to ask
+
+
+async def test_a_search_hit_in_the_answer_not_chosen_shows_both_answers():
+    from support.compared import answer, keep_comparison
+
+    from reflectchat.chat.comparison import Setup
+    from reflectchat.paths import store_file
+    from reflectchat.store.records import SearchHit
+    from reflectchat.ui.widgets.entry_list import EntryList
+    from reflectchat.ui.widgets.sessions_sidebar import SessionsSidebar
+
+    store = SessionStore.open(store_file())
+    keep_comparison(store, "Which planet is largest?",
+                    (answer("Big ones.", "Jupiter"), answer("Ringed.", "Saturn")),
+                    (Setup("one.gguf"), Setup("two.gguf")), "a")
+    app = make_app(store=store)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await pilot.press("f6")
+        app.query_one("#session-search", Input).value = "saturn"
+        sidebar = app.query_one(SessionsSidebar)
+        await wait_for(pilot, lambda: len(sidebar.entries) == 1
+                       and isinstance(sidebar.entries[0], SearchHit), what="the hit")
+        hits = app.query_one("#session-list", EntryList)
+        hits.focus()
+        hits.highlighted = 0
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="both answers")
+        a, b = app.screen.comparison.sides
+        assert (a.answer.output, b.answer.output) == ("Jupiter", "Saturn")
+        assert app.chat.conversation.turns[-1] is a  # the chat goes on with the one chosen
+        await pilot.press("2")  # marked anew: the chat swaps to B
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.chat.conversation.turns[-1] is b, what="the swap")
+        await wait_for(pilot, lambda: comparisons(store)[0].choice == "b", what="the mark")
+    store.close()
