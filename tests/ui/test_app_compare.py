@@ -134,6 +134,10 @@ async def test_a_local_model_and_a_server_answer_at_once(make_model):
             assert a.answer.output == "The answer is 4."
             assert b.answer.output == "The sum is 5."
             assert screen.narrow and screen.side("a").display != screen.side("b").display
+            # a reasoning pane a line high opens at its start once the answer is whole
+            thinking = screen.side("a").pane(Channel.THINKING)
+            await wait_for(pilot, lambda: thinking.max_scroll_y > 0, what="a folded pane")
+            assert thinking.scroll_y == 0
             await pilot.press("right")
             assert screen.active == "b" and screen.side("b").display
             assert app.focused is screen.side("b").pane(Channel.OUTPUT)

@@ -203,6 +203,9 @@ class ChannelPane(VerticalScroll):
                     return
             if text and self.document.source == text and await asyncio.to_thread(
                     _same_blocks, text, self._block_ranges()):
+                if top:
+                    self.anchor(False)
+                    self.scroll_home(animate=False, immediate=True)
                 self._update_cue()
                 return
             y = self.scroll_y
