@@ -112,7 +112,8 @@ class CompareSetup(ModalScreen[CompareAsk | None]):
         budget_text = self.query_one("#compare-budget", Input).value.strip()
         spec = self.query_one("#compare-spec", Select).value
         most = int(SAMPLING_LIMITS["thinking_budget"][2])
-        if budget_text and not (budget_text.isdigit() and int(budget_text) <= most):
+        if budget_text and not (budget_text.isdecimal() and len(budget_text) <= 8
+                                and int(budget_text) <= most):
             self.notify(f"A thinking budget is a number of tokens from 0 to {most:,}.",
                         severity="warning")
             return
