@@ -164,11 +164,7 @@ def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool
     `reasoning`: False drops it, True keeps it in the answer with its tags, "field" puts it in
     the assistant message's `reasoning_content` (messages format only). Written to a
     temporary file first and renamed, so a failure leaves no half file."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if reasoning == "field" and fmt != "messages":
-        raise ValueError("--reasoning field puts the reasoning in the assistant message's "
-                         "reasoning_content: use it with --format messages")
+    check_format(fmt, reasoning)
     lines = []
     for d in decisions:
         if d.kept is None:
@@ -189,9 +185,28 @@ def write_jsonl(decisions: list[Decision], fmt: str, path: Path, reasoning: bool
                 reply["reasoning_content"] = d.reasoning()
             record = {"messages": [{"role": "user", "content": instruction}, reply]}
         lines.append(json.dumps({**record, "reflectchat": source}, ensure_ascii=False))
+    return write_lines(path, lines)
+
+
+def check_format(fmt: str, reasoning: bool | str) -> None:
+    """ValueError, in a sentence, for a format or a reasoning choice that cannot be written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if reasoning == "field" and fmt != "messages":
+        raise ValueError("--reasoning field puts the reasoning in the assistant message's "
+                         "reasoning_content: use it with --format messages")
+
+
+def write_lines(path: Path, lines: list[str]) -> int:
+    """`lines` as a text file at `path`, written to a temporary file first and renamed, so a
+    failure (a full disk) leaves no half file; how many lines."""
     partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    partial.replace(path)
+    try:
+        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        partial.replace(path)
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return len(lines)
 
 

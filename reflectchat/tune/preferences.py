@@ -11,7 +11,6 @@ messages, in each assistant message's `reasoning_content`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from reflectchat.engine.base import TagFormat
 from reflectchat.reflection.answer import Answer
 from reflectchat.store.compared import ComparedAnswer, MarkedComparison
-from reflectchat.tune.dataset import FORMATS
+from reflectchat.tune.dataset import check_format, write_lines
 
 
 def _text(answer: ComparedAnswer, reasoning: bool | str) -> str:
@@ -56,18 +55,6 @@ def write_preferences(found: list[MarkedComparison], fmt: str, path: Path,
                       reasoning: bool | str) -> int:
     """The ranked comparisons as JSON lines in `fmt`; how many were written. Written to a
     temporary file first and renamed, so a failure leaves no half file."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if reasoning == "field" and fmt != "messages":
-        raise ValueError("--reasoning field puts the reasoning in the assistant message's "
-                         "reasoning_content: use it with --format messages")
-    lines = [json.dumps(record(c, fmt, reasoning), ensure_ascii=False)
-             for c in found if c.ranked() is not None]
-    partial = path.with_name(path.name + ".partial")
-    try:
-        partial.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        partial.replace(path)
-    finally:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-    return len(lines)
+    check_format(fmt, reasoning)
+    return write_lines(path, [json.dumps(record(c, fmt, reasoning), ensure_ascii=False)
+                              for c in found if c.ranked() is not None])
