@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from reflectchat.chat.comparison import CHOICES, SIDES, Setup
+from reflectchat.chat.comparison import SIDES, Setup
 from reflectchat.store.rows import message_from_row
 from reflectchat.store.session_store import SessionStore
+from reflectchat.store.turns import compared_side
 
 _COLUMNS = "role, raw, thinking, reflections, output, tag_format, prefilled, finish_reason, " \
     "stats, created, seq"
@@ -59,17 +60,12 @@ def comparisons(store: SessionStore, sessions: Collection[int] = ()) -> list[Mar
     n = len(_COLUMNS.split(","))
     for row in rows:
         a, b = message_from_row(row[2:2 + n]), message_from_row(row[2 + n:])
-        kept_a, kept_b = (a.stats or {}).get("compare"), (b.stats or {}).get("compare")
-        if not isinstance(kept_a, dict) or not isinstance(kept_b, dict) or \
-                kept_b.get("side") != SIDES[1]:
+        side_a, side_b = compared_side(a.stats), compared_side(b.stats)
+        if side_a is None or side_b is None or side_a[0] != SIDES[0] or \
+                side_b[0] != SIDES[1] or not isinstance(row[1], str):
             continue
-        setup_a, setup_b = Setup.from_dict(kept_a.get("setup")), Setup.from_dict(
-            kept_b.get("setup"))
-        if setup_a is None or setup_b is None or not isinstance(row[1], str):
-            continue
-        choice = kept_a.get("choice") if kept_a.get("choice") in CHOICES else None
         found.append(MarkedComparison(
             row[0], a.seq, row[1],
-            ComparedAnswer(setup_a, a.output, a.raw, a.thinking, a.finish_reason),
-            ComparedAnswer(setup_b, b.output, b.raw, b.thinking, b.finish_reason), choice))
+            ComparedAnswer(side_a[1], a.output, a.raw, a.thinking, a.finish_reason),
+            ComparedAnswer(side_b[1], b.output, b.raw, b.thinking, b.finish_reason), side_a[2]))
     return found

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reflectchat.store.session_store import SessionStore
+from reflectchat.store.turns import compared_side
 
 # what may be written per pair, and the columns that hold JSON
 FIELDS = ("scored_by", "scores", "skipped", "new_instruction", "new_answer",
@@ -81,17 +82,13 @@ def _goes_on(stats: object, before: object) -> bool:
     """Whether an answer is the one its conversation went on with: an ordinary answer, or of
     a comparison the side marked better (side a's stats, the message `before` side b, hold the
     mark). A stored cell that cannot be read counts as an ordinary answer."""
-    side = _compared(stats)
-    if side is None or side.get("side") not in ("a", "b"):
+    side = compared_side(_json(stats) if isinstance(stats, str) else None)
+    if side is None:
         return True
-    marked = (side if side["side"] == "a" else _compared(before) or {}).get("choice")
-    return (marked == "b") == (side["side"] == "b")
-
-
-def _compared(stats: object) -> dict[str, Any] | None:
-    data = _json(stats) if isinstance(stats, str) else None
-    kept = data.get("compare") if isinstance(data, dict) else None
-    return kept if isinstance(kept, dict) else None
+    if side[0] == "a":
+        return side[2] != "b"
+    first = compared_side(_json(before) if isinstance(before, str) else None)
+    return first is not None and first[2] == "b"
 
 
 def left_out(store: SessionStore, sessions: Collection[int] = (),

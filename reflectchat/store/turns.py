@@ -143,10 +143,11 @@ def _answer_of(turn: Turn, message: StoredMessage) -> None:
     turn.stats = _stats(message)
 
 
-def _compared(message: StoredMessage) -> tuple[str, Setup, str | None] | None:
-    """A stored answer's side of a comparison (its side, setup, and on side a the mark);
-    None for an ordinary answer, or a record that cannot be read as one."""
-    kept = (message.stats or {}).get("compare")
+def compared_side(stats: object) -> tuple[str, Setup, str | None] | None:
+    """A stored answer's side of a comparison, from its stats: its side, its setup, and on
+    side a the user's mark; None for an ordinary answer, or a record that cannot be read as
+    one (it is then read as an ordinary answer)."""
+    kept = stats.get("compare") if isinstance(stats, dict) else None
     if not isinstance(kept, dict) or kept.get("side") not in SIDES:
         return None
     setup = Setup.from_dict(kept.get("setup"))
@@ -171,7 +172,7 @@ def conversation_from(info: SessionInfo, messages: list[StoredMessage]) -> Conve
             conversation.turns.append(turn)
             first = None
             continue
-        side = _compared(message)
+        side = compared_side(message.stats)
         if turn is not None:
             _answer_of(turn, message)
             if side is not None and side[0] == "a":
