@@ -207,13 +207,10 @@ class ChatView(ChatSession):
         """The answer view drew the batch; the status gets its speed and facts."""
         if not self.conversation.turns or self.conversation.turns[-1] is not batch.turn:
             return  # an answer of a chat no longer shown, stopping
-        tokens = batch.completion_tokens
-        speed = None
-        if batch.first_token_s is not None and batch.elapsed_s > batch.first_token_s and tokens > 1:
-            speed = (tokens - 1) / (batch.elapsed_s - batch.first_token_s)
         self.status = replace(
-            self.status, tokens_per_second=speed, first_token_s=batch.first_token_s,
-            facts=batch.facts, ctx_used=batch.prompt_tokens + tokens,
+            self.status, tokens_per_second=batch.tokens_per_second,
+            first_token_s=batch.first_token_s, facts=batch.facts,
+            ctx_used=batch.prompt_tokens + batch.completion_tokens,
             speculation=batch.speculation or "",
         )
         item = self.turn_list.item_for(batch.turn)  # the note under it: "answering…"

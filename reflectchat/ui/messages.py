@@ -35,6 +35,14 @@ class StreamBatch(Message):
     output: str = ""  # the answer's output so far
     reflections: int = 0  # how many reflections it holds so far
 
+    @property
+    def tokens_per_second(self) -> float | None:
+        """The decoding speed so far: the tokens after the first over the time since it."""
+        tokens, first = self.completion_tokens, self.first_token_s
+        if first is None or self.elapsed_s <= first or tokens <= 1:
+            return None
+        return (tokens - 1) / (self.elapsed_s - first)
+
 
 @dataclass
 class StreamFinished(Message):

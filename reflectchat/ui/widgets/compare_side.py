@@ -89,12 +89,7 @@ class CompareSide(Vertical):
             elif grown:
                 self.text[channel] += grown
                 await self.pane(channel).write(grown)
-        speed = None
-        tokens = batch.completion_tokens
-        if batch.first_token_s is not None and batch.elapsed_s > batch.first_token_s and \
-                tokens > 1:
-            speed = (tokens - 1) / (batch.elapsed_s - batch.first_token_s)
-        self._say(figures(batch.facts, None, batch.reflections, speed))
+        self._say(figures(batch.facts, None, batch.reflections, batch.tokens_per_second))
 
     async def on_stream_finished(self, message: StreamFinished) -> None:
         """The answer is whole: the panes drawn from it, the figures final; the message goes
