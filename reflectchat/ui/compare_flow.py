@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from reflectchat.chat.comparison import Comparison, Setup
 from reflectchat.chat.conversation import Turn
 from reflectchat.config import ConfigFile
-from reflectchat.engine.base import Backend, Runtime
+from reflectchat.engine.base import Backend, Runtime, Sampling
 from reflectchat.engine.endpoints import endpoint_from_table
 from reflectchat.engine.errors import EngineError
 from reflectchat.models.choice import ModelChoice, choose_model, endpoint_choice
@@ -55,6 +55,13 @@ def other_models(current: ModelChoice) -> list[tuple[str, ModelChoice]]:
     return found
 
 
+class Resolved(NamedTuple):
+    choice: ModelChoice | None  # side B's model (None: A's, as loaded)
+    sampling: Sampling
+    runtime: Runtime
+    setups: tuple[Setup, Setup]
+
+
 class CompareFlow:
     def __init__(self, host: ModelHost, chat: ChatView,
                  hardware: Callable[[], Hardware]) -> None:
@@ -82,34 +89,42 @@ class CompareFlow:
                         severity="warning")
             return
         chat.app.push_screen(CompareSetup(prompt, host.choice.label,
-                                          partial(other_models, host.choice)),
+                                          partial(other_models, host.choice),
+                                          self._same_as_a),
                              partial(self._asked, prompt))
 
-    def _asked(self, prompt: str, ask: CompareAsk | None) -> None:
-        chat, host, engine = self.chat, self.host, self.host.engine
-        if ask is None or engine is None or chat.live is not None:
-            return
-        choice_a, sampling_a, runtime_a = host.choice, chat.conversation.sampling, host.runtime
+    def _resolved(self, ask: CompareAsk) -> Resolved:
+        """Side B as asked, "as A" filled in from the chat, and both sides' setups."""
+        host, sampling_a, runtime_a = self.host, self.chat.conversation.sampling, \
+            self.host.runtime
         sampling_b = replace(
             sampling_a,
             effort=sampling_a.effort if ask.effort == AS_RUNS else ask.effort,
             thinking_budget=sampling_a.thinking_budget if ask.thinking_budget == AS_RUNS
             else ask.thinking_budget)
         spec_b = runtime_a.speculation if ask.speculation == AS_RUNS else ask.speculation
-        runtime_b = replace(runtime_a, speculation=spec_b)
         choice_b = ask.choice
         if choice_b is None and spec_b != runtime_a.speculation:
-            choice_b = choice_a  # speculation is set when a model loads: a second load
-        model_b = choice_b or choice_a
-        setups = (Setup(choice_a.label, sampling_a.effort, sampling_a.thinking_budget,
+            choice_b = host.choice  # speculation is set when a model loads: a second load
+        model_b = choice_b or host.choice
+        setups = (Setup(host.choice.label, sampling_a.effort, sampling_a.thinking_budget,
                         speculation_word(runtime_a.speculation)),
                   Setup(model_b.label, sampling_b.effort, sampling_b.thinking_budget,
                         speculation_word(spec_b)))
-        if choice_b is None and setups[0] == setups[1]:
-            chat.notify("Side B would answer as A does (the model's own effort is what A "
-                        "has): pick another model, effort, thinking budget or speculation.",
-                        severity="warning")
+        return Resolved(choice_b, sampling_b, replace(runtime_a, speculation=spec_b), setups)
+
+    def _same_as_a(self, ask: CompareAsk) -> bool:
+        """Whether side B, as asked, would answer just as A does (the dialog refuses it)."""
+        resolved = self._resolved(ask)
+        return resolved.choice is None and resolved.setups[0] == resolved.setups[1]
+
+    def _asked(self, prompt: str, ask: CompareAsk | None) -> None:
+        chat, host, engine = self.chat, self.host, self.host.engine
+        if ask is None or engine is None or chat.live is not None:
             return
+        choice_a, sampling_a = host.choice, chat.conversation.sampling
+        choice_b, sampling_b, runtime_b, setups = self._resolved(ask)
+        model_b = choice_b or choice_a
         plan = partial(compare_mode, choice_a, choice_b, engine.n_ctx, runtime_b.n_ctx,
                        self.hardware)
         turns = (Turn(prompt, choice_a.tag_format), Turn(prompt, model_b.tag_format))

@@ -40,11 +40,14 @@ class CompareSetup(ModalScreen[CompareAsk | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, prompt: str, current: str,
-                 list_models: Callable[[], list[tuple[str, ModelChoice]]]) -> None:
+                 list_models: Callable[[], list[tuple[str, ModelChoice]]],
+                 same_as_a: Callable[[CompareAsk], bool]) -> None:
         """`list_models` runs on a worker thread: (what the list says, the choice) of each
-        other model this machine can answer with."""
+        other model this machine can answer with; `same_as_a` says whether a side B would
+        answer just as A does."""
         super().__init__(id="compare-setup")
         self._prompt, self._current, self._list_models = prompt, current, list_models
+        self._same_as_a = same_as_a
         self._choices: list[ModelChoice] = []
 
     def compose(self) -> ComposeResult:
@@ -119,8 +122,7 @@ class CompareSetup(ModalScreen[CompareAsk | None]):
             return
         ask = CompareAsk(choice, None if effort == "own" else str(effort),
                          int(budget_text) if budget_text else AS_RUNS, str(spec))
-        if choice is None and ask.effort == AS_RUNS and ask.thinking_budget == AS_RUNS and \
-                ask.speculation == AS_RUNS:
+        if self._same_as_a(ask):
             self.notify("Side B is the same as A: pick another model, effort, thinking budget "
                         "or speculation.", severity="warning")
             return
