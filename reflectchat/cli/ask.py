@@ -141,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
     measure_answer(engine, stats)
     session = recorder.session_id if recorder is not None else None
     if session is not None:  # for the next turn (`ask --session`), within the disk budget
-        saved_context.keep(engine, session, ConfigFile().context_budget())
+        try:
+            saved_context.keep(engine, session, ConfigFile().context_budget())
+        except saved_context.ContextNotSaved as exc:
+            print(f"reflectchat: {exc}", file=sys.stderr)
     if view:
         view.finish(stats, sampling.max_tokens, turn.answer.facts)
         if session is not None:

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,15 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 _HEAD_BYTES = 1024**2  # of the model file, hashed into its identity
+# One save at a time in a process: an answer's save can still be writing when the next answer
+# ends and saves the same session (a slow disk), and both would write one partial file; in
+# turn, the later state is also the one left.
+_saving = threading.Lock()
+
+
+class ContextNotSaved(Exception):
+    """The context could not be written (no space, a folder that cannot be made): the
+    session itself is saved, and opens by evaluating it whole."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,21 @@ def keep(engine: Backend, session_id: int, budget: int) -> int:
     """Save the context of a model run here for `session_id` (a server keeps its own), then
     keep all saved contexts within `budget` bytes, the least recently used going first; the
     bytes written (0: nothing saved). The context is copied under the engine's lock (an
-    answer waits only for the copy), the file written without it."""
+    answer waits only for the copy), the file written without it. Raises ContextNotSaved."""
     from reflectchat.engine.llama import LlamaEngine
 
     if not isinstance(engine, LlamaEngine):
         return 0
+    with _saving:
+        try:
+            return _keep(engine, session_id, budget)
+        except OSError as exc:
+            raise ContextNotSaved(f"the model's context was not saved with the session "
+                                  f"({exc.strerror or exc}); it is evaluated whole when the "
+                                  f"session opens") from exc
+
+
+def _keep(engine: LlamaEngine, session_id: int, budget: int) -> int:
     with engine.lock:
         tokens, state = engine.model.sequence_state()
         engine.context_session = session_id

@@ -28,6 +28,7 @@ from reflectchat.store.recorder import SessionRecorder
 from reflectchat.ui.messages import (
     ContextResumed,
     ContextTrimmed,
+    StoreProblem,
     StreamBatch,
     StreamFinished,
     TurnSaved,
@@ -87,7 +88,11 @@ def answer_turn(engine: Backend, turn: Turn, sampling: Sampling, messages: list[
         post(TurnSaved(session))
     answer_fitted(engine, turn, sampling, messages, cancel, recorder, post, post_stream)
     if session is not None:  # within the saved contexts' disk budget
-        saved_context.keep(engine, session, ConfigFile().context_budget())
+        try:
+            saved_context.keep(engine, session, ConfigFile().context_budget())
+        except saved_context.ContextNotSaved as exc:
+            said = str(exc)
+            post(StoreProblem(said[:1].upper() + said[1:]))
 
 
 def answer_fitted(engine: Backend, turn: Turn, sampling: Sampling, messages: list[ChatMessage],

@@ -10,11 +10,15 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from reflectchat.demo.scripted_model import Script
+from reflectchat.engine import saved_context
+from reflectchat.engine.base import ChatMessage, Sampling
+from reflectchat.engine.llama import EngineSettings, LlamaEngine
 from reflectchat.engine.saved_context import context_file
 from reflectchat.paths import config_file
 
@@ -145,3 +149,48 @@ def test_a_save_killed_midway_leaves_the_last_whole_state_and_nothing_that_loads
     _, said = ask(real_model, "--max-tokens", "20", "--no-save", "--session",
                   str(first["session"]), "Again?")
     assert "context restored" in said  # that state, checked and used; the cut one never read
+
+
+def test_saves_of_one_session_at_once_each_succeed_and_leave_a_state_that_loads(make_model):
+    """An answer's save can still be writing when the next answer of the session ends and
+    saves (a slow disk): saves of one session from several threads at once all succeed, and
+    what is left is a whole state another run of the model puts back."""
+    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    engine = LlamaEngine(model, EngineSettings(n_ctx=2048))
+    list(engine.generate([ChatMessage("user", "Count")], Sampling(temperature=0.0)))
+    start, failures = threading.Barrier(6), []
+
+    def save() -> None:
+        start.wait()
+        for _ in range(4):
+            try:
+                saved_context.keep(engine, 1, 1024**3)
+            except Exception as exc:  # any failure is the finding
+                failures.append(exc)
+
+    threads = [threading.Thread(target=save) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert [p.name for p in context_file(1).parent.iterdir()] == ["session-1.state"]
+    engine.close()
+    again = LlamaEngine(model, EngineSettings(n_ctx=2048))
+    assert saved_context.resume(again, 1)["tokens"] > 0
+    again.close()
+
+
+def test_a_context_that_cannot_be_saved_is_one_line_and_the_answer_and_session_stand(
+        make_model):
+    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    folder = context_file(1).parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("another tool's file where the folder goes")
+    answer, said = ask(model, "--ctx", "2048", "Count")
+    assert answer["output"] == "Counting to three: one, two, three."
+    assert "reflectchat: the model's context was not saved with the session (" in said
+    assert "Traceback" not in said
+    follow, _ = ask(model, "--ctx", "2048", "--session", str(answer["session"]), "More")
+    assert follow["session"] == answer["session"]
+    assert folder.read_text() == "another tool's file where the folder goes"

@@ -62,3 +62,23 @@ async def test_the_disk_budget_for_saved_contexts_is_set_in_f8(make_model):
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: ConfigFile().context_budget() == 512 * 2**20,
                        what="the budget in config.toml")
+
+
+async def test_a_context_that_cannot_be_saved_is_a_notice_and_the_chat_goes_on(make_model):
+    """The worker that answered saves the context after it: a folder that cannot be made (or
+    a full disk) is said, and the app, the answer and the session stay."""
+    folder = context_file(1).parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("another tool's file where the folder goes")
+    store = SessionStore.open()
+    app = make_app(make_model(Script("<|go|>", ["Counting to three: one, two, three."])),
+                   store=store, n_ctx=2048)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot)
+        await ask(pilot, "Count")
+        await wait_for(pilot, lambda: any("context was not saved" in n.message
+                                          for n in app.notices), what="the notice")
+        await ask(pilot, "Count again")  # the chat goes on
+        assert app.is_running
+    [session] = store.sessions()
+    assert [m.role for m in store.messages(session.id)] == ["user", "assistant"] * 2
