@@ -206,8 +206,8 @@ def test_greedy_gemma_with_ngrams_and_a_draft_keeps_its_own_tokens(real_model):
         for drafter in (NgramDraft(), ModelDraft(draft, most=4, p_min=0)):
             stats = GenerationStats()
             spoken = list(islice(sampled_tokens(model, prompt, greedy, None, drafter,
-                                                Tally(stats, drafter.kind)), 96))
-            assert stats.accepted and stats.accepted > 40
+                                                Tally(stats, drafter.kind)), 64))
+            assert stats.accepted and stats.accepted > 32  # of 64: n-grams 57, the draft 48
             checker.clear_cache()
             checker.evaluate(checker.to_evaluate(prompt))
             exact = 0
