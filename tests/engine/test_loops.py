@@ -74,11 +74,6 @@ def test_legitimate_repetition_is_never_stopped_by_tokens(text):
     assert first_stop(tokens(text), token_watch()) is None
 
 
-@pytest.mark.parametrize("text", LEGITIMATE, ids=lambda t: t[:24])
-def test_legitimate_repetition_is_never_stopped_by_characters(text):
-    assert first_stop(list(text), LoopWatch(CHARACTERS)) is None
-
-
 @pytest.mark.skipif(not VOCAB_DIR, reason="REFLECTCHAT_VOCAB_DIR is not set")
 def token_watch(asked: str = "") -> LoopWatch:
     return LoopWatch(TOKENS, llama3().vocab.text_of, asked)
