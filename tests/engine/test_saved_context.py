@@ -32,10 +32,10 @@ def ask(model: Path, *args: str) -> tuple[dict, str]:
 
 
 def test_a_resumed_answer_is_the_answer_of_a_fresh_evaluation(real_model):
-    first, _ = ask(real_model, "--max-tokens", "60", "Name three primary colors.")
+    first, _ = ask(real_model, "--max-tokens", "32", "Name three primary colors.")
     session = first["session"]
     assert context_file(session).stat().st_mode & 0o777 == 0o600
-    follow = ("--max-tokens", "60", "--no-save", "--session", str(session), "And three more?")
+    follow = ("--max-tokens", "32", "--no-save", "--session", str(session), "And three more?")
     resumed, said = ask(real_model, *follow)
     assert "context restored" in said
     restored = resumed["context_restored"]["tokens"]
