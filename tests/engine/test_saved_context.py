@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reflectchat.demo.scripted_model import Script
+from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 from reflectchat.engine import saved_context
 from reflectchat.engine.base import ChatMessage, Sampling
 from reflectchat.engine.llama import EngineSettings, LlamaEngine
@@ -23,10 +23,11 @@ from reflectchat.engine.saved_context import context_file
 from reflectchat.paths import config_file
 
 
-def ask(model: Path, *args: str) -> tuple[dict, str]:
+def ask(model: Path, *args: str, env: dict[str, str] | None = None) -> tuple[dict, str]:
     done = subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--json", "--model",
                            str(model), "--temperature", "0", *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+                          text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), done.stderr
 
@@ -59,6 +60,31 @@ def _garbage(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+COUNTING = Script("<|go|>", ["Counting to three: one, two, three."])
+
+
+@pytest.fixture(scope="module")
+def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict, dict]:
+    """Two sessions asked once for the module, each with its saved context: (their home,
+    the model, the first answer, the other)."""
+    home = tmp_path_factory.mktemp("two-sessions")
+    model = write_scripted_gguf(home / "model.gguf", [COUNTING])
+    env = {"HOME": str(home), **{f"XDG_{kind}_HOME": str(home / kind.lower())
+                                 for kind in ("DATA", "CACHE", "CONFIG")}}
+    first, _ = ask(model, "--ctx", "2048", "Count", env=env)
+    other, _ = ask(model, "--ctx", "2048", "Count again", env=env)
+    return home, model, first, other
+
+
+@pytest.fixture
+def two_saved(two_sessions) -> tuple[Path, dict, dict]:
+    """A copy of the two sessions and their contexts in this test's home."""
+    home, model, first, other = two_sessions
+    for kind in ("DATA", "CACHE"):
+        shutil.copytree(home / kind.lower(), os.environ[f"XDG_{kind}_HOME"], dirs_exist_ok=True)
+    return model, first, other
+
+
 @pytest.mark.parametrize(("spoil", "flags", "why"), [
     (None, ["--ctx", "1024"], "it was saved with another model file, template, context size"),
     (_damaged, [], "the saved file is damaged"),
@@ -67,10 +93,8 @@ def _garbage(path: Path) -> None:
     ("fifo", [], "the saved file is damaged"),  # a FIFO would block a plain read
     ("other-model", [], "it was saved with another model file, template, context size"),
 ])
-def test_a_state_that_does_not_match_is_never_loaded(make_model, spoil, flags, why):
-    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
-    first, _ = ask(model, "--ctx", "2048", "Count")
-    other, _ = ask(model, "--ctx", "2048", "Count again")
+def test_a_state_that_does_not_match_is_never_loaded(two_saved, make_model, spoil, flags, why):
+    model, first, other = two_saved
     path = context_file(first["session"])
     if spoil == "swap":
         shutil.copy(context_file(other["session"]), path)
