@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,11 +36,30 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+@pytest.fixture(scope="session")
+def measured_machine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A measurements file holding this machine's RAM bandwidth, measured once per test
+    process: each test's home starts with a copy, as a user's second run finds it. Measured
+    in every fresh home, it took 1 to 2 s of each test that plans a model (256 MiB copied
+    three times); `test_measured.py` has a first run measure it."""
+    from reflectchat.models.hardware import detect
+    from reflectchat.models.measured import Measurements, machine_key
+    from reflectchat.models.quant_plans import RAM_BANDWIDTH
+    from reflectchat.models.speed import measure_ram_bandwidth
+
+    path = tmp_path_factory.mktemp("measured") / "measurements.db"
+    Measurements(path).set_fact(machine_key(detect()), RAM_BANDWIDTH, measure_ram_bandwidth())
+    return path
+
+
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                  measured_machine: Path):
     """Keep the demo model, any cache and other tools' models out of the user's real
     directories."""
     home = tmp_path_factory.mktemp("home")
+    (home / "data" / "reflectchat").mkdir(parents=True)
+    shutil.copy(measured_machine, home / "data" / "reflectchat" / "measurements.db")
     monkeypatch.setenv("HOME", str(home))
     for tool in ("OLLAMA_MODELS", "LLAMA_CACHE", "HF_HUB_CACHE"):
         monkeypatch.delenv(tool, raising=False)

@@ -24,8 +24,8 @@ def models(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pair")
-    big = write_shaped_gguf(folder / "big.gguf", n_layer=8, n_embd=1024, n_head=8, n_ff=4096,
-                            zeros=True)
+    big = write_shaped_gguf(folder / "big.gguf", n_layer=8, n_embd=512, n_head=8, n_ff=2048,
+                            zeros=True)  # 62 MiB
     small = write_shaped_gguf(folder / "small.gguf", n_layer=2, n_embd=256, n_head=4, n_ff=512)
     return big, small
 
@@ -51,7 +51,7 @@ def test_a_draft_goes_on_the_gpu_beside_a_model_wholly_there(pair):
 
 def test_a_draft_beside_a_model_partly_in_ram_goes_to_ram_and_is_counted(pair):
     big, small = pair
-    done = models(str(big), "--draft-model", str(small), "--gpu", "200MiB", "--ram", "64GiB")
+    done = models(str(big), "--draft-model", str(small), "--gpu", "48MiB", "--ram", "64GiB")
     assert done.returncode == 0, done.stderr
     assert "draft: small.gguf" in done.stdout and "in RAM" in done.stdout
     assert "of RAM with the model's" in done.stdout

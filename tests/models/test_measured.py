@@ -151,3 +151,18 @@ def test_damaged_measurements_are_ignored_never_a_crash_or_a_negative_size(tmp_p
     assert measured.prompt_speeds("box", "cpu") == []
     assert measured.fact("box", "ram_bandwidth") is None
     assert measured.fact("box", "other") is None
+
+
+def test_a_machine_measures_its_ram_bandwidth_once_and_reads_it_back(tmp_path):
+    """The first plan on a machine copies 256 MiB a few times to time its RAM; the figure is
+    kept, and the next plan (another process, a week later) reads it instead."""
+    from reflectchat.models.measured import machine_key
+    from reflectchat.models.quant_plans import RAM_BANDWIDTH
+
+    hw = detect()
+    fresh = Measurements(tmp_path / "measurements.db")
+    assert fresh.fact(machine_key(hw), RAM_BANDWIDTH) is None
+    measured = Planner(hw, 4096, measurements=fresh).ram_bandwidth
+    assert 1e8 < measured < 1e13  # bytes/s: a plausible memory copy
+    assert fresh.fact(machine_key(hw), RAM_BANDWIDTH) == measured
+    assert Planner(hw, 4096, measurements=fresh).ram_bandwidth == measured  # read, not timed
