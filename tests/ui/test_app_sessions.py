@@ -211,7 +211,7 @@ async def test_one_turn_too_long_for_the_context_is_said_in_the_singular(make_mo
 
 async def test_a_failing_store_does_not_stop_the_chat():
     path = store_file()
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)  # the store on a connection of the test's own, to fill its disk
     store = SessionStore(conn, path, None)
     app = make_app(store=store)
@@ -240,7 +240,7 @@ async def test_without_a_store_the_sidebar_says_history_is_off():
 
 async def test_an_unreadable_store_is_moved_aside_and_the_user_told():
     path = store_file()
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"my notes, not a database\n" * 200)
     app = make_app(store=open_store())
     async with app.run_test(size=(160, 40)) as pilot:
