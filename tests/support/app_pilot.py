@@ -68,14 +68,12 @@ async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float
                    what: str = "condition") -> None:
     """Until `condition()` holds, letting the app run. It polls with a plain sleep:
     `pilot.pause` sends a callback to every widget on the screen and waits for them all,
-    which on a screen of long answers cost more than the test's own work. A short sleep: the
-    time from the condition holding to the test seeing it is idle, and tests wait thousands
-    of times (at 20 ms, about 10 s of the suite)."""
+    which on a screen of long answers cost more than the test's own work."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)
 
 
 async def loaded(pilot: Pilot) -> None:
