@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -26,14 +25,6 @@ def pytest_configure(config: pytest.Config) -> None:
     cpus, index, workers = sorted(os.sched_getaffinity(0)), int(worker[2:]), int(count)
     share = cpus[index::workers] if workers <= len(cpus) else [cpus[index % len(cpus)]]
     os.sched_setaffinity(0, share)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """What is loaded by now (the libraries, the test modules) stays for the whole run:
-    frozen, the collector no longer walks it on every full collection. A worker's full
-    collections took 5 to 10 s of its run before."""
-    gc.collect()
-    gc.freeze()
 
 
 @pytest.fixture(scope="session")

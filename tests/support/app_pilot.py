@@ -100,4 +100,4 @@ async def finished(pilot: Pilot) -> None:
     chat = app.chat
     await wait_for(pilot, lambda: chat.conversation.turns[-1].finished and chat.live is None,
                    what="the answer to finish")
-    await pilot.pause()  # what the end of the answer posted is handled
+    await pilot.pause(0.1)
