@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
+from reflectchat.paths import measurements_file
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,8 +50,6 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     """Keep the demo model, any cache and other tools' models out of the user's real
     directories."""
     home = tmp_path_factory.mktemp("home")
-    (home / "data" / "reflectchat").mkdir(parents=True)
-    shutil.copy(measured_machine, home / "data" / "reflectchat" / "measurements.db")
     monkeypatch.setenv("HOME", str(home))
     for tool in ("OLLAMA_MODELS", "LLAMA_CACHE", "HF_HUB_CACHE"):
         monkeypatch.delenv(tool, raising=False)
@@ -63,6 +62,9 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hf" / "hub"))
+    measurements = measurements_file()
+    measurements.parent.mkdir(parents=True)
+    shutil.copy(measured_machine, measurements)
 
 
 @pytest.fixture(scope="session")

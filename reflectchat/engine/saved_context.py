@@ -84,7 +84,7 @@ def keep(engine: Backend, session_id: int, budget: int) -> int:
         try:
             return _keep(engine, session_id, budget)
         except OSError as exc:
-            raise ContextNotSaved(f"the model's context was not saved with the session "
+            raise ContextNotSaved(f"The model's context was not saved with the session "
                                   f"({exc.strerror or exc}); it is evaluated whole when the "
                                   f"session opens") from exc
 

@@ -91,8 +91,7 @@ def answer_turn(engine: Backend, turn: Turn, sampling: Sampling, messages: list[
         try:
             saved_context.keep(engine, session, ConfigFile().context_budget())
         except saved_context.ContextNotSaved as exc:
-            said = str(exc)
-            post(StoreProblem(said[:1].upper() + said[1:]))
+            post(StoreProblem(str(exc)))
 
 
 def answer_fitted(engine: Backend, turn: Turn, sampling: Sampling, messages: list[ChatMessage],

@@ -102,8 +102,7 @@ def test_a_state_that_does_not_match_is_never_loaded(two_saved, make_model, spoi
         path.unlink()
         os.mkfifo(path)
     elif spoil == "other-model":  # another quant of it, say: the same answers, another file
-        model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]),
-                           name="other.gguf", context_length=8192)
+        model = make_model(COUNTING, name="other.gguf", context_length=8192)
     elif spoil is not None:
         spoil(path)
     answer, said = ask(model, "--ctx", "2048", *flags, "--no-save", "--session",
@@ -115,7 +114,7 @@ def test_a_state_that_does_not_match_is_never_loaded(two_saved, make_model, spoi
 
 
 def test_deleting_a_session_deletes_its_saved_context(make_model):
-    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    model = make_model(COUNTING)
     first, _ = ask(model, "--ctx", "2048", "Count")
     saved = context_file(first["session"])
     assert saved.exists()
@@ -127,7 +126,7 @@ def test_deleting_a_session_deletes_its_saved_context(make_model):
 
 
 def test_saved_contexts_stay_within_their_budget_least_recently_used_first(make_model):
-    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    model = make_model(COUNTING)
     first, _ = ask(model, "--ctx", "2048", "Count")
     one = context_file(first["session"]).stat().st_size
     config_file().parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +178,7 @@ def test_saves_of_one_session_at_once_each_succeed_and_leave_a_state_that_loads(
     """An answer's save can still be writing when the next answer of the session ends and
     saves (a slow disk): saves of one session from several threads at once all succeed, and
     what is left is a whole state another run of the model puts back."""
-    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    model = make_model(COUNTING)
     engine = LlamaEngine(model, EngineSettings(n_ctx=2048))
     list(engine.generate([ChatMessage("user", "Count")], Sampling(temperature=0.0)))
     start, failures = threading.Barrier(6), []
@@ -207,13 +206,13 @@ def test_saves_of_one_session_at_once_each_succeed_and_leave_a_state_that_loads(
 
 def test_a_context_that_cannot_be_saved_is_one_line_and_the_answer_and_session_stand(
         make_model):
-    model = make_model(Script("<|go|>", ["Counting to three: one, two, three."]))
+    model = make_model(COUNTING)
     folder = context_file(1).parent
     folder.parent.mkdir(parents=True, exist_ok=True)
     folder.write_text("another tool's file where the folder goes")
     answer, said = ask(model, "--ctx", "2048", "Count")
     assert answer["output"] == "Counting to three: one, two, three."
-    assert "reflectchat: the model's context was not saved with the session (" in said
+    assert "reflectchat: The model's context was not saved with the session (" in said
     assert "Traceback" not in said
     follow, _ = ask(model, "--ctx", "2048", "--session", str(answer["session"]), "More")
     assert follow["session"] == answer["session"]
