@@ -19,9 +19,10 @@ from reflectchat.chat.conversation import Conversation, Turn
 from reflectchat.engine.base import Backend
 from reflectchat.models.choice import ModelChoice
 from reflectchat.store.recorder import SessionRecorder
-from reflectchat.store.records import SessionMeta, StoredMessage
+from reflectchat.store.records import SessionMeta
 from reflectchat.store.session_store import SessionStore
 from reflectchat.store.transfer import model_label
+from reflectchat.store.turns import compared_side
 from reflectchat.ui.answer_worker import restore_context
 from reflectchat.ui.messages import ContextResumed, SessionRead, StoreProblem, TurnSaved
 from reflectchat.ui.widgets.answer_view import AnswerView
@@ -225,10 +226,11 @@ class ChatSession(Vertical):
             self.turn_list.index = self.turn_list.index_of(turn)
             await self.view_turn(turn)
             self.answer_view.show_hit(hit)
-            hit_side = next((_side(m) for m in message.messages if m.seq == hit.seq), None)
+            found = next((compared_side(m.stats) for m in message.messages
+                          if m.seq == hit.seq), None)
             compared = turn.comparison
-            if compared is not None and compared.finished and \
-                    hit_side in SIDES and compared.sides[SIDES.index(hit_side)] is not turn:
+            if compared is not None and compared.finished and found is not None and \
+                    compared.sides[SIDES.index(found[0])] is not turn:
                 self.post_message(self.ShowCompared(compared))
         elif hit is None:
             self.columns.bring("output")
@@ -236,9 +238,3 @@ class ChatSession(Vertical):
 
     def leave(self) -> None:
         """Before another conversation replaces this one: nothing runs here to stop."""
-
-
-def _side(message: StoredMessage) -> str | None:
-    """The side of a comparison a stored answer is (None: an ordinary one)."""
-    kept = (message.stats or {}).get("compare")
-    return kept.get("side") if isinstance(kept, dict) else None
