@@ -4,7 +4,6 @@ library and small modules load here, so `reflectchat --help` stays fast."""
 from __future__ import annotations
 
 import argparse
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from reflectchat.cli.option_values import MANY, MAX_CTX, MAX_LAYERS, SESSION_ID, real, whole
@@ -19,17 +18,25 @@ from reflectchat.engine.base import (
 )
 from reflectchat.eval.items import BENCHMARKS
 from reflectchat.store.records import CHANNELS
+from reflectchat.versions import installed
 
 FORMATS = FORMAT_NAMES
 
 
 
 
-def _version() -> str:
-    try:
-        return version("reflectchat")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "unknown"
+class _Version(argparse.Action):
+    """`--version`, its version looked up only when asked for (see `reflectchat/versions.py`)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default,
+                         help=help or "show the program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"reflectchat {installed('reflectchat')}")  # on stdout, as argparse's own does
+        parser.exit()
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -283,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with a local reasoning model and see its thinking, reflections "
                     "and output. With no command, opens the chat app.",
     )
-    parser.add_argument("--version", action="version", version=f"reflectchat {_version()}")
+    parser.add_argument("--version", action=_Version)
     _add_model_options(parser)
     _add_answer_options(parser)
     parser.add_argument("--resume", nargs="?", const="latest", metavar="ID",

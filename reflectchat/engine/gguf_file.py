@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reflectchat.engine.errors import EngineError
 from reflectchat.engine.gguf_header import HeaderError, IncompleteFile, read_local
+from reflectchat.versions import installed
 
 _SHARD = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _RAW_PART = re.compile(r"\.gguf\.part\d+of\d+$")
@@ -79,22 +80,13 @@ def diagnose_load_failure(path: Path, said: str = "") -> str:
         if isinstance(name, str):
             if "unknown model architecture" in said:
                 return (f"{path.name} is a '{name}' model, an architecture this llama.cpp "
-                        f"(llama-cpp-python {_llama_cpp_version()}) does not know; a newer "
-                        "llama-cpp-python may run it (packaging/install.sh upgrades it for "
+                        f"(llama-cpp-python {installed('llama_cpp_python')}) does not know; a "
+                        "newer llama-cpp-python may run it (packaging/install.sh upgrades it for "
                         "your GPU)")
             return (f"llama.cpp could not load {path.name} (architecture '{name}'): the file may "
                     "be damaged, its architecture unsupported by this llama.cpp build, or memory "
                     "short for the requested GPU layers")
     return f"llama.cpp could not load {path.name}"
-
-
-def _llama_cpp_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("llama_cpp_python")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def mtp_layers(path: Path) -> int:

@@ -28,7 +28,6 @@ import contextlib
 import ctypes
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import llama_cpp
@@ -37,6 +36,7 @@ from llama_cpp import llama_cpp as low_level
 
 from reflectchat.engine.base import KV_TYPES
 from reflectchat.engine.errors import EngineError
+from reflectchat.versions import installed
 
 KV_CACHE_TYPES = {name: getattr(llama_cpp, f"GGML_TYPE_{name.upper()}") for name in KV_TYPES}
 _SPECIAL = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
@@ -50,13 +50,6 @@ _NEEDED_FUNCTIONS = (
 )
 _NEEDED_PARAMS = ("progress_callback", "use_extra_bufts", "tensor_buft_overrides")
 SUPPORTED = "llama-cpp-python>=0.3.36,<0.4"
-
-
-def installed_version() -> str:
-    try:
-        return version("llama_cpp_python")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def check_installed() -> None:
@@ -74,7 +67,7 @@ def check_installed() -> None:
 
 
 def lacking(missing: list[str]) -> EngineError:
-    return EngineError(f"The installed llama-cpp-python ({installed_version()}) lacks "
+    return EngineError(f"The installed llama-cpp-python ({installed('llama_cpp_python')}) lacks "
                        f"{', '.join(missing)}, which reflectchat needs; install {SUPPORTED}")
 
 

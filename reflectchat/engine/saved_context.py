@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reflectchat.paths import context_state_file as context_file
+from reflectchat.versions import installed
 
 if TYPE_CHECKING:
     from reflectchat.engine.base import Backend
@@ -60,15 +61,13 @@ class ContextKey:
 
 
 def key_of(engine: LlamaEngine) -> ContextKey:
-    from reflectchat.engine.llama_cpp_api import installed_version
-
     info = engine.path.stat()
     with engine.path.open("rb") as f:
         head = hashlib.sha256(f.read(_HEAD_BYTES)).hexdigest()
     template = hashlib.sha256(f"{engine.template}\n{engine.prompt.source}".encode()).hexdigest()
     s = engine.settings
     return ContextKey(info.st_size, info.st_mtime_ns, head, template, engine.n_ctx, s.type_k,
-                      s.type_v, installed_version())
+                      s.type_v, installed("llama_cpp_python"))
 
 
 def keep(engine: Backend, session_id: int, budget: int) -> int:

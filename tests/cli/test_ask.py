@@ -124,13 +124,23 @@ def test_help_lists_the_model_and_runtime_options():
         assert flag in out
 
 
-def test_help_does_not_import_llama_cpp_or_rich():
+def test_help_does_not_import_llama_cpp_rich_or_package_metadata():
+    """The parser every command builds loads none of them; `importlib.metadata` and looking
+    reflectchat's version up cost each command about 40 ms before `--version` asked for it."""
     code = ("import sys; from reflectchat.cli.parser import build_parser; build_parser(); "
-            "print(sorted(m for m in ('llama_cpp', 'rich', 'textual', 'huggingface_hub') "
-            "if m in sys.modules))")
+            "print(sorted(m for m in ('llama_cpp', 'rich', 'textual', 'huggingface_hub', "
+            "'importlib.metadata') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_version_is_the_installed_packages():
+    from importlib.metadata import version
+
+    done = subprocess.run([sys.executable, "-m", "reflectchat", "--version"],
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, f"reflectchat {version('reflectchat')}\n")
 
 
 def test_demo_model_is_generated_into_the_cache_dir_once():
