@@ -135,12 +135,12 @@ async def test_earlier_turns_can_be_selected_to_see_their_panes():
         await ask(pilot, "Translate it's raining cats and dogs to French")
         assert "pleut" in pane_text(app, "output")
         await pilot.press("ctrl+up")
-        await pilot.pause(0.2)
-        assert "x = 1/2" in pane_text(app, "output")
+        await wait_for(pilot, lambda: "x = 1/2" in pane_text(app, "output"),
+                       what="the first turn's output")
         await pilot.click(TurnItem, offset=(2, 0))  # the first item again: no change
         await pilot.press("ctrl+down")
-        await pilot.pause(0.2)
-        assert "pleut" in pane_text(app, "output")
+        await wait_for(pilot, lambda: "pleut" in pane_text(app, "output"),
+                       what="the second turn's output")
 
 
 async def test_new_chat_empties_the_conversation():
@@ -149,7 +149,8 @@ async def test_new_chat_empties_the_conversation():
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
         await pilot.press("ctrl+n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "start with one of these" in pane_text(app, "output"),
+                       what="the new chat")
         assert app.chat.conversation.turns == []
         assert not app.query(TurnItem)
         assert "start with one of these" in pane_text(app, "output")  # the demo's starters
@@ -189,13 +190,13 @@ async def test_a_reflection_marker_reveals_its_entry_and_back():
         await ask(pilot, "Solve 2x")
         thinking = app.query_one("#thinking", ChannelPane).document
         thinking.post_message(Markdown.LinkClicked(thinking, "#reflection-1"))
-        await pilot.pause(0.2)
-        assert app.query_one("#reflection").display  # revealed
+        await wait_for(pilot, lambda: app.query_one("#reflection").display,
+                       what="the reflection pane")  # revealed
         assert app.ui_config.show_reflection
         reflection = app.query_one("#reflection", ChannelPane).document
         reflection.post_message(Markdown.LinkClicked(reflection, "#thinking-1"))
-        await pilot.pause(0.2)
-        assert app.query_one("#thinking").display
+        await wait_for(pilot, lambda: app.query_one("#thinking").display,
+                       what="the thinking pane")
 
 
 async def test_narrow_terminal_shows_one_column_under_tabs_without_overlap():
@@ -246,8 +247,8 @@ async def test_a_pane_follows_the_stream_until_the_user_scrolls_up(make_model):
         # in the bottom border: no line of text is under it
         assert pane.content_region.bottom <= pane.region.bottom - 1
         await pilot.click(pane, offset=(pane.outer_size.width // 2, pane.outer_size.height - 1))
-        await pilot.pause(0.1)
-        assert pane.scroll_y == pane.max_scroll_y and not pane.cue_shown
+        await wait_for(pilot, lambda: pane.scroll_y == pane.max_scroll_y and not pane.cue_shown,
+                       what="the pane at its end, the cue gone")
 
 
 async def test_resizing_the_terminal_switches_between_tabs_and_columns():
@@ -256,12 +257,10 @@ async def test_resizing_the_terminal_switches_between_tabs_and_columns():
         await loaded(pilot)
         await ask(pilot, "Solve 2x")
         await pilot.resize_terminal(160, 48)
-        await pilot.pause(0.2)
-        assert not app.query_one(Tabs).display
+        await wait_for(pilot, lambda: not app.query_one(Tabs).display, what="the columns")
         assert all(app.query_one(f"#{c}").display for c in ("thinking", "reflection", "output"))
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.2)
-        assert app.query_one(Tabs).display
+        await wait_for(pilot, lambda: app.query_one(Tabs).display, what="the tabs")
         assert [w.id for w in app.query(".pane, #conversation, #raw") if w.display] == ["output"]
 
 
@@ -364,15 +363,16 @@ async def test_the_conversation_opens_at_its_end_and_follows_each_new_turn():
     app = make_app(conversation=Conversation("", Sampling(), turns))
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        await pilot.pause(0.2)
         listing = app.query_one(ConversationList)
+        await wait_for(pilot, lambda: listing.max_scroll_y > 0
+                       and listing.scroll_y == listing.max_scroll_y, what="the list at its end")
         assert listing.index == 19 and listing.max_scroll_y > 0
         assert listing.scroll_y == listing.max_scroll_y  # opened at the end, as --resume does
         first = listing.query(TurnItem).first()
         assert "**Answer 0**" in first.query_one(".reply-text", Markdown).source  # Markdown
         await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0")
-        await pilot.pause(0.2)
-        assert listing.index == 20 and listing.scroll_y == listing.max_scroll_y
+        await wait_for(pilot, lambda: listing.index == 20
+                       and listing.scroll_y == listing.max_scroll_y, what="the new turn in view")
 
 
 async def test_nothing_is_cut_off_at_80_columns(make_model):
@@ -392,7 +392,8 @@ async def test_nothing_is_cut_off_at_80_columns(make_model):
         fence = app.query_one("#output").query_one(MarkdownFence)
         assert fence.max_scroll_x > 0 and fence.scrollbar_size_horizontal == 1  # scrolls, visibly
         await pilot.press("f5")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: any(code in r.text for r in app.query(RawView)
+                                          if r.display), what="the raw view")
         raw = app.query_one(RawView)
         assert code in raw.text and raw.soft_wrap
         assert raw.virtual_size.width <= raw.scrollable_content_region.width  # wrapped, not cut

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from support.app_pilot import ask, loaded, make_app, wait_for
+from textual.command import CommandList
 from textual.widgets import Checkbox, Input, Label
 
 from reflectchat.config import ConfigFile
@@ -148,10 +149,17 @@ async def test_palette_offers_the_apps_commands_for_the_answer_in_view():
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"toggle thinking")
-        await pilot.pause(0.3)
+
+        def first_match() -> str:
+            found = app.screen.query(CommandList)
+            if not found or found.first().highlighted != 0:
+                return ""
+            return str(found.first().get_option_at_index(0).prompt)
+
+        await wait_for(pilot, lambda: "Toggle thinking pane" in first_match(),
+                       what="the command found")
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert not app.ui_config.show_thinking
+        await wait_for(pilot, lambda: not app.ui_config.show_thinking, what="thinking hidden")
 
 
 async def test_copy_output_and_export_markdown(monkeypatch):

@@ -83,9 +83,8 @@ async def test_the_finished_reflection_pane_opens_at_its_corrections_when_narrow
         pane = app.query_one("#reflection", ChannelPane)
         await wait_for(pilot, lambda: "1 correction" in pane.document.source, what="the list")
         app.chat.columns.bring("reflection")
-        await wait_for(pilot, lambda: pane.size.height > 0 and pane.document.size.height > 0,
-                       what="the tab laid out")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: pane.max_scroll_y > 0, what="the tab laid out")
+        await pilot.pause()  # anything the layout set off, such as a scroll, done
         assert pane.max_scroll_y > 0  # taller than the tab: where it opens matters
         assert pane.scroll_y == 0
 
@@ -108,10 +107,12 @@ async def test_an_answer_stopped_before_its_output_says_so(make_model):
             "*stopped before answering*"
 
 
-async def test_toasts_and_the_footer_leave_the_status_bar_and_their_keys_whole():
+async def test_toasts_and_the_footer_leave_the_status_bar_and_their_keys_whole(make_model):
     from textual.widgets import Footer
 
-    app = make_app()
+    endless = Script("<|go|>", [Piece(f"Sentence {i}. ") for i in range(30)], loops=True)
+    app = make_app(make_model(endless, cost=STREAMING), n_ctx=32768,
+                   sampling=Sampling(temperature=0.0, max_tokens=1 << 20, stop_loops=False))
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await loaded(pilot)
         app.notify("A message that must not cover the status bar.", timeout=30)
@@ -122,11 +123,15 @@ async def test_toasts_and_the_footer_leave_the_status_bar_and_their_keys_whole()
         assert toasts and not any(t.region.overlaps(bar) for t in toasts)
         footer = app.query_one(Footer)
         assert not footer.show_command_palette  # its room goes to the keys at 80 columns
-        await ask(pilot, "Solve the equation: 2x^2 + 5x - 3 = 0", wait=False)
-        await pilot.pause(0.3)  # streaming: "esc Stop" joins the keys
+        await ask(pilot, "go", wait=False)
+        await wait_for(pilot, lambda: any(k.key == "escape" and k.region.width
+                                          for k in footer.query("FooterKey") if k.display),
+                       what='"esc Stop" laid out among the keys, as it streams')
         keys = [k for k in footer.query("FooterKey") if k.display]
         assert keys and max(k.region.right for k in keys) <= 80
         assert all(k.region.width >= len(str(k.render()).strip()) for k in keys)
+        await pilot.press("escape")
+        await finished(pilot)
         await pilot.resize_terminal(160, 48)
         await pilot.pause()
         assert footer.show_command_palette

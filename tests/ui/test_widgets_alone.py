@@ -4,6 +4,7 @@ lay themselves out by their reactives, the status bar draws what is assigned to 
 
 from __future__ import annotations
 
+from support.app_pilot import wait_for
 from textual.app import App, ComposeResult
 from textual.widgets import ProgressBar, Tabs
 
@@ -89,7 +90,8 @@ async def test_the_answer_view_draws_a_streamed_answer_as_a_whole_read_would():
         assert view.query_one(RawView).text == RAW
         assert app.wanted and set(app.wanted) == {"output"}  # the output pane came forward
         view.post_message(sent[-1])
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: sources(view)[Channel.REFLECTION].startswith(
+            "**1 correction**"), what="the finished reflection pane")
         turn.stats = GenerationStats()
         assert sources(view) == panes(Answer.from_raw(RAW, TagFormat.REFLECTION),
                                       corrections_of(turn.answer))
@@ -127,7 +129,8 @@ async def test_the_answer_view_moves_output_into_thinking_when_the_template_open
         await view.show_turn(turn)
         for message in batches(turn, "Adding 2 and 3 gives 5.</think>The sum is 5.", 9)[:-1]:
             view.post_message(message)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: sources(view)[Channel.OUTPUT] == "The sum is 5.",
+                       what="the output")
         assert sources(view)[Channel.THINKING] == "Adding 2 and 3 gives 5."
         assert sources(view)[Channel.OUTPUT] == "The sum is 5."
 
