@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
-from reflectchat.paths import measurements_file
+from reflectchat.paths import cache_dir, measurements_file
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,9 +51,19 @@ def measured_machine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def written_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model, written once per test process: each test's cache starts with it, as a
+    user's second run finds it (written in every fresh home, it was 118 files of 8.6 MB a run,
+    and gguf-py's import in each `ask --demo`); `test_ask.py` has a first run write it."""
+    from reflectchat.demo import demo_model_path
+
+    return demo_model_path(tmp_path_factory.mktemp("demo"))
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-                  measured_machine: Path):
+                  measured_machine: Path, written_demo: Path):
     """Keep the demo model, any cache and other tools' models out of the user's real
     directories."""
     home = tmp_path_factory.mktemp("home")
@@ -72,6 +82,9 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     measurements = measurements_file()
     measurements.parent.mkdir(parents=True)
     shutil.copy(measured_machine, measurements)
+    # a link: reflectchat never writes into a demo model, it writes a new one and renames it
+    cache_dir().mkdir(parents=True)
+    os.link(written_demo, cache_dir() / written_demo.name)
 
 
 @pytest.fixture(scope="session")

@@ -144,8 +144,11 @@ def test_version_is_the_installed_packages():
 
 
 def test_demo_model_is_generated_into_the_cache_dir_once():
+    cache = Path(os.environ["XDG_CACHE_HOME"], "reflectchat")
+    for seeded in cache.glob("demo-*.gguf"):  # a first run: no demo model yet
+        seeded.unlink()
     first = json.loads(ask("--demo", "--json", "hi").stdout)
-    [cached] = Path(os.environ["XDG_CACHE_HOME"], "reflectchat").glob("demo-*.gguf")
+    [cached] = cache.glob("demo-*.gguf")
     assert cached.read_bytes()[:4] == b"GGUF"
     written = cached.stat().st_mtime_ns
     again = json.loads(ask("--demo", "--json", "hi").stdout)
