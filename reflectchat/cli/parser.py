@@ -23,8 +23,6 @@ from reflectchat.versions import installed
 FORMATS = FORMAT_NAMES
 
 
-
-
 class _Version(argparse.Action):
     """`--version`, its version looked up only when asked for (see `reflectchat/versions.py`)."""
 
