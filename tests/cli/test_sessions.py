@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.homes import home_env
 
 from reflectchat.demo.scripted_model import Script
 
@@ -35,9 +36,7 @@ def as_json(*args: str):
 def asked_once(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
     """Two demo answers saved (and one not), once for the module: each test gets a copy."""
     home = tmp_path_factory.mktemp("asked")
-    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1",
-           **{f"XDG_{kind}_HOME": str(home / kind.lower()) for kind in ("DATA", "CACHE",
-                                                                       "CONFIG")}}
+    env = {**os.environ, **home_env(home)}
 
     def ask(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "reflectchat", "ask", "--demo", *args],

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.homes import home_env
 
 from reflectchat.demo.scripted_model import Script, write_scripted_gguf
 from reflectchat.engine import saved_context
@@ -69,10 +70,8 @@ def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     the model, the first answer, the other)."""
     home = tmp_path_factory.mktemp("two-sessions")
     model = write_scripted_gguf(home / "model.gguf", [COUNTING])
-    env = {"HOME": str(home), **{f"XDG_{kind}_HOME": str(home / kind.lower())
-                                 for kind in ("DATA", "CACHE", "CONFIG")}}
-    first, _ = ask(model, "--ctx", "2048", "Count", env=env)
-    other, _ = ask(model, "--ctx", "2048", "Count again", env=env)
+    first, _ = ask(model, "--ctx", "2048", "Count", env=home_env(home))
+    other, _ = ask(model, "--ctx", "2048", "Count again", env=home_env(home))
     return home, model, first, other
 
 
